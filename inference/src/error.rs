@@ -1,0 +1,38 @@
+//! Errors of the engines, as seen by their callers.
+
+/// Why a request could not be queued.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SubmitError {
+    /// The admission queue is full; try again shortly.
+    #[error("the model's queue is full ({capacity} requests waiting)")]
+    QueueFull { capacity: usize },
+    /// The engine thread is gone.
+    #[error("the model's engine has stopped")]
+    Stopped,
+    /// The request breaks an invariant the caller should have checked.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// Why a queued request failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum EngineError {
+    /// The forward pass or sampling failed; the message comes from the model code.
+    #[error("model computation failed: {0}")]
+    Compute(String),
+    /// The request cannot run on this model (for example a token id out of range).
+    #[error("invalid input: {0}")]
+    Input(String),
+    /// The engine stopped while the request was in flight.
+    #[error("the model's engine stopped while the request was running")]
+    Stopped,
+}
+
+impl From<nfai_models::ModelError> for EngineError {
+    fn from(e: nfai_models::ModelError) -> Self {
+        match e {
+            nfai_models::ModelError::Input(m) => Self::Input(m),
+            other => Self::Compute(other.to_string()),
+        }
+    }
+}

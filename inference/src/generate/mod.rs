@@ -1,0 +1,192 @@
+//! The generation engine: a handle that queues validated requests, and the scheduler thread
+//! that runs them with continuous batching.
+//!
+//! The handle holds the sending half of a bounded channel; the thread owns the model's sequences
+//! and their KV caches. Each request gets its own bounded event channel, sized so the thread
+//! never waits on a slow client: one step emits at most one event per sequence.
+
+mod scheduler;
+mod sequence;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+
+use nfai_models::{CausalLm, TextTokenizer};
+use tokio::sync::mpsc;
+
+use crate::sampling::SamplingParams;
+use crate::{EngineError, SubmitError};
+
+/// A request the router has validated: the prompt is tokenized and fits the context.
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    pub prompt_ids: Vec<u32>,
+    /// At least 1; `prompt_ids.len() + max_new_tokens` fits the model's context.
+    pub max_new_tokens: usize,
+    pub sampling: SamplingParams,
+    /// Non-empty strings; generation ends before the first one and it is not returned.
+    pub stop: Vec<String>,
+    /// Keep going past end-of-sequence tokens (benchmarks, reference comparisons).
+    pub ignore_eos: bool,
+}
+
+/// Why a sequence ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// An end-of-sequence token or a stop string.
+    Stop,
+    /// `max_new_tokens` reached.
+    Length,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Length => "length",
+        }
+    }
+}
+
+/// Token counts of a finished request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+}
+
+/// What the engine sends back for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GenerateEvent {
+    /// A generated token and the text it completed (may be empty while a character or a
+    /// possible stop string is incomplete).
+    Token { id: u32, text: String },
+    /// The last event of a successful request; `text` is any held-back text released at the end.
+    Finished { reason: FinishReason, usage: Usage, text: String },
+    /// The last event of a failed request.
+    Failed(EngineError),
+}
+
+/// Limits of one generation engine.
+#[derive(Debug, Clone)]
+pub struct GenerationConfig {
+    /// Sequences decoded together.
+    pub max_batch: usize,
+    /// Requests that may wait for a free batch slot before new ones get `QueueFull`.
+    pub queue_capacity: usize,
+    /// Prompt tokens processed per step across all sequences being prefilled, so that long
+    /// prompts do not stall the decode of running sequences for long.
+    pub prefill_chunk: usize,
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        Self { max_batch: 4, queue_capacity: 64, prefill_chunk: 512 }
+    }
+}
+
+pub(crate) struct Admission {
+    request: GenerateRequest,
+    events: mpsc::Sender<GenerateEvent>,
+}
+
+/// Counters the engine thread keeps up to date, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    /// Sequences in the running batch.
+    pub active: AtomicUsize,
+    /// Requests queued and not yet admitted.
+    pub waiting: AtomicUsize,
+    /// Sequences dropped because their client went away.
+    pub cancelled: AtomicUsize,
+    /// Forward steps run.
+    pub steps: AtomicUsize,
+    /// False once the thread has exited.
+    pub alive: AtomicBool,
+}
+
+/// A cheap, cloneable handle to one model's generation thread.
+#[derive(Clone)]
+pub struct GenerationEngine {
+    tx: SyncSender<Admission>,
+    stats: Arc<EngineStats>,
+    tokenizer: Arc<TextTokenizer>,
+    model: Arc<dyn CausalLm>,
+    queue_capacity: usize,
+}
+
+impl std::fmt::Debug for GenerationEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GenerationEngine").field("info", self.model.info()).finish()
+    }
+}
+
+impl GenerationEngine {
+    /// Starts the scheduler thread for `model`.
+    pub fn start(
+        name: &str,
+        model: Arc<dyn CausalLm>,
+        tokenizer: TextTokenizer,
+        config: GenerationConfig,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = sync_channel(config.queue_capacity.max(1));
+        let stats = Arc::new(EngineStats::default());
+        stats.alive.store(true, Ordering::SeqCst);
+        let tokenizer = Arc::new(tokenizer);
+        let queue_capacity = config.queue_capacity;
+        let thread = scheduler::Scheduler::new(
+            model.clone(),
+            tokenizer.clone(),
+            config,
+            rx,
+            stats.clone(),
+        );
+        std::thread::Builder::new().name(format!("gen-{name}")).spawn(move || thread.run())?;
+        Ok(Self { tx, stats, tokenizer, model, queue_capacity })
+    }
+
+    /// Queues a request without waiting. The receiver yields events until `Finished` or
+    /// `Failed`; dropping it cancels the request within one step.
+    pub fn submit(
+        &self,
+        request: GenerateRequest,
+    ) -> Result<mpsc::Receiver<GenerateEvent>, SubmitError> {
+        if request.prompt_ids.is_empty() || request.max_new_tokens == 0 {
+            return Err(SubmitError::Invalid("an empty prompt or max_new_tokens of 0".into()));
+        }
+        let (events, rx) = mpsc::channel(request.max_new_tokens + 2);
+        self.stats.waiting.fetch_add(1, Ordering::SeqCst);
+        match self.tx.try_send(Admission { request, events }) {
+            Ok(()) => Ok(rx),
+            Err(e) => {
+                self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
+                Err(match e {
+                    TrySendError::Full(_) => {
+                        SubmitError::QueueFull { capacity: self.queue_capacity }
+                    }
+                    TrySendError::Disconnected(_) => SubmitError::Stopped,
+                })
+            }
+        }
+    }
+
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    pub fn model(&self) -> &Arc<dyn CausalLm> {
+        &self.model
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.stats.alive.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,180 @@
+//! The scheduler thread: continuous batching over one model.
+//!
+//! Each step it admits waiting requests into free batch slots, drops sequences whose client has
+//! gone, runs one batched forward pass (prompt chunks of newcomers together with one token of
+//! every decoding sequence), samples, and emits events. A panic or an error in the model fails
+//! the sequences of that step with an error event instead of taking the process down; a panic
+//! also stops the engine, which the handle then reports as stopped.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, TryRecvError};
+
+use nfai_models::{BatchEntry, CausalLm, TextTokenizer};
+
+use super::sequence::{Sequence, Step};
+use super::{Admission, EngineStats, GenerationConfig};
+use crate::EngineError;
+
+pub(super) struct Scheduler {
+    model: Arc<dyn CausalLm>,
+    tokenizer: Arc<TextTokenizer>,
+    config: GenerationConfig,
+    rx: Receiver<Admission>,
+    stats: Arc<EngineStats>,
+    active: Vec<Sequence>,
+    /// Scratch row for sampling, reused across steps.
+    row: Vec<f32>,
+}
+
+impl Scheduler {
+    pub fn new(
+        model: Arc<dyn CausalLm>,
+        tokenizer: Arc<TextTokenizer>,
+        config: GenerationConfig,
+        rx: Receiver<Admission>,
+        stats: Arc<EngineStats>,
+    ) -> Self {
+        Self { model, tokenizer, config, rx, stats, active: Vec::new(), row: Vec::new() }
+    }
+
+    pub fn run(mut self) {
+        loop {
+            if !self.admit() {
+                break;
+            }
+            self.drop_cancelled();
+            if self.active.is_empty() {
+                continue;
+            }
+            let outcome = catch_unwind(AssertUnwindSafe(|| self.step()));
+            self.stats.steps.fetch_add(1, Ordering::Relaxed);
+            match outcome {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "forward step failed; failing its sequences");
+                    self.fail_all(e);
+                }
+                Err(_) => {
+                    tracing::error!("forward step panicked; stopping the engine");
+                    self.fail_all(EngineError::Compute("the model panicked".into()));
+                    break;
+                }
+            }
+            self.stats.active.store(self.active.len(), Ordering::SeqCst);
+        }
+        self.stats.alive.store(false, Ordering::SeqCst);
+        // Fail whatever is still queued so no client waits forever.
+        while let Ok(a) = self.rx.try_recv() {
+            let _ = a.events.try_send(super::GenerateEvent::Failed(EngineError::Stopped));
+        }
+        tracing::info!("generation engine stopped");
+    }
+
+    /// Moves queued requests into free batch slots. Blocks when idle. Returns false when every
+    /// handle is gone and nothing is running.
+    fn admit(&mut self) -> bool {
+        if self.active.is_empty() {
+            match self.rx.recv() {
+                Ok(a) => self.push(a),
+                Err(_) => return false,
+            }
+        }
+        while self.active.len() < self.config.max_batch {
+            match self.rx.try_recv() {
+                Ok(a) => self.push(a),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        self.stats.active.store(self.active.len(), Ordering::SeqCst);
+        true
+    }
+
+    fn push(&mut self, a: Admission) {
+        self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
+        if a.events.is_closed() {
+            self.stats.cancelled.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+        let cache = self.model.new_cache();
+        self.active.push(Sequence::new(a.request, a.events, cache));
+    }
+
+    fn drop_cancelled(&mut self) {
+        let before = self.active.len();
+        self.active.retain(|s| !s.is_cancelled());
+        let gone = before - self.active.len();
+        if gone > 0 {
+            self.stats.cancelled.fetch_add(gone, Ordering::SeqCst);
+            self.stats.active.store(self.active.len(), Ordering::SeqCst);
+            tracing::debug!(gone, "dropped sequences whose client went away");
+        }
+    }
+
+    /// One batched forward pass and the sampling that follows it.
+    fn step(&mut self) -> Result<(), EngineError> {
+        let mut budget = self.config.prefill_chunk.max(1);
+        let mut fed = Vec::with_capacity(self.active.len());
+        for seq in self.active.iter_mut() {
+            if seq.is_prefilling() && budget == 0 {
+                fed.push(0);
+                continue;
+            }
+            let n = seq.next_tokens(budget).len();
+            if seq.is_prefilling() {
+                budget -= n.min(budget);
+            }
+            fed.push(n);
+        }
+        let mut rows = Vec::with_capacity(self.active.len());
+        let mut batch: Vec<BatchEntry<'_>> = Vec::with_capacity(self.active.len());
+        for (i, seq) in self.active.iter_mut().enumerate() {
+            if fed[i] > 0 {
+                rows.push(i);
+                let (tokens, cache) = seq.step_input(fed[i]);
+                batch.push(BatchEntry { tokens, cache });
+            }
+        }
+        let logits = self.model.forward(&mut batch)?;
+        drop(batch);
+        let logits = logits.to_dtype(candle_core::DType::F32).map_err(model_err)?;
+        let vocab = logits.dim(1).map_err(model_err)?;
+        let flat = logits.flatten_all().map_err(model_err)?.to_vec1::<f32>().map_err(model_err)?;
+        self.sample_rows(&rows, &fed, &flat, vocab);
+        Ok(())
+    }
+
+    fn sample_rows(&mut self, rows: &[usize], fed: &[usize], flat: &[f32], vocab: usize) {
+        let mut done = Vec::new();
+        for (r, &i) in rows.iter().enumerate() {
+            let seq = &mut self.active[i];
+            if seq.is_prefilling() {
+                seq.prefilled += fed[i];
+                if seq.prefilled < seq.prompt.len() {
+                    continue;
+                }
+            }
+            self.row.clear();
+            self.row.extend_from_slice(&flat[r * vocab..(r + 1) * vocab]);
+            let id = seq.sampler.sample(&mut self.row);
+            if let Step::Done = seq.on_token(id, &self.tokenizer) {
+                done.push(i);
+            }
+        }
+        for i in done.into_iter().rev() {
+            self.active.swap_remove(i);
+        }
+    }
+
+    fn fail_all(&mut self, e: EngineError) {
+        for mut seq in self.active.drain(..) {
+            seq.fail(e.clone());
+        }
+    }
+}
+
+fn model_err(e: candle_core::Error) -> EngineError {
+    EngineError::Compute(e.to_string())
+}

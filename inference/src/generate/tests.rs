@@ -1,0 +1,196 @@
+//! Scheduler tests on a toy model whose next token is always `last + 1` (mod vocab).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use candle_core::{Device, Tensor};
+use nfai_models::{BatchEntry, CausalLm, LmInfo, SeqKvCache, TextTokenizer};
+
+use super::*;
+use crate::sampling::SamplingParams;
+
+const VOCAB: usize = 32;
+const EOS: u32 = 31;
+
+struct Counting {
+    info: LmInfo,
+    /// Batch sizes of every forward call.
+    batches: std::sync::Mutex<Vec<usize>>,
+    delay: Duration,
+    /// Fails when this token is fed.
+    poison: Option<u32>,
+    calls: AtomicUsize,
+}
+
+impl Counting {
+    fn new(delay: Duration, poison: Option<u32>) -> Self {
+        Self {
+            info: LmInfo {
+                architecture: "toy".into(),
+                context_length: 1024,
+                vocab_size: VOCAB,
+                eos_token_ids: vec![EOS],
+                kv_bytes_per_token: 0,
+            },
+            batches: Default::default(),
+            delay,
+            poison,
+            calls: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl CausalLm for Counting {
+    fn info(&self) -> &LmInfo {
+        &self.info
+    }
+    fn new_cache(&self) -> SeqKvCache {
+        SeqKvCache::new(0)
+    }
+    fn forward(&self, entries: &mut [BatchEntry<'_>]) -> nfai_models::Result<Tensor> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.batches.lock().unwrap().push(entries.len());
+        std::thread::sleep(self.delay);
+        let mut rows = Vec::new();
+        for e in entries.iter_mut() {
+            if self.poison.is_some_and(|p| e.tokens.contains(&p)) {
+                return Err(nfai_models::ModelError::Input("poisoned token".into()));
+            }
+            let last = *e.tokens.last().unwrap();
+            e.cache.commit(e.tokens.len());
+            let mut row = vec![0f32; VOCAB];
+            row[(last as usize + 1) % VOCAB] = 10.0;
+            rows.extend(row);
+        }
+        Ok(Tensor::from_vec(rows, (entries.len(), VOCAB), &Device::Cpu)?)
+    }
+}
+
+fn tokenizer() -> TextTokenizer {
+    use tokenizers::models::wordlevel::WordLevel;
+    let vocab: HashMap<String, u32> = (0..VOCAB as u32).map(|i| (format!("t{i}"), i)).collect();
+    let model = WordLevel::builder().vocab(vocab.into_iter().collect()).unk_token("t0".into()).build().unwrap();
+    TextTokenizer::new(tokenizers::Tokenizer::new(model), None, vec![EOS])
+}
+
+fn engine(model: Arc<Counting>, max_batch: usize, queue: usize) -> GenerationEngine {
+    let cfg = GenerationConfig { max_batch, queue_capacity: queue, prefill_chunk: 512 };
+    GenerationEngine::start("toy", model, tokenizer(), cfg).unwrap()
+}
+
+fn req(prompt: Vec<u32>, max_new: usize) -> GenerateRequest {
+    GenerateRequest {
+        prompt_ids: prompt,
+        max_new_tokens: max_new,
+        sampling: SamplingParams::greedy(),
+        stop: Vec::new(),
+        ignore_eos: false,
+    }
+}
+
+async fn collect(mut rx: tokio::sync::mpsc::Receiver<GenerateEvent>) -> (Vec<u32>, String, GenerateEvent) {
+    let (mut ids, mut text) = (Vec::new(), String::new());
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            GenerateEvent::Token { id, text: t } => {
+                ids.push(id);
+                text.push_str(&t);
+            }
+            GenerateEvent::Finished { text: ref t, .. } => {
+                text.push_str(t);
+                return (ids, text, ev);
+            }
+            other => return (ids, text, other),
+        }
+    }
+    panic!("stream ended without a final event")
+}
+
+#[tokio::test]
+async fn decodes_until_length_and_reports_usage() {
+    let e = engine(Arc::new(Counting::new(Duration::ZERO, None)), 4, 8);
+    let (ids, text, last) = collect(e.submit(req(vec![1, 2], 3)).unwrap()).await;
+    assert_eq!(ids, vec![3, 4, 5]);
+    assert_eq!(text, "t3 t4 t5");
+    let GenerateEvent::Finished { reason, usage, .. } = last else { panic!("{last:?}") };
+    assert_eq!(reason, FinishReason::Length);
+    assert_eq!(usage, Usage { prompt_tokens: 2, completion_tokens: 3 });
+}
+
+#[tokio::test]
+async fn stops_on_eos_without_emitting_it() {
+    let e = engine(Arc::new(Counting::new(Duration::ZERO, None)), 4, 8);
+    let (ids, _, last) = collect(e.submit(req(vec![28], 10)).unwrap()).await;
+    assert_eq!(ids, vec![29, 30], "the EOS token is not emitted");
+    assert!(matches!(last, GenerateEvent::Finished { reason: FinishReason::Stop, .. }));
+}
+
+#[tokio::test]
+async fn concurrent_sequences_share_forward_passes() {
+    let model = Arc::new(Counting::new(Duration::from_millis(5), None));
+    let e = engine(model.clone(), 4, 8);
+    let rxs: Vec<_> = (0..4).map(|i| e.submit(req(vec![i], 8)).unwrap()).collect();
+    let mut outs = Vec::new();
+    for rx in rxs {
+        outs.push(collect(rx).await.0);
+    }
+    for (i, ids) in outs.iter().enumerate() {
+        let want: Vec<u32> = (1..=8).map(|k| (i as u32 + k) % VOCAB as u32).collect();
+        assert_eq!(ids, &want);
+    }
+    // 4 sequences × 8 tokens in far fewer than 32 forward passes: they ran together.
+    let calls = model.calls.load(Ordering::SeqCst);
+    assert!(calls < 16, "expected batched steps, got {calls} calls");
+    assert!(model.batches.lock().unwrap().iter().any(|&b| b > 1));
+}
+
+#[tokio::test]
+async fn a_dropped_receiver_frees_its_slot() {
+    let model = Arc::new(Counting::new(Duration::from_millis(10), None));
+    let e = engine(model.clone(), 1, 8);
+    let rx = e.submit(req(vec![1], 1000)).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(e.stats().active.load(Ordering::SeqCst), 1);
+    drop(rx);
+    let steps_at_drop = e.stats().steps.load(Ordering::SeqCst);
+    // The next request gets the only slot soon after: the cancelled one left within a step.
+    let (ids, _, _) = collect(e.submit(req(vec![5], 2)).unwrap()).await;
+    assert_eq!(ids, vec![6, 7]);
+    assert_eq!(e.stats().cancelled.load(Ordering::SeqCst), 1);
+    let steps = e.stats().steps.load(Ordering::SeqCst) - steps_at_drop;
+    assert!(steps <= 4, "cancelled sequence ran {steps} more steps");
+}
+
+#[tokio::test]
+async fn full_queue_is_refused_at_once() {
+    let model = Arc::new(Counting::new(Duration::from_millis(20), None));
+    let e = engine(model, 1, 2);
+    let _running = e.submit(req(vec![1], 1000)).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _a = e.submit(req(vec![1], 10)).unwrap();
+    let _b = e.submit(req(vec![1], 10)).unwrap();
+    assert_eq!(e.submit(req(vec![1], 10)).unwrap_err(), SubmitError::QueueFull { capacity: 2 });
+}
+
+#[tokio::test]
+async fn stop_strings_end_the_sequence_and_are_hidden() {
+    let e = engine(Arc::new(Counting::new(Duration::ZERO, None)), 4, 8);
+    let mut r = req(vec![1], 10);
+    r.stop = vec!["t4".into()];
+    let (ids, text, last) = collect(e.submit(r).unwrap()).await;
+    assert_eq!(ids, vec![2, 3, 4]);
+    assert!(!text.contains("t4"), "{text}");
+    assert!(text.contains("t3"), "{text}");
+    assert!(matches!(last, GenerateEvent::Finished { reason: FinishReason::Stop, .. }));
+}
+
+#[tokio::test]
+async fn model_errors_fail_the_step_and_the_engine_keeps_serving() {
+    let e = engine(Arc::new(Counting::new(Duration::ZERO, Some(13))), 4, 8);
+    let (_, _, last) = collect(e.submit(req(vec![13], 4)).unwrap()).await;
+    assert!(matches!(last, GenerateEvent::Failed(EngineError::Input(_))), "{last:?}");
+    let (ids, _, _) = collect(e.submit(req(vec![1], 2)).unwrap()).await;
+    assert_eq!(ids, vec![2, 3]);
+}

@@ -1,0 +1,21 @@
+//! Engines: the generation scheduler (continuous batching, sampling, stop conditions, streaming
+//! detokenization) and the embedding batcher.
+//!
+//! Each loaded model is driven by its own OS thread, fed by a bounded channel. Handles are cheap
+//! to clone and never block: a full queue is reported at once ([`SubmitError::QueueFull`]) and a
+//! dead engine is reported as [`SubmitError::Stopped`], so callers can answer 429 or 503
+//! straight away.
+
+pub mod detok;
+pub mod embed;
+pub mod error;
+pub mod generate;
+pub mod sampling;
+pub mod stop;
+
+pub use embed::{EmbeddingConfig, EmbeddingEngine};
+pub use error::{EngineError, SubmitError};
+pub use generate::{
+    FinishReason, GenerateEvent, GenerateRequest, GenerationConfig, GenerationEngine, Usage,
+};
+pub use sampling::SamplingParams;

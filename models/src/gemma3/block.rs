@@ -1,0 +1,171 @@
+//! One Gemma 3 decoder layer over packed ragged-batch activations: sandwich-normed attention
+//! (per-head q/k RMSNorm, NeoX RoPE, optional sliding window, grouped KV heads) and a
+//! GELU-tanh gated MLP.
+
+use std::sync::Arc;
+
+use candle_core::{Device, Tensor};
+
+use super::config::Gemma3Config;
+use crate::Result;
+use crate::gguf::GgufFile;
+use crate::layers::{BatchLayout, QLinear, RmsNorm, RopeTable, apply_rope, attention};
+use crate::lm::BatchEntry;
+
+/// Weights and constants of one decoder layer.
+#[derive(Debug)]
+pub(super) struct Block {
+    index: usize,
+    attn_norm: RmsNorm,
+    q: QLinear,
+    k: QLinear,
+    v: QLinear,
+    q_norm: RmsNorm,
+    k_norm: RmsNorm,
+    o: QLinear,
+    post_attn_norm: RmsNorm,
+    ffn_norm: RmsNorm,
+    gate: QLinear,
+    up: QLinear,
+    down: QLinear,
+    post_ffn_norm: RmsNorm,
+    /// The RoPE table this layer uses (shared with the other layers of the same base).
+    pub(super) rope: Arc<RopeTable>,
+    window: Option<usize>,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    scale: f64,
+}
+
+impl Block {
+    pub(super) fn load(
+        g: &GgufFile,
+        cfg: &Gemma3Config,
+        index: usize,
+        rope: Arc<RopeTable>,
+        device: &Device,
+    ) -> Result<Self> {
+        let name = |t: &str| format!("blk.{index}.{t}.weight");
+        let norm = |t: &str| RmsNorm::load(g, &name(t), device, cfg.eps);
+        let lin = |t: &str| QLinear::load(g, &name(t), device);
+        let local = cfg.local_layers.get(index).copied().unwrap_or(false);
+        let block = Self {
+            index,
+            attn_norm: norm("attn_norm")?,
+            q: lin("attn_q")?,
+            k: lin("attn_k")?,
+            v: lin("attn_v")?,
+            q_norm: norm("attn_q_norm")?,
+            k_norm: norm("attn_k_norm")?,
+            o: lin("attn_output")?,
+            post_attn_norm: norm("post_attention_norm")?,
+            ffn_norm: norm("ffn_norm")?,
+            gate: lin("ffn_gate")?,
+            up: lin("ffn_up")?,
+            down: lin("ffn_down")?,
+            post_ffn_norm: norm("post_ffw_norm")?,
+            rope,
+            window: if local { cfg.sliding_window } else { None },
+            heads: cfg.heads,
+            kv_heads: cfg.kv_heads,
+            head_dim: cfg.head_dim,
+            scale: cfg.attn_scale,
+        };
+        block.check_shapes(cfg)?;
+        Ok(block)
+    }
+
+    fn check_shapes(&self, cfg: &Gemma3Config) -> Result<()> {
+        let q_dim = cfg.heads * cfg.head_dim;
+        let kv_dim = cfg.kv_heads * cfg.head_dim;
+        let expect = [
+            ("attn_q", &self.q, q_dim, cfg.hidden),
+            ("attn_k", &self.k, kv_dim, cfg.hidden),
+            ("attn_v", &self.v, kv_dim, cfg.hidden),
+            ("attn_output", &self.o, cfg.hidden, q_dim),
+            ("ffn_gate", &self.gate, cfg.ffn, cfg.hidden),
+            ("ffn_up", &self.up, cfg.ffn, cfg.hidden),
+            ("ffn_down", &self.down, cfg.hidden, cfg.ffn),
+        ];
+        for (name, lin, out, inp) in expect {
+            if lin.out_features() != out || lin.in_features() != inp {
+                return Err(crate::ModelError::Format(format!(
+                    "blk.{}.{name}.weight is [{} x {}], expected [{out} x {inp}]",
+                    self.index,
+                    lin.out_features(),
+                    lin.in_features()
+                )));
+            }
+        }
+        let norms = [
+            (&self.attn_norm, cfg.hidden),
+            (&self.q_norm, cfg.head_dim),
+            (&self.k_norm, cfg.head_dim),
+            (&self.post_attn_norm, cfg.hidden),
+            (&self.ffn_norm, cfg.hidden),
+            (&self.post_ffn_norm, cfg.hidden),
+        ];
+        if norms.iter().any(|(n, d)| n.dim() != *d) {
+            return Err(crate::ModelError::Format(format!(
+                "blk.{}: a norm weight has the wrong size",
+                self.index
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs the layer on `x` (`[total_tokens, hidden]`), appending each entry's new keys and
+    /// values to its cache. `cos`/`sin` are this layer's RoPE rows for the packed positions.
+    pub(super) fn forward(
+        &self,
+        x: &Tensor,
+        layout: &BatchLayout,
+        entries: &mut [BatchEntry<'_>],
+        cos: &Tensor,
+        sin: &Tensor,
+    ) -> Result<Tensor> {
+        let tokens = x.dim(0)?;
+        let h = self.attn_norm.forward(x)?;
+        let q = self.q.forward(&h)?.reshape((tokens, self.heads, self.head_dim))?;
+        let k = self.k.forward(&h)?.reshape((tokens, self.kv_heads, self.head_dim))?;
+        let v = self.v.forward(&h)?.reshape((tokens, self.kv_heads, self.head_dim))?;
+        let q = apply_rope(&self.q_norm.forward(&q)?.transpose(0, 1)?, cos, sin)?;
+        let k = apply_rope(&self.k_norm.forward(&k)?.transpose(0, 1)?, cos, sin)?;
+        let v = v.transpose(0, 1)?.contiguous()?;
+
+        let mut outs = Vec::with_capacity(layout.spans.len());
+        for (entry, span) in entries.iter_mut().zip(&layout.spans) {
+            let (k_all, v_all) = entry.cache.append(
+                self.index,
+                &k.narrow(1, span.offset, span.len)?,
+                &v.narrow(1, span.offset, span.len)?,
+            )?;
+            let q_e = q.narrow(1, span.offset, span.len)?;
+            outs.push(attention(
+                &q_e,
+                &k_all,
+                &v_all,
+                span.past,
+                self.window,
+                self.scale,
+            )?);
+        }
+        let attn = if outs.len() == 1 {
+            outs.swap_remove(0)
+        } else {
+            Tensor::cat(&outs, 1)?
+        };
+        let attn = attn
+            .transpose(0, 1)?
+            .reshape((tokens, self.heads * self.head_dim))?;
+        let attn = self.post_attn_norm.forward(&self.o.forward(&attn)?)?;
+        let x = (x + attn)?;
+
+        let h = self.ffn_norm.forward(&x)?;
+        let gate = self.gate.forward(&h)?.gelu()?;
+        let mlp = self.down.forward(&(gate * self.up.forward(&h)?)?)?;
+        let mlp = self.post_ffn_norm.forward(&mlp)?;
+        Ok((x + mlp)?)
+    }
+}

@@ -1,0 +1,33 @@
+//! Model formats, architectures, tokenizers, chat templates and memory estimates.
+//!
+//! Everything here is synchronous and free of HTTP: the engines in `nfai-inference` drive these
+//! types from their own OS threads.
+
+pub mod bert;
+pub mod chat_template;
+pub mod error;
+pub mod gemma3;
+pub mod gguf;
+pub mod layers;
+pub mod lm;
+pub mod loader;
+pub mod tokenizer;
+
+pub use bert::{BertConfig, BertEmbedder, Pooling};
+pub use chat_template::{ChatMessage, ChatTemplate};
+pub use error::{ModelError, Result};
+pub use gemma3::Gemma3;
+pub use gguf::GgufFile;
+pub use lm::{BatchEntry, CausalLm, LmInfo, SeqKvCache};
+pub use loader::{LoadedLm, load_gguf_lm};
+pub use tokenizer::TextTokenizer;
+
+/// The folder models are stored under: `NFAI_MODEL_DIR`, else `~/.cache/nfai/models`.
+/// Each model lives in `<dir>/<model id>/`.
+pub fn default_model_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("NFAI_MODEL_DIR").filter(|d| !d.is_empty()) {
+        return dir.into();
+    }
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_else(|| ".".into());
+    home.join(".cache").join("nfai").join("models")
+}

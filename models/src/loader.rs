@@ -1,0 +1,128 @@
+//! Loading a causal LM from a GGUF file: the model (dispatched on `general.architecture`), its
+//! tokenizer and its chat template, with the load timings logged.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use candle_core::Device;
+
+use crate::chat_template::ChatTemplate;
+use crate::gemma3::Gemma3;
+use crate::gguf::GgufFile;
+use crate::lm::CausalLm;
+use crate::tokenizer::TextTokenizer;
+use crate::{ModelError, Result};
+
+/// Everything needed to serve one language model.
+pub struct LoadedLm {
+    pub model: Arc<dyn CausalLm>,
+    pub tokenizer: TextTokenizer,
+    pub chat_template: ChatTemplate,
+}
+
+/// Loads the model in `path` onto `device` for contexts of up to `context_length` positions.
+///
+/// The chat template is `template_override` if given, else the file's
+/// `tokenizer.chat_template`, else the builtin one of the architecture family (an error when
+/// there is none).
+pub fn load_gguf_lm(
+    path: &Path,
+    device: &Device,
+    context_length: usize,
+    template_override: Option<&str>,
+) -> Result<LoadedLm> {
+    let start = Instant::now();
+    let gguf = GgufFile::open(path)?;
+    let read = start.elapsed();
+    let arch = gguf.architecture()?.to_string();
+
+    let t = Instant::now();
+    let tokenizer = crate::tokenizer::gguf::from_gguf(&gguf)?;
+    let tokenizer_time = t.elapsed();
+
+    let chat_template = chat_template(&gguf, &tokenizer, &arch, template_override)?;
+
+    let t = Instant::now();
+    let model: Arc<dyn CausalLm> = match arch.as_str() {
+        "gemma3" => Arc::new(Gemma3::load(&gguf, device, context_length)?),
+        other => {
+            return Err(ModelError::Unsupported(format!(
+                "architecture `{other}` in {}",
+                path.display()
+            )));
+        }
+    };
+    let weights = t.elapsed();
+    tracing::info!(
+        path = %path.display(),
+        architecture = %arch,
+        context_length = model.info().context_length,
+        tensor_bytes = gguf.tensor_bytes(),
+        read_ms = read.as_millis() as u64,
+        tokenizer_ms = tokenizer_time.as_millis() as u64,
+        weights_ms = weights.as_millis() as u64,
+        total_ms = start.elapsed().as_millis() as u64,
+        "loaded GGUF language model"
+    );
+    Ok(LoadedLm {
+        model,
+        tokenizer,
+        chat_template,
+    })
+}
+
+fn chat_template(
+    gguf: &GgufFile,
+    tokenizer: &TextTokenizer,
+    arch: &str,
+    template_override: Option<&str>,
+) -> Result<ChatTemplate> {
+    let token = |id: Option<u32>| {
+        id.and_then(|id| tokenizer.id_to_token(id))
+            .unwrap_or_default()
+    };
+    let bos = token(tokenizer.bos_id());
+    let eos = token(gguf.opt_u32("tokenizer.ggml.eos_token_id")?);
+    if let Some(src) = template_override {
+        return ChatTemplate::from_source(src, &bos, &eos);
+    }
+    if let Some(src) = gguf.opt_string("tokenizer.chat_template")? {
+        return ChatTemplate::from_source(src, &bos, &eos);
+    }
+    ChatTemplate::for_architecture(arch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ChatMessage;
+    use crate::gemma3::testutil::{TinySpec, write_tiny_gemma};
+    use crate::lm::BatchEntry;
+
+    #[test]
+    fn loads_tiny_gemma_with_builtin_template() -> Result<()> {
+        let file = write_tiny_gemma(&TinySpec::default())?;
+        let lm = load_gguf_lm(file.path(), &Device::Cpu, 32, None)?;
+        assert_eq!(lm.model.info().architecture, "gemma3");
+        assert_eq!(lm.model.info().context_length, 32);
+        let prompt = lm
+            .chat_template
+            .render(&[ChatMessage::new("user", "ab")], true)?;
+        assert_eq!(prompt, "<start_of_turn>user\nab<end_of_turn>\n<start_of_turn>model\n");
+        let ids = lm.tokenizer.encode(&prompt, true)?;
+        assert_eq!(ids.first(), Some(&2));
+        assert_eq!(ids.iter().filter(|&&i| i == 2).count(), 1);
+        let mut cache = lm.model.new_cache();
+        let logits = lm.model.forward(&mut [BatchEntry {
+            tokens: &ids,
+            cache: &mut cache,
+        }])?;
+        assert_eq!(logits.dims(), &[1, 300]);
+
+        let custom = load_gguf_lm(file.path(), &Device::Cpu, 32, Some("{{ bos_token }}X"))?;
+        assert_eq!(custom.chat_template.render(&[], false)?, "X");
+        assert!(load_gguf_lm(file.path(), &Device::Cpu, 32, Some("{% if %}")).is_err());
+        Ok(())
+    }
+}

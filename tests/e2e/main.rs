@@ -1,0 +1,12 @@
+//! End-to-end tests: the nfai app on port 0 with the real default models, driven over HTTP.
+//!
+//! Models must be in the model dir (`nfai models fetch`, which the test command runs first).
+
+mod chat;
+mod common;
+mod completions;
+mod embeddings;
+mod errors;
+mod models;
+mod openai_sdk;
+mod overload;
