@@ -4,6 +4,7 @@
 //! [`Application`] on port 0.
 
 pub mod app;
+pub mod backend;
 pub mod catalog;
 pub mod config;
 pub mod error;

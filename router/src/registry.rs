@@ -137,6 +137,11 @@ impl ModelRegistry {
         }
     }
 
+    /// Ids of the loaded models.
+    pub fn loaded_ids(&self) -> impl Iterator<Item = &str> {
+        self.loaded.keys().map(String::as_str)
+    }
+
     /// Context length of a loaded chat model.
     pub fn context_length(&self, id: &str) -> Option<usize> {
         match self.loaded.get(id) {

@@ -1,7 +1,7 @@
 //! Server-sent events for streamed completions.
 //!
-//! The SSE body owns the engines' event receivers: when the client disconnects, axum drops the
-//! body, the receivers close, and the engine drops the sequences at its next step. Several
+//! The SSE body owns the backends' event streams: when the client disconnects, axum drops the
+//! body, the streams close, and a native engine drops the sequences at its next step. Several
 //! receivers (one per prompt) are merged; the stream ends with a usage chunk when asked for and
 //! `data: [DONE]`, or with an error event if an engine fails or stops mid-stream.
 
@@ -12,8 +12,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, BoxStream, SelectAll, StreamExt};
 use nfai_inference::{FinishReason, GenerateEvent};
-use tokio::sync::mpsc::Receiver;
-use tokio_stream::wrappers::ReceiverStream;
+
+use crate::backend::EventStream;
 
 use crate::error::ApiError;
 use crate::openai::Usage;
@@ -39,11 +39,11 @@ struct Driver<W> {
     ended: bool,
 }
 
-/// An SSE response streaming the events of `receivers` (choice `i` is `receivers[i]`).
-pub fn sse<W: ChunkWriter>(writer: W, receivers: Vec<Receiver<GenerateEvent>>, include_usage: bool) -> Response {
-    let n = receivers.len();
-    let merged = stream::select_all(receivers.into_iter().enumerate().map(|(i, rx)| {
-        ReceiverStream::new(rx)
+/// An SSE response streaming the events of `streams` (choice `i` is `streams[i]`).
+pub fn sse<W: ChunkWriter>(writer: W, streams: Vec<EventStream>, include_usage: bool) -> Response {
+    let n = streams.len();
+    let merged = stream::select_all(streams.into_iter().enumerate().map(|(i, events)| {
+        events
             .map(move |e| (i, Some(e)))
             .chain(stream::once(async move { (i, None) }))
             .boxed()
@@ -115,9 +115,11 @@ impl<W: ChunkWriter> Driver<W> {
 }
 
 /// Waits for a whole generation: its text, finish reason and usage.
-pub async fn collect(mut rx: Receiver<GenerateEvent>) -> Result<(String, FinishReason, nfai_inference::Usage), ApiError> {
+pub async fn collect(
+    mut events: EventStream,
+) -> Result<(String, FinishReason, nfai_inference::Usage), ApiError> {
     let mut text = String::new();
-    while let Some(ev) = rx.recv().await {
+    while let Some(ev) = events.next().await {
         match ev {
             GenerateEvent::Token { text: t, .. } => text.push_str(&t),
             GenerateEvent::Finished { reason, usage, text: t } => {

@@ -1,9 +1,8 @@
 //! Validation of wire requests into the engines' types. Every error names the field at fault.
 
-use nfai_inference::SamplingParams;
 use nfai_models::chat_template::ChatMessage;
 
-use crate::catalog::SamplingDefaults;
+use crate::backend::SamplingRequest;
 use crate::error::ApiError;
 use crate::openai::chat::{ChatMessageIn, MessageContent};
 use crate::openai::{SamplingFields, StopSpec};
@@ -19,11 +18,12 @@ fn in_range(param: &str, v: f32, lo: f32, hi: f32) -> Result<f32, ApiError> {
     }
 }
 
-/// Sampling parameters and stop strings, with the model's defaults where the request is silent.
-pub fn sampling(
-    f: &SamplingFields,
-    defaults: &SamplingDefaults,
-) -> Result<(SamplingParams, Vec<String>), ApiError> {
+fn opt_range(param: &str, v: Option<f32>, lo: f32, hi: f32) -> Result<Option<f32>, ApiError> {
+    v.map(|v| in_range(param, v, lo, hi)).transpose()
+}
+
+/// Sampling fields and stop strings, range-checked; the backend applies its model's defaults.
+pub fn sampling(f: &SamplingFields) -> Result<(SamplingRequest, Vec<String>), ApiError> {
     if let Some(n) = f.n {
         if n != 1 {
             return Err(ApiError::unsupported("n", format!("Only n=1 is supported, got n={n}.")));
@@ -32,25 +32,26 @@ pub fn sampling(
     if f.logit_bias.as_ref().is_some_and(|m| !m.is_empty()) {
         return Err(ApiError::unsupported("logit_bias", "logit_bias is not supported."));
     }
-    let temperature = f.temperature.or(defaults.temperature).unwrap_or(1.0);
-    let top_p = f.top_p.or(defaults.top_p).unwrap_or(1.0);
+    if let Some(p) = f.top_p {
+        if !(p.is_finite() && p > 0.0 && p <= 1.0) {
+            return Err(ApiError::invalid("top_p", format!("'top_p' must be in (0, 1], got {p}.")));
+        }
+    }
     let top_k = match f.top_k {
         Some(k) if k < 0 => {
             return Err(ApiError::invalid("top_k", format!("'top_k' must be >= 0, got {k}.")));
         }
-        Some(k) => usize::try_from(k).unwrap_or(usize::MAX),
-        None => defaults.top_k.unwrap_or(0),
+        Some(k) => Some(usize::try_from(k).unwrap_or(usize::MAX)),
+        None => None,
     };
-    let repetition_penalty = f.repetition_penalty.or(defaults.repetition_penalty).unwrap_or(1.0);
-    let params = SamplingParams {
-        temperature: in_range("temperature", temperature, 0.0, 2.0)?,
-        top_p: in_range("top_p", top_p, f32::MIN_POSITIVE, 1.0)
-            .map_err(|_| ApiError::invalid("top_p", format!("'top_p' must be in (0, 1], got {top_p}.")))?,
+    let params = SamplingRequest {
+        temperature: opt_range("temperature", f.temperature, 0.0, 2.0)?,
+        top_p: f.top_p,
         top_k,
         seed: f.seed.map(|s| s as u64),
-        repetition_penalty: in_range("repetition_penalty", repetition_penalty, 0.01, 10.0)?,
-        presence_penalty: in_range("presence_penalty", f.presence_penalty.unwrap_or(0.0), -2.0, 2.0)?,
-        frequency_penalty: in_range("frequency_penalty", f.frequency_penalty.unwrap_or(0.0), -2.0, 2.0)?,
+        repetition_penalty: opt_range("repetition_penalty", f.repetition_penalty, 0.01, 10.0)?,
+        presence_penalty: opt_range("presence_penalty", f.presence_penalty, -2.0, 2.0)?,
+        frequency_penalty: opt_range("frequency_penalty", f.frequency_penalty, -2.0, 2.0)?,
     };
     let stops = match &f.stop {
         None => Vec::new(),
@@ -116,7 +117,7 @@ pub fn chat_messages(messages: &[ChatMessageIn]) -> Result<Vec<ChatMessage>, Api
 /// Tokens to generate: the request's limit, else the model default, else what the context
 /// leaves; refuses prompts that leave no room.
 pub fn max_new_tokens(
-    requested: Option<i64>,
+    requested: Option<usize>,
     param: &str,
     prompt_len: usize,
     context: usize,
@@ -133,11 +134,7 @@ pub fn max_new_tokens(
     }
     let room = context - prompt_len;
     match requested {
-        Some(n) if n < 1 => {
-            Err(ApiError::invalid(param, format!("'{param}' must be at least 1, got {n}.")))
-        }
         Some(n) => {
-            let n = usize::try_from(n).unwrap_or(usize::MAX);
             if n > room {
                 Err(ApiError::context_length_exceeded(
                     param,
@@ -154,18 +151,40 @@ pub fn max_new_tokens(
     }
 }
 
-/// Client-sent token ids, checked against the vocabulary.
-pub fn token_ids(ids: &[i64], vocab: usize, param: &str) -> Result<Vec<u32>, ApiError> {
+/// A completion limit from the wire: at least 1.
+pub fn max_tokens(v: Option<i64>, param: &str) -> Result<Option<usize>, ApiError> {
+    match v {
+        Some(n) if n < 1 => {
+            Err(ApiError::invalid(param, format!("'{param}' must be at least 1, got {n}.")))
+        }
+        Some(n) => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+        None => Ok(None),
+    }
+}
+
+/// Client-sent token ids: a non-empty list of non-negative ids.
+pub fn token_ids(ids: &[i64], param: &str) -> Result<Vec<u32>, ApiError> {
     if ids.is_empty() {
         return Err(ApiError::invalid(param, format!("'{param}' must not be an empty token list.")));
     }
     ids.iter()
         .map(|&id| {
-            u32::try_from(id).ok().filter(|&t| (t as usize) < vocab).ok_or_else(|| {
-                ApiError::invalid(param, format!("Token id {id} is outside the vocabulary (0..{vocab})."))
+            u32::try_from(id).map_err(|_| {
+                ApiError::invalid(param, format!("Token id {id} is not a valid token id."))
             })
         })
         .collect()
+}
+
+/// Token ids checked against a model's vocabulary.
+pub fn in_vocab(ids: Vec<u32>, vocab: usize, param: &str) -> Result<Vec<u32>, ApiError> {
+    match ids.iter().find(|&&t| t as usize >= vocab) {
+        Some(bad) => Err(ApiError::invalid(
+            param,
+            format!("Token id {bad} is outside the vocabulary (0..{vocab})."),
+        )),
+        None => Ok(ids),
+    }
 }
 
 #[cfg(test)]
@@ -175,25 +194,30 @@ mod tests {
     #[test]
     fn ranges_name_the_field() {
         let f = SamplingFields { temperature: Some(3.0), ..Default::default() };
-        assert_eq!(sampling(&f, &Default::default()).unwrap_err().param.as_deref(), Some("temperature"));
+        assert_eq!(sampling(&f).unwrap_err().param.as_deref(), Some("temperature"));
         let f = SamplingFields { n: Some(2), ..Default::default() };
-        assert_eq!(sampling(&f, &Default::default()).unwrap_err().param.as_deref(), Some("n"));
+        assert_eq!(sampling(&f).unwrap_err().param.as_deref(), Some("n"));
         let f = SamplingFields { top_p: Some(0.0), ..Default::default() };
-        assert_eq!(sampling(&f, &Default::default()).unwrap_err().param.as_deref(), Some("top_p"));
+        assert_eq!(sampling(&f).unwrap_err().param.as_deref(), Some("top_p"));
         let f = SamplingFields {
             stop: Some(StopSpec::Many(vec!["a".into(); 5])),
             ..Default::default()
         };
-        assert_eq!(sampling(&f, &Default::default()).unwrap_err().param.as_deref(), Some("stop"));
+        assert_eq!(sampling(&f).unwrap_err().param.as_deref(), Some("stop"));
     }
 
     #[test]
     fn defaults_fill_gaps_and_request_wins() {
-        let d = SamplingDefaults { temperature: Some(0.7), top_k: Some(40), ..Default::default() };
-        let (p, _) = sampling(&SamplingFields::default(), &d).unwrap();
+        let d = crate::catalog::SamplingDefaults {
+            temperature: Some(0.7),
+            top_k: Some(40),
+            ..Default::default()
+        };
+        let (p, _) = sampling(&SamplingFields::default()).unwrap();
+        let p = p.resolve(&d);
         assert_eq!((p.temperature, p.top_k), (0.7, 40));
         let f = SamplingFields { temperature: Some(0.0), ..Default::default() };
-        assert_eq!(sampling(&f, &d).unwrap().0.temperature, 0.0);
+        assert_eq!(sampling(&f).unwrap().0.resolve(&d).temperature, 0.0);
     }
 
     #[test]
@@ -204,14 +228,16 @@ mod tests {
         assert_eq!(e.code, Some("context_length_exceeded"));
         let e = max_new_tokens(None, "max_tokens", 100, 100, None, "messages").unwrap_err();
         assert_eq!((e.code, e.param.as_deref()), (Some("context_length_exceeded"), Some("messages")));
-        assert!(max_new_tokens(Some(0), "max_tokens", 1, 100, None, "prompt").is_err());
+        assert!(max_tokens(Some(0), "max_tokens").is_err());
+        assert_eq!(max_tokens(Some(5), "max_tokens").unwrap(), Some(5));
     }
 
     #[test]
     fn token_ids_are_checked() {
-        assert_eq!(token_ids(&[1, 2], 10, "input").unwrap(), vec![1, 2]);
-        assert!(token_ids(&[10], 10, "input").is_err());
-        assert!(token_ids(&[-1], 10, "input").is_err());
-        assert!(token_ids(&[], 10, "input").is_err());
+        assert_eq!(token_ids(&[1, 2], "input").unwrap(), vec![1, 2]);
+        assert!(token_ids(&[-1], "input").is_err());
+        assert!(token_ids(&[], "input").is_err());
+        assert!(in_vocab(vec![10], 10, "input").is_err());
+        assert_eq!(in_vocab(vec![9], 10, "input").unwrap(), vec![9]);
     }
 }

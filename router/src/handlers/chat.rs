@@ -1,12 +1,12 @@
-//! `POST /v1/chat/completions`: renders the chat template, tokenizes, queues, and answers as one
-//! JSON body or as SSE chunks.
+//! `POST /v1/chat/completions`: validates, hands the request to the model's backend, and answers
+//! as one JSON body or as SSE chunks.
 
+use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use nfai_inference::{FinishReason, GenerateRequest};
+use nfai_inference::FinishReason;
 
-use super::blocking;
+use crate::backend::{ChatRequest, GenerationOptions};
 use crate::error::ApiError;
 use crate::json::OpenAiJson;
 use crate::openai::chat::*;
@@ -19,6 +19,7 @@ pub async fn handler(
     State(state): State<AppState>,
     OpenAiJson(req): OpenAiJson<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
+    let route = state.route(&req.model)?;
     if req.tools.as_ref().is_some_and(|t| !t.is_empty()) || req.functions.is_some() {
         return Err(ApiError::unsupported("tools", "Tool calling is not supported by this model."));
     }
@@ -36,57 +37,33 @@ pub async fn handler(
             ));
         }
     }
-    let model = state.registry().chat(&req.model)?;
-    let (sampling, stop) = validate::sampling(&req.sampling, &model.entry.sampling)?;
+    let (sampling, stop) = validate::sampling(&req.sampling)?;
     let messages = validate::chat_messages(&req.messages)?;
-    let (max_param, max_requested) = match (req.max_completion_tokens, req.max_tokens) {
+    let (max_tokens_param, raw_max) = match (req.max_completion_tokens, req.max_tokens) {
         (Some(n), _) => ("max_completion_tokens", Some(n)),
         (None, n) => ("max_tokens", n),
     };
-    let prompt_ids = {
-        let model = model.clone();
-        blocking(move || {
-            let prompt = model
-                .template
-                .render(&messages, true)
-                .map_err(|e| ApiError::invalid("messages", e.to_string()))?;
-            model
-                .engine
-                .tokenizer()
-                .encode(&prompt, true)
-                .map_err(|e| ApiError::invalid("messages", e.to_string()))
-        })
-        .await?
-    };
-    let max_new_tokens = validate::max_new_tokens(
-        max_requested,
-        max_param,
-        prompt_ids.len(),
-        model.context_length,
-        model.entry.sampling.max_tokens,
-        "messages",
-    )?;
-    let rx = model.engine.submit(GenerateRequest {
-        prompt_ids,
-        max_new_tokens,
+    let options = GenerationOptions {
         sampling,
         stop,
+        max_tokens: validate::max_tokens(raw_max, max_tokens_param)?,
+        max_tokens_param,
         ignore_eos: req.sampling.ignore_eos,
-    })?;
+    };
+    let generation = route.backend.chat(&route.model, ChatRequest { messages, options }).await?;
     let id = new_id("chatcmpl");
     let created = unix_now();
-    let model_name = model.entry.id.clone();
     if req.stream {
         let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
-        let writer = ChatWriter { id, created, model: model_name, include_usage };
-        return Ok(stream::sse(writer, vec![rx], include_usage));
+        let writer = ChatWriter { id, created, model: route.display, include_usage };
+        return Ok(stream::sse(writer, vec![generation.events], include_usage));
     }
-    let (content, reason, usage) = stream::collect(rx).await?;
+    let (content, reason, usage) = stream::collect(generation.events).await?;
     Ok(Json(ChatCompletion {
         id,
         object: "chat.completion",
         created,
-        model: model_name,
+        model: route.display,
         choices: vec![ChatChoice {
             index: 0,
             message: ChatMessageOut { role: "assistant", content, refusal: None },

@@ -1,24 +1,22 @@
 //! `POST /v1/embeddings`: strings or token ids in, unit vectors out (floats or base64).
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use base64::Engine as _;
 
-use super::blocking;
+use super::completions::prompts;
+use crate::backend::{EmbeddingRequest as Valid, Prompt};
 use crate::error::ApiError;
 use crate::json::OpenAiJson;
+use crate::openai::completions::PromptInput;
 use crate::openai::embeddings::*;
 use crate::state::AppState;
-use crate::validate;
-
-/// OpenAI's limit on inputs per request.
-const MAX_INPUTS: usize = 2048;
 
 pub async fn handler(
     State(state): State<AppState>,
     OpenAiJson(req): OpenAiJson<EmbeddingRequest>,
 ) -> Result<Json<EmbeddingResponse>, ApiError> {
-    let model = state.registry().embedding(&req.model)?;
+    let route = state.route(&req.model)?;
     let base64 = match req.encoding_format.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
@@ -29,51 +27,29 @@ pub async fn handler(
             ));
         }
     };
-    let dim = model.embedder.dim();
-    if let Some(d) = req.dimensions {
-        if usize::try_from(d).ok() != Some(dim) {
-            return Err(ApiError::unsupported(
-                "dimensions",
-                format!("This model makes {dim}-dimensional vectors; 'dimensions' must be {dim} or absent."),
-            ));
+    let dimensions = match req.dimensions {
+        Some(d) if d < 1 => {
+            return Err(ApiError::invalid("dimensions", format!("'dimensions' must be at least 1, got {d}.")));
+        }
+        d => d.map(|d| usize::try_from(d).unwrap_or(usize::MAX)),
+    };
+    let input = match req.input {
+        EmbeddingInput::Text(t) => PromptInput::Text(t),
+        EmbeddingInput::Texts(t) => PromptInput::Texts(t),
+        EmbeddingInput::Tokens(t) => PromptInput::Tokens(t),
+        EmbeddingInput::TokenLists(t) => PromptInput::TokenLists(t),
+    };
+    let inputs = prompts(input, "input")?;
+    let n = inputs.len();
+    for (i, p) in inputs.iter().enumerate() {
+        if matches!(p, Prompt::Text(t) if t.is_empty()) {
+            let param = if n == 1 { "input".to_string() } else { format!("input[{i}]") };
+            return Err(ApiError::invalid(param.clone(), format!("'{param}' must not be an empty string.")));
         }
     }
-    let max = model.embedder.max_tokens();
-    let vocab = model.embedder.tokenizer().vocab_size();
-    let truncate = |mut ids: Vec<u32>| {
-        ids.truncate(max);
-        ids
-    };
-    let inputs: Vec<Vec<u32>> = match req.input {
-        EmbeddingInput::Tokens(ids) => vec![truncate(validate::token_ids(&ids, vocab, "input")?)],
-        EmbeddingInput::TokenLists(lists) => {
-            check_count(lists.len())?;
-            lists
-                .iter()
-                .enumerate()
-                .map(|(i, ids)| validate::token_ids(ids, vocab, &format!("input[{i}]")).map(truncate))
-                .collect::<Result<_, _>>()?
-        }
-        EmbeddingInput::Text(text) => {
-            let m = model.clone();
-            vec![blocking(move || tokenize(&m, &text, "input")).await?]
-        }
-        EmbeddingInput::Texts(texts) => {
-            check_count(texts.len())?;
-            let m = model.clone();
-            blocking(move || {
-                texts.iter().enumerate().map(|(i, t)| tokenize(&m, t, &format!("input[{i}]"))).collect()
-            })
-            .await?
-        }
-    };
-    let tokens: usize = inputs.iter().map(Vec::len).sum();
-    let vectors = model
-        .engine
-        .submit(inputs)?
-        .await
-        .map_err(|_| ApiError::unavailable("The embedding engine stopped before answering."))??;
-    let data = vectors
+    let out = route.backend.embed(&route.model, Valid { inputs, dimensions }).await?;
+    let data = out
+        .vectors
         .into_iter()
         .enumerate()
         .map(|(index, v)| EmbeddingData {
@@ -87,27 +63,11 @@ pub async fn handler(
             },
         })
         .collect();
+    let tokens = out.prompt_tokens;
     Ok(Json(EmbeddingResponse {
         object: "list",
         data,
-        model: model.entry.id.clone(),
+        model: route.display,
         usage: EmbeddingUsage { prompt_tokens: tokens, total_tokens: tokens },
     }))
-}
-
-fn check_count(n: usize) -> Result<(), ApiError> {
-    if n == 0 || n > MAX_INPUTS {
-        return Err(ApiError::invalid(
-            "input",
-            format!("'input' must hold between 1 and {MAX_INPUTS} items, got {n}."),
-        ));
-    }
-    Ok(())
-}
-
-fn tokenize(model: &crate::registry::EmbedModel, text: &str, param: &str) -> Result<Vec<u32>, ApiError> {
-    if text.is_empty() {
-        return Err(ApiError::invalid(param, format!("'{param}' must not be an empty string.")));
-    }
-    model.embedder.tokenize(text).map_err(|e| ApiError::invalid(param, e.to_string()))
 }
