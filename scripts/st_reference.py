@@ -10,6 +10,7 @@ that Transformer -> mean Pooling -> Normalize is loaded). Needs: pip install sen
 
 import json
 import sys
+from importlib.metadata import version
 
 from sentence_transformers import SentenceTransformer
 
@@ -37,9 +38,9 @@ def main() -> None:
         len(model.tokenizer(t, truncation=True, max_length=limit)["input_ids"]) for t in TEXTS
     ]
     doc = {
-        "generator": "python3 scripts/st_reference.py "
-        f"{model_dir} {out_path} (sentence-transformers, max_seq_length "
-        f"{model.max_seq_length}, CPU)",
+        "generator": f"python3 scripts/st_reference.py {model_dir} {out_path} "
+        f"(sentence-transformers {version('sentence-transformers')}, torch {version('torch')}, "
+        f"CPU, max_seq_length {model.max_seq_length})",
         "cases": [
             {"text": t, "tokens": n, "embedding": [round(float(x), 6) for x in v]}
             for t, n, v in zip(TEXTS, lengths, vectors)
