@@ -33,7 +33,11 @@ pub struct EmbeddingConfig {
 
 impl Default for EmbeddingConfig {
     fn default() -> Self {
-        Self { max_batch_tokens: 16_384, max_batch_size: 64, queue_capacity: 256 }
+        Self {
+            max_batch_tokens: 16_384,
+            max_batch_size: 64,
+            queue_capacity: 256,
+        }
     }
 }
 
@@ -68,7 +72,9 @@ pub struct EmbeddingEngine {
 
 impl std::fmt::Debug for EmbeddingEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddingEngine").field("capacity", &self.capacity).finish()
+        f.debug_struct("EmbeddingEngine")
+            .field("capacity", &self.capacity)
+            .finish()
     }
 }
 
@@ -82,9 +88,21 @@ impl EmbeddingEngine {
         let stats = Arc::new(EmbeddingStats::default());
         stats.alive.store(true, Ordering::SeqCst);
         let capacity = config.queue_capacity;
-        let worker = Worker { model, config, rx, stats: stats.clone(), carry: None };
-        std::thread::Builder::new().name(format!("emb-{name}")).spawn(move || worker.run())?;
-        Ok(Self { tx, stats, capacity })
+        let worker = Worker {
+            model,
+            config,
+            rx,
+            stats: stats.clone(),
+            carry: None,
+        };
+        std::thread::Builder::new()
+            .name(format!("emb-{name}"))
+            .spawn(move || worker.run())?;
+        Ok(Self {
+            tx,
+            stats,
+            capacity,
+        })
     }
 
     /// Queues tokenized inputs without waiting; the receiver yields one vector per input.
@@ -95,7 +113,9 @@ impl EmbeddingEngine {
         let (reply, rx) = oneshot::channel();
         match self.tx.try_send(Job { inputs, reply }) {
             Ok(()) => Ok(rx),
-            Err(TrySendError::Full(_)) => Err(SubmitError::QueueFull { capacity: self.capacity }),
+            Err(TrySendError::Full(_)) => Err(SubmitError::QueueFull {
+                capacity: self.capacity,
+            }),
             Err(TrySendError::Disconnected(_)) => Err(SubmitError::Stopped),
         }
     }
@@ -161,6 +181,8 @@ impl Worker {
             }
         }
         self.stats.alive.store(false, Ordering::SeqCst);
+        drop(self);
+        crate::release_free_memory();
     }
 
     /// Blocks for the first job, then takes more while they fit the token budget.
@@ -195,11 +217,15 @@ impl Worker {
             .flat_map(|(j, job)| (0..job.inputs.len()).map(move |i| (j, i)))
             .collect();
         order.sort_by_key(|&(j, i)| jobs[j].inputs[i].len());
-        let mut out: Vec<Vec<Vec<f32>>> =
-            jobs.iter().map(|j| vec![Vec::new(); j.inputs.len()]).collect();
+        let mut out: Vec<Vec<Vec<f32>>> = jobs
+            .iter()
+            .map(|j| vec![Vec::new(); j.inputs.len()])
+            .collect();
         for chunk in plan_batches(&order, |&(j, i)| jobs[j].inputs[i].len(), &self.config) {
-            let batch: Vec<Vec<u32>> =
-                chunk.iter().map(|&(j, i)| jobs[j].inputs[i].clone()).collect();
+            let batch: Vec<Vec<u32>> = chunk
+                .iter()
+                .map(|&(j, i)| jobs[j].inputs[i].clone())
+                .collect();
             let vectors = self.model.embed(&batch)?;
             if vectors.len() != batch.len() {
                 return Err(EngineError::Compute(format!(
@@ -263,7 +289,11 @@ mod tests {
 
     #[test]
     fn batches_respect_budget_and_size() {
-        let cfg = EmbeddingConfig { max_batch_tokens: 10, max_batch_size: 3, queue_capacity: 1 };
+        let cfg = EmbeddingConfig {
+            max_batch_tokens: 10,
+            max_batch_size: 3,
+            queue_capacity: 1,
+        };
         let items = [1usize, 2, 2, 3, 3, 5, 11];
         let b = plan_batches(&items, |x| *x, &cfg);
         assert_eq!(b, vec![&[1, 2, 2][..], &[3, 3][..], &[5][..], &[11][..]]);
@@ -271,18 +301,21 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_requests_get_their_own_vectors_in_order() {
-        let engine = EmbeddingEngine::start("toy", Arc::new(Toy), EmbeddingConfig::default())
-            .unwrap();
+        let engine =
+            EmbeddingEngine::start("toy", Arc::new(Toy), EmbeddingConfig::default()).unwrap();
         let a = engine.submit(vec![vec![1, 2, 3], vec![4]]).unwrap();
         let b = engine.submit(vec![vec![10; 7]]).unwrap();
-        assert_eq!(a.await.unwrap().unwrap(), vec![vec![3.0, 6.0], vec![1.0, 4.0]]);
+        assert_eq!(
+            a.await.unwrap().unwrap(),
+            vec![vec![3.0, 6.0], vec![1.0, 4.0]]
+        );
         assert_eq!(b.await.unwrap().unwrap(), vec![vec![7.0, 70.0]]);
     }
 
     #[tokio::test]
     async fn model_errors_reach_the_caller_and_the_engine_survives() {
-        let engine = EmbeddingEngine::start("toy", Arc::new(Toy), EmbeddingConfig::default())
-            .unwrap();
+        let engine =
+            EmbeddingEngine::start("toy", Arc::new(Toy), EmbeddingConfig::default()).unwrap();
         let bad = engine.submit(vec![vec![666]]).unwrap().await.unwrap();
         assert!(matches!(bad, Err(EngineError::Input(_))));
         let good = engine.submit(vec![vec![1]]).unwrap().await.unwrap();

@@ -19,3 +19,15 @@ pub use generate::{
     FinishReason, GenerateEvent, GenerateRequest, GenerationConfig, GenerationEngine, Usage,
 };
 pub use sampling::SamplingParams;
+
+/// Hands memory freed by an unloaded model back to the OS. glibc keeps freed heap pages for
+/// reuse; after a model's weights are dropped that would leave the process as large as before
+/// the unload, and the cache's memory accounting would not match what the OS sees.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the allocator's heaps to the OS; it takes
+    // no pointers and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

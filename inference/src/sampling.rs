@@ -43,7 +43,10 @@ impl Default for SamplingParams {
 
 impl SamplingParams {
     pub fn greedy() -> Self {
-        Self { temperature: 0.0, ..Self::default() }
+        Self {
+            temperature: 0.0,
+            ..Self::default()
+        }
     }
 }
 
@@ -65,10 +68,20 @@ impl Sampler {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
         };
-        let mut prompt = if params.repetition_penalty != 1.0 { prompt.to_vec() } else { Vec::new() };
+        let mut prompt = if params.repetition_penalty != 1.0 {
+            prompt.to_vec()
+        } else {
+            Vec::new()
+        };
         prompt.sort_unstable();
         prompt.dedup();
-        Self { params, rng, generated: HashMap::new(), prompt, scratch: Vec::new() }
+        Self {
+            params,
+            rng,
+            generated: HashMap::new(),
+            prompt,
+            scratch: Vec::new(),
+        }
     }
 
     /// Records a token chosen for this sequence (the penalties look at it from now on).
@@ -118,10 +131,18 @@ impl Sampler {
     fn apply_penalties(&self, logits: &mut [f32]) {
         let p = &self.params;
         if p.repetition_penalty != 1.0 {
-            let seen = self.prompt.iter().copied().chain(self.generated.keys().copied());
+            let seen = self
+                .prompt
+                .iter()
+                .copied()
+                .chain(self.generated.keys().copied());
             for id in seen {
                 if let Some(l) = logits.get_mut(id as usize) {
-                    *l = if *l > 0.0 { *l / p.repetition_penalty } else { *l * p.repetition_penalty };
+                    *l = if *l > 0.0 {
+                        *l / p.repetition_penalty
+                    } else {
+                        *l * p.repetition_penalty
+                    };
                 }
             }
         }
@@ -187,7 +208,13 @@ mod tests {
     use super::*;
 
     fn params(t: f32, top_p: f32, top_k: usize, seed: u64) -> SamplingParams {
-        SamplingParams { temperature: t, top_p, top_k, seed: Some(seed), ..Default::default() }
+        SamplingParams {
+            temperature: t,
+            top_p,
+            top_k,
+            seed: Some(seed),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -201,7 +228,9 @@ mod tests {
         let logits: Vec<f32> = (0..1000).map(|i| ((i * 37) % 101) as f32 / 10.0).collect();
         let run = |seed| {
             let mut s = Sampler::new(params(1.0, 0.9, 50, seed), &[]);
-            (0..20).map(|_| s.sample(&mut logits.clone())).collect::<Vec<_>>()
+            (0..20)
+                .map(|_| s.sample(&mut logits.clone()))
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));
         assert_ne!(run(7), run(8));
@@ -235,13 +264,19 @@ mod tests {
     #[test]
     fn penalties_change_the_choice() {
         let mut s = Sampler::new(
-            SamplingParams { presence_penalty: 2.0, ..SamplingParams::greedy() },
+            SamplingParams {
+                presence_penalty: 2.0,
+                ..SamplingParams::greedy()
+            },
             &[],
         );
         s.accept(0);
         assert_eq!(s.sample(&mut [1.0, 0.5]), 1);
         let mut r = Sampler::new(
-            SamplingParams { repetition_penalty: 2.0, ..SamplingParams::greedy() },
+            SamplingParams {
+                repetition_penalty: 2.0,
+                ..SamplingParams::greedy()
+            },
             &[0],
         );
         assert_eq!(r.sample(&mut [1.0, 0.6]), 1);

@@ -21,7 +21,10 @@ pub enum StopOutcome {
 
 impl StopMatcher {
     pub fn new(stops: Vec<String>) -> Self {
-        Self { stops: stops.into_iter().filter(|s| !s.is_empty()).collect(), pending: String::new() }
+        Self {
+            stops: stops.into_iter().filter(|s| !s.is_empty()).collect(),
+            pending: String::new(),
+        }
     }
 
     /// Adds decoded text and returns what can be released.
@@ -30,7 +33,11 @@ impl StopMatcher {
             return StopOutcome::Continue(text.to_string());
         }
         self.pending.push_str(text);
-        let first_match = self.stops.iter().filter_map(|s| self.pending.find(s.as_str())).min();
+        let first_match = self
+            .stops
+            .iter()
+            .filter_map(|s| self.pending.find(s.as_str()))
+            .min();
         if let Some(at) = first_match {
             let out = self.pending[..at].to_string();
             self.pending.clear();
@@ -102,7 +109,10 @@ mod tests {
     #[test]
     fn multibyte_text_is_split_on_char_boundaries() {
         let mut m = StopMatcher::new(vec!["ệtX".into()]);
-        assert_eq!(m.push("Việt Nam, Việt"), StopOutcome::Continue("Việt Nam, Vi".into()));
+        assert_eq!(
+            m.push("Việt Nam, Việt"),
+            StopOutcome::Continue("Việt Nam, Vi".into())
+        );
         assert_eq!(m.flush(), "ệt");
     }
 

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
 use crate::gguf::GgufFile;
@@ -16,11 +16,18 @@ use crate::lm::BatchEntry;
 use crate::{ModelError, Result};
 
 /// A linear layer without bias whose weight stays in its stored (usually quantised) type.
+///
+/// Each output row depends only on its input row, bit for bit, whatever the number of rows, so
+/// a sequence's results do not depend on what else is in its batch. candle 0.11 multiplies a
+/// Q6K weight by a single row with a different kernel (compact GEMV) than by several rows
+/// (repacked tiles), and the two round differently; a single row is therefore duplicated for
+/// Q6K weights so that every row takes the multi-row kernel.
 #[derive(Debug, Clone)]
 pub struct QLinear {
     inner: QMatMul,
     out_features: usize,
     in_features: usize,
+    pad_single_row: bool,
 }
 
 impl QLinear {
@@ -32,10 +39,12 @@ impl QLinear {
     /// Wraps a tensor that may be shared with another user (a tied embedding).
     pub fn from_arc(weight: Arc<QTensor>) -> Result<Self> {
         let (out_features, in_features) = weight.shape().dims2()?;
+        let pad_single_row = weight.dtype() == GgmlDType::Q6K && weight.device().is_cpu();
         Ok(Self {
             inner: QMatMul::from_arc(weight)?,
             out_features,
             in_features,
+            pad_single_row,
         })
     }
 
@@ -49,21 +58,47 @@ impl QLinear {
 
     /// `x · Wᵀ` for `x` of shape `[.., in]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.inner.forward(&x.contiguous()?)?)
+        let x = x.contiguous()?;
+        if self.pad_single_row && x.elem_count() == self.in_features {
+            let mut dims = x.dims().to_vec();
+            if let Some(last) = dims.last_mut() {
+                *last = self.out_features;
+            }
+            let two = x.reshape((1, self.in_features))?.repeat((2, 1))?;
+            return Ok(self.inner.forward(&two)?.narrow(0, 0, 1)?.reshape(dims)?);
+        }
+        Ok(self.inner.forward(&x)?)
     }
 }
 
 /// Root-mean-square normalisation over the last dimension, with the weight used as stored.
+///
+/// On the CPU it is computed as ggml computes it (sum of squares accumulated in f64,
+/// `x · (1/sqrt(mean + eps))`, then `· weight`), so that results track llama.cpp's.
 #[derive(Debug, Clone)]
 pub struct RmsNorm {
     weight: Tensor,
+    weight_cpu: Option<Vec<f32>>,
     eps: f32,
 }
 
 impl RmsNorm {
     pub fn load(gguf: &GgufFile, name: &str, device: &Device, eps: f32) -> Result<Self> {
         let weight = gguf.tensor(name, device)?.dequantize(device)?;
-        Ok(Self { weight, eps })
+        Self::new(weight, eps)
+    }
+
+    pub fn new(weight: Tensor, eps: f32) -> Result<Self> {
+        let weight_cpu = if weight.device().is_cpu() && weight.dtype() == DType::F32 {
+            Some(weight.flatten_all()?.to_vec1::<f32>()?)
+        } else {
+            None
+        };
+        Ok(Self {
+            weight,
+            weight_cpu,
+            eps,
+        })
     }
 
     pub fn dim(&self) -> usize {
@@ -71,11 +106,58 @@ impl RmsNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(candle_nn::ops::rms_norm(
-            &x.contiguous()?,
-            &self.weight,
-            self.eps,
-        )?)
+        let x = x.contiguous()?;
+        match &self.weight_cpu {
+            Some(weight) if x.device().is_cpu() && x.dtype() == DType::F32 => {
+                Ok(x.apply_op1_no_bwd(&GgmlRmsNorm {
+                    weight,
+                    eps: self.eps,
+                })?)
+            }
+            _ => Ok(candle_nn::ops::rms_norm(&x, &self.weight, self.eps)?),
+        }
+    }
+}
+
+/// ggml's CPU RMSNorm followed by the multiplication by the weight.
+struct GgmlRmsNorm<'a> {
+    weight: &'a [f32],
+    eps: f32,
+}
+
+impl candle_core::CustomOp1 for GgmlRmsNorm<'_> {
+    fn name(&self) -> &'static str {
+        "ggml-rms-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let candle_core::CpuStorage::F32(data) = storage else {
+            candle_core::bail!("ggml-rms-norm expects f32")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("ggml-rms-norm expects a contiguous input")
+        };
+        let n = self.weight.len();
+        if n == 0 || layout.dims().last() != Some(&n) {
+            candle_core::bail!("ggml-rms-norm: input {:?} vs weight {n}", layout.dims())
+        }
+        let mut out = vec![0f32; end - start];
+        for (src, dst) in data[start..end]
+            .chunks_exact(n)
+            .zip(out.chunks_exact_mut(n))
+        {
+            let sum: f64 = src.iter().map(|&v| f64::from(v * v)).sum();
+            let mean = (sum / n as f64) as f32;
+            let scale = 1.0 / (mean + self.eps).sqrt();
+            for ((d, &v), &w) in dst.iter_mut().zip(src).zip(self.weight) {
+                *d = (v * scale) * w;
+            }
+        }
+        Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
     }
 }
 
@@ -89,7 +171,8 @@ pub struct RopeTable {
 }
 
 impl RopeTable {
-    /// Angles `position * freq_scale * base^(-2i/dim)` for `positions` positions.
+    /// Angles `position * freq_scale * base^(-2i/dim)` for `positions` positions, computed in
+    /// f32 as ggml computes them (`base^(-2/dim)` raised by repeated multiplication).
     pub fn new(
         base: f32,
         freq_scale: f32,
@@ -103,17 +186,16 @@ impl RopeTable {
             )));
         }
         let half = dim / 2;
-        let inv_freq: Vec<f64> = (0..half)
-            .map(|i| f64::from(base).powf(-2.0 * i as f64 / dim as f64))
-            .collect();
+        let theta_scale = base.powf(-2.0 / dim as f32);
         let mut cos = Vec::with_capacity(positions * half);
         let mut sin = Vec::with_capacity(positions * half);
         for p in 0..positions {
-            let p = p as f64 * f64::from(freq_scale);
-            for f in &inv_freq {
-                let (s, c) = (p * f).sin_cos();
-                cos.push(c as f32);
-                sin.push(s as f32);
+            let mut theta = p as f32;
+            for _ in 0..half {
+                let (s, c) = (freq_scale * theta).sin_cos();
+                cos.push(c);
+                sin.push(s);
+                theta *= theta_scale;
             }
         }
         Ok(Arc::new(Self {
@@ -145,6 +227,77 @@ impl RopeTable {
 pub fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     let x = x.contiguous()?.unsqueeze(0)?;
     Ok(candle_nn::rotary_emb::rope(&x, cos, sin)?.squeeze(0)?)
+}
+
+/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` in f32, the formula of ggml's table.
+fn gelu_tanh_f32(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    const COEF_A: f32 = 0.044_715;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x)).tanh())
+}
+
+/// ggml's GELU table: the f16-rounded GELU of every f16 value, indexed by its bits.
+fn gelu_f16_table() -> &'static [half::f16] {
+    static TABLE: std::sync::OnceLock<Vec<half::f16>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(|bits| half::f16::from_f32(gelu_tanh_f32(half::f16::from_bits(bits).to_f32())))
+            .collect()
+    })
+}
+
+/// ggml's GELU of one value (see [`GgmlGelu`]).
+pub(crate) fn ggml_gelu(x: f32) -> f32 {
+    if x <= -10.0 {
+        0.0
+    } else if x >= 10.0 {
+        x
+    } else {
+        gelu_f16_table()[usize::from(half::f16::from_f32(x).to_bits())].to_f32()
+    }
+}
+
+/// GELU (tanh approximation) evaluated as ggml's CPU backend evaluates it, so that results
+/// track llama.cpp's: inputs at or below -10 give 0, at or above 10 pass through, others are
+/// rounded to f16 and looked up in a table of f16-rounded results.
+struct GgmlGelu;
+
+impl candle_core::CustomOp1 for GgmlGelu {
+    fn name(&self) -> &'static str {
+        "ggml-gelu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let candle_core::CpuStorage::F32(data) = storage else {
+            candle_core::bail!("ggml-gelu expects f32")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("ggml-gelu expects a contiguous input")
+        };
+        let out: Vec<f32> = data[start..end].iter().map(|&x| ggml_gelu(x)).collect();
+        Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+/// GELU with the tanh approximation; on the CPU with f32 input, computed exactly as ggml does
+/// (see [`GgmlGelu`]), elsewhere with candle's `gelu`.
+pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        Ok(x.contiguous()?.apply_op1_no_bwd(&GgmlGelu)?)
+    } else {
+        Ok(x.gelu()?)
+    }
+}
+
+/// Rounds `x` to f16 precision (kept in its dtype), as llama.cpp's f16 KV cache and its f16
+/// attention inputs do.
+pub fn round_to_f16(x: &Tensor) -> Result<Tensor> {
+    let dtype = x.dtype();
+    Ok(x.to_dtype(DType::F16)?.to_dtype(dtype)?)
 }
 
 /// Where one entry's new tokens sit in the packed activations.
@@ -394,9 +547,33 @@ mod tests {
         let cos = cos.to_vec2::<f32>()?;
         let sin = sin.to_vec2::<f32>()?;
         assert!((cos[0][0] - 3f32.cos()).abs() < 1e-6);
-        assert!((sin[0][1] - (3f64 * 10_000f64.powf(-0.25)).sin() as f32).abs() < 1e-6);
+        assert!((sin[0][1] - (3f64 * 10_000f64.powf(-0.25)).sin() as f32).abs() < 1e-5);
         assert_eq!(cos[1], vec![1.0; 4]);
         assert!((cos[2][0] - 15f32.cos()).abs() < 1e-6);
+        Ok(())
+    }
+
+    #[test]
+    fn qlinear_rows_do_not_depend_on_batch_size() -> Result<()> {
+        let dev = Device::Cpu;
+        for dtype in [
+            GgmlDType::Q4K,
+            GgmlDType::Q6K,
+            GgmlDType::Q5_0,
+            GgmlDType::Q8_0,
+        ] {
+            let w = Tensor::randn(0f32, 1., (64, 512), &dev)?;
+            let lin = QLinear::from_arc(Arc::new(QTensor::quantize(&w, dtype)?))?;
+            let x = Tensor::randn(0f32, 1., (9, 512), &dev)?;
+            for m in [1usize, 2, 3, 9] {
+                let all = lin.forward(&x.narrow(0, 0, m)?)?;
+                for r in 0..m {
+                    let one = lin.forward(&x.narrow(0, r, 1)?)?;
+                    let d = max_diff(&all.narrow(0, r, 1)?, &one)?;
+                    assert_eq!(d, 0.0, "{dtype:?}: row {r} of {m}");
+                }
+            }
+        }
         Ok(())
     }
 
@@ -414,26 +591,3 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-mod debug_tests {
-    use super::*;
-
-    #[test]
-    fn debug_strided_cache_attention() -> Result<()> {
-        let dev = Device::Cpu;
-        for keys in [7usize, 8, 9, 10, 17] {
-            for queries in [1usize, 2] {
-                let q = Tensor::randn(0f32, 1., (4, queries, 256), &dev)?;
-                let kbuf = Tensor::randn(0f32, 1., (1, 64, 256), &dev)?;
-                let vbuf = Tensor::randn(0f32, 1., (1, 64, 256), &dev)?;
-                let k = kbuf.narrow(1, 0, keys)?;
-                let v = vbuf.narrow(1, 0, keys)?;
-                let a = attention(&q, &k, &v, keys - queries, None, 0.0625)?;
-                let b = naive_attention(&q, &k.contiguous()?, &v.contiguous()?, keys - queries, None, 0.0625)?;
-                let d = (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-                println!("keys {keys} queries {queries}: {d}");
-            }
-        }
-        Ok(())
-    }
-}

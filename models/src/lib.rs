@@ -11,6 +11,7 @@ pub mod gguf;
 pub mod layers;
 pub mod lm;
 pub mod loader;
+pub mod memory;
 pub mod tokenizer;
 
 pub use bert::{BertConfig, BertEmbedder, Pooling};

@@ -27,8 +27,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/models/{*id}", get(handlers::models::get))
         .route("/health", get(handlers::health::health))
         .route("/ready", get(handlers::health::ready))
+        .route("/metrics", get(handlers::metrics::handler))
+        .merge(handlers::admin::router(state.clone()))
+        .merge(crate::ollama_api::routes())
         .fallback(|uri: Uri| async move { ApiError::not_found_route(uri.path()) })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(axum::middleware::from_fn(crate::upstream::deadline_layer))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::Extension(BodyLimit(max_body_bytes)))
         .layer(TraceLayer::new_for_http())
@@ -46,8 +50,11 @@ pub struct Application {
 impl Application {
     /// Fetches missing models (when allowed), loads the served models and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let serve_entries: Vec<_> =
-            config.serve.iter().filter_map(|id| config.catalog.resolve(id)).collect();
+        let serve_entries: Vec<_> = config
+            .serve
+            .iter()
+            .filter_map(|id| config.catalog.resolve(id))
+            .collect();
         let missing: Vec<_> = serve_entries
             .iter()
             .copied()
@@ -61,24 +68,35 @@ impl Application {
                 config.model_dir.display()
             );
             tracing::info!(models = ?ids, dir = %config.model_dir.display(), "fetching missing models");
-            for outcome in crate::fetch::fetch_models(&missing, &config.model_dir, Default::default()).await? {
+            for outcome in
+                crate::fetch::fetch_models(&missing, &config.model_dir, Default::default()).await?
+            {
                 tracing::info!("{outcome}");
             }
         }
-        let registry = {
-            let (catalog, serve, dir, engine) =
-                (config.catalog.clone(), config.serve.clone(), config.model_dir.clone(), config.engine.clone());
-            tokio::task::spawn_blocking(move || ModelRegistry::load(catalog, &serve, &dir, &engine))
-                .await
-                .context("model loading task failed")??
-        };
-        let state = AppState::new(registry, config.serve.clone());
+        let registry = ModelRegistry::start(
+            config.catalog.clone(),
+            &config.serve,
+            &config.model_dir,
+            config.engine.clone(),
+            config.cache.clone(),
+        )?;
+        registry
+            .cache()
+            .preload(config.preload.iter().cloned())
+            .await?;
+        let state = AppState::new(registry, config.preload.clone(), config.admin_token.clone())
+            .with_routing(&config.routing)?;
         let addr = SocketAddr::new(config.host, config.port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
         let router = router(state.clone(), config.max_body_bytes);
-        Ok(Self { listener, router, state })
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -89,9 +107,45 @@ impl Application {
         &self.state
     }
 
+    /// Waits until every preloaded model is Ready; fails with the first load error.
+    pub async fn wait_ready(&self) -> anyhow::Result<()> {
+        wait_ready(&self.state).await
+    }
+
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// Waits until every preloaded model of `state` is Ready; fails with the first load error.
+pub async fn wait_ready(state: &AppState) -> anyhow::Result<()> {
+    let cache = state.registry().cache();
+    loop {
+        let statuses = cache.status().await?;
+        let mut pending = false;
+        for id in state.preload() {
+            let Some(st) = statuses.iter().find(|s| &s.id == id) else {
+                continue;
+            };
+            match st.state {
+                nfai_cache::ModelState::Ready => {}
+                nfai_cache::ModelState::Failed => anyhow::bail!(
+                    "model {id:?} failed to load: {}",
+                    st.last_error.as_deref().unwrap_or("unknown error")
+                ),
+                _ => pending = true,
+            }
+        }
+        if !pending {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 

@@ -94,6 +94,12 @@ pub struct ModelEntry {
     pub sampling: SamplingDefaults,
     /// A minijinja chat template that replaces the file's own and the family's.
     pub chat_template: Option<String>,
+    /// How long the model stays loaded when idle: a duration such as `"10m"`, a number of
+    /// seconds, or a negative value for forever. Default: the cache's (5 minutes).
+    pub keep_alive: Option<serde_json::Value>,
+    /// Never evicted (it still counts against the device budget).
+    #[serde(default)]
+    pub pinned: bool,
     pub source: Option<ModelSource>,
 }
 
@@ -155,7 +161,15 @@ impl Catalog {
                 e.id
             );
             if let Some(ctx) = e.context_length {
-                anyhow::ensure!(ctx >= 16, "catalog: model {:?}: context_length must be >= 16", e.id);
+                anyhow::ensure!(
+                    ctx >= 16,
+                    "catalog: model {:?}: context_length must be >= 16",
+                    e.id
+                );
+            }
+            if let Some(v) = &e.keep_alive {
+                nfai_cache::KeepAlive::parse_json(v)
+                    .map_err(|m| anyhow::anyhow!("catalog: model {:?}: {m}", e.id))?;
             }
             anyhow::ensure!(
                 e.device == "cpu" || e.device.starts_with("cuda:"),
@@ -170,7 +184,11 @@ impl Catalog {
                 e.path
             );
             if let Some(ModelSource::Pypi { packages, files }) = &e.source {
-                anyhow::ensure!(!packages.is_empty(), "catalog: model {:?}: no packages", e.id);
+                anyhow::ensure!(
+                    !packages.is_empty(),
+                    "catalog: model {:?}: no packages",
+                    e.id
+                );
                 for f in files {
                     anyhow::ensure!(
                         !f.parts.is_empty()
@@ -192,11 +210,20 @@ impl Catalog {
 
     /// The entry whose id or alias is `name`.
     pub fn resolve(&self, name: &str) -> Option<&ModelEntry> {
-        self.entries.iter().find(|e| e.id == name || e.aliases.iter().any(|a| a == name))
+        self.entries
+            .iter()
+            .find(|e| e.id == name || e.aliases.iter().any(|a| a == name))
     }
 }
 
 impl ModelEntry {
+    /// The catalog's keep-alive for this model (validated when the catalog was built).
+    pub fn keep_alive(&self) -> Option<nfai_cache::KeepAlive> {
+        self.keep_alive
+            .as_ref()
+            .and_then(|v| nfai_cache::KeepAlive::parse_json(v).ok())
+    }
+
     /// The model's folder under `model_dir`.
     pub fn dir(&self, model_dir: &Path) -> PathBuf {
         model_dir.join(&self.id)
@@ -216,7 +243,10 @@ mod tests {
     fn builtin_catalog_parses_and_resolves_aliases() {
         let c = Catalog::with_overrides(Vec::new()).unwrap();
         assert_eq!(c.resolve("gemma-3-270m").unwrap().kind, ModelKind::Chat);
-        assert_eq!(c.resolve("all-MiniLM-L6-v2").unwrap().id, "all-minilm-l6-v2");
+        assert_eq!(
+            c.resolve("all-MiniLM-L6-v2").unwrap().id,
+            "all-minilm-l6-v2"
+        );
         assert!(c.resolve("gpt-4").is_none());
     }
 

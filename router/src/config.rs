@@ -70,6 +70,22 @@ pub struct ServeArgs {
     /// Requests that may wait per model before new ones get 429 [default: 64].
     #[arg(long, env = "NFAI_QUEUE_CAPACITY")]
     pub queue_capacity: Option<usize>,
+    /// Models loaded at start, comma-separated; `/ready` waits for them [default: every served
+    /// model].
+    #[arg(long, env = "NFAI_PRELOAD", value_delimiter = ',')]
+    pub preload: Option<Vec<String>>,
+    /// Bytes of RAM models may take [default: 80% of the memory available at start].
+    #[arg(long, env = "NFAI_RAM_BUDGET_BYTES")]
+    pub ram_budget_bytes: Option<u64>,
+    /// How long an idle model stays loaded: "5m", "1h", seconds, or -1 for forever [default: 5m].
+    #[arg(long, env = "NFAI_KEEP_ALIVE")]
+    pub keep_alive: Option<String>,
+    /// Token the admin API requires (`Authorization: Bearer …`).
+    #[arg(long, env = "NFAI_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
+    /// File holding the admin token (a mounted secret).
+    #[arg(long, env = "NFAI_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -97,9 +113,19 @@ pub struct FileConfig {
     pub serve: Option<Vec<String>>,
     #[serde(default)]
     pub engine: EngineFile,
+    #[serde(default)]
+    pub cache: CacheFile,
     /// Catalog entries added to (or replacing) the built-in ones.
     #[serde(default)]
     pub models: Vec<ModelEntry>,
+    /// Servers requests may be sent to (Ollama, OpenAI-compatible).
+    #[serde(default)]
+    pub upstreams: Vec<crate::upstream::config::UpstreamFile>,
+    /// Model names and where their requests go, in order.
+    #[serde(default)]
+    pub routes: Vec<crate::upstream::config::RouteFile>,
+    #[serde(default)]
+    pub routing: crate::upstream::config::RoutingFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -116,6 +142,19 @@ pub struct EngineFile {
     pub queue_capacity: Option<usize>,
     pub prefill_chunk: Option<usize>,
     pub embed_batch_tokens: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheFile {
+    pub preload: Option<Vec<String>>,
+    pub ram_budget_bytes: Option<u64>,
+    /// Share of the memory available at start that models may take (0..1] [default: 0.8].
+    pub ram_budget_share: Option<f64>,
+    pub max_loaded_models: Option<usize>,
+    pub keep_alive: Option<serde_json::Value>,
+    pub max_waiters: Option<usize>,
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// Engine limits shared by every model.
@@ -141,10 +180,70 @@ pub struct Config {
     pub serve: Vec<String>,
     pub engine: EngineSettings,
     pub catalog: Catalog,
+    /// Upstreams and routes; empty: every catalog model runs natively.
+    pub routing: crate::upstream::config::RoutingConfig,
+    /// Ids loaded at start; `/ready` is 200 once they are Ready.
+    pub preload: Vec<String>,
+    pub cache: nfai_cache::CacheConfig,
+    /// `None` disables the admin API (every call answers 401).
+    pub admin_token: Option<Secret>,
+}
+
+/// A secret that never shows in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+fn resolve_ids(catalog: &Catalog, names: &[String], key: &str) -> anyhow::Result<Vec<String>> {
+    names
+        .iter()
+        .map(|n| {
+            catalog
+                .resolve(n.trim())
+                .map(|e| e.id.clone())
+                .with_context(|| format!("`{key}` names {n:?}, which is not in the catalog"))
+        })
+        .collect()
+}
+
+fn read_secret(path: &Path) -> anyhow::Result<Secret> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the admin token file {}", path.display()))?;
+    let token = text.trim().to_string();
+    anyhow::ensure!(
+        !token.is_empty(),
+        "the admin token file {} is empty",
+        path.display()
+    );
+    Ok(Secret(token))
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
-    let Some(path) = path else { return Ok(FileConfig::default()) };
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
@@ -155,32 +254,93 @@ impl Config {
     pub fn from_serve_args(args: &ServeArgs) -> anyhow::Result<Self> {
         let file = read_file(args.common.config.as_deref())?;
         let catalog = Catalog::with_overrides(file.models)?;
-        let serve_names = args.serve.clone().or(file.serve);
-        let serve = match serve_names {
-            Some(names) => names
-                .iter()
-                .map(|n| {
-                    catalog
-                        .resolve(n.trim())
-                        .map(|e| e.id.clone())
-                        .with_context(|| format!("`serve` names {n:?}, which is not in the catalog"))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?,
+        let routing = crate::upstream::config::RoutingConfig::from_file(
+            file.upstreams,
+            file.routes,
+            file.routing,
+            &catalog,
+        )?;
+        let serve = match args.serve.clone().or(file.serve) {
+            Some(names) => resolve_ids(&catalog, &names, "serve")?,
             None => catalog.entries().iter().map(|e| e.id.clone()).collect(),
         };
+        let preload = match args.preload.clone().or(file.cache.preload) {
+            Some(names) => resolve_ids(&catalog, &names, "preload")?,
+            None => serve.clone(),
+        };
+        for id in &preload {
+            anyhow::ensure!(
+                serve.contains(id),
+                "`preload` names {id:?}, which is not served"
+            );
+        }
+        let keep_alive = match (&args.keep_alive, &file.cache.keep_alive) {
+            (Some(text), _) => Some(serde_json::Value::String(text.clone())),
+            (None, v) => v.clone(),
+        };
+        let default_keep_alive = match keep_alive {
+            Some(v) => nfai_cache::KeepAlive::parse_json(&v).map_err(|m| anyhow::anyhow!(m))?,
+            None => nfai_cache::KeepAlive::DEFAULT,
+        };
+        let share = file.cache.ram_budget_share.unwrap_or(0.8);
+        anyhow::ensure!(
+            share > 0.0 && share <= 1.0,
+            "cache.ram_budget_share must be in (0, 1]"
+        );
+        let ram_budget = args
+            .ram_budget_bytes
+            .or(file.cache.ram_budget_bytes)
+            .unwrap_or_else(|| nfai_cache::default_cpu_budget(share));
+        let cache = nfai_cache::CacheConfig {
+            budgets: [(nfai_cache::DeviceId::Cpu, ram_budget)]
+                .into_iter()
+                .collect(),
+            max_loaded_per_device: file.cache.max_loaded_models.unwrap_or(3),
+            default_keep_alive,
+            max_waiters: file.cache.max_waiters.unwrap_or(256),
+        };
+        let admin_token = match (
+            &args.admin_token,
+            &args.admin_token_file,
+            &file.cache.admin_token_file,
+        ) {
+            (Some(t), _, _) if !t.0.is_empty() => Some(t.clone()),
+            (_, Some(path), _) | (_, None, Some(path)) => Some(read_secret(path)?),
+            _ => None,
+        };
         let engine = EngineSettings {
-            queue_capacity: args.queue_capacity.or(file.engine.queue_capacity).unwrap_or(64),
+            queue_capacity: args
+                .queue_capacity
+                .or(file.engine.queue_capacity)
+                .unwrap_or(64),
             prefill_chunk: file.engine.prefill_chunk.unwrap_or(512),
             embed_batch_tokens: file.engine.embed_batch_tokens.unwrap_or(16_384),
         };
-        anyhow::ensure!(engine.queue_capacity >= 1, "queue_capacity must be at least 1");
-        anyhow::ensure!(engine.prefill_chunk >= 1, "engine.prefill_chunk must be at least 1");
-        anyhow::ensure!(engine.embed_batch_tokens >= 512, "engine.embed_batch_tokens must be at least 512");
-        let max_body_bytes =
-            args.max_body_bytes.or(file.server.max_body_bytes).unwrap_or(2 * 1024 * 1024);
-        anyhow::ensure!(max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
+        anyhow::ensure!(
+            engine.queue_capacity >= 1,
+            "queue_capacity must be at least 1"
+        );
+        anyhow::ensure!(
+            engine.prefill_chunk >= 1,
+            "engine.prefill_chunk must be at least 1"
+        );
+        anyhow::ensure!(
+            engine.embed_batch_tokens >= 512,
+            "engine.embed_batch_tokens must be at least 512"
+        );
+        let max_body_bytes = args
+            .max_body_bytes
+            .or(file.server.max_body_bytes)
+            .unwrap_or(2 * 1024 * 1024);
+        anyhow::ensure!(
+            max_body_bytes >= 1024,
+            "max_body_bytes must be at least 1024"
+        );
         Ok(Self {
-            host: args.host.or(file.server.host).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            host: args
+                .host
+                .or(file.server.host)
+                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             port: args.port.or(file.server.port).unwrap_or(8080),
             max_body_bytes,
             model_dir: args
@@ -193,6 +353,10 @@ impl Config {
             serve,
             engine,
             catalog,
+            routing,
+            preload,
+            cache,
+            admin_token,
         })
     }
 
@@ -200,7 +364,11 @@ impl Config {
     pub fn catalog_and_dir(common: &CommonArgs) -> anyhow::Result<(Catalog, PathBuf)> {
         let file = read_file(common.config.as_deref())?;
         let catalog = Catalog::with_overrides(file.models)?;
-        let dir = common.model_dir.clone().or(file.model_dir).unwrap_or_else(nfai_models::default_model_dir);
+        let dir = common
+            .model_dir
+            .clone()
+            .or(file.model_dir)
+            .unwrap_or_else(nfai_models::default_model_dir);
         Ok((catalog, dir))
     }
 }
@@ -235,7 +403,10 @@ mod tests {
         let mut args = ServeArgs::default();
         args.common.config = Some(path.clone());
         assert!(Config::from_serve_args(&args).is_err());
-        let args = ServeArgs { serve: Some(vec!["nope".into()]), ..Default::default() };
+        let args = ServeArgs {
+            serve: Some(vec!["nope".into()]),
+            ..Default::default()
+        };
         let err = Config::from_serve_args(&args).unwrap_err().to_string();
         assert!(err.contains("nope"), "{err}");
     }

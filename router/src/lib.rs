@@ -11,10 +11,12 @@ pub mod error;
 pub mod fetch;
 pub mod handlers;
 pub mod json;
+pub mod ollama_api;
 pub mod openai;
 pub mod registry;
 pub mod state;
 pub mod stream;
+pub mod upstream;
 pub mod validate;
 
 pub use app::{Application, router, shutdown_signal};

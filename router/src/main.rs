@@ -8,9 +8,15 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
     let filter = EnvFilter::try_from_env("NFAI_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("nfai: cannot start the async runtime: {e}");
@@ -32,27 +38,44 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let started = std::time::Instant::now();
             let config = Config::from_serve_args(&args)?;
             let app = Application::build(config).await?;
-            tracing::info!(
-                addr = %app.local_addr()?,
-                ready_ms = started.elapsed().as_millis() as u64,
-                "nfai is ready"
-            );
+            tracing::info!(addr = %app.local_addr()?, "listening; preloading models");
+            let state = app.state().clone();
+            tokio::spawn(async move {
+                match nfai_router::app::wait_ready(&state).await {
+                    Ok(()) => tracing::info!(
+                        ready_ms = started.elapsed().as_millis() as u64,
+                        "nfai is ready"
+                    ),
+                    Err(e) => tracing::error!("preload failed: {e:#}"),
+                }
+            });
             app.run_until(shutdown_signal()).await?;
             Ok(())
         }
-        Command::Models { command: ModelsCommand::Fetch(args) } => {
+        Command::Models {
+            command: ModelsCommand::Fetch(args),
+        } => {
             let (catalog, dir) = Config::catalog_and_dir(&args.common)?;
             let entries: Vec<_> = if args.ids.is_empty() {
-                catalog.entries().iter().filter(|e| e.source.is_some()).collect()
+                catalog
+                    .entries()
+                    .iter()
+                    .filter(|e| e.source.is_some())
+                    .collect()
             } else {
                 args.ids
                     .iter()
                     .map(|id| {
-                        catalog.resolve(id).ok_or_else(|| anyhow::anyhow!("unknown model {id:?}"))
+                        catalog
+                            .resolve(id)
+                            .ok_or_else(|| anyhow::anyhow!("unknown model {id:?}"))
                     })
                     .collect::<anyhow::Result<_>>()?
             };
-            let opts = FetchOptions { verify: args.verify, find_links: args.find_links };
+            let opts = FetchOptions {
+                verify: args.verify,
+                find_links: args.find_links,
+            };
             for outcome in fetch_models(&entries, &dir, opts).await? {
                 println!("{outcome}");
             }

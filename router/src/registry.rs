@@ -1,24 +1,33 @@
-//! The models this process serves: loading them into engines and finding them by name.
+//! Native models behind the model cache: the loader that turns catalog entries into running
+//! engines, and name resolution to leases.
 //!
-//! Every model in `serve` is loaded at start, each on its own thread, before the listener opens;
-//! requests then resolve a name (id or alias) to a running engine. A name in the catalog whose
-//! model is not loaded answers 503, an unknown name 404, and a model of the wrong kind 400.
+//! A request resolves a name (id or alias) to a catalog entry, then acquires a lease from the
+//! cache, which loads the model once however many requests wait, evicting idle models to fit
+//! the device budget. The lease keeps the model resident while the request runs. An unknown
+//! name answers 404 and a model of the wrong kind 400.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context;
 use candle_core::Device;
+use nfai_cache::{
+    AcquireOptions, CacheConfig, CacheError, DeviceId, KeepAlive, Lease, Loader, ModelCache,
+    ModelSpec,
+};
 use nfai_inference::embed::Embedder;
 use nfai_inference::{EmbeddingConfig, EmbeddingEngine, GenerationConfig, GenerationEngine};
 use nfai_models::bert::BertEmbedder;
 use nfai_models::chat_template::ChatTemplate;
+use nfai_models::memory;
 
 use crate::catalog::{Catalog, ModelEntry, ModelFormat, ModelKind};
 use crate::config::EngineSettings;
 use crate::error::ApiError;
+
+/// Context length of a chat model whose catalog entry sets none.
+pub const DEFAULT_CONTEXT: usize = 4096;
 
 /// A chat model with its running engine.
 #[derive(Debug)]
@@ -39,115 +48,260 @@ pub struct EmbedModel {
 
 impl std::fmt::Debug for EmbedModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbedModel").field("id", &self.entry.id).finish()
+        f.debug_struct("EmbedModel")
+            .field("id", &self.entry.id)
+            .finish()
     }
 }
 
-#[derive(Debug, Clone)]
-enum Loaded {
+/// What the cache holds for a native model. Dropping it stops the model's engine thread, which
+/// frees the weights.
+#[derive(Debug)]
+pub enum NativeModel {
     Chat(Arc<ChatModel>),
     Embedding(Arc<EmbedModel>),
 }
 
-/// Loaded models by id, plus the catalog for name resolution.
+/// A lease on a chat model: derefs to the model; dropping it releases the lease.
 #[derive(Debug)]
-pub struct ModelRegistry {
-    catalog: Catalog,
-    loaded: HashMap<String, Loaded>,
+pub struct ChatLease {
+    model: Arc<ChatModel>,
+    _lease: Lease<NativeModel>,
 }
 
-struct BertAdapter(Arc<BertEmbedder>);
+impl Deref for ChatLease {
+    type Target = ChatModel;
+    fn deref(&self) -> &ChatModel {
+        &self.model
+    }
+}
 
-impl Embedder for BertAdapter {
-    fn embed(&self, batch: &[Vec<u32>]) -> nfai_models::Result<Vec<Vec<f32>>> {
-        self.0.embed(batch)
+/// A lease on an embedding model.
+#[derive(Debug)]
+pub struct EmbedLease {
+    model: Arc<EmbedModel>,
+    _lease: Lease<NativeModel>,
+}
+
+impl Deref for EmbedLease {
+    type Target = EmbedModel;
+    fn deref(&self) -> &EmbedModel {
+        &self.model
+    }
+}
+
+/// Loads catalog entries into engines for the cache.
+#[derive(Debug)]
+pub struct NativeLoader {
+    catalog: Catalog,
+    model_dir: PathBuf,
+    settings: EngineSettings,
+}
+
+impl NativeLoader {
+    fn entry(&self, id: &str) -> Result<&ModelEntry, String> {
+        self.catalog
+            .resolve(id)
+            .ok_or_else(|| format!("model {id:?} is not in the catalog"))
+    }
+
+    /// Bytes of KV cache a chat model may grow to (all sequences at full context).
+    fn kv_reserve(&self, e: &ModelEntry) -> u64 {
+        if e.format != ModelFormat::Gguf {
+            return 0;
+        }
+        let ctx = e.context_length.unwrap_or(DEFAULT_CONTEXT);
+        memory::estimate_gguf(&e.location(&self.model_dir), ctx, e.max_concurrent)
+            .map(|est| est.kv_bytes)
+            .unwrap_or(0)
+    }
+}
+
+impl Loader for NativeLoader {
+    type Model = NativeModel;
+
+    fn estimate(&self, spec: &ModelSpec) -> Result<u64, String> {
+        let e = self.entry(&spec.id)?;
+        let path = e.location(&self.model_dir);
+        match e.format {
+            ModelFormat::Gguf => {
+                let ctx = e.context_length.unwrap_or(DEFAULT_CONTEXT);
+                memory::estimate_gguf(&path, ctx, e.max_concurrent).map(|est| est.total_bytes)
+            }
+            ModelFormat::Bert => memory::estimate_bert(&path),
+        }
+        .map_err(|err| err.to_string())
+    }
+
+    /// The reported size is what the process grew by while loading (weights, tokenizer) plus
+    /// the KV cache the model may still grow to, so the budget keeps room for it.
+    fn load(&self, spec: &ModelSpec) -> Result<(NativeModel, u64), String> {
+        let e = self.entry(&spec.id)?;
+        let before = resident_bytes();
+        let model =
+            load_one(e, &self.model_dir, &self.settings).map_err(|err| format!("{err:#}"))?;
+        let grown = resident_bytes().saturating_sub(before);
+        Ok((model, grown + self.kv_reserve(e)))
+    }
+}
+
+/// Resident set size of this process (Linux), 0 elsewhere.
+pub fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// The catalog, and the cache that keeps its native models resident.
+pub struct ModelRegistry {
+    catalog: Catalog,
+    cache: ModelCache<NativeLoader>,
+}
+
+impl std::fmt::Debug for ModelRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelRegistry")
+            .field("models", &self.catalog.entries().len())
+            .finish()
     }
 }
 
 impl ModelRegistry {
-    /// Loads `serve` (model ids) from `model_dir`, in parallel.
-    pub fn load(
+    /// Starts the cache for the `serve` models (needs a tokio runtime). Nothing is loaded yet.
+    pub fn start(
         catalog: Catalog,
         serve: &[String],
         model_dir: &Path,
-        settings: &EngineSettings,
+        settings: EngineSettings,
+        config: CacheConfig,
     ) -> anyhow::Result<Self> {
-        let entries: Vec<ModelEntry> = serve
-            .iter()
-            .map(|id| catalog.resolve(id).cloned().with_context(|| format!("unknown model {id:?}")))
-            .collect::<anyhow::Result<_>>()?;
-        let loaded = std::thread::scope(|s| {
-            let handles: Vec<_> = entries
-                .iter()
-                .map(|e| s.spawn(move || load_one(e, model_dir, settings)))
-                .collect();
-            handles
-                .into_iter()
-                .zip(&entries)
-                .map(|(h, e)| match h.join() {
-                    Ok(r) => r.with_context(|| format!("loading model {:?}", e.id)).map(|l| (e.id.clone(), l)),
-                    Err(_) => Err(anyhow::anyhow!("loading model {:?} panicked", e.id)),
-                })
-                .collect::<anyhow::Result<HashMap<_, _>>>()
-        })?;
-        Ok(Self { catalog, loaded })
+        let mut specs = Vec::with_capacity(serve.len());
+        for id in serve {
+            let e = catalog
+                .resolve(id)
+                .ok_or_else(|| anyhow::anyhow!("unknown model {id:?}"))?;
+            let device = e
+                .device
+                .parse::<DeviceId>()
+                .map_err(|m| anyhow::anyhow!(m))?;
+            let mut spec = ModelSpec::new(e.id.clone(), device);
+            spec.keep_alive = e.keep_alive();
+            spec.pinned = e.pinned;
+            specs.push(spec);
+        }
+        let loader = NativeLoader {
+            catalog: catalog.clone(),
+            model_dir: model_dir.to_path_buf(),
+            settings,
+        };
+        let cache = ModelCache::start(Arc::new(loader), specs, config);
+        Ok(Self { catalog, cache })
     }
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }
 
-    fn find(&self, name: &str) -> Result<(&ModelEntry, Option<&Loaded>), ApiError> {
-        let entry = self.catalog.resolve(name).ok_or_else(|| ApiError::model_not_found(name))?;
-        Ok((entry, self.loaded.get(&entry.id)))
+    pub fn cache(&self) -> &ModelCache<NativeLoader> {
+        &self.cache
     }
 
-    /// The chat model called `name`.
-    pub fn chat(&self, name: &str) -> Result<Arc<ChatModel>, ApiError> {
-        match self.find(name)? {
-            (_, Some(Loaded::Chat(m))) => Ok(m.clone()),
-            (e, _) if e.kind != ModelKind::Chat => Err(ApiError::invalid(
-                "model",
-                format!("The model `{name}` is an embedding model; it cannot generate text."),
-            )
-            .with_code("model_not_supported")),
-            (e, _) => Err(ApiError::unavailable(format!("The model `{}` is not loaded.", e.id))),
+    async fn acquire(
+        &self,
+        name: &str,
+        keep_alive: Option<KeepAlive>,
+    ) -> Result<(&ModelEntry, Lease<NativeModel>), ApiError> {
+        let entry = self
+            .catalog
+            .resolve(name)
+            .ok_or_else(|| ApiError::model_not_found(name))?;
+        if !self.cache.contains(&entry.id) {
+            return Err(ApiError::unavailable(format!(
+                "The model `{}` is in the catalog but not served by this instance.",
+                entry.id
+            )));
+        }
+        let lease = self
+            .cache
+            .acquire(&entry.id, AcquireOptions { keep_alive })
+            .await?;
+        Ok((entry, lease))
+    }
+
+    /// A lease on the chat model called `name`.
+    pub async fn chat(
+        &self,
+        name: &str,
+        keep_alive: Option<KeepAlive>,
+    ) -> Result<ChatLease, ApiError> {
+        check_kind(&self.catalog, name, ModelKind::Chat)?;
+        match self.acquire(name, keep_alive).await? {
+            (_, lease) => match &*lease {
+                NativeModel::Chat(m) => Ok(ChatLease {
+                    model: m.clone(),
+                    _lease: lease,
+                }),
+                NativeModel::Embedding(_) => Err(wrong_kind(name, ModelKind::Chat)),
+            },
         }
     }
 
-    /// The embedding model called `name`.
-    pub fn embedding(&self, name: &str) -> Result<Arc<EmbedModel>, ApiError> {
-        match self.find(name)? {
-            (_, Some(Loaded::Embedding(m))) => Ok(m.clone()),
-            (e, _) if e.kind != ModelKind::Embedding => Err(ApiError::invalid(
-                "model",
-                format!("The model `{name}` is a chat model; it cannot make embeddings."),
-            )
-            .with_code("model_not_supported")),
-            (e, _) => Err(ApiError::unavailable(format!("The model `{}` is not loaded.", e.id))),
+    /// A lease on the embedding model called `name`.
+    pub async fn embedding(
+        &self,
+        name: &str,
+        keep_alive: Option<KeepAlive>,
+    ) -> Result<EmbedLease, ApiError> {
+        check_kind(&self.catalog, name, ModelKind::Embedding)?;
+        match self.acquire(name, keep_alive).await? {
+            (_, lease) => match &*lease {
+                NativeModel::Embedding(m) => Ok(EmbedLease {
+                    model: m.clone(),
+                    _lease: lease,
+                }),
+                NativeModel::Chat(_) => Err(wrong_kind(name, ModelKind::Embedding)),
+            },
         }
     }
+}
 
-    /// Whether the model with this id is loaded and its engine alive.
-    pub fn is_ready(&self, id: &str) -> bool {
-        match self.loaded.get(id) {
-            Some(Loaded::Chat(m)) => m.engine.is_alive(),
-            Some(Loaded::Embedding(m)) => m.engine.is_alive(),
-            None => false,
+fn check_kind(catalog: &Catalog, name: &str, want: ModelKind) -> Result<(), ApiError> {
+    match catalog.resolve(name) {
+        None => Err(ApiError::model_not_found(name)),
+        Some(e) if e.kind != want => Err(wrong_kind(name, want)),
+        Some(_) => Ok(()),
+    }
+}
+
+fn wrong_kind(name: &str, want: ModelKind) -> ApiError {
+    let msg = match want {
+        ModelKind::Chat => {
+            format!("The model `{name}` is an embedding model; it cannot generate text.")
         }
-    }
+        ModelKind::Embedding => {
+            format!("The model `{name}` is a chat model; it cannot make embeddings.")
+        }
+    };
+    ApiError::invalid("model", msg).with_code("model_not_supported")
+}
 
-    /// Ids of the loaded models.
-    pub fn loaded_ids(&self) -> impl Iterator<Item = &str> {
-        self.loaded.keys().map(String::as_str)
-    }
-
-    /// Context length of a loaded chat model.
-    pub fn context_length(&self, id: &str) -> Option<usize> {
-        match self.loaded.get(id) {
-            Some(Loaded::Chat(m)) => Some(m.context_length),
-            Some(Loaded::Embedding(m)) => Some(m.embedder.max_tokens()),
-            None => None,
+impl From<CacheError> for ApiError {
+    fn from(e: CacheError) -> Self {
+        let msg = e.to_string();
+        match e {
+            CacheError::UnknownModel(m) => ApiError::model_not_found(&m),
+            CacheError::LoadFailed { .. } => {
+                ApiError::unavailable(msg).with_code("model_load_failed")
+            }
+            CacheError::InsufficientMemory { .. } | CacheError::TooManyLoaded { .. } => {
+                ApiError::unavailable(msg).with_code("insufficient_memory")
+            }
+            CacheError::TooManyWaiters { .. } => {
+                ApiError::unavailable(msg).with_code("too_many_waiters")
+            }
+            CacheError::Busy { .. } => ApiError::conflict(msg).with_code("model_busy"),
+            CacheError::Stopped => ApiError::unavailable(msg),
         }
     }
 }
@@ -162,14 +316,31 @@ fn device(entry: &ModelEntry) -> anyhow::Result<Device> {
     }
 }
 
-fn load_one(entry: &ModelEntry, model_dir: &Path, s: &EngineSettings) -> anyhow::Result<Loaded> {
+struct BertAdapter(Arc<BertEmbedder>);
+
+impl Embedder for BertAdapter {
+    fn embed(&self, batch: &[Vec<u32>]) -> nfai_models::Result<Vec<Vec<f32>>> {
+        self.0.embed(batch)
+    }
+}
+
+fn load_one(
+    entry: &ModelEntry,
+    model_dir: &Path,
+    s: &EngineSettings,
+) -> anyhow::Result<NativeModel> {
     let started = Instant::now();
     let path = entry.location(model_dir);
     let device = device(entry)?;
     let loaded = match (entry.kind, entry.format) {
         (ModelKind::Chat, ModelFormat::Gguf) => {
-            let ctx = entry.context_length.unwrap_or(4096);
-            let lm = nfai_models::loader::load_gguf_lm(&path, &device, ctx, entry.chat_template.as_deref())?;
+            let ctx = entry.context_length.unwrap_or(DEFAULT_CONTEXT);
+            let lm = nfai_models::loader::load_gguf_lm(
+                &path,
+                &device,
+                ctx,
+                entry.chat_template.as_deref(),
+            )?;
             let info = lm.model.info().clone();
             let cfg = GenerationConfig {
                 max_batch: entry.max_concurrent,
@@ -177,7 +348,7 @@ fn load_one(entry: &ModelEntry, model_dir: &Path, s: &EngineSettings) -> anyhow:
                 prefill_chunk: s.prefill_chunk,
             };
             let engine = GenerationEngine::start(&entry.id, lm.model, lm.tokenizer, cfg)?;
-            Loaded::Chat(Arc::new(ChatModel {
+            NativeModel::Chat(Arc::new(ChatModel {
                 entry: entry.clone(),
                 engine,
                 template: lm.chat_template,
@@ -194,7 +365,11 @@ fn load_one(entry: &ModelEntry, model_dir: &Path, s: &EngineSettings) -> anyhow:
             };
             let engine =
                 EmbeddingEngine::start(&entry.id, Arc::new(BertAdapter(embedder.clone())), cfg)?;
-            Loaded::Embedding(Arc::new(EmbedModel { entry: entry.clone(), engine, embedder }))
+            NativeModel::Embedding(Arc::new(EmbedModel {
+                entry: entry.clone(),
+                engine,
+                embedder,
+            }))
         }
         (kind, format) => anyhow::bail!(
             "model {:?}: a {kind:?} model in {format:?} format is not supported",

@@ -68,7 +68,9 @@ pub fn sse<W: ChunkWriter>(writer: W, streams: Vec<EventStream>, include_usage: 
             d.advance().await;
         }
     });
-    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 impl<W: ChunkWriter> Driver<W> {
@@ -79,7 +81,14 @@ impl<W: ChunkWriter> Driver<W> {
                     self.queue.push_back(self.writer.token(i, &text));
                 }
             }
-            Some((i, Some(GenerateEvent::Finished { reason, usage, text }))) => {
+            Some((
+                i,
+                Some(GenerateEvent::Finished {
+                    reason,
+                    usage,
+                    text,
+                }),
+            )) => {
                 if !text.is_empty() {
                     self.queue.push_back(self.writer.token(i, &text));
                 }
@@ -122,12 +131,18 @@ pub async fn collect(
     while let Some(ev) = events.next().await {
         match ev {
             GenerateEvent::Token { text: t, .. } => text.push_str(&t),
-            GenerateEvent::Finished { reason, usage, text: t } => {
+            GenerateEvent::Finished {
+                reason,
+                usage,
+                text: t,
+            } => {
                 text.push_str(&t);
                 return Ok((text, reason, usage));
             }
             GenerateEvent::Failed(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::unavailable("The model's engine stopped before finishing the request."))
+    Err(ApiError::unavailable(
+        "The model's engine stopped before finishing the request.",
+    ))
 }

@@ -14,7 +14,10 @@ fn in_range(param: &str, v: f32, lo: f32, hi: f32) -> Result<f32, ApiError> {
     if v.is_finite() && v >= lo && v <= hi {
         Ok(v)
     } else {
-        Err(ApiError::invalid(param, format!("'{param}' must be between {lo} and {hi}, got {v}.")))
+        Err(ApiError::invalid(
+            param,
+            format!("'{param}' must be between {lo} and {hi}, got {v}."),
+        ))
     }
 }
 
@@ -26,20 +29,32 @@ fn opt_range(param: &str, v: Option<f32>, lo: f32, hi: f32) -> Result<Option<f32
 pub fn sampling(f: &SamplingFields) -> Result<(SamplingRequest, Vec<String>), ApiError> {
     if let Some(n) = f.n {
         if n != 1 {
-            return Err(ApiError::unsupported("n", format!("Only n=1 is supported, got n={n}.")));
+            return Err(ApiError::unsupported(
+                "n",
+                format!("Only n=1 is supported, got n={n}."),
+            ));
         }
     }
     if f.logit_bias.as_ref().is_some_and(|m| !m.is_empty()) {
-        return Err(ApiError::unsupported("logit_bias", "logit_bias is not supported."));
+        return Err(ApiError::unsupported(
+            "logit_bias",
+            "logit_bias is not supported.",
+        ));
     }
     if let Some(p) = f.top_p {
         if !(p.is_finite() && p > 0.0 && p <= 1.0) {
-            return Err(ApiError::invalid("top_p", format!("'top_p' must be in (0, 1], got {p}.")));
+            return Err(ApiError::invalid(
+                "top_p",
+                format!("'top_p' must be in (0, 1], got {p}."),
+            ));
         }
     }
     let top_k = match f.top_k {
         Some(k) if k < 0 => {
-            return Err(ApiError::invalid("top_k", format!("'top_k' must be >= 0, got {k}.")));
+            return Err(ApiError::invalid(
+                "top_k",
+                format!("'top_k' must be >= 0, got {k}."),
+            ));
         }
         Some(k) => Some(usize::try_from(k).unwrap_or(usize::MAX)),
         None => None,
@@ -61,11 +76,17 @@ pub fn sampling(f: &SamplingFields) -> Result<(SamplingRequest, Vec<String>), Ap
     if stops.len() > MAX_STOPS {
         return Err(ApiError::invalid(
             "stop",
-            format!("'stop' may hold at most {MAX_STOPS} sequences, got {}.", stops.len()),
+            format!(
+                "'stop' may hold at most {MAX_STOPS} sequences, got {}.",
+                stops.len()
+            ),
         ));
     }
     if stops.iter().any(String::is_empty) {
-        return Err(ApiError::invalid("stop", "'stop' sequences must not be empty."));
+        return Err(ApiError::invalid(
+            "stop",
+            "'stop' sequences must not be empty.",
+        ));
     }
     Ok((params, stops))
 }
@@ -73,7 +94,10 @@ pub fn sampling(f: &SamplingFields) -> Result<(SamplingRequest, Vec<String>), Ap
 /// Chat messages as the template renders them.
 pub fn chat_messages(messages: &[ChatMessageIn]) -> Result<Vec<ChatMessage>, ApiError> {
     if messages.is_empty() {
-        return Err(ApiError::invalid("messages", "'messages' must hold at least one message."));
+        return Err(ApiError::invalid(
+            "messages",
+            "'messages' must hold at least one message.",
+        ));
     }
     messages
         .iter()
@@ -151,12 +175,23 @@ pub fn max_new_tokens(
     }
 }
 
+/// The `keep_alive` extension field.
+pub fn keep_alive(
+    v: Option<&serde_json::Value>,
+) -> Result<Option<crate::backend::KeepAlive>, ApiError> {
+    v.map(|v| {
+        crate::backend::KeepAlive::parse_json(v).map_err(|m| ApiError::invalid("keep_alive", m))
+    })
+    .transpose()
+}
+
 /// A completion limit from the wire: at least 1.
 pub fn max_tokens(v: Option<i64>, param: &str) -> Result<Option<usize>, ApiError> {
     match v {
-        Some(n) if n < 1 => {
-            Err(ApiError::invalid(param, format!("'{param}' must be at least 1, got {n}.")))
-        }
+        Some(n) if n < 1 => Err(ApiError::invalid(
+            param,
+            format!("'{param}' must be at least 1, got {n}."),
+        )),
         Some(n) => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
         None => Ok(None),
     }
@@ -165,7 +200,10 @@ pub fn max_tokens(v: Option<i64>, param: &str) -> Result<Option<usize>, ApiError
 /// Client-sent token ids: a non-empty list of non-negative ids.
 pub fn token_ids(ids: &[i64], param: &str) -> Result<Vec<u32>, ApiError> {
     if ids.is_empty() {
-        return Err(ApiError::invalid(param, format!("'{param}' must not be an empty token list.")));
+        return Err(ApiError::invalid(
+            param,
+            format!("'{param}' must not be an empty token list."),
+        ));
     }
     ids.iter()
         .map(|&id| {
@@ -193,11 +231,23 @@ mod tests {
 
     #[test]
     fn ranges_name_the_field() {
-        let f = SamplingFields { temperature: Some(3.0), ..Default::default() };
-        assert_eq!(sampling(&f).unwrap_err().param.as_deref(), Some("temperature"));
-        let f = SamplingFields { n: Some(2), ..Default::default() };
+        let f = SamplingFields {
+            temperature: Some(3.0),
+            ..Default::default()
+        };
+        assert_eq!(
+            sampling(&f).unwrap_err().param.as_deref(),
+            Some("temperature")
+        );
+        let f = SamplingFields {
+            n: Some(2),
+            ..Default::default()
+        };
         assert_eq!(sampling(&f).unwrap_err().param.as_deref(), Some("n"));
-        let f = SamplingFields { top_p: Some(0.0), ..Default::default() };
+        let f = SamplingFields {
+            top_p: Some(0.0),
+            ..Default::default()
+        };
         assert_eq!(sampling(&f).unwrap_err().param.as_deref(), Some("top_p"));
         let f = SamplingFields {
             stop: Some(StopSpec::Many(vec!["a".into(); 5])),
@@ -216,18 +266,30 @@ mod tests {
         let (p, _) = sampling(&SamplingFields::default()).unwrap();
         let p = p.resolve(&d);
         assert_eq!((p.temperature, p.top_k), (0.7, 40));
-        let f = SamplingFields { temperature: Some(0.0), ..Default::default() };
+        let f = SamplingFields {
+            temperature: Some(0.0),
+            ..Default::default()
+        };
         assert_eq!(sampling(&f).unwrap().0.resolve(&d).temperature, 0.0);
     }
 
     #[test]
     fn context_checks() {
-        assert_eq!(max_new_tokens(None, "max_tokens", 10, 100, None, "prompt").unwrap(), 90);
-        assert_eq!(max_new_tokens(None, "max_tokens", 10, 100, Some(16), "prompt").unwrap(), 16);
+        assert_eq!(
+            max_new_tokens(None, "max_tokens", 10, 100, None, "prompt").unwrap(),
+            90
+        );
+        assert_eq!(
+            max_new_tokens(None, "max_tokens", 10, 100, Some(16), "prompt").unwrap(),
+            16
+        );
         let e = max_new_tokens(Some(95), "max_tokens", 10, 100, None, "prompt").unwrap_err();
         assert_eq!(e.code, Some("context_length_exceeded"));
         let e = max_new_tokens(None, "max_tokens", 100, 100, None, "messages").unwrap_err();
-        assert_eq!((e.code, e.param.as_deref()), (Some("context_length_exceeded"), Some("messages")));
+        assert_eq!(
+            (e.code, e.param.as_deref()),
+            (Some("context_length_exceeded"), Some("messages"))
+        );
         assert!(max_tokens(Some(0), "max_tokens").is_err());
         assert_eq!(max_tokens(Some(5), "max_tokens").unwrap(), Some(5));
     }

@@ -35,7 +35,10 @@ async fn greedy_is_deterministic_and_aliases_resolve() {
     req["model"] = json!("gemma3");
     let (status, b) = post(s, "/v1/chat/completions", req).await;
     assert_eq!(status, 200, "{b}");
-    assert_eq!(a["choices"][0]["message"]["content"], b["choices"][0]["message"]["content"]);
+    assert_eq!(
+        a["choices"][0]["message"]["content"],
+        b["choices"][0]["message"]["content"]
+    );
     assert_eq!(b["model"], "gemma-3-270m");
 }
 
@@ -47,13 +50,25 @@ async fn streamed_chat_matches_plain_and_ends_with_usage_and_done() {
     let mut sreq = req;
     sreq["stream"] = json!(true);
     sreq["stream_options"] = json!({ "include_usage": true });
-    let res = client().post(format!("{}/v1/chat/completions", s.base)).json(&sreq).send().await.unwrap();
+    let res = client()
+        .post(format!("{}/v1/chat/completions", s.base))
+        .json(&sreq)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let data = sse_data(res).await;
     assert_eq!(data.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> =
-        data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     let id = chunks[0]["id"].clone();
     let mut text = String::new();
@@ -70,8 +85,14 @@ async fn streamed_chat_matches_plain_and_ends_with_usage_and_done() {
             }
         }
     }
-    assert_eq!(text, plain["choices"][0]["message"]["content"].as_str().unwrap());
-    assert_eq!(finish.as_deref(), plain["choices"][0]["finish_reason"].as_str());
+    assert_eq!(
+        text,
+        plain["choices"][0]["message"]["content"].as_str().unwrap()
+    );
+    assert_eq!(
+        finish.as_deref(),
+        plain["choices"][0]["finish_reason"].as_str()
+    );
     let usage_chunk = chunks.last().unwrap();
     assert_eq!(usage_chunk["choices"], json!([]));
     assert_eq!(usage_chunk["usage"], plain["usage"]);
@@ -91,7 +112,10 @@ async fn stop_strings_cut_the_text_and_are_not_returned() {
     let s = server();
     let req = greedy_chat("Count from one to ten in words, separated by commas.", 40);
     let (_, full) = post(s, "/v1/chat/completions", req.clone()).await;
-    let text = full["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    let text = full["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(text.chars().count() > 8, "need some text to cut: {text:?}");
     // A stop string from the middle of the greedy output.
     let cut: String = text.chars().skip(4).take(3).collect();
@@ -121,6 +145,9 @@ async fn system_and_multi_turn_conversations_render() {
     let (status, a) = post(s, "/v1/chat/completions", body.clone()).await;
     assert_eq!(status, 200, "{a}");
     let (_, b) = post(s, "/v1/chat/completions", body).await;
-    assert_eq!(a["choices"][0]["message"], b["choices"][0]["message"], "same seed, same text");
+    assert_eq!(
+        a["choices"][0]["message"], b["choices"][0]["message"],
+        "same seed, same text"
+    );
     assert!(a["usage"]["completion_tokens"].as_u64().unwrap() <= 8);
 }

@@ -13,7 +13,8 @@ pub struct Server {
     pub state: AppState,
 }
 
-fn start(args: ServeArgs) -> Server {
+/// Starts an app with `args` on its own runtime thread; returns once its preloads are Ready.
+pub fn start_with(args: ServeArgs) -> Server {
     let (tx, rx) = std::sync::mpsc::channel::<Result<(SocketAddr, AppState), String>>();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -24,11 +25,16 @@ fn start(args: ServeArgs) -> Server {
         rt.block_on(async move {
             let built = async {
                 let config = Config::from_serve_args(&args).map_err(|e| format!("{e:#}"))?;
-                Application::build(config).await.map_err(|e| format!("{e:#}"))
+                let app = Application::build(config)
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
+                app.wait_ready().await.map_err(|e| format!("{e:#}"))?;
+                Ok::<_, String>(app)
             };
             match built.await {
                 Ok(app) => {
-                    tx.send(Ok((app.local_addr().unwrap(), app.state().clone()))).unwrap();
+                    tx.send(Ok((app.local_addr().unwrap(), app.state().clone())))
+                        .unwrap();
                     app.run_until(std::future::pending()).await.unwrap();
                 }
                 Err(e) => tx.send(Err(e)).unwrap(),
@@ -36,7 +42,10 @@ fn start(args: ServeArgs) -> Server {
         });
     });
     match rx.recv().unwrap() {
-        Ok((addr, state)) => Server { base: format!("http://{addr}"), state },
+        Ok((addr, state)) => Server {
+            base: format!("http://{addr}"),
+            state,
+        },
         Err(e) => panic!("the test server did not start (run `nfai models fetch` first?): {e}"),
     }
 }
@@ -45,7 +54,11 @@ fn start(args: ServeArgs) -> Server {
 pub fn server() -> &'static Server {
     static S: OnceLock<Server> = OnceLock::new();
     S.get_or_init(|| {
-        start(ServeArgs { port: Some(0), no_fetch: true, ..Default::default() })
+        start_with(ServeArgs {
+            port: Some(0),
+            no_fetch: true,
+            ..Default::default()
+        })
     })
 }
 
@@ -65,9 +78,13 @@ pub fn small_server() -> &'static Server {
             toml_models(&[gemma])
         );
         std::fs::write(&path, file).unwrap();
-        let mut args = ServeArgs { port: Some(0), no_fetch: true, ..Default::default() };
+        let mut args = ServeArgs {
+            port: Some(0),
+            no_fetch: true,
+            ..Default::default()
+        };
         args.common.config = Some(path);
-        start(args)
+        start_with(args)
     })
 }
 
@@ -89,7 +106,12 @@ pub fn client() -> reqwest::Client {
 }
 
 pub async fn post(server: &Server, path: &str, body: Value) -> (u16, Value) {
-    let res = client().post(format!("{}{path}", server.base)).json(&body).send().await.unwrap();
+    let res = client()
+        .post(format!("{}{path}", server.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let status = res.status().as_u16();
     let text = res.text().await.unwrap();
     let value = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }));
@@ -99,17 +121,27 @@ pub async fn post(server: &Server, path: &str, body: Value) -> (u16, Value) {
 /// Asserts OpenAI's error shape and returns `error`.
 pub fn assert_error(body: &Value, kind: &str, param: Option<&str>, code: Option<&str>) {
     let e = &body["error"];
-    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "no message: {body}");
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "no message: {body}"
+    );
     assert_eq!(e["type"], kind, "{body}");
     assert_eq!(e["param"].as_str(), param, "{body}");
     assert_eq!(e["code"].as_str(), code, "{body}");
-    assert_eq!(e.as_object().unwrap().len(), 4, "exactly message/type/param/code: {body}");
+    assert_eq!(
+        e.as_object().unwrap().len(),
+        4,
+        "exactly message/type/param/code: {body}"
+    );
 }
 
 /// Reads an SSE body into its `data:` payloads.
 pub async fn sse_data(res: reqwest::Response) -> Vec<String> {
     let text = res.text().await.unwrap();
-    text.lines().filter_map(|l| l.strip_prefix("data: ")).map(str::to_string).collect()
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(str::to_string)
+        .collect()
 }
 
 pub fn greedy_chat(content: &str, max_tokens: u32) -> Value {

@@ -9,9 +9,20 @@ use crate::common::*;
 #[tokio::test]
 async fn string_prompts_match_llama_cpp_and_default_to_16_tokens() {
     let s = server();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/gemma-3-270m/greedy.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/gemma-3-270m/greedy.json"
+    );
     let fixtures: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let tokenizer = s.state.registry().chat("gemma-3-270m").unwrap().engine.tokenizer().clone();
+    let tokenizer = s
+        .state
+        .registry()
+        .chat("gemma-3-270m", None)
+        .await
+        .unwrap()
+        .engine
+        .tokenizer()
+        .clone();
     for case in fixtures["cases"].as_array().unwrap() {
         let prompt = case["prompt"].as_str().unwrap();
         let (status, body) = post(
@@ -25,20 +36,34 @@ async fn string_prompts_match_llama_cpp_and_default_to_16_tokens() {
         assert_eq!(body["object"], "text_completion");
         assert_eq!(body["choices"][0]["index"], 0);
         assert_eq!(body["usage"]["completion_tokens"], 16);
-        assert_eq!(body["usage"]["prompt_tokens"], case["prompt_ids"].as_array().unwrap().len());
+        assert_eq!(
+            body["usage"]["prompt_tokens"],
+            case["prompt_ids"].as_array().unwrap().len()
+        );
         assert_eq!(body["choices"][0]["finish_reason"], "length");
-        let ids: Vec<u32> =
-            case["completion_ids"].as_array().unwrap()[..16].iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let ids: Vec<u32> = case["completion_ids"].as_array().unwrap()[..16]
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
         let want = tokenizer.decode(&ids, true).unwrap();
-        assert_eq!(body["choices"][0]["text"].as_str().unwrap(), want, "case {}", case["name"]);
+        assert_eq!(
+            body["choices"][0]["text"].as_str().unwrap(),
+            want,
+            "case {}",
+            case["name"]
+        );
     }
 }
 
 #[tokio::test]
 async fn several_prompts_and_token_prompts_give_one_choice_each() {
     let s = server();
-    let tok = s.state.registry().chat("gemma-3-270m").unwrap();
-    let ids = tok.engine.tokenizer().encode("The capital of France is", true).unwrap();
+    let tok = s.state.registry().chat("gemma-3-270m", None).await.unwrap();
+    let ids = tok
+        .engine
+        .tokenizer()
+        .encode("The capital of France is", true)
+        .unwrap();
     let (status, body) = post(
         s,
         "/v1/completions",
@@ -48,7 +73,10 @@ async fn several_prompts_and_token_prompts_give_one_choice_each() {
     assert_eq!(status, 200, "{body}");
     let choices = body["choices"].as_array().unwrap();
     assert_eq!(choices.len(), 2);
-    assert_eq!((choices[0]["index"].as_u64(), choices[1]["index"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(
+        (choices[0]["index"].as_u64(), choices[1]["index"].as_u64()),
+        (Some(0), Some(1))
+    );
     let (_, by_ids) = post(
         s,
         "/v1/completions",
@@ -73,13 +101,26 @@ async fn streamed_completion_and_echo() {
     let mut sreq = req.clone();
     sreq["stream"] = json!(true);
     sreq["stream_options"] = json!({"include_usage": true});
-    let res = client().post(format!("{}/v1/completions", s.base)).json(&sreq).send().await.unwrap();
+    let res = client()
+        .post(format!("{}/v1/completions", s.base))
+        .json(&sreq)
+        .send()
+        .await
+        .unwrap();
     let data = sse_data(res).await;
     assert_eq!(data.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
     let text: String = chunks
         .iter()
-        .filter_map(|c| c["choices"].get(0).and_then(|ch| ch["text"].as_str()).map(str::to_string))
+        .filter_map(|c| {
+            c["choices"]
+                .get(0)
+                .and_then(|ch| ch["text"].as_str())
+                .map(str::to_string)
+        })
         .collect();
     assert!(chunks.iter().all(|c| c["object"] == "text_completion"));
     assert_eq!(text, plain["choices"][0]["text"].as_str().unwrap());
@@ -88,5 +129,11 @@ async fn streamed_completion_and_echo() {
     ereq["echo"] = json!(true);
     let (_, echoed) = post(s, "/v1/completions", ereq).await;
     let t = echoed["choices"][0]["text"].as_str().unwrap();
-    assert_eq!(t, format!("Once upon a time{}", plain["choices"][0]["text"].as_str().unwrap()));
+    assert_eq!(
+        t,
+        format!(
+            "Once upon a time{}",
+            plain["choices"][0]["text"].as_str().unwrap()
+        )
+    );
 }

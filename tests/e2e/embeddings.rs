@@ -10,7 +10,14 @@ fn vectors(body: &Value) -> Vec<Vec<f32>> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| d["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())
+        .map(|d| {
+            d["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
         .collect()
 }
 
@@ -24,9 +31,17 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 #[tokio::test]
 async fn similar_sentences_are_close_and_unrelated_ones_far() {
     let s = server();
-    let input = ["The cat sits on the mat", "A cat is sitting on a mat", "Quarterly revenue grew 12%"];
-    let (status, body) =
-        post(s, "/v1/embeddings", json!({"model": "all-minilm-l6-v2", "input": input})).await;
+    let input = [
+        "The cat sits on the mat",
+        "A cat is sitting on a mat",
+        "Quarterly revenue grew 12%",
+    ];
+    let (status, body) = post(
+        s,
+        "/v1/embeddings",
+        json!({"model": "all-minilm-l6-v2", "input": input}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["object"], "list");
     assert_eq!(body["model"], "all-minilm-l6-v2");
@@ -34,7 +49,10 @@ async fn similar_sentences_are_close_and_unrelated_ones_far() {
     assert_eq!(v.len(), 3);
     assert!(v.iter().all(|x| x.len() == 384));
     for (i, d) in body["data"].as_array().unwrap().iter().enumerate() {
-        assert_eq!((d["object"].as_str(), d["index"].as_u64()), (Some("embedding"), Some(i as u64)));
+        assert_eq!(
+            (d["object"].as_str(), d["index"].as_u64()),
+            (Some("embedding"), Some(i as u64))
+        );
     }
     let close = cosine(&v[0], &v[1]);
     let far = cosine(&v[0], &v[2]);
@@ -42,7 +60,10 @@ async fn similar_sentences_are_close_and_unrelated_ones_far() {
     assert!(close > 0.9, "{close}");
     assert!(far < 0.3, "{far}");
     assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() > 10);
-    assert_eq!(body["usage"]["prompt_tokens"], body["usage"]["total_tokens"]);
+    assert_eq!(
+        body["usage"]["prompt_tokens"],
+        body["usage"]["total_tokens"]
+    );
 }
 
 #[tokio::test]
@@ -53,12 +74,26 @@ async fn a_batch_equals_single_calls() {
         "A somewhat longer sentence about a customer invoice that was paid late.",
         "Khách hàng đã thanh toán hóa đơn.",
     ];
-    let (_, batch) = post(s, "/v1/embeddings", json!({"model": "all-minilm-l6-v2", "input": input})).await;
+    let (_, batch) = post(
+        s,
+        "/v1/embeddings",
+        json!({"model": "all-minilm-l6-v2", "input": input}),
+    )
+    .await;
     let batch = vectors(&batch);
     for (i, text) in input.iter().enumerate() {
-        let (_, one) = post(s, "/v1/embeddings", json!({"model": "all-minilm-l6-v2", "input": text})).await;
+        let (_, one) = post(
+            s,
+            "/v1/embeddings",
+            json!({"model": "all-minilm-l6-v2", "input": text}),
+        )
+        .await;
         let one = &vectors(&one)[0];
-        let diff = one.iter().zip(&batch[i]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let diff = one
+            .iter()
+            .zip(&batch[i])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
         assert!(diff < 1e-5, "input {i}: max diff {diff}");
     }
 }
@@ -66,7 +101,12 @@ async fn a_batch_equals_single_calls() {
 #[tokio::test]
 async fn base64_and_token_inputs() {
     let s = server();
-    let (_, floats) = post(s, "/v1/embeddings", json!({"model": "all-minilm-l6-v2", "input": "hello world"})).await;
+    let (_, floats) = post(
+        s,
+        "/v1/embeddings",
+        json!({"model": "all-minilm-l6-v2", "input": "hello world"}),
+    )
+    .await;
     let (status, b64) = post(
         s,
         "/v1/embeddings",
@@ -77,12 +117,24 @@ async fn base64_and_token_inputs() {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64["data"][0]["embedding"].as_str().unwrap())
         .unwrap();
-    let decoded: Vec<f32> = bytes.chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let decoded: Vec<f32> = bytes
+        .chunks(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     assert_eq!(decoded, vectors(&floats)[0]);
-    let m = s.state.registry().embedding("all-minilm-l6-v2").unwrap();
+    let m = s
+        .state
+        .registry()
+        .embedding("all-minilm-l6-v2", None)
+        .await
+        .unwrap();
     let ids: Vec<u32> = m.embedder.tokenize("hello world").unwrap();
-    let (status, by_ids) =
-        post(s, "/v1/embeddings", json!({"model": "all-minilm-l6-v2", "input": [ids.clone(), ids]})).await;
+    let (status, by_ids) = post(
+        s,
+        "/v1/embeddings",
+        json!({"model": "all-minilm-l6-v2", "input": [ids.clone(), ids]}),
+    )
+    .await;
     assert_eq!(status, 200, "{by_ids}");
     let v = vectors(&by_ids);
     assert!(cosine(&v[0], &vectors(&floats)[0]) > 0.99999);

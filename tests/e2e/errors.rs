@@ -29,21 +29,48 @@ async fn malformed_json_is_400() {
 async fn missing_and_mistyped_fields_are_named() {
     let (status, body) = raw("/v1/chat/completions", r#"{"messages": []}"#).await;
     assert_eq!(status, 400);
-    assert_error(&body, "invalid_request_error", Some("model"), Some("invalid_json"));
-    let (status, body) =
-        raw("/v1/chat/completions", r#"{"model":"gemma-3-270m","messages":[{"role":"user","content":5}]}"#).await;
+    assert_error(
+        &body,
+        "invalid_request_error",
+        Some("model"),
+        Some("invalid_json"),
+    );
+    let (status, body) = raw(
+        "/v1/chat/completions",
+        r#"{"model":"gemma-3-270m","messages":[{"role":"user","content":5}]}"#,
+    )
+    .await;
     assert_eq!(status, 400);
-    assert_error(&body, "invalid_request_error", Some("messages[0].content"), Some("invalid_json"));
-    let (status, body) = raw("/v1/chat/completions", r#"{"model":"gemma-3-270m","messages":[]}"#).await;
+    assert_error(
+        &body,
+        "invalid_request_error",
+        Some("messages[0].content"),
+        Some("invalid_json"),
+    );
+    let (status, body) = raw(
+        "/v1/chat/completions",
+        r#"{"model":"gemma-3-270m","messages":[]}"#,
+    )
+    .await;
     assert_eq!(status, 400);
-    assert_error(&body, "invalid_request_error", Some("messages"), Some("invalid_value"));
+    assert_error(
+        &body,
+        "invalid_request_error",
+        Some("messages"),
+        Some("invalid_value"),
+    );
     let (status, body) = raw(
         "/v1/chat/completions",
         r#"{"model":"gemma-3-270m","messages":[{"role":"wizard","content":"hi"}]}"#,
     )
     .await;
     assert_eq!(status, 400);
-    assert_error(&body, "invalid_request_error", Some("messages[0].role"), Some("invalid_value"));
+    assert_error(
+        &body,
+        "invalid_request_error",
+        Some("messages[0].role"),
+        Some("invalid_value"),
+    );
 }
 
 #[tokio::test]
@@ -52,7 +79,12 @@ async fn unknown_model_is_404() {
         let body = json!({"model": "no-such-model", "messages": [{"role":"user","content":"x"}], "prompt": "x", "input": "x"});
         let (status, body) = post(server(), path, body).await;
         assert_eq!(status, 404, "{path}");
-        assert_error(&body, "invalid_request_error", Some("model"), Some("model_not_found"));
+        assert_error(
+            &body,
+            "invalid_request_error",
+            Some("model"),
+            Some("model_not_found"),
+        );
     }
 }
 
@@ -62,15 +94,43 @@ async fn out_of_range_parameters_are_400_naming_them() {
         (json!({"temperature": 2.5}), "temperature", "invalid_value"),
         (json!({"top_p": 0}), "top_p", "invalid_value"),
         (json!({"top_k": -1}), "top_k", "invalid_value"),
-        (json!({"presence_penalty": 3}), "presence_penalty", "invalid_value"),
-        (json!({"frequency_penalty": -3}), "frequency_penalty", "invalid_value"),
+        (
+            json!({"presence_penalty": 3}),
+            "presence_penalty",
+            "invalid_value",
+        ),
+        (
+            json!({"frequency_penalty": -3}),
+            "frequency_penalty",
+            "invalid_value",
+        ),
         (json!({"max_tokens": 0}), "max_tokens", "invalid_value"),
-        (json!({"max_completion_tokens": -5}), "max_completion_tokens", "invalid_value"),
+        (
+            json!({"max_completion_tokens": -5}),
+            "max_completion_tokens",
+            "invalid_value",
+        ),
         (json!({"n": 3}), "n", "unsupported_parameter"),
-        (json!({"stop": ["a", "b", "c", "d", "e"]}), "stop", "invalid_value"),
-        (json!({"logprobs": true}), "logprobs", "unsupported_parameter"),
-        (json!({"tools": [{"type": "function", "function": {"name": "f"}}]}), "tools", "unsupported_parameter"),
-        (json!({"response_format": {"type": "json_object"}}), "response_format", "unsupported_parameter"),
+        (
+            json!({"stop": ["a", "b", "c", "d", "e"]}),
+            "stop",
+            "invalid_value",
+        ),
+        (
+            json!({"logprobs": true}),
+            "logprobs",
+            "unsupported_parameter",
+        ),
+        (
+            json!({"tools": [{"type": "function", "function": {"name": "f"}}]}),
+            "tools",
+            "unsupported_parameter",
+        ),
+        (
+            json!({"response_format": {"type": "json_object"}}),
+            "response_format",
+            "unsupported_parameter",
+        ),
     ];
     for (extra, param, code) in cases {
         let mut body = greedy_chat("hi", 4);
@@ -81,16 +141,45 @@ async fn out_of_range_parameters_are_400_naming_them() {
         assert_eq!(status, 400, "{param}: {resp}");
         assert_error(&resp, "invalid_request_error", Some(param), Some(code));
     }
-    let (status, resp) =
-        post(server(), "/v1/completions", json!({"model":"gemma-3-270m","prompt":[999_999_999]})).await;
+    let (status, resp) = post(
+        server(),
+        "/v1/completions",
+        json!({"model":"gemma-3-270m","prompt":[999_999_999]}),
+    )
+    .await;
     assert_eq!(status, 400);
-    assert_error(&resp, "invalid_request_error", Some("prompt"), Some("invalid_value"));
-    let (status, resp) = post(server(), "/v1/embeddings", json!({"model":"all-minilm-l6-v2","input":[]})).await;
+    assert_error(
+        &resp,
+        "invalid_request_error",
+        Some("prompt"),
+        Some("invalid_value"),
+    );
+    let (status, resp) = post(
+        server(),
+        "/v1/embeddings",
+        json!({"model":"all-minilm-l6-v2","input":[]}),
+    )
+    .await;
     assert_eq!(status, 400);
-    assert_error(&resp, "invalid_request_error", Some("input"), Some("invalid_value"));
-    let (status, resp) = post(server(), "/v1/embeddings", json!({"model":"all-minilm-l6-v2","input":""})).await;
+    assert_error(
+        &resp,
+        "invalid_request_error",
+        Some("input"),
+        Some("invalid_value"),
+    );
+    let (status, resp) = post(
+        server(),
+        "/v1/embeddings",
+        json!({"model":"all-minilm-l6-v2","input":""}),
+    )
+    .await;
     assert_eq!(status, 400);
-    assert_error(&resp, "invalid_request_error", Some("input"), Some("invalid_value"));
+    assert_error(
+        &resp,
+        "invalid_request_error",
+        Some("input"),
+        Some("invalid_value"),
+    );
     let (status, resp) = post(
         server(),
         "/v1/embeddings",
@@ -98,14 +187,29 @@ async fn out_of_range_parameters_are_400_naming_them() {
     )
     .await;
     assert_eq!(status, 400);
-    assert_error(&resp, "invalid_request_error", Some("encoding_format"), Some("invalid_value"));
+    assert_error(
+        &resp,
+        "invalid_request_error",
+        Some("encoding_format"),
+        Some("invalid_value"),
+    );
 }
 
 #[tokio::test]
 async fn wrong_model_kind_is_400() {
-    let (status, body) = post(server(), "/v1/embeddings", json!({"model":"gemma-3-270m","input":"x"})).await;
+    let (status, body) = post(
+        server(),
+        "/v1/embeddings",
+        json!({"model":"gemma-3-270m","input":"x"}),
+    )
+    .await;
     assert_eq!(status, 400);
-    assert_error(&body, "invalid_request_error", Some("model"), Some("model_not_supported"));
+    assert_error(
+        &body,
+        "invalid_request_error",
+        Some("model"),
+        Some("model_not_supported"),
+    );
     let (status, body) = post(
         server(),
         "/v1/chat/completions",
@@ -113,7 +217,12 @@ async fn wrong_model_kind_is_400() {
     )
     .await;
     assert_eq!(status, 400);
-    assert_error(&body, "invalid_request_error", Some("model"), Some("model_not_supported"));
+    assert_error(
+        &body,
+        "invalid_request_error",
+        Some("model"),
+        Some("model_not_supported"),
+    );
 }
 
 #[tokio::test]
@@ -121,32 +230,79 @@ async fn prompts_over_the_context_are_400() {
     let long = "customer ".repeat(5000);
     let (status, body) = post(server(), "/v1/chat/completions", greedy_chat(&long, 4)).await;
     assert_eq!(status, 400);
-    assert_error(&body, "invalid_request_error", Some("messages"), Some("context_length_exceeded"));
-    let (status, body) =
-        post(server(), "/v1/completions", json!({"model":"gemma-3-270m","prompt":long})).await;
+    assert_error(
+        &body,
+        "invalid_request_error",
+        Some("messages"),
+        Some("context_length_exceeded"),
+    );
+    let (status, body) = post(
+        server(),
+        "/v1/completions",
+        json!({"model":"gemma-3-270m","prompt":long}),
+    )
+    .await;
     assert_eq!(status, 400);
-    assert_error(&body, "invalid_request_error", Some("prompt"), Some("context_length_exceeded"));
+    assert_error(
+        &body,
+        "invalid_request_error",
+        Some("prompt"),
+        Some("context_length_exceeded"),
+    );
     let (status, body) = post(server(), "/v1/chat/completions", greedy_chat("hi", 100_000)).await;
     assert_eq!(status, 400);
-    assert_error(&body, "invalid_request_error", Some("max_tokens"), Some("context_length_exceeded"));
+    assert_error(
+        &body,
+        "invalid_request_error",
+        Some("max_tokens"),
+        Some("context_length_exceeded"),
+    );
 }
 
 #[tokio::test]
 async fn bodies_over_the_limit_are_413() {
     let big = "x".repeat(3 * 1024 * 1024);
-    let (status, body) = post(server(), "/v1/embeddings", json!({"model":"all-minilm-l6-v2","input": big})).await;
+    let (status, body) = post(
+        server(),
+        "/v1/embeddings",
+        json!({"model":"all-minilm-l6-v2","input": big}),
+    )
+    .await;
     assert_eq!(status, 413);
-    assert_error(&body, "invalid_request_error", None, Some("request_too_large"));
+    assert_error(
+        &body,
+        "invalid_request_error",
+        None,
+        Some("request_too_large"),
+    );
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_in_shape() {
-    let res = client().get(format!("{}/v1/nothing", server().base)).send().await.unwrap();
+    let res = client()
+        .get(format!("{}/v1/nothing", server().base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
-    assert_error(&res.json().await.unwrap(), "invalid_request_error", None, Some("unknown_url"));
-    let res = client().get(format!("{}/v1/chat/completions", server().base)).send().await.unwrap();
+    assert_error(
+        &res.json().await.unwrap(),
+        "invalid_request_error",
+        None,
+        Some("unknown_url"),
+    );
+    let res = client()
+        .get(format!("{}/v1/chat/completions", server().base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 405);
-    assert_error(&res.json().await.unwrap(), "invalid_request_error", None, Some("method_not_allowed"));
+    assert_error(
+        &res.json().await.unwrap(),
+        "invalid_request_error",
+        None,
+        Some("method_not_allowed"),
+    );
 }
 
 #[test]
@@ -154,9 +310,15 @@ fn engine_failures_map_to_500_and_503() {
     use nfai_inference::{EngineError, SubmitError};
     use nfai_router::error::ApiError;
     let e = ApiError::from(EngineError::Compute("boom".into()));
-    assert_eq!((e.status.as_u16(), e.kind, e.code), (500, "server_error", Some("internal_error")));
+    assert_eq!(
+        (e.status.as_u16(), e.kind, e.code),
+        (500, "server_error", Some("internal_error"))
+    );
     let e = ApiError::from(SubmitError::Stopped);
-    assert_eq!((e.status.as_u16(), e.kind, e.code), (503, "server_error", Some("model_unavailable")));
+    assert_eq!(
+        (e.status.as_u16(), e.kind, e.code),
+        (503, "server_error", Some("model_unavailable"))
+    );
     let e = ApiError::from(SubmitError::QueueFull { capacity: 1 });
     assert_eq!((e.status.as_u16(), e.retry_after_secs), (429, Some(1)));
 }

@@ -17,11 +17,20 @@ fn python() -> PathBuf {
     let venv = root.join(".venv-test");
     let py = venv.join("bin").join("python");
     let ready = Command::new(&py)
-        .args(["-c", &format!("import openai; assert openai.__version__ == '{OPENAI_VERSION}'")])
+        .args([
+            "-c",
+            &format!("import openai; assert openai.__version__ == '{OPENAI_VERSION}'"),
+        ])
         .status()
         .is_ok_and(|s| s.success());
     if !ready {
-        let ok = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().unwrap().success();
+        let ok = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "python3 -m venv failed");
         let ok = Command::new(&py)
             .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
@@ -38,11 +47,21 @@ fn python() -> PathBuf {
 async fn the_official_openai_sdk_works() {
     let base = format!("{}/v1", server().base);
     let py = tokio::task::spawn_blocking(python).await.unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e").join("openai_sdk.py");
-    let out = tokio::process::Command::new(py).arg(script).arg(&base).output().await.unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("e2e")
+        .join("openai_sdk.py");
+    let out = tokio::process::Command::new(py)
+        .arg(script)
+        .arg(&base)
+        .output()
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
-    assert!(out.status.success(), "openai SDK script failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "openai SDK script failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("OK"));
 }

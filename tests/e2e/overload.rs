@@ -22,24 +22,42 @@ async fn a_full_queue_answers_429_with_retry_after_at_once() {
     let _guard = small_lock().await;
     let s = small_server();
     let url = format!("{}/v1/chat/completions", s.base);
-    let running = client().post(&url).json(&long_request()).send().await.unwrap();
+    let running = client()
+        .post(&url)
+        .json(&long_request())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(running.status(), 200);
     let mut running = running.bytes_stream();
     running.next().await.unwrap().unwrap();
     let waiting = client().post(&url).json(&long_request()).send();
     let waiting = tokio::spawn(waiting);
-    let engine = s.state.registry().chat("gemma-3-270m").unwrap();
+    let engine = s.state.registry().chat("gemma-3-270m", None).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while engine.engine.stats().waiting.load(Ordering::SeqCst) < 1 {
         assert!(Instant::now() < deadline, "second request never queued");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let started = Instant::now();
-    let res = client().post(&url).json(&greedy_chat("hi", 2)).send().await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(2), "429 must not wait");
+    let res = client()
+        .post(&url)
+        .json(&greedy_chat("hi", 2))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "429 must not wait"
+    );
     assert_eq!(res.status(), 429);
     assert_eq!(res.headers()["retry-after"], "1");
-    assert_error(&res.json().await.unwrap(), "rate_limit_error", None, Some("queue_full"));
+    assert_error(
+        &res.json().await.unwrap(),
+        "rate_limit_error",
+        None,
+        Some("queue_full"),
+    );
     drop(running);
     waiting.abort();
 }
@@ -47,7 +65,12 @@ async fn a_full_queue_answers_429_with_retry_after_at_once() {
 #[tokio::test]
 async fn a_model_that_is_not_loaded_is_503() {
     let s = small_server();
-    let (status, body) = post(s, "/v1/embeddings", json!({"model": "all-minilm-l6-v2", "input": "x"})).await;
+    let (status, body) = post(
+        s,
+        "/v1/embeddings",
+        json!({"model": "all-minilm-l6-v2", "input": "x"}),
+    )
+    .await;
     assert_eq!(status, 503);
     assert_error(&body, "server_error", None, Some("model_unavailable"));
 }
@@ -56,7 +79,7 @@ async fn a_model_that_is_not_loaded_is_503() {
 async fn a_disconnected_stream_frees_its_sequence() {
     let _guard = small_lock().await;
     let s = small_server();
-    let engine = s.state.registry().chat("gemma-3-270m").unwrap();
+    let engine = s.state.registry().chat("gemma-3-270m", None).await.unwrap();
     let stats = engine.engine.stats();
     // Wait for earlier tests' sequences to leave.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -65,7 +88,12 @@ async fn a_disconnected_stream_frees_its_sequence() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let cancelled_before = stats.cancelled.load(Ordering::SeqCst);
-    let res = client().post(format!("{}/v1/chat/completions", s.base)).json(&long_request()).send().await.unwrap();
+    let res = client()
+        .post(format!("{}/v1/chat/completions", s.base))
+        .json(&long_request())
+        .send()
+        .await
+        .unwrap();
     let mut body = res.bytes_stream();
     for _ in 0..3 {
         body.next().await.unwrap().unwrap();
@@ -82,6 +110,9 @@ async fn a_disconnected_stream_frees_its_sequence() {
     println!("sequence dropped {steps} steps after the client disconnected");
     // The server learns of the disconnect when it writes the next chunk (one step), and the
     // scheduler drops the sequence before the step after that.
-    assert!(steps <= 3, "sequence ran {steps} steps after the disconnect");
+    assert!(
+        steps <= 3,
+        "sequence ran {steps} steps after the disconnect"
+    );
     assert_eq!(stats.active.load(Ordering::SeqCst), 0);
 }

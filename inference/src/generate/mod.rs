@@ -63,7 +63,11 @@ pub enum GenerateEvent {
     /// possible stop string is incomplete).
     Token { id: u32, text: String },
     /// The last event of a successful request; `text` is any held-back text released at the end.
-    Finished { reason: FinishReason, usage: Usage, text: String },
+    Finished {
+        reason: FinishReason,
+        usage: Usage,
+        text: String,
+    },
     /// The last event of a failed request.
     Failed(EngineError),
 }
@@ -82,7 +86,11 @@ pub struct GenerationConfig {
 
 impl Default for GenerationConfig {
     fn default() -> Self {
-        Self { max_batch: 4, queue_capacity: 64, prefill_chunk: 512 }
+        Self {
+            max_batch: 4,
+            queue_capacity: 64,
+            prefill_chunk: 512,
+        }
     }
 }
 
@@ -118,7 +126,9 @@ pub struct GenerationEngine {
 
 impl std::fmt::Debug for GenerationEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GenerationEngine").field("info", self.model.info()).finish()
+        f.debug_struct("GenerationEngine")
+            .field("info", self.model.info())
+            .finish()
     }
 }
 
@@ -135,15 +145,18 @@ impl GenerationEngine {
         stats.alive.store(true, Ordering::SeqCst);
         let tokenizer = Arc::new(tokenizer);
         let queue_capacity = config.queue_capacity;
-        let thread = scheduler::Scheduler::new(
-            model.clone(),
-            tokenizer.clone(),
-            config,
-            rx,
-            stats.clone(),
-        );
-        std::thread::Builder::new().name(format!("gen-{name}")).spawn(move || thread.run())?;
-        Ok(Self { tx, stats, tokenizer, model, queue_capacity })
+        let thread =
+            scheduler::Scheduler::new(model.clone(), tokenizer.clone(), config, rx, stats.clone());
+        std::thread::Builder::new()
+            .name(format!("gen-{name}"))
+            .spawn(move || thread.run())?;
+        Ok(Self {
+            tx,
+            stats,
+            tokenizer,
+            model,
+            queue_capacity,
+        })
     }
 
     /// Queues a request without waiting. The receiver yields events until `Finished` or
@@ -153,7 +166,9 @@ impl GenerationEngine {
         request: GenerateRequest,
     ) -> Result<mpsc::Receiver<GenerateEvent>, SubmitError> {
         if request.prompt_ids.is_empty() || request.max_new_tokens == 0 {
-            return Err(SubmitError::Invalid("an empty prompt or max_new_tokens of 0".into()));
+            return Err(SubmitError::Invalid(
+                "an empty prompt or max_new_tokens of 0".into(),
+            ));
         }
         let (events, rx) = mpsc::channel(request.max_new_tokens + 2);
         self.stats.waiting.fetch_add(1, Ordering::SeqCst);
@@ -162,9 +177,9 @@ impl GenerationEngine {
             Err(e) => {
                 self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
                 Err(match e {
-                    TrySendError::Full(_) => {
-                        SubmitError::QueueFull { capacity: self.queue_capacity }
-                    }
+                    TrySendError::Full(_) => SubmitError::QueueFull {
+                        capacity: self.queue_capacity,
+                    },
                     TrySendError::Disconnected(_) => SubmitError::Stopped,
                 })
             }

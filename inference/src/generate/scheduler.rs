@@ -36,7 +36,15 @@ impl Scheduler {
         rx: Receiver<Admission>,
         stats: Arc<EngineStats>,
     ) -> Self {
-        Self { model, tokenizer, config, rx, stats, active: Vec::new(), row: Vec::new() }
+        Self {
+            model,
+            tokenizer,
+            config,
+            rx,
+            stats,
+            active: Vec::new(),
+            row: Vec::new(),
+        }
     }
 
     pub fn run(mut self) {
@@ -67,9 +75,13 @@ impl Scheduler {
         self.stats.alive.store(false, Ordering::SeqCst);
         // Fail whatever is still queued so no client waits forever.
         while let Ok(a) = self.rx.try_recv() {
-            let _ = a.events.try_send(super::GenerateEvent::Failed(EngineError::Stopped));
+            let _ = a
+                .events
+                .try_send(super::GenerateEvent::Failed(EngineError::Stopped));
         }
         tracing::info!("generation engine stopped");
+        drop(self);
+        crate::release_free_memory();
     }
 
     /// Moves queued requests into free batch slots. Blocks when idle. Returns false when every
@@ -139,9 +151,15 @@ impl Scheduler {
         }
         let logits = self.model.forward(&mut batch)?;
         drop(batch);
-        let logits = logits.to_dtype(candle_core::DType::F32).map_err(model_err)?;
+        let logits = logits
+            .to_dtype(candle_core::DType::F32)
+            .map_err(model_err)?;
         let vocab = logits.dim(1).map_err(model_err)?;
-        let flat = logits.flatten_all().map_err(model_err)?.to_vec1::<f32>().map_err(model_err)?;
+        let flat = logits
+            .flatten_all()
+            .map_err(model_err)?
+            .to_vec1::<f32>()
+            .map_err(model_err)?;
         self.sample_rows(&rows, &fed, &flat, vocab);
         Ok(())
     }
@@ -157,7 +175,8 @@ impl Scheduler {
                 }
             }
             self.row.clear();
-            self.row.extend_from_slice(&flat[r * vocab..(r + 1) * vocab]);
+            self.row
+                .extend_from_slice(&flat[r * vocab..(r + 1) * vocab]);
             let id = seq.sampler.sample(&mut self.row);
             if let Step::Done = seq.on_token(id, &self.tokenizer) {
                 done.push(i);

@@ -88,7 +88,10 @@ impl Sequence {
     }
 
     fn usage(&self) -> Usage {
-        Usage { prompt_tokens: self.prompt.len(), completion_tokens: self.generated }
+        Usage {
+            prompt_tokens: self.prompt.len(),
+            completion_tokens: self.generated,
+        }
     }
 
     /// Handles a sampled token: emits its text, checks EOS, stop strings and length.
@@ -133,7 +136,11 @@ impl Sequence {
 
     fn finish(&mut self, reason: FinishReason, text: String) -> Step {
         let usage = self.usage();
-        self.send(GenerateEvent::Finished { reason, usage, text });
+        self.send(GenerateEvent::Finished {
+            reason,
+            usage,
+            text,
+        });
         Step::Done
     }
 

@@ -64,19 +64,31 @@ impl CausalLm for Counting {
             row[(last as usize + 1) % VOCAB] = 10.0;
             rows.extend(row);
         }
-        Ok(Tensor::from_vec(rows, (entries.len(), VOCAB), &Device::Cpu)?)
+        Ok(Tensor::from_vec(
+            rows,
+            (entries.len(), VOCAB),
+            &Device::Cpu,
+        )?)
     }
 }
 
 fn tokenizer() -> TextTokenizer {
     use tokenizers::models::wordlevel::WordLevel;
     let vocab: HashMap<String, u32> = (0..VOCAB as u32).map(|i| (format!("t{i}"), i)).collect();
-    let model = WordLevel::builder().vocab(vocab.into_iter().collect()).unk_token("t0".into()).build().unwrap();
+    let model = WordLevel::builder()
+        .vocab(vocab.into_iter().collect())
+        .unk_token("t0".into())
+        .build()
+        .unwrap();
     TextTokenizer::new(tokenizers::Tokenizer::new(model), None, vec![EOS])
 }
 
 fn engine(model: Arc<Counting>, max_batch: usize, queue: usize) -> GenerationEngine {
-    let cfg = GenerationConfig { max_batch, queue_capacity: queue, prefill_chunk: 512 };
+    let cfg = GenerationConfig {
+        max_batch,
+        queue_capacity: queue,
+        prefill_chunk: 512,
+    };
     GenerationEngine::start("toy", model, tokenizer(), cfg).unwrap()
 }
 
@@ -90,7 +102,9 @@ fn req(prompt: Vec<u32>, max_new: usize) -> GenerateRequest {
     }
 }
 
-async fn collect(mut rx: tokio::sync::mpsc::Receiver<GenerateEvent>) -> (Vec<u32>, String, GenerateEvent) {
+async fn collect(
+    mut rx: tokio::sync::mpsc::Receiver<GenerateEvent>,
+) -> (Vec<u32>, String, GenerateEvent) {
     let (mut ids, mut text) = (Vec::new(), String::new());
     while let Some(ev) = rx.recv().await {
         match ev {
@@ -114,9 +128,17 @@ async fn decodes_until_length_and_reports_usage() {
     let (ids, text, last) = collect(e.submit(req(vec![1, 2], 3)).unwrap()).await;
     assert_eq!(ids, vec![3, 4, 5]);
     assert_eq!(text, "t3 t4 t5");
-    let GenerateEvent::Finished { reason, usage, .. } = last else { panic!("{last:?}") };
+    let GenerateEvent::Finished { reason, usage, .. } = last else {
+        panic!("{last:?}")
+    };
     assert_eq!(reason, FinishReason::Length);
-    assert_eq!(usage, Usage { prompt_tokens: 2, completion_tokens: 3 });
+    assert_eq!(
+        usage,
+        Usage {
+            prompt_tokens: 2,
+            completion_tokens: 3
+        }
+    );
 }
 
 #[tokio::test]
@@ -124,7 +146,13 @@ async fn stops_on_eos_without_emitting_it() {
     let e = engine(Arc::new(Counting::new(Duration::ZERO, None)), 4, 8);
     let (ids, _, last) = collect(e.submit(req(vec![28], 10)).unwrap()).await;
     assert_eq!(ids, vec![29, 30], "the EOS token is not emitted");
-    assert!(matches!(last, GenerateEvent::Finished { reason: FinishReason::Stop, .. }));
+    assert!(matches!(
+        last,
+        GenerateEvent::Finished {
+            reason: FinishReason::Stop,
+            ..
+        }
+    ));
 }
 
 #[tokio::test]
@@ -171,7 +199,10 @@ async fn full_queue_is_refused_at_once() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let _a = e.submit(req(vec![1], 10)).unwrap();
     let _b = e.submit(req(vec![1], 10)).unwrap();
-    assert_eq!(e.submit(req(vec![1], 10)).unwrap_err(), SubmitError::QueueFull { capacity: 2 });
+    assert_eq!(
+        e.submit(req(vec![1], 10)).unwrap_err(),
+        SubmitError::QueueFull { capacity: 2 }
+    );
 }
 
 #[tokio::test]
@@ -183,14 +214,23 @@ async fn stop_strings_end_the_sequence_and_are_hidden() {
     assert_eq!(ids, vec![2, 3, 4]);
     assert!(!text.contains("t4"), "{text}");
     assert!(text.contains("t3"), "{text}");
-    assert!(matches!(last, GenerateEvent::Finished { reason: FinishReason::Stop, .. }));
+    assert!(matches!(
+        last,
+        GenerateEvent::Finished {
+            reason: FinishReason::Stop,
+            ..
+        }
+    ));
 }
 
 #[tokio::test]
 async fn model_errors_fail_the_step_and_the_engine_keeps_serving() {
     let e = engine(Arc::new(Counting::new(Duration::ZERO, Some(13))), 4, 8);
     let (_, _, last) = collect(e.submit(req(vec![13], 4)).unwrap()).await;
-    assert!(matches!(last, GenerateEvent::Failed(EngineError::Input(_))), "{last:?}");
+    assert!(
+        matches!(last, GenerateEvent::Failed(EngineError::Input(_))),
+        "{last:?}"
+    );
     let (ids, _, _) = collect(e.submit(req(vec![1], 2)).unwrap()).await;
     assert_eq!(ids, vec![2, 3]);
 }

@@ -9,7 +9,9 @@ use candle_core::{Device, Tensor};
 use super::config::Gemma3Config;
 use crate::Result;
 use crate::gguf::GgufFile;
-use crate::layers::{BatchLayout, QLinear, RmsNorm, RopeTable, apply_rope, attention};
+use crate::layers::{
+    BatchLayout, QLinear, RmsNorm, RopeTable, apply_rope, attention, gelu_tanh, round_to_f16,
+};
 use crate::lm::BatchEntry;
 
 /// Weights and constants of one decoder layer.
@@ -133,6 +135,11 @@ impl Block {
         let q = apply_rope(&self.q_norm.forward(&q)?.transpose(0, 1)?, cos, sin)?;
         let k = apply_rope(&self.k_norm.forward(&k)?.transpose(0, 1)?, cos, sin)?;
         let v = v.transpose(0, 1)?.contiguous()?;
+        // llama.cpp scales the queries, keeps K and V in an f16 cache and feeds its attention
+        // f16 queries; the same rounding keeps the results close to its.
+        let q = round_to_f16(&(q * self.scale)?)?;
+        let k = round_to_f16(&k)?;
+        let v = round_to_f16(&v)?;
 
         let mut outs = Vec::with_capacity(layout.spans.len());
         for (entry, span) in entries.iter_mut().zip(&layout.spans) {
@@ -148,7 +155,7 @@ impl Block {
                 &v_all,
                 span.past,
                 self.window,
-                self.scale,
+                1.0,
             )?);
         }
         let attn = if outs.len() == 1 {
@@ -163,7 +170,7 @@ impl Block {
         let x = (x + attn)?;
 
         let h = self.ffn_norm.forward(&x)?;
-        let gate = self.gate.forward(&h)?.gelu()?;
+        let gate = gelu_tanh(&self.gate.forward(&h)?)?;
         let mlp = self.down.forward(&(gate * self.up.forward(&h)?)?)?;
         let mlp = self.post_ffn_norm.forward(&mlp)?;
         Ok((x + mlp)?)

@@ -193,4 +193,6 @@ pub(crate) mod testutil;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod fixture_tests;
+#[cfg(test)]
 mod real_tests;

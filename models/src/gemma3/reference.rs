@@ -43,8 +43,13 @@ fn rms_norm(x: &[f64], w: &Mat, eps: f64) -> Vec<f64> {
     x.iter().zip(&w.data).map(|(v, w)| v * r * w).collect()
 }
 
-fn gelu_tanh(x: f64) -> f64 {
-    0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
+/// ggml's GELU (f16 table) and f16 rounding, which the model reproduces on purpose.
+fn gelu(x: f64) -> f64 {
+    f64::from(crate::layers::ggml_gelu(x as f32))
+}
+
+fn f16(x: f64) -> f64 {
+    f64::from(half::f16::from_f64(x).to_f32())
 }
 
 /// NeoX rotation of one head vector at position `pos`.
@@ -89,7 +94,8 @@ pub(super) fn last_logits(g: &GgufFile, cfg: &Gemma3Config, tokens: &[u32]) -> R
         };
         let window = if local { cfg.sliding_window } else { None };
         let (qn, kn) = (w("attn_q_norm")?, w("attn_k_norm")?);
-        let heads_of = |v: Vec<f64>, count: usize, norm: &Mat, pos: usize, rot: bool| {
+        // Queries are scaled, and queries, keys and values rounded to f16, as llama.cpp does.
+        let heads_of = |v: Vec<f64>, count: usize, norm: &Mat, pos: usize, rot: bool, mul: f64| {
             (0..count)
                 .map(|h| {
                     let mut head = v[h * hd..(h + 1) * hd].to_vec();
@@ -97,7 +103,7 @@ pub(super) fn last_logits(g: &GgufFile, cfg: &Gemma3Config, tokens: &[u32]) -> R
                         head = rms_norm(&head, norm, eps);
                         rope(&mut head, pos, base, scale);
                     }
-                    head
+                    head.iter().map(|x| f16(x * mul)).collect::<Vec<_>>()
                 })
                 .collect::<Vec<_>>()
         };
@@ -107,9 +113,9 @@ pub(super) fn last_logits(g: &GgufFile, cfg: &Gemma3Config, tokens: &[u32]) -> R
         let mut v = Vec::new();
         for (p, xp) in x.iter().enumerate() {
             let h = rms_norm(xp, &w("attn_norm")?, eps);
-            q.push(heads_of(wq.apply(&h), nh, &qn, p, true));
-            k.push(heads_of(wk.apply(&h), nkv, &kn, p, true));
-            v.push(heads_of(wv.apply(&h), nkv, &kn, p, false));
+            q.push(heads_of(wq.apply(&h), nh, &qn, p, true, cfg.attn_scale));
+            k.push(heads_of(wk.apply(&h), nkv, &kn, p, true, 1.0));
+            v.push(heads_of(wv.apply(&h), nkv, &kn, p, false, 1.0));
         }
         let (wo, pan) = (w("attn_output")?, w("post_attention_norm")?);
         let (fnorm, gate, up, down, pfn) = (
@@ -130,7 +136,6 @@ pub(super) fn last_logits(g: &GgufFile, cfg: &Gemma3Config, tokens: &[u32]) -> R
                     .iter()
                     .map(|&j| {
                         q[p][h].iter().zip(&k[j][kh]).map(|(a, b)| a * b).sum::<f64>()
-                            * cfg.attn_scale
                     })
                     .collect();
                 let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -147,7 +152,7 @@ pub(super) fn last_logits(g: &GgufFile, cfg: &Gemma3Config, tokens: &[u32]) -> R
                 .apply(&h)
                 .iter()
                 .zip(up.apply(&h))
-                .map(|(gv, uv)| gelu_tanh(*gv) * uv)
+                .map(|(gv, uv)| gelu(*gv) * uv)
                 .collect();
             let f = rms_norm(&down.apply(&act), &pfn, eps);
             x[p] = xa.iter().zip(&f).map(|(a, b)| a + b).collect();

@@ -10,6 +10,7 @@ pub mod native;
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+pub use nfai_cache::KeepAlive;
 use nfai_inference::{GenerateEvent, SamplingParams};
 use nfai_models::chat_template::ChatMessage;
 
@@ -36,7 +37,10 @@ impl SamplingRequest {
             top_p: self.top_p.or(d.top_p).unwrap_or(1.0),
             top_k: self.top_k.or(d.top_k).unwrap_or(0),
             seed: self.seed,
-            repetition_penalty: self.repetition_penalty.or(d.repetition_penalty).unwrap_or(1.0),
+            repetition_penalty: self
+                .repetition_penalty
+                .or(d.repetition_penalty)
+                .unwrap_or(1.0),
             presence_penalty: self.presence_penalty.unwrap_or(0.0),
             frequency_penalty: self.frequency_penalty.unwrap_or(0.0),
         }
@@ -54,6 +58,8 @@ pub struct GenerationOptions {
     /// The field `max_tokens` came from (`max_tokens` or `max_completion_tokens`), for errors.
     pub max_tokens_param: &'static str,
     pub ignore_eos: bool,
+    /// How long the model stays loaded after this request.
+    pub keep_alive: Option<KeepAlive>,
 }
 
 /// A validated chat request.
@@ -83,12 +89,14 @@ pub struct CompletionRequest {
 }
 
 /// A validated embeddings request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EmbeddingRequest {
     /// Between 1 and 2048, none empty.
     pub inputs: Vec<Prompt>,
     /// The vector size the client expects, if it said.
     pub dimensions: Option<usize>,
+    /// How long the model stays loaded after this request.
+    pub keep_alive: Option<KeepAlive>,
 }
 
 /// The events of one running generation; dropping it cancels the generation.
@@ -103,7 +111,9 @@ pub struct Generation {
 
 impl std::fmt::Debug for Generation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Generation").field("echo", &self.echo).finish_non_exhaustive()
+        f.debug_struct("Generation")
+            .field("echo", &self.echo)
+            .finish_non_exhaustive()
     }
 }
 

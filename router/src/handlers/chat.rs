@@ -21,19 +21,31 @@ pub async fn handler(
 ) -> Result<Response, ApiError> {
     let route = state.route(&req.model)?;
     if req.tools.as_ref().is_some_and(|t| !t.is_empty()) || req.functions.is_some() {
-        return Err(ApiError::unsupported("tools", "Tool calling is not supported by this model."));
+        return Err(ApiError::unsupported(
+            "tools",
+            "Tool calling is not supported by this model.",
+        ));
     }
     if req.tool_choice.is_some() {
-        return Err(ApiError::unsupported("tool_choice", "Tool calling is not supported by this model."));
+        return Err(ApiError::unsupported(
+            "tool_choice",
+            "Tool calling is not supported by this model.",
+        ));
     }
     if req.logprobs == Some(true) || req.top_logprobs.is_some() {
-        return Err(ApiError::unsupported("logprobs", "logprobs are not supported."));
+        return Err(ApiError::unsupported(
+            "logprobs",
+            "logprobs are not supported.",
+        ));
     }
     if let Some(rf) = &req.response_format {
         if rf.kind != "text" {
             return Err(ApiError::unsupported(
                 "response_format",
-                format!("response_format '{}' is not supported; only 'text'.", rf.kind),
+                format!(
+                    "response_format '{}' is not supported; only 'text'.",
+                    rf.kind
+                ),
             ));
         }
     }
@@ -49,13 +61,22 @@ pub async fn handler(
         max_tokens: validate::max_tokens(raw_max, max_tokens_param)?,
         max_tokens_param,
         ignore_eos: req.sampling.ignore_eos,
+        keep_alive: validate::keep_alive(req.keep_alive.as_ref())?,
     };
-    let generation = route.backend.chat(&route.model, ChatRequest { messages, options }).await?;
+    let generation = route
+        .backend
+        .chat(&route.model, ChatRequest { messages, options })
+        .await?;
     let id = new_id("chatcmpl");
     let created = unix_now();
     if req.stream {
         let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
-        let writer = ChatWriter { id, created, model: route.display, include_usage };
+        let writer = ChatWriter {
+            id,
+            created,
+            model: route.display,
+            include_usage,
+        };
         return Ok(stream::sse(writer, vec![generation.events], include_usage));
     }
     let (content, reason, usage) = stream::collect(generation.events).await?;
@@ -66,7 +87,11 @@ pub async fn handler(
         model: route.display,
         choices: vec![ChatChoice {
             index: 0,
-            message: ChatMessageOut { role: "assistant", content, refusal: None },
+            message: ChatMessageOut {
+                role: "assistant",
+                content,
+                refusal: None,
+            },
             logprobs: None,
             finish_reason: reason.as_str(),
         }],
@@ -98,7 +123,12 @@ impl ChatWriter {
     }
 
     fn choice(index: usize, delta: Delta<'_>, finish: Option<FinishReason>) -> ChunkChoice<'_> {
-        ChunkChoice { index, delta, logprobs: None, finish_reason: finish.map(FinishReason::as_str) }
+        ChunkChoice {
+            index,
+            delta,
+            logprobs: None,
+            finish_reason: finish.map(FinishReason::as_str),
+        }
     }
 }
 
@@ -106,19 +136,28 @@ impl ChunkWriter for ChatWriter {
     fn start(&self, choices: usize) -> Vec<String> {
         (0..choices)
             .map(|i| {
-                let delta = Delta { role: Some("assistant"), content: Some("") };
+                let delta = Delta {
+                    role: Some("assistant"),
+                    content: Some(""),
+                };
                 self.chunk(vec![Self::choice(i, delta, None)], None)
             })
             .collect()
     }
 
     fn token(&self, index: usize, text: &str) -> String {
-        let delta = Delta { role: None, content: Some(text) };
+        let delta = Delta {
+            role: None,
+            content: Some(text),
+        };
         self.chunk(vec![Self::choice(index, delta, None)], None)
     }
 
     fn finish(&self, index: usize, reason: FinishReason) -> String {
-        self.chunk(vec![Self::choice(index, Delta::default(), Some(reason))], None)
+        self.chunk(
+            vec![Self::choice(index, Delta::default(), Some(reason))],
+            None,
+        )
     }
 
     fn usage(&self, usage: Usage) -> String {

@@ -32,7 +32,10 @@ pub fn prompts(input: PromptInput, field: &str) -> Result<Vec<Prompt>, ApiError>
     if prompts.is_empty() || prompts.len() > MAX_PROMPTS {
         return Err(ApiError::invalid(
             field,
-            format!("'{field}' must hold between 1 and {MAX_PROMPTS} items, got {}.", prompts.len()),
+            format!(
+                "'{field}' must hold between 1 and {MAX_PROMPTS} items, got {}.",
+                prompts.len()
+            ),
         ));
     }
     Ok(prompts)
@@ -44,13 +47,22 @@ pub async fn handler(
 ) -> Result<Response, ApiError> {
     let route = state.route(&req.model)?;
     if req.logprobs.is_some() {
-        return Err(ApiError::unsupported("logprobs", "logprobs are not supported."));
+        return Err(ApiError::unsupported(
+            "logprobs",
+            "logprobs are not supported.",
+        ));
     }
     if req.suffix.as_ref().is_some_and(|s| !s.is_empty()) {
-        return Err(ApiError::unsupported("suffix", "suffix (insertion) is not supported."));
+        return Err(ApiError::unsupported(
+            "suffix",
+            "suffix (insertion) is not supported.",
+        ));
     }
     if req.best_of.is_some_and(|b| b != 1) {
-        return Err(ApiError::unsupported("best_of", "Only best_of=1 is supported."));
+        return Err(ApiError::unsupported(
+            "best_of",
+            "Only best_of=1 is supported.",
+        ));
     }
     let (sampling, stop) = validate::sampling(&req.sampling)?;
     let options = GenerationOptions {
@@ -59,8 +71,13 @@ pub async fn handler(
         max_tokens: validate::max_tokens(Some(req.max_tokens.unwrap_or(16)), "max_tokens")?,
         max_tokens_param: "max_tokens",
         ignore_eos: req.sampling.ignore_eos,
+        keep_alive: validate::keep_alive(req.keep_alive.as_ref())?,
     };
-    let valid = Valid { prompts: prompts(req.prompt, "prompt")?, options, echo: req.echo };
+    let valid = Valid {
+        prompts: prompts(req.prompt, "prompt")?,
+        options,
+        echo: req.echo,
+    };
     let generations = route.backend.complete(&route.model, valid).await?;
     let id = new_id("cmpl");
     let created = unix_now();
@@ -69,7 +86,12 @@ pub async fn handler(
     if req.stream {
         let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
         let echoes = if req.echo { echoes } else { Vec::new() };
-        let writer = CompletionWriter { id, created, model: route.display, echoes };
+        let writer = CompletionWriter {
+            id,
+            created,
+            model: route.display,
+            echoes,
+        };
         return Ok(stream::sse(writer, streams, include_usage));
     }
     let mut choices = Vec::with_capacity(streams.len());
@@ -132,7 +154,11 @@ impl CompletionWriter {
 
 impl ChunkWriter for CompletionWriter {
     fn start(&self, _choices: usize) -> Vec<String> {
-        self.echoes.iter().enumerate().map(|(i, p)| self.chunk(vec![Self::choice(i, p, None)], None)).collect()
+        self.echoes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| self.chunk(vec![Self::choice(i, p, None)], None))
+            .collect()
     }
 
     fn token(&self, index: usize, text: &str) -> String {

@@ -29,7 +29,10 @@ pub async fn handler(
     };
     let dimensions = match req.dimensions {
         Some(d) if d < 1 => {
-            return Err(ApiError::invalid("dimensions", format!("'dimensions' must be at least 1, got {d}.")));
+            return Err(ApiError::invalid(
+                "dimensions",
+                format!("'dimensions' must be at least 1, got {d}."),
+            ));
         }
         d => d.map(|d| usize::try_from(d).unwrap_or(usize::MAX)),
     };
@@ -43,11 +46,29 @@ pub async fn handler(
     let n = inputs.len();
     for (i, p) in inputs.iter().enumerate() {
         if matches!(p, Prompt::Text(t) if t.is_empty()) {
-            let param = if n == 1 { "input".to_string() } else { format!("input[{i}]") };
-            return Err(ApiError::invalid(param.clone(), format!("'{param}' must not be an empty string.")));
+            let param = if n == 1 {
+                "input".to_string()
+            } else {
+                format!("input[{i}]")
+            };
+            return Err(ApiError::invalid(
+                param.clone(),
+                format!("'{param}' must not be an empty string."),
+            ));
         }
     }
-    let out = route.backend.embed(&route.model, Valid { inputs, dimensions }).await?;
+    let keep_alive = crate::validate::keep_alive(req.keep_alive.as_ref())?;
+    let out = route
+        .backend
+        .embed(
+            &route.model,
+            Valid {
+                inputs,
+                dimensions,
+                keep_alive,
+            },
+        )
+        .await?;
     let data = out
         .vectors
         .into_iter()
@@ -68,6 +89,9 @@ pub async fn handler(
         object: "list",
         data,
         model: route.display,
-        usage: EmbeddingUsage { prompt_tokens: tokens, total_tokens: tokens },
+        usage: EmbeddingUsage {
+            prompt_tokens: tokens,
+            total_tokens: tokens,
+        },
     }))
 }

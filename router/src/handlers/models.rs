@@ -1,16 +1,16 @@
-//! `GET /v1/models` and `GET /v1/models/{id}`.
+//! `GET /v1/models` and `GET /v1/models/{id}`, with each model's residency as extension fields.
 
 use axum::Json;
 use axum::extract::{Path, State};
+use nfai_cache::ModelStatus;
 
 use crate::catalog::{ModelEntry, ModelKind};
 use crate::error::ApiError;
 use crate::openai::models::{ModelList, ModelObject};
+use crate::registry::DEFAULT_CONTEXT;
 use crate::state::AppState;
 
-fn object(state: &AppState, e: &ModelEntry) -> ModelObject {
-    let registry = state.registry();
-    let ready = registry.is_ready(&e.id);
+fn object(state: &AppState, e: &ModelEntry, status: Option<&ModelStatus>) -> ModelObject {
     ModelObject {
         id: e.id.clone(),
         object: "model",
@@ -20,21 +20,47 @@ fn object(state: &AppState, e: &ModelEntry) -> ModelObject {
             ModelKind::Chat => "chat",
             ModelKind::Embedding => "embedding",
         },
-        state: if ready { "ready" } else { "unloaded" },
+        state: status.map_or("not_served", |s| s.state.as_str()),
         aliases: e.aliases.clone(),
-        context_length: registry.context_length(&e.id),
+        context_length: match e.kind {
+            ModelKind::Chat => Some(e.context_length.unwrap_or(DEFAULT_CONTEXT)),
+            ModelKind::Embedding => None,
+        },
     }
 }
 
-pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
-    let data = state.registry().catalog().entries().iter().map(|e| object(&state, e)).collect();
-    Json(ModelList { object: "list", data })
+async fn statuses(state: &AppState) -> Result<Vec<ModelStatus>, ApiError> {
+    Ok(state.registry().cache().status().await?)
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<ModelList>, ApiError> {
+    let st = statuses(&state).await?;
+    let data = state
+        .registry()
+        .catalog()
+        .entries()
+        .iter()
+        .map(|e| object(&state, e, st.iter().find(|s| s.id == e.id)))
+        .collect();
+    Ok(Json(ModelList {
+        object: "list",
+        data,
+    }))
 }
 
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ModelObject>, ApiError> {
-    let entry = state.registry().catalog().resolve(&id).ok_or_else(|| ApiError::model_not_found(&id))?;
-    Ok(Json(object(&state, entry)))
+    let entry = state
+        .registry()
+        .catalog()
+        .resolve(&id)
+        .ok_or_else(|| ApiError::model_not_found(&id))?;
+    let st = statuses(&state).await?;
+    Ok(Json(object(
+        &state,
+        entry,
+        st.iter().find(|s| s.id == entry.id),
+    )))
 }

@@ -21,6 +21,9 @@ pub struct ChatCompletionRequest {
     pub tool_choice: Option<serde_json::Value>,
     pub functions: Option<Vec<serde_json::Value>>,
     pub response_format: Option<ResponseFormat>,
+    /// Extension: how long the model stays loaded after this request ("10m", seconds, negative
+    /// for forever, 0 to unload when done).
+    pub keep_alive: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -19,6 +19,9 @@ pub struct CompletionRequest {
     pub logprobs: Option<i64>,
     pub suffix: Option<String>,
     pub best_of: Option<i64>,
+    /// Extension: how long the model stays loaded after this request ("10m", seconds, negative
+    /// for forever, 0 to unload when done).
+    pub keep_alive: Option<serde_json::Value>,
 }
 
 /// `prompt`: a string, strings, token ids, or lists of token ids.

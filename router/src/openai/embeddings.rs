@@ -9,6 +9,9 @@ pub struct EmbeddingRequest {
     pub encoding_format: Option<String>,
     pub dimensions: Option<i64>,
     pub user: Option<String>,
+    /// Extension: how long the model stays loaded after this request ("10m", seconds, negative
+    /// for forever, 0 to unload when done).
+    pub keep_alive: Option<serde_json::Value>,
 }
 
 /// `input`: a string, strings, token ids, or lists of token ids.

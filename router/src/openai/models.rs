@@ -17,7 +17,7 @@ pub struct ModelObject {
     pub owned_by: &'static str,
     /// `chat` or `embedding`.
     pub kind: &'static str,
-    /// Residency: `ready`, `loading`, `unloaded`, `failed`.
+    /// Residency: `ready`, `loading`, `unloading`, `unloaded`, `failed`, or `not_served`.
     pub state: &'static str,
     pub aliases: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

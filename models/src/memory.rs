@@ -1,0 +1,247 @@
+//! Memory estimates of models before they are loaded.
+//!
+//! A GGUF's size on a device is its tensors as stored (kept quantized) plus the KV cache of every
+//! sequence it may run at full context, plus a fixed overhead for the tokenizer and scratch
+//! buffers. The header is scanned without materialising the (large) vocabulary arrays, so an
+//! estimate costs milliseconds, not the full parse a load does.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use crate::{ModelError, Result};
+
+/// Bytes a loaded model takes besides its weights and KV cache: tokenizer tables, RoPE tables,
+/// activations of a prefill chunk.
+pub const GGUF_OVERHEAD_BYTES: u64 = 160 * 1024 * 1024;
+
+/// Bytes of a BERT-family folder besides its weights: tokenizer and activations of a batch.
+pub const BERT_OVERHEAD_BYTES: u64 = 96 * 1024 * 1024;
+
+/// What the estimate was made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GgufEstimate {
+    pub architecture: String,
+    pub weights_bytes: u64,
+    /// KV cache for `max_sequences` sequences of `context` positions each, in F32.
+    pub kv_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// Estimates the bytes of a GGUF language model run with `context` positions per sequence and
+/// up to `max_sequences` sequences at once.
+pub fn estimate_gguf(path: &Path, context: usize, max_sequences: usize) -> Result<GgufEstimate> {
+    let file = File::open(path).map_err(|e| ModelError::io(path, e))?;
+    let mut r = BufReader::with_capacity(1 << 16, file);
+    let header = scan(&mut r).map_err(|e| match e {
+        ScanError::Io(e) => ModelError::io(path, e),
+        ScanError::Format(m) => ModelError::Format(format!("{}: {m}", path.display())),
+    })?;
+    let arch = header.str("general.architecture").unwrap_or("unknown").to_string();
+    let key = |k: &str| format!("{arch}.{k}");
+    let layers = header.uint(&key("block_count")).unwrap_or(0);
+    let heads = header.uint(&key("attention.head_count")).unwrap_or(1).max(1);
+    let kv_heads = header.uint(&key("attention.head_count_kv")).unwrap_or(heads);
+    let hidden = header.uint(&key("embedding_length")).unwrap_or(0);
+    let k_len = header.uint(&key("attention.key_length")).unwrap_or(hidden / heads);
+    let v_len = header.uint(&key("attention.value_length")).unwrap_or(k_len);
+    let per_token = layers * kv_heads * (k_len + v_len) * 4;
+    let kv_bytes = per_token * context as u64 * max_sequences.max(1) as u64;
+    let total_bytes = header.tensor_bytes + kv_bytes + GGUF_OVERHEAD_BYTES;
+    Ok(GgufEstimate { architecture: arch, weights_bytes: header.tensor_bytes, kv_bytes, total_bytes })
+}
+
+/// Estimates the bytes of a BERT-family folder: its safetensors files plus overhead.
+pub fn estimate_bert(dir: &Path) -> Result<u64> {
+    let mut weights = 0;
+    let entries = std::fs::read_dir(dir).map_err(|e| ModelError::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| ModelError::io(dir, e))?;
+        if entry.path().extension().is_some_and(|x| x == "safetensors") {
+            weights += entry.metadata().map_err(|e| ModelError::io(&entry.path(), e))?.len();
+        }
+    }
+    Ok(weights + BERT_OVERHEAD_BYTES)
+}
+
+enum ScanError {
+    Io(std::io::Error),
+    Format(String),
+}
+
+impl From<std::io::Error> for ScanError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+enum Meta {
+    Uint(u64),
+    Str(String),
+    Other,
+}
+
+struct Header {
+    meta: HashMap<String, Meta>,
+    tensor_bytes: u64,
+}
+
+impl Header {
+    fn uint(&self, key: &str) -> Option<u64> {
+        match self.meta.get(key) {
+            Some(Meta::Uint(v)) => Some(*v),
+            _ => None,
+        }
+    }
+
+    fn str(&self, key: &str) -> Option<&str> {
+        match self.meta.get(key) {
+            Some(Meta::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+fn u32_of<R: Read>(r: &mut R) -> std::io::Result<u32> {
+    let mut b = [0; 4];
+    r.read_exact(&mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+fn u64_of<R: Read>(r: &mut R) -> std::io::Result<u64> {
+    let mut b = [0; 8];
+    r.read_exact(&mut b)?;
+    Ok(u64::from_le_bytes(b))
+}
+
+fn string_of<R: Read>(r: &mut R) -> Result<String, ScanError> {
+    let len = u64_of(r)?;
+    if len > 1 << 24 {
+        return Err(ScanError::Format(format!("string of {len} bytes")));
+    }
+    let mut b = vec![0; len as usize];
+    r.read_exact(&mut b)?;
+    Ok(String::from_utf8_lossy(&b).into_owned())
+}
+
+/// Size in bytes of a scalar value type, `None` for strings and arrays.
+fn scalar_size(ty: u32) -> Option<i64> {
+    match ty {
+        0 | 1 | 7 => Some(1),
+        2 | 3 => Some(2),
+        4..=6 => Some(4),
+        10..=12 => Some(8),
+        _ => None,
+    }
+}
+
+fn value<R: Read + Seek>(r: &mut R, ty: u32) -> Result<Meta, ScanError> {
+    Ok(match ty {
+        0 | 1 | 7 => Meta::Uint(u64::from(read_n::<R, 1>(r)?[0])),
+        2 | 3 => Meta::Uint(u64::from(u16::from_le_bytes(read_n::<R, 2>(r)?))),
+        4 | 5 => Meta::Uint(u64::from(u32_of(r)?)),
+        10 | 11 => Meta::Uint(u64_of(r)?),
+        6 | 12 => {
+            r.seek(SeekFrom::Current(scalar_size(ty).unwrap_or(4)))?;
+            Meta::Other
+        }
+        8 => Meta::Str(string_of(r)?),
+        9 => {
+            let item = u32_of(r)?;
+            let n = u64_of(r)?;
+            match scalar_size(item) {
+                Some(size) => {
+                    r.seek(SeekFrom::Current(size.saturating_mul(n as i64)))?;
+                }
+                None if item == 8 => {
+                    for _ in 0..n {
+                        let len = u64_of(r)?;
+                        r.seek(SeekFrom::Current(len as i64))?;
+                    }
+                }
+                None => return Err(ScanError::Format(format!("array of value type {item}"))),
+            }
+            Meta::Other
+        }
+        other => return Err(ScanError::Format(format!("unknown value type {other}"))),
+    })
+}
+
+fn read_n<R: Read, const N: usize>(r: &mut R) -> std::io::Result<[u8; N]> {
+    let mut b = [0; N];
+    r.read_exact(&mut b)?;
+    Ok(b)
+}
+
+/// (elements per block, bytes per block) of a ggml tensor type.
+fn block_layout(ty: u32) -> Option<(u64, u64)> {
+    Some(match ty {
+        0 => (1, 4),
+        1 | 30 => (1, 2),
+        2 => (32, 18),
+        3 => (32, 20),
+        6 => (32, 22),
+        7 => (32, 24),
+        8 => (32, 34),
+        9 => (32, 36),
+        10 => (256, 84),
+        11 => (256, 110),
+        12 => (256, 144),
+        13 => (256, 176),
+        14 => (256, 210),
+        15 => (256, 292),
+        _ => return None,
+    })
+}
+
+fn scan<R: Read + Seek>(r: &mut R) -> Result<Header, ScanError> {
+    if &read_n::<R, 4>(r)? != b"GGUF" {
+        return Err(ScanError::Format("not a GGUF file".into()));
+    }
+    let version = u32_of(r)?;
+    if version < 2 {
+        return Err(ScanError::Format(format!("GGUF version {version} is not supported")));
+    }
+    let n_tensors = u64_of(r)?;
+    let n_kv = u64_of(r)?;
+    let mut meta = HashMap::new();
+    for _ in 0..n_kv {
+        let key = string_of(r)?;
+        let ty = u32_of(r)?;
+        meta.insert(key, value(r, ty)?);
+    }
+    let mut tensor_bytes = 0u64;
+    for _ in 0..n_tensors {
+        let name = string_of(r)?;
+        let n_dims = u32_of(r)?;
+        let mut elems = 1u64;
+        for _ in 0..n_dims {
+            elems = elems.saturating_mul(u64_of(r)?);
+        }
+        let ty = u32_of(r)?;
+        let _offset = u64_of(r)?;
+        let (block, size) = block_layout(ty)
+            .ok_or_else(|| ScanError::Format(format!("tensor {name}: unknown type {ty}")))?;
+        tensor_bytes += elems / block * size;
+    }
+    Ok(Header { meta, tensor_bytes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemma_estimate_matches_the_full_parse() {
+        let path = crate::default_model_dir().join("gemma-3-270m").join("gemma-3-270m-q4_k_m.gguf");
+        assert!(path.exists(), "{} is missing: run `nfai models fetch` first", path.display());
+        let est = estimate_gguf(&path, 4096, 4).unwrap();
+        let full = crate::GgufFile::open(&path).unwrap();
+        assert_eq!(est.architecture, "gemma3");
+        assert_eq!(est.weights_bytes, full.tensor_bytes());
+        // 18 layers x 1 KV head x (256 + 256) x 4 bytes x 4096 positions x 4 sequences.
+        assert_eq!(est.kv_bytes, 18 * 512 * 4 * 4096 * 4);
+        assert!(estimate_gguf(Path::new("/nonexistent.gguf"), 16, 1).is_err());
+    }
+}

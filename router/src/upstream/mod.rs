@@ -1,0 +1,92 @@
+//! Upstreams: requests sent to other servers (Ollama, OpenAI-compatible) and the route table that
+//! maps a model name to an ordered list of targets, with retries, cooldown and load balancing.
+//!
+//! [`routed::RoutedBackend`] implements [`crate::backend::Backend`] over the targets of one route,
+//! so the HTTP layer never knows where a request runs. Request-scoped values (the deadline from
+//! `x-request-timeout`) travel in a task-local [`RequestContext`] set by [`deadline_layer`].
+
+pub mod config;
+pub mod health;
+pub mod http;
+pub mod node;
+pub mod ollama;
+pub mod openai;
+pub mod routed;
+pub mod table;
+
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::time::Instant;
+
+use crate::error::ApiError;
+
+/// Values of the request being served that backends may read.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// All attempts of the request end by then.
+    pub deadline: Option<Instant>,
+}
+
+tokio::task_local! {
+    static CONTEXT: RequestContext;
+}
+
+/// The context of the request this task serves (default outside a request).
+pub fn current() -> RequestContext {
+    CONTEXT.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// Runs `fut` with `ctx` as the request context.
+pub async fn with_context<F: std::future::Future>(ctx: RequestContext, fut: F) -> F::Output {
+    CONTEXT.scope(ctx, fut).await
+}
+
+/// Middleware: reads `x-request-timeout` (seconds) into the request's deadline.
+pub async fn deadline_layer(req: Request, next: Next) -> Response {
+    let mut ctx = current();
+    if let Some(v) = req.headers().get("x-request-timeout") {
+        match v.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok()) {
+            Some(secs) if secs > 0.0 && secs.is_finite() && secs < 1e9 => {
+                ctx.deadline = Some(Instant::now() + std::time::Duration::from_secs_f64(secs));
+            }
+            _ => {
+                return ApiError::invalid(
+                    "x-request-timeout",
+                    "The x-request-timeout header must be a positive number of seconds.",
+                )
+                .into_response();
+            }
+        }
+    }
+    with_context(ctx, next.run(req)).await
+}
+
+fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status,
+        message: message.into(),
+        kind: "server_error",
+        param: None,
+        code: Some(code),
+        retry_after_secs: None,
+    }
+}
+
+/// 504: the request's deadline or an upstream timeout passed.
+pub fn timeout_error(message: impl Into<String>) -> ApiError {
+    error(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", message)
+}
+
+/// 502: an upstream failed or answered something unusable.
+pub fn upstream_error(message: impl Into<String>) -> ApiError {
+    error(StatusCode::BAD_GATEWAY, "upstream_error", message)
+}
+
+/// Whether another node or target may succeed where this attempt failed.
+pub fn retryable(e: &ApiError) -> bool {
+    e.status == StatusCode::TOO_MANY_REQUESTS
+        || e.status == StatusCode::REQUEST_TIMEOUT
+        || e.status.is_server_error()
+}

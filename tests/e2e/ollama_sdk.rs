@@ -1,0 +1,76 @@
+//! The official `ollama` Python package against nfai's Ollama API: chat (streamed and not),
+//! generate, embed, list and ps, through the default server and through a routed server whose
+//! names go to an upstream. The venv is `.venv-ollama-test` at the repository root
+//! (`NFAI_TEST_OLLAMA_PYTHON` overrides the interpreter); it is created here when missing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::server;
+use crate::upstream::routed_server;
+
+const OLLAMA_VERSION: &str = "0.6.3";
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("NFAI_TEST_OLLAMA_PYTHON") {
+        return p.into();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let venv = root.join(".venv-ollama-test");
+    let py = venv.join("bin").join("python");
+    let check =
+        format!("import importlib.metadata as m; assert m.version('ollama') == '{OLLAMA_VERSION}'");
+    let ready = Command::new(&py)
+        .args(["-c", &check])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ready {
+        let ok = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "python3 -m venv failed");
+        let ok = Command::new(&py)
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+            .arg(format!("ollama=={OLLAMA_VERSION}"))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "pip install ollama=={OLLAMA_VERSION} failed");
+    }
+    py
+}
+
+async fn run(base: &str, chat_model: &str, embed_model: &str) {
+    let py = tokio::task::spawn_blocking(python).await.unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("e2e")
+        .join("ollama_sdk.py");
+    let out = tokio::process::Command::new(py)
+        .arg(script)
+        .args([base, chat_model, embed_model])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "ollama SDK script failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("OK"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_ollama_client_works() {
+    run(&server().base, "gemma-3-270m", "all-minilm-l6-v2").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_ollama_client_works_through_routes() {
+    run(&routed_server().base, "ollama-gemma", "remote-minilm").await;
+}

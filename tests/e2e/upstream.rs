@@ -1,0 +1,187 @@
+//! nfai in front of another nfai: the default test server is the upstream, reached both as an
+//! OpenAI-compatible server (`remote-*` routes) and as an Ollama server (`ollama-*` routes).
+//! Greedy answers and embeddings through either path equal the direct ones.
+
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+
+use crate::common::{Server, client, greedy_chat, post, server, sse_data};
+use crate::upstream_support::start_with_config;
+
+/// Routes every name to the default test server.
+pub fn routed_server() -> &'static Server {
+    static S: OnceLock<Server> = OnceLock::new();
+    S.get_or_init(|| {
+        let peer = &server().base;
+        let toml = format!(
+            "serve = []\n\
+             [[upstreams]]\nname = \"peer\"\nnodes = [\"{peer}\"]\nhealth_path = \"/health\"\nhealth_interval_ms = 500\n\
+             [[routes]]\nmodel = \"remote-gemma\"\ntargets = [\"openai:peer/gemma-3-270m\"]\n\
+             [[routes]]\nmodel = \"ollama-gemma\"\ntargets = [\"ollama:peer/gemma-3-270m\"]\n\
+             [[routes]]\nmodel = \"remote-minilm\"\nkind = \"embedding\"\ntargets = [\"openai:peer/all-minilm-l6-v2\"]\n\
+             [[routes]]\nmodel = \"ollama-minilm\"\nkind = \"embedding\"\ntargets = [\"ollama:peer/all-minilm-l6-v2\"]\n"
+        );
+        start_with_config("routed", &toml)
+    })
+}
+
+fn with_model(mut body: Value, model: &str) -> Value {
+    body["model"] = json!(model);
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn greedy_chat_through_either_protocol_matches_direct() {
+    let req = greedy_chat("Name a colour.", 12);
+    let (status, direct) = post(server(), "/v1/chat/completions", req.clone()).await;
+    assert_eq!(status, 200, "{direct}");
+    for model in ["remote-gemma", "ollama-gemma"] {
+        let (status, via) = post(
+            routed_server(),
+            "/v1/chat/completions",
+            with_model(req.clone(), model),
+        )
+        .await;
+        assert_eq!(status, 200, "{model}: {via}");
+        assert_eq!(via["model"], model);
+        assert_eq!(
+            via["choices"][0]["message"]["content"], direct["choices"][0]["message"]["content"],
+            "{model}"
+        );
+        assert_eq!(
+            via["choices"][0]["finish_reason"], direct["choices"][0]["finish_reason"],
+            "{model}"
+        );
+        assert_eq!(via["usage"], direct["usage"], "{model}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_chat_through_an_upstream() {
+    let mut req = greedy_chat("Say hello.", 8);
+    req["stream"] = json!(true);
+    req["stream_options"] = json!({ "include_usage": true });
+    let direct = sse_data(
+        client()
+            .post(format!("{}/v1/chat/completions", server().base))
+            .json(&req)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let text = |data: &[String]| -> String {
+        data.iter()
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter_map(|v| {
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect()
+    };
+    for model in ["remote-gemma", "ollama-gemma"] {
+        let res = client()
+            .post(format!("{}/v1/chat/completions", routed_server().base))
+            .json(&with_model(req.clone(), model))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let data = sse_data(res).await;
+        assert_eq!(text(&data), text(&direct), "{model}");
+        assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+        let usage: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
+        assert!(
+            usage["usage"]["completion_tokens"].as_u64().unwrap() >= 1,
+            "{usage}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_and_embeddings_through_an_upstream() {
+    let req = json!({"model": "gemma-3-270m", "prompt": "The capital of France is", "max_tokens": 6, "temperature": 0});
+    let (_, direct) = post(server(), "/v1/completions", req.clone()).await;
+    for model in ["remote-gemma", "ollama-gemma"] {
+        let (status, via) = post(
+            routed_server(),
+            "/v1/completions",
+            with_model(req.clone(), model),
+        )
+        .await;
+        assert_eq!(status, 200, "{via}");
+        assert_eq!(
+            via["choices"][0]["text"], direct["choices"][0]["text"],
+            "{model}"
+        );
+    }
+    let req = json!({"model": "all-minilm-l6-v2", "input": ["The cat sits on the mat", "A dog"]});
+    let (_, direct) = post(server(), "/v1/embeddings", req.clone()).await;
+    for model in ["remote-minilm", "ollama-minilm"] {
+        let (status, via) = post(
+            routed_server(),
+            "/v1/embeddings",
+            with_model(req.clone(), model),
+        )
+        .await;
+        assert_eq!(status, 200, "{via}");
+        for i in 0..2 {
+            let a = direct["data"][i]["embedding"].as_array().unwrap();
+            let b = via["data"][i]["embedding"].as_array().unwrap();
+            assert_eq!(a.len(), b.len());
+            let max = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x.as_f64().unwrap() - y.as_f64().unwrap()).abs())
+                .fold(0.0, f64::max);
+            assert!(max < 1e-5, "{model}: {max}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routed_names_are_listed_and_upstream_errors_pass_through() {
+    let list: Value = client()
+        .get(format!("{}/v1/models", routed_server().base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    for id in [
+        "remote-gemma",
+        "ollama-gemma",
+        "remote-minilm",
+        "ollama-minilm",
+    ] {
+        assert!(ids.contains(&id), "{list}");
+    }
+    for m in list["data"].as_array().unwrap() {
+        assert_eq!(m["object"], "model");
+        assert_eq!(m["owned_by"], "nfai");
+    }
+    // A client error at the upstream is the client's error here too, and is not retried.
+    let (status, body) = post(
+        routed_server(),
+        "/v1/chat/completions",
+        with_model(greedy_chat("x", 0), "remote-gemma"),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = post(
+        routed_server(),
+        "/v1/embeddings",
+        json!({"model": "remote-gemma", "input": "x"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+}

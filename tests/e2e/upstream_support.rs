@@ -1,0 +1,210 @@
+//! Helpers of the upstream and Ollama tests: nfai apps with a given config file on port 0, and
+//! small axum servers on port 0 that play upstreams (well-behaved or misbehaving).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use nfai_router::config::ServeArgs;
+use nfai_router::{Application, Config};
+
+use crate::common::Server;
+
+/// Starts an nfai app whose config file is `toml`, on its own runtime thread.
+pub fn start_with_config(name: &str, toml: &str) -> Server {
+    let dir = std::env::temp_dir().join(format!("nfai-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, toml).unwrap();
+    let mut args = ServeArgs {
+        port: Some(0),
+        no_fetch: true,
+        ..Default::default()
+    };
+    args.common.config = Some(path);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let built = async {
+                let config = Config::from_serve_args(&args).map_err(|e| format!("{e:#}"))?;
+                let app = Application::build(config)
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
+                app.wait_ready().await.map_err(|e| format!("{e:#}"))?;
+                Ok::<_, String>(app)
+            };
+            match built.await {
+                Ok(app) => {
+                    tx.send(Ok((app.local_addr().unwrap(), app.state().clone())))
+                        .unwrap();
+                    app.run_until(std::future::pending()).await.unwrap();
+                }
+                Err(e) => tx.send(Err(e)).unwrap(),
+            }
+        });
+    });
+    match rx.recv().unwrap() {
+        Ok((addr, state)) => Server {
+            base: format!("http://{addr}"),
+            state,
+        },
+        Err(e) => panic!("the routed test server did not start: {e}"),
+    }
+}
+
+/// Config errors surface from `Config::from_serve_args`.
+pub fn config_error(name: &str, toml: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("nfai-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, toml).unwrap();
+    let mut args = ServeArgs {
+        port: Some(0),
+        no_fetch: true,
+        ..Default::default()
+    };
+    args.common.config = Some(path);
+    format!("{:#}", Config::from_serve_args(&args).unwrap_err())
+}
+
+/// A fake upstream: its base URL, the requests it received, and its server task.
+pub struct Fake {
+    pub base: String,
+    pub hits: Arc<AtomicUsize>,
+    kill: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Fake {
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Stops the server: idle connections close and the port refuses new ones.
+    pub async fn kill(mut self) {
+        if let Some(k) = self.kill.take() {
+            let _ = k.send(());
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.task).await;
+    }
+}
+
+/// Serves `router` on 127.0.0.1:0, counting POST requests (the residency poll's GETs aside).
+pub async fn serve(router: Router) -> Fake {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let router = router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            if req.method() == axum::http::Method::POST {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            async move { next.run(req).await }
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let (kill, killed) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = killed.await;
+            })
+            .await;
+    });
+    Fake {
+        base: format!("http://{addr}"),
+        hits,
+        kill: Some(kill),
+        task,
+    }
+}
+
+/// A URL nothing listens on (connection refused).
+pub async fn refused_url() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+/// An OpenAI-compatible upstream streaming `tokens` as chat chunks; with `break_after`, the
+/// connection is cut after that many tokens.
+pub fn openai_tokens(tokens: &'static [&'static str], break_after: Option<usize>) -> Router {
+    use axum::body::{Body, Bytes};
+    use axum::routing::post;
+    let handler = move || async move {
+        let mut chunks: Vec<Result<Bytes, std::io::Error>> = Vec::new();
+        for (i, t) in tokens.iter().enumerate() {
+            if break_after == Some(i) {
+                chunks.push(Err(std::io::Error::other("upstream cut the stream")));
+                break;
+            }
+            let c = serde_json::json!({"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                "choices": [{"index": 0, "delta": {"content": t}, "finish_reason": null}]});
+            chunks.push(Ok(Bytes::from(format!("data: {c}\n\n"))));
+        }
+        if break_after.is_none() {
+            let fin = serde_json::json!({"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+            let usage = serde_json::json!({"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": tokens.len(), "total_tokens": 5 + tokens.len()}});
+            chunks.push(Ok(Bytes::from(format!(
+                "data: {fin}\n\ndata: {usage}\n\ndata: [DONE]\n\n"
+            ))));
+        }
+        let body = futures::stream::iter(chunks).then(|c| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            c
+        });
+        axum::response::Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(body))
+            .unwrap()
+    };
+    Router::new().route("/v1/chat/completions", post(handler))
+}
+
+/// An upstream that accepts every request and never answers.
+pub fn hang() -> Router {
+    Router::new().fallback(|| async {
+        std::future::pending::<()>().await;
+        ""
+    })
+}
+
+/// An upstream that answers every request with `status` and an OpenAI error body.
+pub fn failing(status: u16) -> Router {
+    Router::new().fallback(move || async move {
+        let s = axum::http::StatusCode::from_u16(status).unwrap();
+        (s, axum::Json(serde_json::json!({"error": {"message": "the upstream is failing", "type": "server_error"}})))
+    })
+}
+
+/// An Ollama node with `model` resident whose chat answers are its `label`.
+pub fn ollama_node(label: &'static str, model: &'static str) -> Router {
+    use axum::routing::{get, post};
+    Router::new()
+        .route(
+            "/api/ps",
+            get(move || async move { axum::Json(serde_json::json!({"models": [{"name": model, "model": model}]})) }),
+        )
+        .route(
+            "/api/chat",
+            post(move || async move {
+                let a = serde_json::json!({"model": model, "created_at": "2023-08-04T08:52:19.385406455-07:00",
+                    "message": {"role": "assistant", "content": label}, "done": false});
+                let b = serde_json::json!({"model": model, "created_at": "2023-08-04T19:22:45.499127Z",
+                    "message": {"role": "assistant", "content": ""}, "done": true, "done_reason": "stop",
+                    "prompt_eval_count": 3, "eval_count": 1});
+                ([("content-type", "application/x-ndjson")], format!("{a}\n{b}\n"))
+            }),
+        )
+}
+
+use futures::StreamExt as _;
