@@ -35,6 +35,51 @@ pub enum Command {
 pub enum ModelsCommand {
     /// Download the catalog's models (all of them, or the ids given) into the model dir.
     Fetch(FetchArgs),
+    /// List a running server's models, their state and memory.
+    List(AdminArgs),
+    /// Load a model on a running server and wait until it is Ready.
+    Load {
+        #[command(flatten)]
+        admin: AdminArgs,
+        id: String,
+        /// Keep-alive after the load ("10m", seconds, -1 for forever).
+        #[arg(long)]
+        keep_alive: Option<String>,
+        /// Pin the model (never evicted).
+        #[arg(long)]
+        pin: bool,
+    },
+    /// Unload a model (waits for in-flight requests unless --force).
+    Unload {
+        #[command(flatten)]
+        admin: AdminArgs,
+        id: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Pin a model: never evicted.
+    Pin {
+        #[command(flatten)]
+        admin: AdminArgs,
+        id: String,
+    },
+    /// Unpin a model.
+    Unpin {
+        #[command(flatten)]
+        admin: AdminArgs,
+        id: String,
+    },
+}
+
+/// Where the admin commands find the server.
+#[derive(Debug, Clone, Args)]
+pub struct AdminArgs {
+    /// Base URL of the running nfai.
+    #[arg(long, env = "NFAI_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The server's admin token.
+    #[arg(long, env = "NFAI_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<Secret>,
 }
 
 /// Options every command shares.

@@ -3,6 +3,7 @@
 //! `main.rs` only parses the command line and calls into here; tests build the same
 //! [`Application`] on port 0.
 
+pub mod admin_cli;
 pub mod app;
 pub mod backend;
 pub mod catalog;
