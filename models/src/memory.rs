@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use crate::{ModelError, Result};
@@ -38,18 +38,33 @@ pub fn estimate_gguf(path: &Path, context: usize, max_sequences: usize) -> Resul
         ScanError::Io(e) => ModelError::io(path, e),
         ScanError::Format(m) => ModelError::Format(format!("{}: {m}", path.display())),
     })?;
-    let arch = header.str("general.architecture").unwrap_or("unknown").to_string();
+    let arch = header
+        .str("general.architecture")
+        .unwrap_or("unknown")
+        .to_string();
     let key = |k: &str| format!("{arch}.{k}");
     let layers = header.uint(&key("block_count")).unwrap_or(0);
-    let heads = header.uint(&key("attention.head_count")).unwrap_or(1).max(1);
-    let kv_heads = header.uint(&key("attention.head_count_kv")).unwrap_or(heads);
+    let heads = header
+        .uint(&key("attention.head_count"))
+        .unwrap_or(1)
+        .max(1);
+    let kv_heads = header
+        .uint(&key("attention.head_count_kv"))
+        .unwrap_or(heads);
     let hidden = header.uint(&key("embedding_length")).unwrap_or(0);
-    let k_len = header.uint(&key("attention.key_length")).unwrap_or(hidden / heads);
+    let k_len = header
+        .uint(&key("attention.key_length"))
+        .unwrap_or(hidden / heads);
     let v_len = header.uint(&key("attention.value_length")).unwrap_or(k_len);
     let per_token = layers * kv_heads * (k_len + v_len) * 4;
     let kv_bytes = per_token * context as u64 * max_sequences.max(1) as u64;
     let total_bytes = header.tensor_bytes + kv_bytes + GGUF_OVERHEAD_BYTES;
-    Ok(GgufEstimate { architecture: arch, weights_bytes: header.tensor_bytes, kv_bytes, total_bytes })
+    Ok(GgufEstimate {
+        architecture: arch,
+        weights_bytes: header.tensor_bytes,
+        kv_bytes,
+        total_bytes,
+    })
 }
 
 /// Estimates the bytes of a BERT-family folder: its safetensors files plus overhead.
@@ -59,7 +74,10 @@ pub fn estimate_bert(dir: &Path) -> Result<u64> {
     for entry in entries {
         let entry = entry.map_err(|e| ModelError::io(dir, e))?;
         if entry.path().extension().is_some_and(|x| x == "safetensors") {
-            weights += entry.metadata().map_err(|e| ModelError::io(&entry.path(), e))?.len();
+            weights += entry
+                .metadata()
+                .map_err(|e| ModelError::io(&entry.path(), e))?
+                .len();
         }
     }
     Ok(weights + BERT_OVERHEAD_BYTES)
@@ -136,14 +154,14 @@ fn scalar_size(ty: u32) -> Option<i64> {
     }
 }
 
-fn value<R: Read + Seek>(r: &mut R, ty: u32) -> Result<Meta, ScanError> {
+fn value(r: &mut BufReader<File>, ty: u32) -> Result<Meta, ScanError> {
     Ok(match ty {
-        0 | 1 | 7 => Meta::Uint(u64::from(read_n::<R, 1>(r)?[0])),
-        2 | 3 => Meta::Uint(u64::from(u16::from_le_bytes(read_n::<R, 2>(r)?))),
+        0 | 1 | 7 => Meta::Uint(u64::from(read_n::<_, 1>(r)?[0])),
+        2 | 3 => Meta::Uint(u64::from(u16::from_le_bytes(read_n::<_, 2>(r)?))),
         4 | 5 => Meta::Uint(u64::from(u32_of(r)?)),
         10 | 11 => Meta::Uint(u64_of(r)?),
         6 | 12 => {
-            r.seek(SeekFrom::Current(scalar_size(ty).unwrap_or(4)))?;
+            r.seek_relative(scalar_size(ty).unwrap_or(4))?;
             Meta::Other
         }
         8 => Meta::Str(string_of(r)?),
@@ -152,12 +170,12 @@ fn value<R: Read + Seek>(r: &mut R, ty: u32) -> Result<Meta, ScanError> {
             let n = u64_of(r)?;
             match scalar_size(item) {
                 Some(size) => {
-                    r.seek(SeekFrom::Current(size.saturating_mul(n as i64)))?;
+                    r.seek_relative(size.saturating_mul(n as i64))?;
                 }
                 None if item == 8 => {
                     for _ in 0..n {
                         let len = u64_of(r)?;
-                        r.seek(SeekFrom::Current(len as i64))?;
+                        r.seek_relative(len as i64)?;
                     }
                 }
                 None => return Err(ScanError::Format(format!("array of value type {item}"))),
@@ -195,13 +213,17 @@ fn block_layout(ty: u32) -> Option<(u64, u64)> {
     })
 }
 
-fn scan<R: Read + Seek>(r: &mut R) -> Result<Header, ScanError> {
-    if &read_n::<R, 4>(r)? != b"GGUF" {
+/// Reads the header; skips with `seek_relative`, which keeps the read buffer (a plain seek
+/// would drop it for each of the vocabulary's strings).
+fn scan(r: &mut BufReader<File>) -> Result<Header, ScanError> {
+    if &read_n::<_, 4>(r)? != b"GGUF" {
         return Err(ScanError::Format("not a GGUF file".into()));
     }
     let version = u32_of(r)?;
     if version < 2 {
-        return Err(ScanError::Format(format!("GGUF version {version} is not supported")));
+        return Err(ScanError::Format(format!(
+            "GGUF version {version} is not supported"
+        )));
     }
     let n_tensors = u64_of(r)?;
     let n_kv = u64_of(r)?;
@@ -234,8 +256,14 @@ mod tests {
 
     #[test]
     fn gemma_estimate_matches_the_full_parse() {
-        let path = crate::default_model_dir().join("gemma-3-270m").join("gemma-3-270m-q4_k_m.gguf");
-        assert!(path.exists(), "{} is missing: run `nfai models fetch` first", path.display());
+        let path = crate::default_model_dir()
+            .join("gemma-3-270m")
+            .join("gemma-3-270m-q4_k_m.gguf");
+        assert!(
+            path.exists(),
+            "{} is missing: run `nfai models fetch` first",
+            path.display()
+        );
         let est = estimate_gguf(&path, 4096, 4).unwrap();
         let full = crate::GgufFile::open(&path).unwrap();
         assert_eq!(est.architecture, "gemma3");

@@ -11,7 +11,13 @@ use crate::upstream::routed_server;
 
 const OLLAMA_VERSION: &str = "0.6.3";
 
+/// The interpreter, set up once per test process (both tests share it).
 fn python() -> PathBuf {
+    static PY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PY.get_or_init(setup).clone()
+}
+
+fn setup() -> PathBuf {
     if let Some(p) = std::env::var_os("NFAI_TEST_OLLAMA_PYTHON") {
         return p.into();
     }

@@ -169,7 +169,7 @@ async fn a_silent_upstream_ends_at_the_deadline() {
     let elapsed = started.elapsed();
     assert_eq!(res.status().as_u16(), 504);
     assert!(
-        elapsed >= Duration::from_millis(950) && elapsed < Duration::from_millis(1_600),
+        elapsed >= Duration::from_millis(950) && elapsed < Duration::from_millis(2_000),
         "{elapsed:?}"
     );
     let body: Value = res.json().await.unwrap();
@@ -185,7 +185,7 @@ async fn a_silent_upstream_ends_at_the_deadline() {
     let started = Instant::now();
     assert_eq!(content(&s).await.0, 504);
     assert!(
-        started.elapsed() < Duration::from_millis(1_100),
+        started.elapsed() < Duration::from_millis(1_500),
         "{:?}",
         started.elapsed()
     );
@@ -212,7 +212,7 @@ async fn a_first_byte_timeout_moves_on() {
         "{body}"
     );
     assert!(
-        started.elapsed() < Duration::from_millis(1_500),
+        started.elapsed() < Duration::from_millis(2_500),
         "{:?}",
         started.elapsed()
     );

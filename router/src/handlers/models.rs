@@ -35,13 +35,15 @@ async fn statuses(state: &AppState) -> Result<Vec<ModelStatus>, ApiError> {
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<ModelList>, ApiError> {
     let st = statuses(&state).await?;
-    let data = state
+    let mut data: Vec<ModelObject> = state
         .registry()
         .catalog()
         .entries()
         .iter()
+        .filter(|e| state.routes().get(&e.id).is_none())
         .map(|e| object(&state, e, st.iter().find(|s| s.id == e.id)))
         .collect();
+    data.extend(crate::upstream::table::routed_model_objects(&state).await);
     Ok(Json(ModelList {
         object: "list",
         data,
@@ -52,6 +54,10 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ModelObject>, ApiError> {
+    if let Some(r) = state.routes().get(&id) {
+        let ready = crate::upstream::table::native_ready(&state).await;
+        return Ok(Json(r.model_object(state.started_unix(), &ready)));
+    }
     let entry = state
         .registry()
         .catalog()

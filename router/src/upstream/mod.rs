@@ -90,3 +90,6 @@ pub fn retryable(e: &ApiError) -> bool {
         || e.status == StatusCode::REQUEST_TIMEOUT
         || e.status.is_server_error()
 }
+
+#[cfg(test)]
+mod tests;
