@@ -16,7 +16,12 @@ pub async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             let list = call(&a, "GET", "/admin/models", None).await?;
             print_table(&list["data"]);
         }
-        ModelsCommand::Load { admin, id, keep_alive, pin } => {
+        ModelsCommand::Load {
+            admin,
+            id,
+            keep_alive,
+            pin,
+        } => {
             let mut body = json!({ "pin": pin });
             if let Some(k) = keep_alive {
                 body["keep_alive"] = json!(k);
@@ -38,34 +43,67 @@ pub async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
                     }
                 }
             };
-            eprintln!("\r{id}: ready in {:.1} s          ", started.elapsed().as_secs_f64());
+            eprintln!(
+                "\r{id}: ready in {:.1} s          ",
+                started.elapsed().as_secs_f64()
+            );
             print_table(&json!([done]));
         }
         ModelsCommand::Unload { admin, id, force } => {
-            let m = call(&admin, "POST", &format!("/admin/models/{id}/unload"), Some(json!({ "force": force }))).await?;
+            let m = call(
+                &admin,
+                "POST",
+                &format!("/admin/models/{id}/unload"),
+                Some(json!({ "force": force })),
+            )
+            .await?;
             print_table(&json!([m]));
         }
         ModelsCommand::Pin { admin, id } => {
-            print_table(&json!([call(&admin, "POST", &format!("/admin/models/{id}/pin"), None).await?]));
+            print_table(&json!([call(
+                &admin,
+                "POST",
+                &format!("/admin/models/{id}/pin"),
+                None
+            )
+            .await?]));
         }
         ModelsCommand::Unpin { admin, id } => {
-            print_table(&json!([call(&admin, "POST", &format!("/admin/models/{id}/unpin"), None).await?]));
+            print_table(&json!([call(
+                &admin,
+                "POST",
+                &format!("/admin/models/{id}/unpin"),
+                None
+            )
+            .await?]));
         }
     }
     Ok(())
 }
 
-async fn call(a: &AdminArgs, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+async fn call(
+    a: &AdminArgs,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
     let client = reqwest::Client::new();
     let url = format!("{}{path}", a.url.trim_end_matches('/'));
-    let mut req = if method == "GET" { client.get(&url) } else { client.post(&url) };
+    let mut req = if method == "GET" {
+        client.get(&url)
+    } else {
+        client.post(&url)
+    };
     if let Some(t) = &a.token {
         req = req.bearer_auth(t.expose());
     }
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let res = req.send().await.with_context(|| format!("cannot reach nfai at {}", a.url))?;
+    let res = req
+        .send()
+        .await
+        .with_context(|| format!("cannot reach nfai at {}", a.url))?;
     let status = res.status();
     let value: Value = res.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
@@ -76,11 +114,16 @@ async fn call(a: &AdminArgs, method: &str, path: &str, body: Option<Value>) -> a
 }
 
 fn mib(v: &Value) -> String {
-    v.as_u64().map_or("-".to_string(), |b| format!("{:.0} MiB", b as f64 / 1048576.0))
+    v.as_u64().map_or("-".to_string(), |b| {
+        format!("{:.0} MiB", b as f64 / 1048576.0)
+    })
 }
 
 fn print_table(models: &Value) {
-    println!("{:<22} {:<10} {:<6} {:>10} {:>10} {:<6} {:<8} {:>9} {:>8}", "MODEL", "STATE", "DEVICE", "ESTIMATE", "ACTUAL", "PINNED", "KEEP", "IN-FLIGHT", "SERVED");
+    println!(
+        "{:<22} {:<10} {:<6} {:>10} {:>10} {:<6} {:<8} {:>9} {:>8}",
+        "MODEL", "STATE", "DEVICE", "ESTIMATE", "ACTUAL", "PINNED", "KEEP", "IN-FLIGHT", "SERVED"
+    );
     for m in models.as_array().into_iter().flatten() {
         println!(
             "{:<22} {:<10} {:<6} {:>10} {:>10} {:<6} {:<8} {:>9} {:>8}",

@@ -52,7 +52,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until(shutdown_signal()).await?;
             Ok(())
         }
-        Command::Models { command: ModelsCommand::Fetch(args) } => fetch(args).await,
+        Command::Models {
+            command: ModelsCommand::Fetch(args),
+        } => fetch(args).await,
         Command::Models { command } => nfai_router::admin_cli::run(command).await,
     }
 }
@@ -60,14 +62,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn fetch(args: nfai_router::config::FetchArgs) -> anyhow::Result<()> {
     let (catalog, dir) = Config::catalog_and_dir(&args.common)?;
     let entries: Vec<_> = if args.ids.is_empty() {
-        catalog.entries().iter().filter(|e| e.source.is_some()).collect()
+        catalog
+            .entries()
+            .iter()
+            .filter(|e| e.source.is_some())
+            .collect()
     } else {
         args.ids
             .iter()
-            .map(|id| catalog.resolve(id).ok_or_else(|| anyhow::anyhow!("unknown model {id:?}")))
+            .map(|id| {
+                catalog
+                    .resolve(id)
+                    .ok_or_else(|| anyhow::anyhow!("unknown model {id:?}"))
+            })
             .collect::<anyhow::Result<_>>()?
     };
-    let opts = FetchOptions { verify: args.verify, find_links: args.find_links };
+    let opts = FetchOptions {
+        verify: args.verify,
+        find_links: args.find_links,
+    };
     // The fetch reports each model's outcome itself.
     fetch_models(&entries, &dir, opts).await?;
     Ok(())

@@ -236,14 +236,13 @@ impl ModelRegistry {
         keep_alive: Option<KeepAlive>,
     ) -> Result<ChatLease, ApiError> {
         check_kind(&self.catalog, name, ModelKind::Chat)?;
-        match self.acquire(name, keep_alive).await? {
-            (_, lease) => match &*lease {
-                NativeModel::Chat(m) => Ok(ChatLease {
-                    model: m.clone(),
-                    _lease: lease,
-                }),
-                NativeModel::Embedding(_) => Err(wrong_kind(name, ModelKind::Chat)),
-            },
+        let (_, lease) = self.acquire(name, keep_alive).await?;
+        match &*lease {
+            NativeModel::Chat(m) => Ok(ChatLease {
+                model: m.clone(),
+                _lease: lease,
+            }),
+            NativeModel::Embedding(_) => Err(wrong_kind(name, ModelKind::Chat)),
         }
     }
 
@@ -254,14 +253,13 @@ impl ModelRegistry {
         keep_alive: Option<KeepAlive>,
     ) -> Result<EmbedLease, ApiError> {
         check_kind(&self.catalog, name, ModelKind::Embedding)?;
-        match self.acquire(name, keep_alive).await? {
-            (_, lease) => match &*lease {
-                NativeModel::Embedding(m) => Ok(EmbedLease {
-                    model: m.clone(),
-                    _lease: lease,
-                }),
-                NativeModel::Chat(_) => Err(wrong_kind(name, ModelKind::Embedding)),
-            },
+        let (_, lease) = self.acquire(name, keep_alive).await?;
+        match &*lease {
+            NativeModel::Embedding(m) => Ok(EmbedLease {
+                model: m.clone(),
+                _lease: lease,
+            }),
+            NativeModel::Chat(_) => Err(wrong_kind(name, ModelKind::Embedding)),
         }
     }
 }

@@ -27,13 +27,13 @@ fn opt_range(param: &str, v: Option<f32>, lo: f32, hi: f32) -> Result<Option<f32
 
 /// Sampling fields and stop strings, range-checked; the backend applies its model's defaults.
 pub fn sampling(f: &SamplingFields) -> Result<(SamplingRequest, Vec<String>), ApiError> {
-    if let Some(n) = f.n {
-        if n != 1 {
-            return Err(ApiError::unsupported(
-                "n",
-                format!("Only n=1 is supported, got n={n}."),
-            ));
-        }
+    if let Some(n) = f.n
+        && n != 1
+    {
+        return Err(ApiError::unsupported(
+            "n",
+            format!("Only n=1 is supported, got n={n}."),
+        ));
     }
     if f.logit_bias.as_ref().is_some_and(|m| !m.is_empty()) {
         return Err(ApiError::unsupported(
@@ -41,13 +41,13 @@ pub fn sampling(f: &SamplingFields) -> Result<(SamplingRequest, Vec<String>), Ap
             "logit_bias is not supported.",
         ));
     }
-    if let Some(p) = f.top_p {
-        if !(p.is_finite() && p > 0.0 && p <= 1.0) {
-            return Err(ApiError::invalid(
-                "top_p",
-                format!("'top_p' must be in (0, 1], got {p}."),
-            ));
-        }
+    if let Some(p) = f.top_p
+        && !(p.is_finite() && p > 0.0 && p <= 1.0)
+    {
+        return Err(ApiError::invalid(
+            "top_p",
+            format!("'top_p' must be in (0, 1], got {p}."),
+        ));
     }
     let top_k = match f.top_k {
         Some(k) if k < 0 => {

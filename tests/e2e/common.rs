@@ -50,6 +50,63 @@ pub fn start_with(args: ServeArgs) -> Server {
     }
 }
 
+/// Arguments for an app on port 0 whose config file (written to a temp folder) is `toml`.
+pub fn config_args(name: &str, toml: &str) -> ServeArgs {
+    let dir = std::env::temp_dir().join(format!("nfai-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, toml).unwrap();
+    let mut args = ServeArgs {
+        port: Some(0),
+        no_fetch: true,
+        ..Default::default()
+    };
+    args.common.config = Some(path);
+    args
+}
+
+/// A Python interpreter with `package==version` installed: `$env_override` if set, else a venv
+/// `<repository>/<venv>`, created (with pip) when missing or holding another version.
+pub fn python_with(
+    venv: &str,
+    package: &str,
+    version: &str,
+    env_override: &str,
+) -> std::path::PathBuf {
+    use std::process::Command;
+    if let Some(p) = std::env::var_os(env_override) {
+        return p.into();
+    }
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(venv);
+    let py = venv.join("bin").join("python");
+    let check =
+        format!("import importlib.metadata as m; assert m.version('{package}') == '{version}'");
+    let ready = Command::new(&py)
+        .args(["-c", &check])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ready {
+        let ok = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "python3 -m venv failed");
+        let ok = Command::new(&py)
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+            .arg(format!("{package}=={version}"))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "pip install {package}=={version} failed");
+    }
+    py
+}
+
 /// Both default models, default limits.
 pub fn server() -> &'static Server {
     static S: OnceLock<Server> = OnceLock::new();
@@ -67,9 +124,6 @@ pub fn server() -> &'static Server {
 pub fn small_server() -> &'static Server {
     static S: OnceLock<Server> = OnceLock::new();
     S.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("nfai-e2e-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("small.toml");
         let catalog = nfai_router::catalog::Catalog::with_overrides(Vec::new()).unwrap();
         let mut gemma = catalog.resolve("gemma-3-270m").unwrap().clone();
         gemma.max_concurrent = 1;
@@ -77,13 +131,7 @@ pub fn small_server() -> &'static Server {
             "serve = [\"gemma-3-270m\"]\n[engine]\nqueue_capacity = 1\n\n{}",
             toml_models(&[gemma])
         );
-        std::fs::write(&path, file).unwrap();
-        let mut args = ServeArgs {
-            port: Some(0),
-            no_fetch: true,
-            ..Default::default()
-        };
-        args.common.config = Some(path);
+        let args = config_args("small", &file);
         start_with(args)
     })
 }

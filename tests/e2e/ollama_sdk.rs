@@ -4,7 +4,6 @@
 //! (`NFAI_TEST_OLLAMA_PYTHON` overrides the interpreter); it is created here when missing.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::common::server;
 use crate::upstream::routed_server;
@@ -18,36 +17,12 @@ fn python() -> PathBuf {
 }
 
 fn setup() -> PathBuf {
-    if let Some(p) = std::env::var_os("NFAI_TEST_OLLAMA_PYTHON") {
-        return p.into();
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let venv = root.join(".venv-ollama-test");
-    let py = venv.join("bin").join("python");
-    let check =
-        format!("import importlib.metadata as m; assert m.version('ollama') == '{OLLAMA_VERSION}'");
-    let ready = Command::new(&py)
-        .args(["-c", &check])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ready {
-        let ok = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "python3 -m venv failed");
-        let ok = Command::new(&py)
-            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
-            .arg(format!("ollama=={OLLAMA_VERSION}"))
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "pip install ollama=={OLLAMA_VERSION} failed");
-    }
-    py
+    crate::common::python_with(
+        ".venv-ollama-test",
+        "ollama",
+        OLLAMA_VERSION,
+        "NFAI_TEST_OLLAMA_PYTHON",
+    )
 }
 
 async fn run(base: &str, chat_model: &str, embed_model: &str) {

@@ -3,44 +3,13 @@
 //! (`NFAI_TEST_PYTHON` overrides the interpreter); it is created here when missing.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::common::server;
 
 const OPENAI_VERSION: &str = "3.54.0";
 
 fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("NFAI_TEST_PYTHON") {
-        return p.into();
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let venv = root.join(".venv-test");
-    let py = venv.join("bin").join("python");
-    let ready = Command::new(&py)
-        .args([
-            "-c",
-            &format!("import openai; assert openai.__version__ == '{OPENAI_VERSION}'"),
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ready {
-        let ok = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "python3 -m venv failed");
-        let ok = Command::new(&py)
-            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
-            .arg(format!("openai=={OPENAI_VERSION}"))
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "pip install openai=={OPENAI_VERSION} failed");
-    }
-    py
+    crate::common::python_with(".venv-test", "openai", OPENAI_VERSION, "NFAI_TEST_PYTHON")
 }
 
 #[tokio::test]

@@ -6,71 +6,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
-use nfai_router::config::ServeArgs;
-use nfai_router::{Application, Config};
+use nfai_router::Config;
 
 use crate::common::Server;
 
 /// Starts an nfai app whose config file is `toml`, on its own runtime thread.
 pub fn start_with_config(name: &str, toml: &str) -> Server {
-    let dir = std::env::temp_dir().join(format!("nfai-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, toml).unwrap();
-    let mut args = ServeArgs {
-        port: Some(0),
-        no_fetch: true,
-        ..Default::default()
-    };
-    args.common.config = Some(path);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let built = async {
-                let config = Config::from_serve_args(&args).map_err(|e| format!("{e:#}"))?;
-                let app = Application::build(config)
-                    .await
-                    .map_err(|e| format!("{e:#}"))?;
-                app.wait_ready().await.map_err(|e| format!("{e:#}"))?;
-                Ok::<_, String>(app)
-            };
-            match built.await {
-                Ok(app) => {
-                    tx.send(Ok((app.local_addr().unwrap(), app.state().clone())))
-                        .unwrap();
-                    app.run_until(std::future::pending()).await.unwrap();
-                }
-                Err(e) => tx.send(Err(e)).unwrap(),
-            }
-        });
-    });
-    match rx.recv().unwrap() {
-        Ok((addr, state)) => Server {
-            base: format!("http://{addr}"),
-            state,
-        },
-        Err(e) => panic!("the routed test server did not start: {e}"),
-    }
+    crate::common::start_with(crate::common::config_args(name, toml))
 }
 
 /// Config errors surface from `Config::from_serve_args`.
 pub fn config_error(name: &str, toml: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("nfai-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, toml).unwrap();
-    let mut args = ServeArgs {
-        port: Some(0),
-        no_fetch: true,
-        ..Default::default()
-    };
-    args.common.config = Some(path);
-    format!("{:#}", Config::from_serve_args(&args).unwrap_err())
+    format!(
+        "{:#}",
+        Config::from_serve_args(&crate::common::config_args(name, toml)).unwrap_err()
+    )
 }
 
 /// A fake upstream: its base URL, the requests it received, and its server task.

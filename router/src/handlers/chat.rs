@@ -38,16 +38,16 @@ pub async fn handler(
             "logprobs are not supported.",
         ));
     }
-    if let Some(rf) = &req.response_format {
-        if rf.kind != "text" {
-            return Err(ApiError::unsupported(
-                "response_format",
-                format!(
-                    "response_format '{}' is not supported; only 'text'.",
-                    rf.kind
-                ),
-            ));
-        }
+    if let Some(rf) = &req.response_format
+        && rf.kind != "text"
+    {
+        return Err(ApiError::unsupported(
+            "response_format",
+            format!(
+                "response_format '{}' is not supported; only 'text'.",
+                rf.kind
+            ),
+        ));
     }
     let (sampling, stop) = validate::sampling(&req.sampling)?;
     let messages = validate::chat_messages(&req.messages)?;
