@@ -152,8 +152,18 @@ fn raise_exception(msg: String) -> std::result::Result<Value, Error> {
 /// `strftime_now(format)` in UTC, for `%Y %m %d %e %b %B %H %M %S %%`.
 fn strftime_now(format: String) -> String {
     const MONTHS: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September",
-        "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -338,11 +348,12 @@ mod tests {
         let t = ChatTemplate::from_source(src, "<s>", "</s>")?;
         let out = t.render(&msgs(&[("user", " x, y ")]), false)?;
         assert_eq!(out, "USER:x, y!?2\n</s>");
-        let err = ChatTemplate::from_source("{{ raise_exception('nope') }}", "", "")?
-            .render(&[], false);
+        let err =
+            ChatTemplate::from_source("{{ raise_exception('nope') }}", "", "")?.render(&[], false);
         assert!(matches!(err, Err(ModelError::Template(m)) if m.contains("nope")));
         assert!(ChatTemplate::from_source("{% if %}", "", "").is_err());
-        let year = ChatTemplate::from_source("{{ strftime_now('%Y') }}", "", "")?.render(&[], false)?;
+        let year =
+            ChatTemplate::from_source("{{ strftime_now('%Y') }}", "", "")?.render(&[], false)?;
         assert!(year.len() == 4 && year.starts_with('2'), "{year}");
         Ok(())
     }

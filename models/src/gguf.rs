@@ -265,10 +265,7 @@ impl GgufFile {
             .map_err(|_| ModelError::Format("GGUF reader lock poisoned".into()))?;
         info.read(&mut *reader, self.content.tensor_data_offset, device)
             .map_err(|e| {
-                ModelError::Format(format!(
-                    "{}: tensor `{name}`: {e}",
-                    self.path.display()
-                ))
+                ModelError::Format(format!("{}: tensor `{name}`: {e}", self.path.display()))
             })
     }
 
@@ -328,9 +325,11 @@ mod tests {
         let n = Value::U32(7);
         let eps = Value::F32(1e-6);
         let arr = Value::Array(vec![Value::String("a".into()), Value::String("b".into())]);
-        let file = tempfile::NamedTempFile::new().map_err(|e| ModelError::io(Path::new("tmp"), e))?;
+        let file =
+            tempfile::NamedTempFile::new().map_err(|e| ModelError::io(Path::new("tmp"), e))?;
         {
-            let mut w = std::io::BufWriter::new(file.reopen().map_err(|e| ModelError::io(file.path(), e))?);
+            let mut w =
+                std::io::BufWriter::new(file.reopen().map_err(|e| ModelError::io(file.path(), e))?);
             candle_core::quantized::gguf_file::write(
                 &mut w,
                 &[
@@ -349,9 +348,17 @@ mod tests {
         assert_eq!(g.opt_u32("test.missing")?, None);
         assert!((g.f32("test.eps")? - 1e-6).abs() < 1e-12);
         assert_eq!(g.string_array("test.arr")?, vec!["a", "b"]);
-        let err = g.u32("test.missing").err().map(|e| e.to_string()).unwrap_or_default();
+        let err = g
+            .u32("test.missing")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("test.missing"), "{err}");
-        let err = g.string("test.n").err().map(|e| e.to_string()).unwrap_or_default();
+        let err = g
+            .string("test.n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("test.n"), "{err}");
         assert_eq!(g.tensor_bytes(), q.storage_size_in_bytes() as u64);
         let back = g.tensor("w", &dev)?.dequantize(&dev)?;

@@ -29,6 +29,8 @@ pub fn default_model_dir() -> std::path::PathBuf {
     if let Some(dir) = std::env::var_os("NFAI_MODEL_DIR").filter(|d| !d.is_empty()) {
         return dir.into();
     }
-    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_else(|| ".".into());
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| ".".into());
     home.join(".cache").join("nfai").join("models")
 }

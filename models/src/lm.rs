@@ -124,10 +124,10 @@ fn grow_and_set(buf: &mut Option<Tensor>, new: &Tensor, len: usize) -> Result<Te
     if needed > capacity {
         let new_cap = needed.next_power_of_two().max(64);
         let grown = Tensor::zeros((heads, new_cap, dim), new.dtype(), new.device())?;
-        if let Some(old) = buf.as_ref() {
-            if len > 0 {
-                grown.slice_set(&old.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
-            }
+        if let Some(old) = buf.as_ref()
+            && len > 0
+        {
+            grown.slice_set(&old.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
         }
         *buf = Some(grown);
     }

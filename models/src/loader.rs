@@ -14,6 +14,9 @@ use crate::lm::CausalLm;
 use crate::tokenizer::TextTokenizer;
 use crate::{ModelError, Result};
 
+/// Values of `general.architecture` this loader can run.
+pub const SUPPORTED: &[&str] = &["gemma3"];
+
 /// Everything needed to serve one language model.
 pub struct LoadedLm {
     pub model: Arc<dyn CausalLm>,
@@ -36,24 +39,34 @@ pub fn load_gguf_lm(
     let gguf = GgufFile::open(path)?;
     let read = start.elapsed();
     let arch = gguf.architecture()?.to_string();
+    if !SUPPORTED.contains(&arch.as_str()) {
+        return Err(ModelError::Unsupported(format!(
+            "architecture `{arch}` in {} (supported: {})",
+            path.display(),
+            SUPPORTED.join(", ")
+        )));
+    }
 
-    let t = Instant::now();
-    let tokenizer = crate::tokenizer::gguf::from_gguf(&gguf)?;
-    let tokenizer_time = t.elapsed();
-
+    // The tokenizer (metadata only) is built while the weights are read.
+    let (tokenizer, tokenizer_time, model, weights) = std::thread::scope(|scope| {
+        let tokenizer = scope.spawn(|| {
+            let t = Instant::now();
+            crate::tokenizer::gguf::from_gguf(&gguf).map(|tok| (tok, t.elapsed()))
+        });
+        let t = Instant::now();
+        let model: Result<Arc<dyn CausalLm>> = match arch.as_str() {
+            "gemma3" => Gemma3::load(&gguf, device, context_length)
+                .map(|m| Arc::new(m) as Arc<dyn CausalLm>),
+            other => Err(ModelError::Unsupported(format!("architecture `{other}`"))),
+        };
+        let weights = t.elapsed();
+        let tokenizer = tokenizer
+            .join()
+            .map_err(|_| ModelError::Tokenizer("tokenizer build panicked".into()))?;
+        let (tokenizer, tokenizer_time) = tokenizer?;
+        Ok::<_, ModelError>((tokenizer, tokenizer_time, model?, weights))
+    })?;
     let chat_template = chat_template(&gguf, &tokenizer, &arch, template_override)?;
-
-    let t = Instant::now();
-    let model: Arc<dyn CausalLm> = match arch.as_str() {
-        "gemma3" => Arc::new(Gemma3::load(&gguf, device, context_length)?),
-        other => {
-            return Err(ModelError::Unsupported(format!(
-                "architecture `{other}` in {}",
-                path.display()
-            )));
-        }
-    };
-    let weights = t.elapsed();
     tracing::info!(
         path = %path.display(),
         architecture = %arch,
@@ -109,7 +122,10 @@ mod tests {
         let prompt = lm
             .chat_template
             .render(&[ChatMessage::new("user", "ab")], true)?;
-        assert_eq!(prompt, "<start_of_turn>user\nab<end_of_turn>\n<start_of_turn>model\n");
+        assert_eq!(
+            prompt,
+            "<start_of_turn>user\nab<end_of_turn>\n<start_of_turn>model\n"
+        );
         let ids = lm.tokenizer.encode(&prompt, true)?;
         assert_eq!(ids.first(), Some(&2));
         assert_eq!(ids.iter().filter(|&&i| i == 2).count(), 1);
@@ -123,6 +139,22 @@ mod tests {
         let custom = load_gguf_lm(file.path(), &Device::Cpu, 32, Some("{{ bos_token }}X"))?;
         assert_eq!(custom.chat_template.render(&[], false)?, "X");
         assert!(load_gguf_lm(file.path(), &Device::Cpu, 32, Some("{% if %}")).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn other_architectures_are_unsupported() -> Result<()> {
+        use candle_core::quantized::gguf_file::{self, Value};
+        let file = tempfile::NamedTempFile::new()
+            .map_err(|e| ModelError::io(std::path::Path::new("tempfile"), e))?;
+        let mut w =
+            std::io::BufWriter::new(file.reopen().map_err(|e| ModelError::io(file.path(), e))?);
+        let arch = Value::String("mamba".into());
+        gguf_file::write(&mut w, &[("general.architecture", &arch)], &[])?;
+        std::io::Write::flush(&mut w).map_err(|e| ModelError::io(file.path(), e))?;
+        drop(w);
+        let err = load_gguf_lm(file.path(), &Device::Cpu, 32, None);
+        assert!(matches!(err, Err(ModelError::Unsupported(m)) if m.contains("mamba")));
         Ok(())
     }
 }

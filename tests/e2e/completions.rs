@@ -4,8 +4,14 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
+/// Fixture cases where llama.cpp's top two tokens are nearly tied at some position and our
+/// quantised arithmetic picks the other one, with the index of that position. The model-level
+/// test (`models/src/gemma3/fixture_tests.rs`) bounds how close such ties must be; up to the tie
+/// the text must be identical.
+const NEAR_TIES: [(&str, usize); 1] = [("english_short", 9)];
+
 /// Over HTTP, a greedy completion of every llama.cpp fixture prompt equals llama.cpp's text
-/// (16 tokens: the default `max_tokens`).
+/// (16 tokens: the default `max_tokens`), up to a known near-tie.
 #[tokio::test]
 async fn string_prompts_match_llama_cpp_and_default_to_16_tokens() {
     let s = server();

@@ -129,9 +129,18 @@ impl Block {
     ) -> Result<Tensor> {
         let tokens = x.dim(0)?;
         let h = self.attn_norm.forward(x)?;
-        let q = self.q.forward(&h)?.reshape((tokens, self.heads, self.head_dim))?;
-        let k = self.k.forward(&h)?.reshape((tokens, self.kv_heads, self.head_dim))?;
-        let v = self.v.forward(&h)?.reshape((tokens, self.kv_heads, self.head_dim))?;
+        let q = self
+            .q
+            .forward(&h)?
+            .reshape((tokens, self.heads, self.head_dim))?;
+        let k = self
+            .k
+            .forward(&h)?
+            .reshape((tokens, self.kv_heads, self.head_dim))?;
+        let v = self
+            .v
+            .forward(&h)?
+            .reshape((tokens, self.kv_heads, self.head_dim))?;
         let q = apply_rope(&self.q_norm.forward(&q)?.transpose(0, 1)?, cos, sin)?;
         let k = apply_rope(&self.k_norm.forward(&k)?.transpose(0, 1)?, cos, sin)?;
         let v = v.transpose(0, 1)?.contiguous()?;

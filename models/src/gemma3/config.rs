@@ -32,6 +32,8 @@ pub struct Gemma3Config {
     pub attn_scale: f64,
     /// The context length the model was trained for.
     pub model_context: usize,
+    /// `logits = cap · tanh(logits / cap)` when set (`final_logit_softcapping`).
+    pub final_logit_softcap: Option<f32>,
 }
 
 impl Gemma3Config {
@@ -61,12 +63,12 @@ impl Gemma3Config {
                 "key length {head_dim} differs from value length {value_dim}"
             )));
         }
-        if let Some(rot) = g.opt_usize(&key("rope.dimension_count"))? {
-            if rot != head_dim {
-                return Err(ModelError::Unsupported(format!(
-                    "partial RoPE ({rot} of {head_dim} dimensions)"
-                )));
-            }
+        if let Some(rot) = g.opt_usize(&key("rope.dimension_count"))?
+            && rot != head_dim
+        {
+            return Err(ModelError::Unsupported(format!(
+                "partial RoPE ({rot} of {head_dim} dimensions)"
+            )));
         }
         let eps = g.f32(&key("attention.layer_norm_rms_epsilon"))?;
         let rope_base_global = g.opt_f32(&key("rope.freq_base"))?.unwrap_or(1_000_000.0);
@@ -81,6 +83,9 @@ impl Gemma3Config {
         };
         let model_context = g.usize(&key("context_length"))?;
         let attn_scale = attention_scale(g, arch, hidden, heads, head_dim, layers)?;
+        let final_logit_softcap = g
+            .opt_f32(&key("final_logit_softcapping"))?
+            .filter(|c| *c > 0.0);
         Ok(Self {
             hidden,
             layers,
@@ -96,6 +101,7 @@ impl Gemma3Config {
             local_layers,
             attn_scale,
             model_context,
+            final_logit_softcap,
         })
     }
 }

@@ -3,8 +3,9 @@
 
 use serde::Deserialize;
 
-use super::real_tests::{greedy_batch, real_lm};
+use super::real_tests::real_lm;
 use crate::Result;
+use crate::lm::BatchEntry;
 
 #[derive(Debug, Deserialize)]
 struct GreedyFixture {
@@ -35,11 +36,37 @@ pub(crate) fn fixture(name: &str) -> String {
     }
 }
 
+/// A position is a near-tie when llama.cpp's top-2 log-probability gap there is below this (in
+/// nats); there a different greedy choice is acceptable if our own gap is below it as well.
+/// Quantised inference is chaotic: any change in rounding moves log-probabilities. llama.cpp's
+/// own prefill path, fed the same tokens, moves the top-k gaps of its decode path by up to 0.94
+/// nats on these prompts (0.11 to 0.18 on average).
+const NEAR_TIE: f32 = 1.0;
+
+/// Largest mean, over a case's 32 positions, of |our gap − llama.cpp's gap| (our gap: the
+/// log-probability of llama.cpp's token minus that of our best other token). Correct builds
+/// give 0.12 to 0.25 (llama.cpp against itself: 0.11 to 0.18); a wrong activation, RoPE base
+/// or window gives 0.8 to 38.
+const MAX_MEAN_GAP_DIFF: f32 = 0.4;
+
+/// Log-softmax of `[1, vocab]` logits as a vector.
+fn log_probs(logits: &candle_core::Tensor) -> Result<Vec<f32>> {
+    Ok(candle_nn::ops::log_softmax(logits, candle_core::D::Minus1)?
+        .flatten_all()?
+        .to_vec1::<f32>()?)
+}
+
+/// Greedy decoding from `prompt_ids`, checked at every one of the 32 positions along llama.cpp's
+/// reference path (each step is fed llama.cpp's token): our argmax must be llama.cpp's token
+/// except at near-ties, and our confidence in each token must track llama.cpp's on average.
+/// Up to the first near-tie decided otherwise, the reference path is our own free-running
+/// greedy output, so that prefix is compared token for token.
 #[test]
 fn real_greedy_matches_llama_cpp() -> Result<()> {
     let fx: GreedyFixture = serde_json::from_str(&fixture("greedy.json"))
         .map_err(|e| crate::ModelError::Format(format!("greedy.json: {e}")))?;
     let lm = real_lm();
+    let model = lm.model.as_ref();
     let mut failures = Vec::new();
     for case in &fx.cases {
         assert_eq!(
@@ -48,23 +75,65 @@ fn real_greedy_matches_llama_cpp() -> Result<()> {
             "{}: prompt ids",
             case.name
         );
-        let got = greedy_batch(
-            lm.model.as_ref(),
-            std::slice::from_ref(&case.prompt_ids),
-            case.completion_ids.len(),
-        )?
-        .remove(0);
-        if let Some(i) = got.iter().zip(&case.completion_ids).position(|(a, b)| a != b) {
-            failures.push(format!(
-                "{}: first difference at token {i} (llama.cpp margin there {:?}): got {:?}, want {:?}",
-                case.name,
-                case.completion_top2_margins.get(i),
-                &got[i..],
-                &case.completion_ids[i..]
-            ));
-        } else {
-            println!("{}: {} tokens identical", case.name, got.len());
+        assert_eq!(
+            case.completion_top2_margins.len(),
+            case.completion_ids.len()
+        );
+        let mut cache = model.new_cache();
+        let mut input = case.prompt_ids.clone();
+        let mut identical = None;
+        let mut ties = Vec::new();
+        let mut gap_diff = 0f32;
+        for (i, (&want, &theirs)) in case
+            .completion_ids
+            .iter()
+            .zip(&case.completion_top2_margins)
+            .enumerate()
+        {
+            let lp = log_probs(&model.forward(&mut [BatchEntry {
+                tokens: &input,
+                cache: &mut cache,
+            }])?)?;
+            let (best_other, other_lp) = lp
+                .iter()
+                .enumerate()
+                .filter(|(t, _)| *t as u32 != want)
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or((0, f32::NEG_INFINITY), |(t, v)| (t, *v));
+            let ours = lp[want as usize] - other_lp;
+            gap_diff += (ours - theirs).abs();
+            if ours < 0.0 {
+                identical.get_or_insert(i);
+                ties.push(format!(
+                    "#{i} (gaps: llama.cpp {theirs:.3}, ours {ours:.3})"
+                ));
+                if theirs >= NEAR_TIE || -ours >= NEAR_TIE {
+                    failures.push(format!(
+                        "{}: token {i}: we pick {best_other}, llama.cpp {want} (gap of llama.cpp's token: theirs {theirs:.3}, ours {ours:.3})",
+                        case.name
+                    ));
+                }
+            }
+            input = vec![want];
         }
+        let mean = gap_diff / case.completion_ids.len() as f32;
+        if mean >= MAX_MEAN_GAP_DIFF {
+            failures.push(format!(
+                "{}: mean |gap difference| {mean:.3} >= {MAX_MEAN_GAP_DIFF}",
+                case.name
+            ));
+        }
+        println!(
+            "{}: greedy identical for {}/{} tokens; mean |gap difference| {mean:.3}; near-ties decided otherwise: {}",
+            case.name,
+            identical.unwrap_or(case.completion_ids.len()),
+            case.completion_ids.len(),
+            if ties.is_empty() {
+                "none".to_string()
+            } else {
+                ties.join(", ")
+            }
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     Ok(())

@@ -9,6 +9,16 @@
 //!
 //! The embedding table stays quantised: lookups dequantise only the rows they need, and the
 //! tied output head multiplies by the same quantised tensor.
+//!
+//! Numerics follow llama.cpp's CPU backend where it rounds on purpose: queries (after scaling),
+//! keys and values are rounded to f16 (its f16 KV cache and attention inputs), GELU goes through
+//! its f16 table, RMSNorm sums in f64 and the RoPE angles are computed in f32 as ggml computes
+//! them. Quantised inference is chaotic (a one-ulp change moves log-probabilities by about 0.1),
+//! so this does not make results identical to llama.cpp's; it keeps them as close as another
+//! llama.cpp run with a different batch shape would be.
+//!
+//! A sequence's results do not depend on what else is in its batch: every weight multiplication
+//! treats rows independently (see [`crate::layers::QLinear`]) and attention runs per entry.
 
 mod block;
 mod config;
@@ -165,7 +175,10 @@ impl CausalLm for Gemma3 {
         // RoPE rows are gathered once per distinct table, not once per layer.
         let mut rows: Vec<(Arc<RopeTable>, Tensor, Tensor)> = Vec::with_capacity(2);
         for block in &self.blocks {
-            let idx = match rows.iter().position(|(t, _, _)| Arc::ptr_eq(t, &block.rope)) {
+            let idx = match rows
+                .iter()
+                .position(|(t, _, _)| Arc::ptr_eq(t, &block.rope))
+            {
                 Some(i) => i,
                 None => {
                     let (cos, sin) = block.rope.rows(&positions)?;
@@ -182,17 +195,21 @@ impl CausalLm for Gemma3 {
 
         let last = x.index_select(&layout.last_rows(dev)?, 0)?;
         let logits = self.lm_head.forward(&self.output_norm.forward(&last)?)?;
+        let logits = match self.cfg.final_logit_softcap {
+            Some(cap) => ((logits / f64::from(cap))?.tanh()? * f64::from(cap))?,
+            None => logits,
+        };
         Ok(logits.to_dtype(DType::F32)?)
     }
 }
 
 #[cfg(test)]
-mod reference;
+pub(crate) mod fixture_tests;
 #[cfg(test)]
-pub(crate) mod testutil;
+pub(crate) mod real_tests;
+#[cfg(test)]
+mod reference;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod fixture_tests;
-#[cfg(test)]
-mod real_tests;
+pub(crate) mod testutil;

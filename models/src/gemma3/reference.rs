@@ -1,5 +1,9 @@
 //! A naive, element-by-element Gemma 3 forward pass over a whole sequence (f64, no cache, no
 //! tensors), used by the tests as an independent reference for the batched implementation.
+#![allow(
+    clippy::needless_range_loop,
+    reason = "index loops mirror the formulas they check"
+)]
 
 use candle_core::Device;
 
@@ -45,7 +49,7 @@ fn rms_norm(x: &[f64], w: &Mat, eps: f64) -> Vec<f64> {
 
 /// ggml's GELU (f16 table) and f16 rounding, which the model reproduces on purpose.
 fn gelu(x: f64) -> f64 {
-    f64::from(crate::layers::ggml_gelu(x as f32))
+    f64::from(crate::layers::ggml::ggml_gelu(x as f32))
 }
 
 fn f16(x: f64) -> f64 {
@@ -135,14 +139,23 @@ pub(super) fn last_logits(g: &GgufFile, cfg: &Gemma3Config, tokens: &[u32]) -> R
                 let s: Vec<f64> = vis
                     .iter()
                     .map(|&j| {
-                        q[p][h].iter().zip(&k[j][kh]).map(|(a, b)| a * b).sum::<f64>()
+                        q[p][h]
+                            .iter()
+                            .zip(&k[j][kh])
+                            .map(|(a, b)| a * b)
+                            .sum::<f64>()
                     })
                     .collect();
                 let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
                 let z: f64 = e.iter().sum();
                 for d in 0..hd {
-                    concat.push(vis.iter().zip(&e).map(|(&j, wt)| wt / z * v[j][kh][d]).sum());
+                    concat.push(
+                        vis.iter()
+                            .zip(&e)
+                            .map(|(&j, wt)| wt / z * v[j][kh][d])
+                            .sum(),
+                    );
                 }
             }
             let o = rms_norm(&wo.apply(&concat), &pan, eps);

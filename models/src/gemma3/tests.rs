@@ -53,7 +53,11 @@ fn tiny_batched_prefill_and_decode_match_single() -> Result<()> {
         let toks: Vec<Vec<u32>> = next.iter().map(|t| vec![*t]).collect();
         let batch = step(&m, &mut batched, &toks)?;
         for (i, t) in toks.iter().enumerate() {
-            let single = step(&m, std::slice::from_mut(&mut alone[i]), std::slice::from_ref(t))?;
+            let single = step(
+                &m,
+                std::slice::from_mut(&mut alone[i]),
+                std::slice::from_ref(t),
+            )?;
             let d = max_abs_diff(&batch.narrow(0, i, 1)?, &single)?;
             assert!(d < 1e-4, "decode step {s} entry {i}: max diff {d}");
         }
@@ -95,8 +99,8 @@ fn tiny_continued_chunks_match_full_prefill() -> Result<()> {
 
 #[test]
 fn tiny_single_local_layer_sees_only_the_window() -> Result<()> {
-    // One sliding-window layer: the last position depends on the last `window` tokens only, and
-    // RoPE is relative, so the logits equal those of those tokens alone.
+    // One sliding-window layer: the last position depends only on the last `window` tokens, so
+    // changing any earlier token leaves its logits unchanged, in prefill and in decode.
     let spec = TinySpec {
         layers: 1,
         window: 4,
@@ -105,25 +109,38 @@ fn tiny_single_local_layer_sees_only_the_window() -> Result<()> {
     let (_f, _g, m) = load(&spec, 64)?;
     assert_eq!(m.config().local_layers, vec![true]);
     let seq = tokens(20, 11);
-    let mut c = vec![m.new_cache()];
-    let full = step(&m, &mut c, std::slice::from_ref(&seq))?;
-    let mut c2 = vec![m.new_cache()];
-    let tail = step(&m, &mut c2, &[seq[16..].to_vec()])?;
-    let d = max_abs_diff(&full, &tail)?;
-    assert!(d < 1e-3, "window: max diff {d}");
-    // The same in decode: one token at a time.
-    let mut c3 = vec![m.new_cache()];
-    let mut last = None;
-    for t in &seq {
-        last = Some(step(&m, &mut c3, &[vec![*t]])?);
+    let mut other = tokens(16, 12);
+    other.extend_from_slice(&seq[16..]);
+    let mut inside = seq.clone();
+    inside[16] = (inside[16] + 1) % TINY_VOCAB as u32;
+    let prefill = |s: &[u32]| -> Result<Tensor> {
+        let mut c = vec![m.new_cache()];
+        step(&m, &mut c, &[s.to_vec()])
+    };
+    let decode = |s: &[u32]| -> Result<Tensor> {
+        let mut c = vec![m.new_cache()];
+        let mut last = None;
+        for t in s {
+            last = Some(step(&m, &mut c, &[vec![*t]])?);
+        }
+        last.ok_or_else(|| ModelError::Input("no step".into()))
+    };
+    for (mode, run) in [
+        ("prefill", &prefill as &dyn Fn(&[u32]) -> Result<Tensor>),
+        ("decode", &decode),
+    ] {
+        let base = run(&seq)?;
+        let d = max_abs_diff(&base, &run(&other)?)?;
+        assert!(
+            d < 1e-6,
+            "{mode}: a token outside the window changed the logits by {d}"
+        );
+        let d = max_abs_diff(&base, &run(&inside)?)?;
+        assert!(
+            d > 1e-3,
+            "{mode}: a token inside the window changed nothing"
+        );
     }
-    let last = last.ok_or_else(|| ModelError::Input("no step".into()))?;
-    let d = max_abs_diff(&last, &tail)?;
-    assert!(d < 1e-3, "window in decode: max diff {d}");
-    // Fewer tokens than the window do change the result (the comparison above is meaningful).
-    let mut c4 = vec![m.new_cache()];
-    let short = step(&m, &mut c4, &[seq[17..].to_vec()])?;
-    assert!(max_abs_diff(&short, &tail)? > 1e-3);
     Ok(())
 }
 
@@ -140,7 +157,9 @@ fn tiny_matches_naive_reference() -> Result<()> {
     let mut c = vec![m.new_cache()];
     let got = step(&m, &mut c, std::slice::from_ref(&seq))?;
     let d = max_abs_diff(&got, &want)?;
-    assert!(d < 1e-3, "prefill vs reference: max diff {d}");
+    // Both round to f16 in the same places, but from f32 and f64 values respectively, so an
+    // element can land on the other side of a rounding boundary now and then.
+    assert!(d < 1e-2, "prefill vs reference: max diff {d}");
     let mut c = vec![m.new_cache()];
     step(&m, &mut c, &[seq[..5].to_vec()])?;
     let mut got = None;
@@ -149,7 +168,7 @@ fn tiny_matches_naive_reference() -> Result<()> {
     }
     let got = got.ok_or_else(|| ModelError::Input("no step".into()))?;
     let d = max_abs_diff(&got, &want)?;
-    assert!(d < 1e-3, "decode vs reference: max diff {d}");
+    assert!(d < 1e-2, "decode vs reference: max diff {d}");
     Ok(())
 }
 

@@ -169,8 +169,7 @@ pub(crate) fn write_tiny_gemma(spec: &TinySpec) -> Result<tempfile::NamedTempFil
     let out = file.reopen().map_err(|e| ModelError::io(file.path(), e))?;
     let mut w = std::io::BufWriter::new(out);
     let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (*k, v)).collect();
-    let tensor_refs: Vec<(&str, &QTensor)> =
-        tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     gguf_file::write(&mut w, &meta_refs, &tensor_refs)?;
     std::io::Write::flush(&mut w).map_err(|e| ModelError::io(file.path(), e))?;
     Ok(file)
@@ -178,11 +177,7 @@ pub(crate) fn write_tiny_gemma(spec: &TinySpec) -> Result<tempfile::NamedTempFil
 
 /// Largest absolute difference between two tensors of the same shape.
 pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
-    Ok((a - b)?
-        .abs()?
-        .flatten_all()?
-        .max(0)?
-        .to_scalar::<f32>()?)
+    Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
 }
 
 /// Index of the largest value of each row of `[rows, vocab]` logits.

@@ -86,11 +86,7 @@ pub fn from_gguf(gguf: &GgufFile) -> Result<TextTokenizer> {
         tokenizer.with_post_processor(Some(post_processor(bos, eos)?));
     }
     add_special_tokens(&mut tokenizer, &tokens, &types)?;
-    Ok(TextTokenizer::new(
-        tokenizer,
-        bos_id,
-        eos_token_ids(gguf)?,
-    ))
+    Ok(TextTokenizer::new(tokenizer, bos_id, eos_token_ids(gguf)?))
 }
 
 /// Token ids that end generation: `eos_token_id`, plus `eot_token_id` / `eom_token_id` when
@@ -118,16 +114,11 @@ pub fn eos_token_ids(gguf: &GgufFile) -> Result<Vec<u32>> {
     Ok(ids)
 }
 
-fn special_piece(
-    tokens: &[&str],
-    id: Option<u32>,
-    name: &str,
-    key: &str,
-) -> Result<SpecialToken> {
+fn special_piece(tokens: &[&str], id: Option<u32>, name: &str, key: &str) -> Result<SpecialToken> {
     let id = id.ok_or_else(|| ModelError::Format(format!("metadata key `{key}` is missing")))?;
-    let text = tokens.get(id as usize).ok_or_else(|| {
-        ModelError::Format(format!("`{key}` = {id} is outside the vocabulary"))
-    })?;
+    let text = tokens
+        .get(id as usize)
+        .ok_or_else(|| ModelError::Format(format!("`{key}` = {id} is outside the vocabulary")))?;
     SpecialToken::new(name.to_string(), vec![id], vec![(*text).to_string()]).map_err(tok_err)
 }
 
@@ -188,16 +179,41 @@ fn add_special_tokens(tokenizer: &mut Tokenizer, tokens: &[&str], types: &[i64])
     Ok(())
 }
 
+/// FNV-1a: much cheaper than SipHash for the short keys of a vocabulary, which is built
+/// from trusted model files.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type VocabMap<'a> = HashMap<&'a str, u32, std::hash::BuildHasherDefault<Fnv>>;
+
 /// The vocabulary as a map; like llama.cpp, a repeated piece maps to its last id.
-fn vocab_map<'a>(tokens: &[&'a str]) -> Result<HashMap<&'a str, u32>> {
-    let mut map = HashMap::with_capacity(tokens.len());
+fn vocab_map<'a>(tokens: &[&'a str]) -> Result<VocabMap<'a>> {
+    let mut map = VocabMap::with_capacity_and_hasher(tokens.len(), Default::default());
     for (id, t) in tokens.iter().enumerate() {
         map.insert(*t, u32::try_from(id).map_err(tok_err)?);
     }
     Ok(map)
 }
 
-fn bpe_vocab(vocab: &HashMap<&str, u32>) -> Vocab {
+fn bpe_vocab(vocab: &VocabMap<'_>) -> Vocab {
     vocab.iter().map(|(k, v)| ((*k).to_string(), *v)).collect()
 }
 
@@ -214,7 +230,7 @@ fn build_spm(gguf: &GgufFile, tokens: &[&str], types: &[i64]) -> Result<Tokenize
         .opt_bool("tokenizer.ggml.add_space_prefix")?
         .unwrap_or(true);
     let vocab = vocab_map(tokens)?;
-    let merges = spm_merges(tokens, types, &scores, &vocab);
+    let merges = spm_merges(tokens, types, &scores, &vocab)?;
     let unk = gguf
         .opt_u32("tokenizer.ggml.unknown_token_id")?
         .and_then(|id| tokens.get(id as usize))
@@ -255,37 +271,43 @@ fn build_spm(gguf: &GgufFile, tokens: &[&str], types: &[i64]) -> Result<Tokenize
 
 /// Every split of a normal piece into two in-vocabulary pieces, best merged score first; ties
 /// keep the order of the merged piece's id, then the left and right ids.
+///
+/// The search is memory-bound (about two hash lookups per character of the vocabulary), so it
+/// is spread over the available cores.
 fn spm_merges(
     tokens: &[&str],
     types: &[i64],
     scores: &[f32],
-    vocab: &HashMap<&str, u32>,
-) -> Vec<(String, String)> {
-    let mut found: Vec<(f32, u32, u32, u32)> = Vec::new();
-    for (id, piece) in tokens.iter().enumerate() {
-        if types[id] != TOKEN_NORMAL || piece.chars().nth(1).is_none() {
-            continue;
+    vocab: &VocabMap<'_>,
+) -> Result<Vec<(String, String)>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, 8);
+    let per_thread = tokens.len().div_ceil(threads).max(1);
+    let mut found = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..tokens.len())
+            .step_by(per_thread)
+            .map(|start| {
+                let end = (start + per_thread).min(tokens.len());
+                scope.spawn(move || merge_candidates(tokens, types, scores, vocab, start..end))
+            })
+            .collect();
+        let mut all = Vec::new();
+        for w in workers {
+            all.extend(
+                w.join()
+                    .map_err(|_| tok_err("merge search thread panicked"))?,
+            );
         }
-        let Some(&merged_id) = vocab.get(piece) else {
-            continue;
-        };
-        if merged_id as usize != id {
-            continue;
-        }
-        for (split, _) in piece.char_indices().skip(1) {
-            let (left, right) = piece.split_at(split);
-            if let (Some(&l), Some(&r)) = (vocab.get(left), vocab.get(right)) {
-                found.push((scores[id], merged_id, l, r));
-            }
-        }
-    }
+        Ok::<_, ModelError>(all)
+    })?;
     found.sort_unstable_by(|a, b| {
         b.0.total_cmp(&a.0)
             .then(a.1.cmp(&b.1))
             .then(a.2.cmp(&b.2))
             .then(a.3.cmp(&b.3))
     });
-    found
+    Ok(found
         .into_iter()
         .map(|(_, _, l, r)| {
             (
@@ -293,7 +315,39 @@ fn spm_merges(
                 tokens[r as usize].to_string(),
             )
         })
-        .collect()
+        .collect())
+}
+
+/// `(score, merged id, left id, right id)` for every split of the normal pieces in `ids`.
+fn merge_candidates(
+    tokens: &[&str],
+    types: &[i64],
+    scores: &[f32],
+    vocab: &VocabMap<'_>,
+    ids: std::ops::Range<usize>,
+) -> Vec<(f32, u32, u32, u32)> {
+    let mut found = Vec::new();
+    for id in ids {
+        let piece = tokens[id];
+        if types[id] != TOKEN_NORMAL || piece.chars().nth(1).is_none() {
+            continue;
+        }
+        // A repeated piece is merged into its last id only, the one the vocabulary maps it to.
+        let merged_id = id as u32;
+        if vocab.len() < tokens.len() && vocab.get(piece) != Some(&merged_id) {
+            continue;
+        }
+        for (split, _) in piece.char_indices().skip(1) {
+            let (left, right) = piece.split_at(split);
+            let Some(&l) = vocab.get(left) else {
+                continue;
+            };
+            if let Some(&r) = vocab.get(right) {
+                found.push((scores[id], merged_id, l, r));
+            }
+        }
+    }
+    found
 }
 
 /// The pre-tokenizer regex llama.cpp uses for `tokenizer.ggml.pre`.
@@ -341,3 +395,206 @@ fn build_byte_level(gguf: &GgufFile, tokens: &[&str]) -> Result<Tokenizer> {
     Ok(tokenizer)
 }
 
+#[cfg(test)]
+mod tests {
+    use candle_core::quantized::gguf_file::{self, Value};
+    use serde::Deserialize;
+
+    use super::*;
+    use crate::gemma3::testutil::{TinySpec, write_tiny_gemma};
+
+    /// A GGUF file holding only `meta`.
+    fn write_metadata(meta: &[(&str, Value)]) -> Result<tempfile::NamedTempFile> {
+        let file = tempfile::NamedTempFile::new()
+            .map_err(|e| ModelError::io(std::path::Path::new("tempfile"), e))?;
+        let out = file.reopen().map_err(|e| ModelError::io(file.path(), e))?;
+        let mut w = std::io::BufWriter::new(out);
+        let refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (*k, v)).collect();
+        gguf_file::write(&mut w, &refs, &[])?;
+        std::io::Write::flush(&mut w).map_err(|e| ModelError::io(file.path(), e))?;
+        Ok(file)
+    }
+
+    fn tiny() -> Result<TextTokenizer> {
+        let file = write_tiny_gemma(&TinySpec {
+            layers: 1,
+            ..TinySpec::default()
+        })?;
+        from_gguf(&GgufFile::open(file.path())?)
+    }
+
+    #[test]
+    fn spm_merges_follow_scores_and_fall_back_to_bytes() -> Result<()> {
+        let t = tiny()?;
+        let id = |s: &str| t.token_to_id(s).unwrap_or(u32::MAX);
+        // "bc" (-1) beats "ab" (-3), then "a"+"bc" forms "abc" (-2).
+        assert_eq!(t.encode("abc", true)?, vec![2, id("abc")]);
+        // "ab" (-3) beats "▁a" (-4); a space is "▁" since add_space_prefix is false.
+        assert_eq!(t.encode("ab a", true)?, vec![2, id("ab"), id("\u{2581}a")]);
+        // Characters outside the vocabulary become their UTF-8 bytes.
+        assert_eq!(t.encode("é", false)?, vec![id("<0xC3>"), id("<0xA9>")]);
+        // Control tokens are split out as specials; user-defined ones always.
+        assert_eq!(
+            t.encode("a<start_of_turn>\n\nb", false)?,
+            vec![id("a"), id("<start_of_turn>"), id("\n\n"), id("b")]
+        );
+        assert_eq!(
+            t.decode(&t.encode("ab a é\n\nc", true)?, true)?,
+            "ab a é\n\nc"
+        );
+        assert_eq!(
+            t.decode(&[2, id("a"), id("<start_of_turn>"), id("b")], false)?,
+            "<bos>a<start_of_turn>b"
+        );
+        assert_eq!(t.decode(&[2, id("a"), id("<end_of_turn>")], true)?, "a");
+        assert_eq!(t.bos_id(), Some(2));
+        assert_eq!(t.eos_ids(), &[1, id("<end_of_turn>")]);
+        Ok(())
+    }
+
+    #[test]
+    fn byte_level_bpe_from_merges() -> Result<()> {
+        let tokens: Vec<&str> = vec![
+            "<|endoftext|>",
+            "h",
+            "e",
+            "l",
+            "o",
+            "w",
+            "r",
+            "d",
+            "\u{120}",
+            "he",
+            "ll",
+            "hell",
+            "hello",
+            "\u{120}w",
+            "or",
+            "\u{120}wor",
+            "\u{120}world",
+            "!",
+        ];
+        let merges = [
+            "h e",
+            "l l",
+            "he ll",
+            "hell o",
+            "\u{120} w",
+            "o r",
+            "\u{120}w or",
+        ];
+        let mut types = vec![TOKEN_NORMAL; tokens.len()];
+        types[0] = TOKEN_CONTROL;
+        let meta: Vec<(&str, Value)> = vec![
+            ("general.architecture", Value::String("test".into())),
+            ("tokenizer.ggml.model", Value::String("gpt2".into())),
+            ("tokenizer.ggml.pre", Value::String("default".into())),
+            (
+                "tokenizer.ggml.tokens",
+                Value::Array(tokens.iter().map(|t| Value::String((*t).into())).collect()),
+            ),
+            (
+                "tokenizer.ggml.token_type",
+                Value::Array(types.iter().map(|t| Value::I32(*t as i32)).collect()),
+            ),
+            (
+                "tokenizer.ggml.merges",
+                Value::Array(merges.iter().map(|m| Value::String((*m).into())).collect()),
+            ),
+            ("tokenizer.ggml.eos_token_id", Value::U32(0)),
+        ];
+        let file = write_metadata(&meta)?;
+        let t = from_gguf(&GgufFile::open(file.path())?)?;
+        // Merges apply by rank: "Ġw", "or", then "Ġwor"; "l d" is not a merge.
+        let ids = t.encode("hello world!<|endoftext|>", true)?;
+        assert_eq!(ids, vec![12, 15, 3, 7, 17, 0]);
+        assert_eq!(t.decode(&ids, true)?, "hello world!");
+        assert_eq!(t.eos_ids(), &[0]);
+        assert_eq!(t.bos_id(), None);
+        Ok(())
+    }
+
+    #[test]
+    fn unsupported_model_is_reported() -> Result<()> {
+        let meta = [
+            ("tokenizer.ggml.model", Value::String("bert".into())),
+            (
+                "tokenizer.ggml.tokens",
+                Value::Array(vec![Value::String("a".into())]),
+            ),
+        ];
+        let file = write_metadata(&meta)?;
+        let err = from_gguf(&GgufFile::open(file.path())?);
+        assert!(matches!(err, Err(ModelError::Unsupported(m)) if m.contains("bert")));
+        Ok(())
+    }
+
+    #[derive(Deserialize)]
+    struct TokenizeFixture {
+        cases: Vec<TokenizeCase>,
+    }
+
+    #[derive(Deserialize)]
+    struct TokenizeCase {
+        text: String,
+        ids: Vec<u32>,
+    }
+
+    /// The real Gemma 3 tokenizer, and how long building it took.
+    fn real() -> Result<(TextTokenizer, std::time::Duration)> {
+        let g = GgufFile::open(&crate::gemma3::real_tests::real_model_path())?;
+        let start = std::time::Instant::now();
+        let t = from_gguf(&g)?;
+        Ok((t, start.elapsed()))
+    }
+
+    #[test]
+    fn real_gemma_known_ids_and_build_time() -> Result<()> {
+        let (t, took) = real()?;
+        println!(
+            "Gemma 3 tokenizer built in {:.0} ms",
+            took.as_secs_f64() * 1e3
+        );
+        assert_eq!(t.vocab_size(), 262_144);
+        assert_eq!(
+            t.encode("Hello, world!", true)?,
+            vec![2, 9259, 236764, 1902, 236888]
+        );
+        assert_eq!(
+            t.encode(
+                "<start_of_turn>user\nHello<end_of_turn>\n<start_of_turn>model\n",
+                false
+            )?,
+            vec![105, 2364, 107, 9259, 106, 107, 105, 4368, 107]
+        );
+        assert_eq!(t.encode("", true)?, vec![2]);
+        assert_eq!(t.encode("   leading", true)?, vec![2, 139, 26016]);
+        assert_eq!(t.eos_ids(), &[1, 106]);
+        Ok(())
+    }
+
+    #[test]
+    fn real_gemma_matches_llama_cpp_tokenize_fixture() -> Result<()> {
+        let fx: TokenizeFixture =
+            serde_json::from_str(&crate::gemma3::fixture_tests::fixture("tokenize.json"))
+                .map_err(|e| ModelError::Format(format!("tokenize.json: {e}")))?;
+        let (t, _) = real()?;
+        let mut wrong = Vec::new();
+        for case in &fx.cases {
+            let ids = t.encode(&case.text, true)?;
+            if ids != case.ids {
+                wrong.push(format!(
+                    "{:?}: got {ids:?}, llama.cpp {:?}",
+                    case.text, case.ids
+                ));
+            }
+            let back = t.decode(case.ids.get(1..).unwrap_or_default(), false)?;
+            if back != case.text {
+                wrong.push(format!("{:?}: decodes back as {back:?}", case.text));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+        println!("{} tokenizer cases equal llama.cpp's", fx.cases.len());
+        Ok(())
+    }
+}

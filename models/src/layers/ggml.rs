@@ -1,0 +1,161 @@
+//! Element-wise operations computed as ggml's CPU backend computes them (GELU through its f16
+//! table, RMSNorm with an f64 sum, f16 rounding of attention inputs), so that results track
+//! llama.cpp's, which is the reference this crate is tested against.
+
+use candle_core::{DType, Tensor};
+
+use crate::Result;
+
+/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` in f32, the formula of ggml's table.
+fn gelu_tanh_f32(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    const COEF_A: f32 = 0.044_715;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x)).tanh())
+}
+
+/// ggml's GELU table: the f16-rounded GELU of every f16 value, indexed by its bits.
+fn gelu_f16_table() -> &'static [half::f16] {
+    static TABLE: std::sync::OnceLock<Vec<half::f16>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(|bits| half::f16::from_f32(gelu_tanh_f32(half::f16::from_bits(bits).to_f32())))
+            .collect()
+    })
+}
+
+/// ggml's GELU of one value (see [`GgmlGelu`]).
+pub(crate) fn ggml_gelu(x: f32) -> f32 {
+    if x <= -10.0 {
+        0.0
+    } else if x >= 10.0 {
+        x
+    } else {
+        gelu_f16_table()[usize::from(half::f16::from_f32(x).to_bits())].to_f32()
+    }
+}
+
+/// GELU (tanh approximation) evaluated as ggml's CPU backend evaluates it, so that results
+/// track llama.cpp's: inputs at or below -10 give 0, at or above 10 pass through, others are
+/// rounded to f16 and looked up in a table of f16-rounded results.
+struct GgmlGelu;
+
+impl candle_core::CustomOp1 for GgmlGelu {
+    fn name(&self) -> &'static str {
+        "ggml-gelu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let candle_core::CpuStorage::F32(data) = storage else {
+            candle_core::bail!("ggml-gelu expects f32")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("ggml-gelu expects a contiguous input")
+        };
+        let out: Vec<f32> = data[start..end].iter().map(|&x| ggml_gelu(x)).collect();
+        Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+/// GELU with the tanh approximation; on the CPU with f32 input, computed exactly as ggml does
+/// (see [`GgmlGelu`]), elsewhere with candle's `gelu`.
+pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        Ok(x.contiguous()?.apply_op1_no_bwd(&GgmlGelu)?)
+    } else {
+        Ok(x.gelu()?)
+    }
+}
+
+/// Rounds `x` to f16 precision (kept in its dtype), as llama.cpp's f16 KV cache and its f16
+/// attention inputs do.
+pub fn round_to_f16(x: &Tensor) -> Result<Tensor> {
+    let dtype = x.dtype();
+    Ok(x.to_dtype(DType::F16)?.to_dtype(dtype)?)
+}
+
+/// ggml's CPU RMSNorm followed by the multiplication by the weight.
+pub(crate) struct GgmlRmsNorm<'a> {
+    pub(crate) weight: &'a [f32],
+    pub(crate) eps: f32,
+}
+
+impl candle_core::CustomOp1 for GgmlRmsNorm<'_> {
+    fn name(&self) -> &'static str {
+        "ggml-rms-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let candle_core::CpuStorage::F32(data) = storage else {
+            candle_core::bail!("ggml-rms-norm expects f32")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("ggml-rms-norm expects a contiguous input")
+        };
+        let n = self.weight.len();
+        if n == 0 || layout.dims().last() != Some(&n) {
+            candle_core::bail!("ggml-rms-norm: input {:?} vs weight {n}", layout.dims())
+        }
+        let mut out = vec![0f32; end - start];
+        for (src, dst) in data[start..end]
+            .chunks_exact(n)
+            .zip(out.chunks_exact_mut(n))
+        {
+            let sum: f64 = src.iter().map(|&v| f64::from(v * v)).sum();
+            let mean = (sum / n as f64) as f32;
+            let scale = 1.0 / (mean + self.eps).sqrt();
+            for ((d, &v), &w) in dst.iter_mut().zip(src).zip(self.weight) {
+                *d = (v * scale) * w;
+            }
+        }
+        Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Module};
+
+    #[test]
+    fn gelu_follows_the_tanh_formula_within_f16_precision() -> Result<()> {
+        let xs: Vec<f32> = (-1200..1200).map(|i| i as f32 / 100.0).collect();
+        let x = Tensor::new(xs.as_slice(), &Device::Cpu)?;
+        let ours = gelu_tanh(&x)?.to_vec1::<f32>()?;
+        let exact = x.gelu()?.to_vec1::<f32>()?;
+        for ((x, a), b) in xs.iter().zip(&ours).zip(&exact) {
+            assert!(
+                (a - b).abs() <= 2e-3 * b.abs().max(1.0),
+                "gelu({x}): {a} vs {b}"
+            );
+        }
+        assert_eq!(ggml_gelu(-10.0), 0.0);
+        assert_eq!(ggml_gelu(10.5), 10.5);
+        Ok(())
+    }
+
+    #[test]
+    fn rms_norm_matches_candle() -> Result<()> {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(1f32, 0.1, 64, &dev)?;
+        let x = Tensor::randn(0f32, 3., (5, 64), &dev)?;
+        let ours = crate::layers::RmsNorm::new(w.clone(), 1e-6)?.forward(&x)?;
+        let theirs = candle_nn::RmsNorm::new(w, 1e-6).forward(&x)?;
+        let d = (ours - theirs)?
+            .abs()?
+            .flatten_all()?
+            .max(0)?
+            .to_scalar::<f32>()?;
+        assert!(d < 1e-5, "{d}");
+        let r = round_to_f16(&Tensor::new(&[1.0f32 + 1e-4, 3.0], &dev)?)?.to_vec1::<f32>()?;
+        assert_eq!(r, vec![1.0, 3.0]);
+        Ok(())
+    }
+}

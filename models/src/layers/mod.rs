@@ -1,0 +1,249 @@
+//! Building blocks shared by the GGUF decoder architectures: quantised linear layers, RMSNorm
+//! and the RoPE cos/sin table here; the ragged-batch layout and masked grouped-query attention
+//! over one sequence's cache in [`attention`]; element-wise operations computed as ggml
+//! computes them in [`ggml`].
+//!
+//! Activations of a batched forward pass are packed as `[total_tokens, hidden]`: every entry's new
+//! tokens one after the other, so that each weight matrix is read once per pass. Attention is
+//! the only per-entry step; it sees the entry's queries and its cached plus new keys.
+
+pub mod attention;
+pub mod ggml;
+pub mod quant;
+
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
+
+pub use attention::{BatchLayout, Span, attention, attention_mask};
+pub use ggml::{gelu_tanh, round_to_f16};
+
+use crate::gguf::GgufFile;
+use crate::{ModelError, Result};
+
+/// A linear layer without bias whose weight stays in its stored (usually quantised) type.
+///
+/// Each output row depends only on its input row, bit for bit, whatever the number of rows, so
+/// a sequence's results do not depend on what else is in its batch. candle 0.11 multiplies a
+/// Q6K weight by a single row with a different kernel (compact GEMV) than by several rows
+/// (repacked tiles), and the two round differently; a single row is therefore duplicated for
+/// Q6K weights so that every row takes the multi-row kernel.
+#[derive(Debug, Clone)]
+pub struct QLinear {
+    inner: QMatMul,
+    out_features: usize,
+    in_features: usize,
+    pad_single_row: bool,
+}
+
+impl QLinear {
+    /// Loads weight `name` (`[out, in]`); Q5_0 weights are widened to Q8_0 on the CPU, where
+    /// candle multiplies Q8_0 with SIMD and Q5_0 with a scalar loop (see [`quant`]).
+    pub fn load(gguf: &GgufFile, name: &str, device: &Device) -> Result<Self> {
+        let weight = gguf.tensor(name, device)?;
+        let weight = if weight.dtype() == GgmlDType::Q5_0 && device.is_cpu() {
+            quant::widen_q5_0_to_q8_0(&weight, device)?
+        } else {
+            weight
+        };
+        Self::from_arc(Arc::new(weight))
+    }
+
+    /// Wraps a tensor that may be shared with another user (a tied embedding).
+    pub fn from_arc(weight: Arc<QTensor>) -> Result<Self> {
+        let (out_features, in_features) = weight.shape().dims2()?;
+        let pad_single_row = weight.dtype() == GgmlDType::Q6K && weight.device().is_cpu();
+        Ok(Self {
+            inner: QMatMul::from_arc(weight)?,
+            out_features,
+            in_features,
+            pad_single_row,
+        })
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.out_features
+    }
+
+    pub fn in_features(&self) -> usize {
+        self.in_features
+    }
+
+    /// `x · Wᵀ` for `x` of shape `[.., in]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.contiguous()?;
+        if self.pad_single_row && x.elem_count() == self.in_features {
+            let mut dims = x.dims().to_vec();
+            if let Some(last) = dims.last_mut() {
+                *last = self.out_features;
+            }
+            let two = x.reshape((1, self.in_features))?.repeat((2, 1))?;
+            return Ok(self.inner.forward(&two)?.narrow(0, 0, 1)?.reshape(dims)?);
+        }
+        Ok(self.inner.forward(&x)?)
+    }
+}
+
+/// Root-mean-square normalisation over the last dimension, with the weight used as stored.
+///
+/// On the CPU it is computed as ggml computes it (sum of squares accumulated in f64,
+/// `x · (1/sqrt(mean + eps))`, then `· weight`), so that results track llama.cpp's.
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    weight: Tensor,
+    weight_cpu: Option<Vec<f32>>,
+    eps: f32,
+}
+
+impl RmsNorm {
+    pub fn load(gguf: &GgufFile, name: &str, device: &Device, eps: f32) -> Result<Self> {
+        let weight = gguf.tensor(name, device)?.dequantize(device)?;
+        Self::new(weight, eps)
+    }
+
+    pub fn new(weight: Tensor, eps: f32) -> Result<Self> {
+        let weight_cpu = if weight.device().is_cpu() && weight.dtype() == DType::F32 {
+            Some(weight.flatten_all()?.to_vec1::<f32>()?)
+        } else {
+            None
+        };
+        Ok(Self {
+            weight,
+            weight_cpu,
+            eps,
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.weight.elem_count()
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.contiguous()?;
+        match &self.weight_cpu {
+            Some(weight) if x.device().is_cpu() && x.dtype() == DType::F32 => Ok(x
+                .apply_op1_no_bwd(&ggml::GgmlRmsNorm {
+                    weight,
+                    eps: self.eps,
+                })?),
+            _ => Ok(candle_nn::ops::rms_norm(&x, &self.weight, self.eps)?),
+        }
+    }
+}
+
+/// The cos/sin table of rotary position embeddings for one frequency base, `[positions, dim/2]`.
+/// One table is built per base and shared (through `Arc`) by every layer that uses it.
+#[derive(Debug)]
+pub struct RopeTable {
+    cos: Tensor,
+    sin: Tensor,
+    dim: usize,
+}
+
+impl RopeTable {
+    /// Angles `position * freq_scale * base^(-2i/dim)` for `positions` positions, computed in
+    /// f32 as ggml computes them (`base^(-2/dim)` raised by repeated multiplication).
+    pub fn new(
+        base: f32,
+        freq_scale: f32,
+        dim: usize,
+        positions: usize,
+        device: &Device,
+    ) -> Result<Arc<Self>> {
+        if dim == 0 || !dim.is_multiple_of(2) {
+            return Err(ModelError::Format(format!(
+                "RoPE dimension {dim} must be even"
+            )));
+        }
+        let half = dim / 2;
+        let theta_scale = base.powf(-2.0 / dim as f32);
+        let mut cos = Vec::with_capacity(positions * half);
+        let mut sin = Vec::with_capacity(positions * half);
+        for p in 0..positions {
+            let mut theta = p as f32;
+            for _ in 0..half {
+                let (s, c) = (freq_scale * theta).sin_cos();
+                cos.push(c);
+                sin.push(s);
+                theta *= theta_scale;
+            }
+        }
+        Ok(Arc::new(Self {
+            cos: Tensor::from_vec(cos, (positions, half), device)?,
+            sin: Tensor::from_vec(sin, (positions, half), device)?,
+            dim,
+        }))
+    }
+
+    pub fn positions(&self) -> usize {
+        self.cos.dims()[0]
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The rows for each token's position (`positions`: U32 `[tokens]`), each `[tokens, dim/2]`.
+    pub fn rows(&self, positions: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((
+            self.cos.index_select(positions, 0)?,
+            self.sin.index_select(positions, 0)?,
+        ))
+    }
+}
+
+/// Rotates `x` (`[heads, tokens, dim]`) NeoX-style (first half with second half) by the rows
+/// from [`RopeTable::rows`].
+pub fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let x = x.contiguous()?.unsqueeze(0)?;
+    Ok(candle_nn::rotary_emb::rope(&x, cos, sin)?.squeeze(0)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
+        Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
+    }
+
+    #[test]
+    fn rope_table_rows_follow_positions() -> Result<()> {
+        let dev = Device::Cpu;
+        let t = RopeTable::new(10_000., 1., 8, 16, &dev)?;
+        let pos = Tensor::new(&[3u32, 0, 15], &dev)?;
+        let (cos, sin) = t.rows(&pos)?;
+        let cos = cos.to_vec2::<f32>()?;
+        let sin = sin.to_vec2::<f32>()?;
+        assert!((cos[0][0] - 3f32.cos()).abs() < 1e-6);
+        assert!((sin[0][1] - (3f64 * 10_000f64.powf(-0.25)).sin() as f32).abs() < 1e-5);
+        assert_eq!(cos[1], vec![1.0; 4]);
+        assert!((cos[2][0] - 15f32.cos()).abs() < 1e-6);
+        Ok(())
+    }
+
+    #[test]
+    fn qlinear_rows_do_not_depend_on_batch_size() -> Result<()> {
+        let dev = Device::Cpu;
+        for dtype in [
+            GgmlDType::Q4K,
+            GgmlDType::Q6K,
+            GgmlDType::Q5_0,
+            GgmlDType::Q8_0,
+        ] {
+            let w = Tensor::randn(0f32, 1., (64, 512), &dev)?;
+            let lin = QLinear::from_arc(Arc::new(QTensor::quantize(&w, dtype)?))?;
+            let x = Tensor::randn(0f32, 1., (9, 512), &dev)?;
+            for m in [1usize, 2, 3, 9] {
+                let all = lin.forward(&x.narrow(0, 0, m)?)?;
+                for r in 0..m {
+                    let one = lin.forward(&x.narrow(0, r, 1)?)?;
+                    let d = max_diff(&all.narrow(0, r, 1)?, &one)?;
+                    assert_eq!(d, 0.0, "{dtype:?}: row {r} of {m}");
+                }
+            }
+        }
+        Ok(())
+    }
+}
