@@ -15,12 +15,17 @@ const TEXT: &str = "Khách hàng Nguyễn Văn An đã gọi điện hỏi về 
     whether the invoice for November can be split into two payments, and wants a reply by Friday.";
 
 fn gemma() -> LoadedLm {
-    let path = nfai_models::default_model_dir().join("gemma-3-270m").join("gemma-3-270m-q4_k_m.gguf");
+    let path = nfai_models::default_model_dir()
+        .join("gemma-3-270m")
+        .join("gemma-3-270m-q4_k_m.gguf");
     load_gguf_lm(&path, &Device::Cpu, 4096, None).expect("run `nfai models fetch` first")
 }
 
 fn prompt(lm: &LoadedLm, n: usize) -> Vec<u32> {
-    let mut ids = lm.tokenizer.encode(&TEXT.repeat(8), true).expect("tokenize");
+    let mut ids = lm
+        .tokenizer
+        .encode(&TEXT.repeat(8), true)
+        .expect("tokenize");
     ids.truncate(n);
     assert_eq!(ids.len(), n);
     ids
@@ -29,7 +34,12 @@ fn prompt(lm: &LoadedLm, n: usize) -> Vec<u32> {
 /// A cache holding `ids` already.
 fn filled(model: &dyn CausalLm, ids: &[u32]) -> SeqKvCache {
     let mut cache = model.new_cache();
-    model.forward(&mut [BatchEntry { tokens: ids, cache: &mut cache }]).expect("prefill");
+    model
+        .forward(&mut [BatchEntry {
+            tokens: ids,
+            cache: &mut cache,
+        }])
+        .expect("prefill");
     cache
 }
 
@@ -40,14 +50,21 @@ fn bench_gemma(c: &mut Criterion) {
     g.sample_size(10).measurement_time(Duration::from_secs(8));
 
     g.throughput(Throughput::Bytes(TEXT.len() as u64));
-    g.bench_function("tokenize", |b| b.iter(|| lm.tokenizer.encode(black_box(TEXT), true)));
+    g.bench_function("tokenize", |b| {
+        b.iter(|| lm.tokenizer.encode(black_box(TEXT), true))
+    });
 
     let p128 = prompt(&lm, 128);
     g.throughput(Throughput::Elements(128));
     g.bench_function("prefill_128", |b| {
         b.iter_batched(
             || model.new_cache(),
-            |mut cache| model.forward(&mut [BatchEntry { tokens: &p128, cache: &mut cache }]),
+            |mut cache| {
+                model.forward(&mut [BatchEntry {
+                    tokens: &p128,
+                    cache: &mut cache,
+                }])
+            },
             BatchSize::PerIteration,
         )
     });
@@ -60,8 +77,13 @@ fn bench_gemma(c: &mut Criterion) {
                 || prompts.iter().map(|p| filled(model, p)).collect::<Vec<_>>(),
                 |mut caches| {
                     let next = [1596u32];
-                    let mut entries: Vec<BatchEntry<'_>> =
-                        caches.iter_mut().map(|c| BatchEntry { tokens: &next, cache: c }).collect();
+                    let mut entries: Vec<BatchEntry<'_>> = caches
+                        .iter_mut()
+                        .map(|c| BatchEntry {
+                            tokens: &next,
+                            cache: c,
+                        })
+                        .collect();
                     model.forward(&mut entries)
                 },
                 BatchSize::PerIteration,
@@ -74,13 +96,17 @@ fn bench_gemma(c: &mut Criterion) {
 fn bench_minilm(c: &mut Criterion) {
     let dir = nfai_models::default_model_dir().join("all-minilm-l6-v2");
     let bert = BertEmbedder::load(&dir, &Device::Cpu).expect("run `nfai models fetch` first");
-    let sentence = bert.tokenize("The customer asked whether the November invoice can be split.").expect("tokenize");
+    let sentence = bert
+        .tokenize("The customer asked whether the November invoice can be split.")
+        .expect("tokenize");
     let mut g = c.benchmark_group("all-minilm-l6-v2");
     g.sample_size(10).measurement_time(Duration::from_secs(6));
     for batch in [1usize, 8, 32] {
         let inputs = vec![sentence.clone(); batch];
         g.throughput(Throughput::Elements(batch as u64));
-        g.bench_function(format!("embed_batch_{batch}"), |b| b.iter(|| bert.embed(black_box(&inputs))));
+        g.bench_function(format!("embed_batch_{batch}"), |b| {
+            b.iter(|| bert.embed(black_box(&inputs)))
+        });
     }
     g.finish();
 }

@@ -25,13 +25,15 @@ impl IncrementalDecoder {
         self.ids.push(id);
         let prefix = tokenizer.decode(&self.ids[self.prefix_offset..self.read_offset], true)?;
         let full = tokenizer.decode(&self.ids[self.prefix_offset..], true)?;
-        if full.len() > prefix.len() && !full.ends_with('\u{FFFD}')
-            && let Some(delta) = full.get(prefix.len()..) {
-                let delta = delta.to_string();
-                self.prefix_offset = self.read_offset;
-                self.read_offset = self.ids.len();
-                return Ok(delta);
-            }
+        if full.len() > prefix.len()
+            && !full.ends_with('\u{FFFD}')
+            && let Some(delta) = full.get(prefix.len()..)
+        {
+            let delta = delta.to_string();
+            self.prefix_offset = self.read_offset;
+            self.read_offset = self.ids.len();
+            return Ok(delta);
+        }
         Ok(String::new())
     }
 
