@@ -15,8 +15,7 @@ step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "default models into $NFAI_MODEL_DIR"
-cargo build --locked -p nfai-router --bin nfai
-./target/debug/nfai models fetch
+cargo run --locked -q -p nfai-router --bin nfai -- models fetch
 
 step "cargo test"
 cargo test --workspace --locked

@@ -411,3 +411,60 @@ async fn a_model_that_cannot_fit_is_refused_with_503() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn the_cli_drives_the_admin_api() {
+    use nfai_router::admin_cli;
+    use nfai_router::config::{AdminArgs, ModelsCommand};
+    let _g = serial().await;
+    let s = admin_server();
+    let admin_args = AdminArgs {
+        url: s.base.clone(),
+        token: Some(TOKEN.parse().unwrap()),
+    };
+    let id = "all-minilm-l6-v2".to_string();
+    admin_cli::run(ModelsCommand::Unload {
+        admin: admin_args.clone(),
+        id: id.clone(),
+        force: true,
+    })
+    .await
+    .unwrap();
+    wait_state(s, &id, "unloaded").await;
+    admin_cli::run(ModelsCommand::Load {
+        admin: admin_args.clone(),
+        id: id.clone(),
+        keep_alive: Some("-1".into()),
+        pin: true,
+    })
+    .await
+    .unwrap();
+    let m = model(s, &id).await;
+    assert_eq!(
+        (
+            m["state"].as_str(),
+            m["pinned"].as_bool(),
+            m["keep_alive"].as_str()
+        ),
+        (Some("ready"), Some(true), Some("-1"))
+    );
+    admin_cli::run(ModelsCommand::Unpin {
+        admin: admin_args.clone(),
+        id: id.clone(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(model(s, &id).await["pinned"], false);
+    admin_cli::run(ModelsCommand::List(admin_args.clone()))
+        .await
+        .unwrap();
+    let wrong = AdminArgs {
+        url: s.base.clone(),
+        token: None,
+    };
+    let err = admin_cli::run(ModelsCommand::List(wrong))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("401"), "{err}");
+}
