@@ -61,7 +61,8 @@ impl candle_core::CustomOp1 for GgmlGelu {
 }
 
 /// GELU with the tanh approximation; on the CPU with f32 input, computed exactly as ggml does
-/// (see [`GgmlGelu`]), elsewhere with candle's `gelu`.
+/// (inputs at or below -10 give 0, at or above 10 pass through, others go through its table of
+/// f16-rounded results for every f16 input), elsewhere with candle's `gelu`.
 pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == DType::F32 {
         Ok(x.contiguous()?.apply_op1_no_bwd(&GgmlGelu)?)

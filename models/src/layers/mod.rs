@@ -1,7 +1,7 @@
 //! Building blocks shared by the GGUF decoder architectures: quantised linear layers, RMSNorm
 //! and the RoPE cos/sin table here; the ragged-batch layout and masked grouped-query attention
-//! over one sequence's cache in [`attention`]; element-wise operations computed as ggml
-//! computes them in [`ggml`].
+//! over one sequence's cache in [`attention`](mod@attention); element-wise operations computed
+//! as ggml computes them in [`ggml`]; weight format conversions in [`quant`].
 //!
 //! Activations of a batched forward pass are packed as `[total_tokens, hidden]`: every entry's new
 //! tokens one after the other, so that each weight matrix is read once per pass. Attention is

@@ -89,8 +89,21 @@ pub fn from_gguf(gguf: &GgufFile) -> Result<TextTokenizer> {
     Ok(TextTokenizer::new(tokenizer, bos_id, eos_token_ids(gguf)?))
 }
 
-/// Token ids that end generation: `eos_token_id`, plus `eot_token_id` / `eom_token_id` when
-/// present, plus the end-of-turn token of chat families (`<end_of_turn>` for Gemma).
+/// Texts of the control tokens that end a turn in the chat formats llama.cpp knows.
+const END_OF_TURN: &[&str] = &[
+    "<end_of_turn>",
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+];
+
+/// Token ids that end generation: `eos_token_id`, `eot_token_id` and `eom_token_id` when
+/// present, plus every control token whose text is an end-of-turn marker (`<end_of_turn>` for
+/// Gemma). Unlike llama.cpp, a normal-type piece such as Gemma's `</s>` is not made a stop
+/// token: it is ordinary text in that vocabulary.
 pub fn eos_token_ids(gguf: &GgufFile) -> Result<Vec<u32>> {
     let mut ids = Vec::new();
     for key in [
@@ -102,11 +115,14 @@ pub fn eos_token_ids(gguf: &GgufFile) -> Result<Vec<u32>> {
             ids.push(id);
         }
     }
-    let arch = gguf.opt_string("general.architecture")?.unwrap_or("");
-    if arch.starts_with("gemma") {
-        let tokens = gguf.string_array("tokenizer.ggml.tokens")?;
-        if let Some(pos) = tokens.iter().position(|t| *t == "<end_of_turn>") {
-            ids.push(u32::try_from(pos).map_err(tok_err)?);
+    let tokens = gguf.string_array("tokenizer.ggml.tokens")?;
+    let types = match gguf.get("tokenizer.ggml.token_type") {
+        Some(_) => gguf.int_array("tokenizer.ggml.token_type")?,
+        None => Vec::new(),
+    };
+    for (id, (text, ty)) in tokens.iter().zip(&types).enumerate() {
+        if *ty == TOKEN_CONTROL && END_OF_TURN.contains(text) {
+            ids.push(u32::try_from(id).map_err(tok_err)?);
         }
     }
     let mut seen = std::collections::HashSet::new();
