@@ -8,6 +8,7 @@ pub mod chat_template;
 pub mod error;
 pub mod gemma3;
 pub mod gguf;
+pub mod kernels;
 pub mod layers;
 pub mod lm;
 pub mod loader;

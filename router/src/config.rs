@@ -115,6 +115,9 @@ pub struct ServeArgs {
     /// Requests that may wait per model before new ones get 429 [default: 64].
     #[arg(long, env = "NFAI_QUEUE_CAPACITY")]
     pub queue_capacity: Option<usize>,
+    /// Compute threads every native model shares [default: the CPU cores available].
+    #[arg(long, env = "NFAI_THREADS")]
+    pub threads: Option<usize>,
     /// Models loaded at start, comma-separated; `/ready` waits for them [default: every served
     /// model].
     #[arg(long, env = "NFAI_PRELOAD", value_delimiter = ',')]
@@ -185,6 +188,7 @@ pub struct ServerFile {
 #[serde(deny_unknown_fields)]
 pub struct EngineFile {
     pub queue_capacity: Option<usize>,
+    pub threads: Option<usize>,
     pub prefill_chunk: Option<usize>,
     pub embed_batch_tokens: Option<usize>,
 }
@@ -211,6 +215,8 @@ pub struct EngineSettings {
     pub prefill_chunk: usize,
     /// Padded tokens per embedding batch.
     pub embed_batch_tokens: usize,
+    /// Threads of the one compute pool all native models share.
+    pub threads: usize,
 }
 
 /// The validated configuration.
@@ -360,7 +366,11 @@ impl Config {
                 .unwrap_or(64),
             prefill_chunk: file.engine.prefill_chunk.unwrap_or(512),
             embed_batch_tokens: file.engine.embed_batch_tokens.unwrap_or(16_384),
+            threads: args.threads.or(file.engine.threads).unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            }),
         };
+        anyhow::ensure!(engine.threads >= 1, "threads must be at least 1");
         anyhow::ensure!(
             engine.queue_capacity >= 1,
             "queue_capacity must be at least 1"

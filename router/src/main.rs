@@ -7,12 +7,31 @@ use nfai_router::{Application, shutdown_signal};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
+    if let Err(e) = nfai_models::kernels::check_cpu() {
+        eprintln!("nfai: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     let filter = EnvFilter::try_from_env("NFAI_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // A server's configuration is read, and the compute pools sized, before any other thread
+    // exists.
+    let config = match &cli.command {
+        Command::Serve(args) => match Config::from_serve_args(args) {
+            Ok(config) => {
+                nfai_models::kernels::init_compute_pool(config.engine.threads);
+                Some(config)
+            }
+            Err(e) => {
+                eprintln!("nfai: {e:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -23,7 +42,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("nfai: {e:#}");
@@ -32,11 +51,15 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Serve(args) => {
+async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
+    match (cli.command, config) {
+        (Command::Serve(_), Some(config)) => {
             let started = std::time::Instant::now();
-            let config = Config::from_serve_args(&args)?;
+            tracing::info!(
+                threads = config.engine.threads,
+                kernels = nfai_models::kernels::KERNELS,
+                "compute pool"
+            );
             let app = Application::build(config).await?;
             tracing::info!(addr = %app.local_addr()?, "listening; preloading models");
             let state = app.state().clone();
@@ -52,10 +75,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until(shutdown_signal()).await?;
             Ok(())
         }
-        Command::Models {
-            command: ModelsCommand::Fetch(args),
-        } => fetch(args).await,
-        Command::Models { command } => nfai_router::admin_cli::run(command).await,
+        (Command::Serve(_), None) => anyhow::bail!("no configuration"),
+        (
+            Command::Models {
+                command: ModelsCommand::Fetch(args),
+            },
+            _,
+        ) => fetch(args).await,
+        (Command::Models { command }, _) => nfai_router::admin_cli::run(command).await,
     }
 }
 

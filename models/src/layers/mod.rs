@@ -1,7 +1,7 @@
 //! Building blocks shared by the GGUF decoder architectures: quantised linear layers, RMSNorm
 //! and the RoPE cos/sin table here; the ragged-batch layout and masked grouped-query attention
 //! over one sequence's cache in [`attention`](mod@attention); element-wise operations computed
-//! as ggml computes them in [`ggml`]; weight format conversions in [`quant`].
+//! as ggml computes them in [`ggml`]. Quantised products on the CPU use [`crate::kernels`].
 //!
 //! Activations of a batched forward pass are packed as `[total_tokens, hidden]`: every entry's new
 //! tokens one after the other, so that each weight matrix is read once per pass. Attention is
@@ -9,7 +9,6 @@
 
 pub mod attention;
 pub mod ggml;
-pub mod quant;
 
 use std::sync::Arc;
 
@@ -20,42 +19,41 @@ pub use attention::{BatchLayout, Span, attention, attention_mask};
 pub use ggml::{gelu_tanh, round_to_f16};
 
 use crate::gguf::GgufFile;
+use crate::kernels::QMatrix;
 use crate::{ModelError, Result};
 
 /// A linear layer without bias whose weight stays in its stored (usually quantised) type.
 ///
-/// Each output row depends only on its input row, bit for bit, whatever the number of rows, so
-/// a sequence's results do not depend on what else is in its batch. candle 0.11 multiplies a
-/// Q6K weight by a single row with a different kernel (compact GEMV) than by several rows
-/// (repacked tiles), and the two round differently; a single row is therefore duplicated for
-/// Q6K weights so that every row takes the multi-row kernel.
+/// On the CPU, formats with a kernel in [`crate::kernels`] are multiplied there: activations
+/// are quantised as ggml quantises them and each output row depends only on its input row, bit
+/// for bit, whatever the number of rows, so a sequence's results do not depend on what else is
+/// in its batch. Other formats and devices use candle's `QMatMul`; there a single row is
+/// duplicated for Q6K weights, which candle 0.11 multiplies by one row with a kernel that
+/// rounds differently from its multi-row one.
 #[derive(Debug, Clone)]
 pub struct QLinear {
     inner: QMatMul,
+    cpu: Option<QMatrix>,
     out_features: usize,
     in_features: usize,
     pad_single_row: bool,
 }
 
 impl QLinear {
-    /// Loads weight `name` (`[out, in]`); Q5_0 weights are widened to Q8_0 on the CPU, where
-    /// candle multiplies Q8_0 with SIMD and Q5_0 with a scalar loop (see [`quant`]).
+    /// Loads weight `name` (`[out, in]`).
     pub fn load(gguf: &GgufFile, name: &str, device: &Device) -> Result<Self> {
-        let weight = gguf.tensor(name, device)?;
-        let weight = if weight.dtype() == GgmlDType::Q5_0 && device.is_cpu() {
-            quant::widen_q5_0_to_q8_0(&weight, device)?
-        } else {
-            weight
-        };
-        Self::from_arc(Arc::new(weight))
+        Self::from_arc(Arc::new(gguf.tensor(name, device)?))
     }
 
     /// Wraps a tensor that may be shared with another user (a tied embedding).
     pub fn from_arc(weight: Arc<QTensor>) -> Result<Self> {
         let (out_features, in_features) = weight.shape().dims2()?;
-        let pad_single_row = weight.dtype() == GgmlDType::Q6K && weight.device().is_cpu();
+        let cpu = QMatrix::new(weight.clone());
+        let pad_single_row =
+            cpu.is_none() && weight.dtype() == GgmlDType::Q6K && weight.device().is_cpu();
         Ok(Self {
             inner: QMatMul::from_arc(weight)?,
+            cpu,
             out_features,
             in_features,
             pad_single_row,
@@ -73,6 +71,12 @@ impl QLinear {
     /// `x · Wᵀ` for `x` of shape `[.., in]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.contiguous()?;
+        if let Some(cpu) = &self.cpu
+            && x.device().is_cpu()
+            && x.dtype() == DType::F32
+        {
+            return cpu.forward(&x);
+        }
         if self.pad_single_row && x.elem_count() == self.in_features {
             let mut dims = x.dims().to_vec();
             if let Some(last) = dims.last_mut() {

@@ -1,0 +1,276 @@
+//! AVX2 + FMA dot products of one quantised weight row with up to four activation rows at a
+//! time: each weight block is unpacked once and multiplied into every row of the tile, so
+//! prefill and batched decode read the weights once per step. Results equal [`super::scalar`]'s
+//! bit for bit (same integer sums, same float order).
+
+use std::arch::x86_64::*;
+
+use super::act::Acts;
+use super::format::{WeightFormat, k_scale_min};
+use super::scalar::k_accumulate;
+
+const Q4_0: u8 = 0;
+const Q5_0: u8 = 1;
+const Q8_0: u8 = 2;
+const Q4K: u8 = 3;
+const Q5K: u8 = 4;
+const Q6K: u8 = 5;
+
+/// `out[i] = w · acts[i]` for every activation row. Does nothing unless `w` holds one row of
+/// `acts.k` weights and `out` has `acts.rows` elements.
+pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, out: &mut [f32]) {
+    let nb = acts.blocks_per_row();
+    let sized = w.len() == nb * format.block_bytes()
+        && out.len() == acts.rows
+        && acts.qs.len() == acts.rows * acts.k
+        && acts.d.len() == acts.rows * nb
+        && (format.act_format() == super::ActFormat::Q8_0
+            || acts.bsums.len() == acts.qs.len() / 16)
+        && format.act_format() == acts.format;
+    if !sized {
+        return;
+    }
+    // SAFETY: the sizes were checked above; this module is compiled only for targets with AVX2
+    // and FMA.
+    unsafe {
+        match format {
+            WeightFormat::Q4_0 => rows::<Q4_0>(w, acts, out),
+            WeightFormat::Q5_0 => rows::<Q5_0>(w, acts, out),
+            WeightFormat::Q8_0 => rows::<Q8_0>(w, acts, out),
+            WeightFormat::Q4K => rows::<Q4K>(w, acts, out),
+            WeightFormat::Q5K => rows::<Q5K>(w, acts, out),
+            WeightFormat::Q6K => rows::<Q6K>(w, acts, out),
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn rows<const F: u8>(w: &[u8], acts: &Acts, out: &mut [f32]) {
+    let mut i = 0;
+    while i + 4 <= acts.rows {
+        unsafe { tile::<F, 4>(w, acts, i, &mut out[i..i + 4]) };
+        i += 4;
+    }
+    unsafe {
+        match acts.rows - i {
+            3 => tile::<F, 3>(w, acts, i, &mut out[i..]),
+            2 => tile::<F, 2>(w, acts, i, &mut out[i..]),
+            1 => tile::<F, 1>(w, acts, i, &mut out[i..]),
+            _ => {}
+        }
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile<const F: u8, const N: usize>(w: &[u8], acts: &Acts, row0: usize, out: &mut [f32]) {
+    let res = unsafe {
+        if F <= Q8_0 {
+            tile32::<F, N>(w.as_ptr(), acts, row0)
+        } else {
+            tile_k::<F, N>(w.as_ptr(), acts, row0)
+        }
+    };
+    out[..N].copy_from_slice(&res);
+}
+
+/// Horizontal sum in ggml's order (see [`super::scalar::hsum8`]).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum_ps(x: __m256) -> f32 {
+    let r = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
+    let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    let r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    _mm_cvtss_f32(r)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum_epi32(x: __m256i) -> i32 {
+    let r = _mm_add_epi32(_mm256_extracti128_si256(x, 1), _mm256_castsi256_si128(x));
+    let r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0b01_00_11_10));
+    let r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0b10_11_00_01));
+    _mm_cvtsi128_si32(r)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_at(p: *const u8) -> f32 {
+    let bits = unsafe { std::ptr::read_unaligned(p as *const u16) };
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
+}
+
+/// 16 bytes at `p` as 32 nibbles: low nibbles in bytes 0..16, high nibbles in 16..32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn nibbles(p: *const u8) -> __m256i {
+    let t = unsafe { _mm_loadu_si128(p as *const __m128i) };
+    let v = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    _mm256_and_si256(v, _mm256_set1_epi8(0x0f))
+}
+
+/// Byte `j` is 0xff where bit `j` of `x` is set, else 0.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn bits_to_bytes(x: u32) -> __m256i {
+    let v = _mm256_set1_epi32(x as i32);
+    let shuf = _mm256_setr_epi8(
+        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3,
+        3, 3,
+    );
+    let bytes = _mm256_shuffle_epi8(v, shuf);
+    let mask = _mm256_set1_epi64x(0x8040_2010_0804_0201_u64 as i64);
+    _mm256_cmpeq_epi8(_mm256_and_si256(bytes, mask), mask)
+}
+
+/// The 32 signed values of a Q4_0/Q5_0/Q8_0 block at `p`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn decode32<const F: u8>(p: *const u8) -> __m256i {
+    unsafe {
+        match F {
+            Q8_0 => _mm256_loadu_si256(p.add(2) as *const __m256i),
+            Q4_0 => _mm256_sub_epi8(nibbles(p.add(2)), _mm256_set1_epi8(8)),
+            _ => {
+                let qh = std::ptr::read_unaligned(p.add(2) as *const u32);
+                // value - 16 == nibble | 0xf0 where the fifth bit is clear.
+                let off = _mm256_andnot_si256(bits_to_bytes(qh), _mm256_set1_epi8(0xf0_u8 as i8));
+                _mm256_or_si256(nibbles(p.add(6)), off)
+            }
+        }
+    }
+}
+
+const fn block_bytes(f: u8) -> usize {
+    match f {
+        Q4_0 => 18,
+        Q5_0 => 22,
+        Q8_0 => 34,
+        Q4K => 144,
+        Q5K => 176,
+        _ => 210,
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile32<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: usize) -> [f32; N] {
+    let nb = acts.blocks_per_row();
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut qs = [std::ptr::null::<i8>(); N];
+    let mut ds = [std::ptr::null::<f32>(); N];
+    for r in 0..N {
+        // SAFETY (here and below): rows row0..row0+N exist (checked by `dot_rows`).
+        qs[r] = unsafe { acts.qs.as_ptr().add((row0 + r) * acts.k) };
+        ds[r] = unsafe { acts.d.as_ptr().add((row0 + r) * nb) };
+    }
+    for b in 0..nb {
+        let wb = unsafe { w.add(b * block_bytes(F)) };
+        let dw = unsafe { f16_at(wb) };
+        let q = unsafe { decode32::<F>(wb) };
+        let aq = _mm256_sign_epi8(q, q);
+        for r in 0..N {
+            let a = unsafe { _mm256_loadu_si256(qs[r].add(b * 32) as *const __m256i) };
+            let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(a, q)), ones);
+            let d = _mm256_set1_ps(dw * unsafe { *ds[r].add(b) });
+            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), acc[r]);
+        }
+    }
+    let mut out = [0f32; N];
+    for (o, a) in out.iter_mut().zip(acc) {
+        *o = hsum_ps(a);
+    }
+    out
+}
+
+/// 32 unsigned values (chunk `c` of 8) of the K-quant block at `wb`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn decode_k_chunk<const F: u8>(wb: *const u8, c: usize) -> __m256i {
+    let m4 = _mm256_set1_epi8(0x0f);
+    unsafe {
+        if F == Q6K {
+            let (n, t) = (c / 4, c % 4);
+            let lo = _mm256_loadu_si256(wb.add(64 * n + (t & 1) * 32) as *const __m256i);
+            let lo = if t < 2 { lo } else { _mm256_srli_epi16(lo, 4) };
+            let hv = _mm256_loadu_si256(wb.add(128 + 32 * n) as *const __m256i);
+            let hi = _mm256_srl_epi16(hv, _mm_cvtsi32_si128(2 * t as i32));
+            let hi = _mm256_and_si256(hi, _mm256_set1_epi8(3));
+            _mm256_or_si256(_mm256_and_si256(lo, m4), _mm256_slli_epi16(hi, 4))
+        } else {
+            let qs = if F == Q5K { 48 } else { 16 };
+            let v = _mm256_loadu_si256(wb.add(qs + 32 * (c / 2)) as *const __m256i);
+            let v = if c.is_multiple_of(2) {
+                v
+            } else {
+                _mm256_srli_epi16(v, 4)
+            };
+            let q = _mm256_and_si256(v, m4);
+            if F == Q5K {
+                let qh = _mm256_loadu_si256(wb.add(16) as *const __m256i);
+                let bit = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(c as i32));
+                let bit = _mm256_and_si256(bit, _mm256_set1_epi8(1));
+                _mm256_or_si256(q, _mm256_slli_epi16(bit, 4))
+            } else {
+                q
+            }
+        }
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: usize) -> [f32; N] {
+    let nb = acts.blocks_per_row();
+    let format = match F {
+        Q4K => WeightFormat::Q4K,
+        Q5K => WeightFormat::Q5K,
+        _ => WeightFormat::Q6K,
+    };
+    let mut acc = [0f32; N];
+    for b in 0..nb {
+        let wb = unsafe { w.add(b * block_bytes(F)) };
+        // SAFETY: one whole block of `w` (checked by `dot_rows`).
+        let block = unsafe { std::slice::from_raw_parts(wb, block_bytes(F)) };
+        // Per-16 scales (as i16 pairs per 32-chunk) and the correction weights per 16.
+        let mut sc = [_mm256_setzero_si256(); 8];
+        let mut corr_w = [0i32; 16];
+        if F == Q6K {
+            for (c, s) in sc.iter_mut().enumerate() {
+                let s0 = i16::from(block[192 + 2 * c] as i8);
+                let s1 = i16::from(block[192 + 2 * c + 1] as i8);
+                *s = _mm256_set_m128i(_mm_set1_epi16(s1), _mm_set1_epi16(s0));
+            }
+            for (g, cw) in corr_w.iter_mut().enumerate() {
+                *cw = 32 * i32::from(block[192 + g] as i8);
+            }
+        } else {
+            for (j, s) in sc.iter_mut().enumerate() {
+                let (scale, min) = k_scale_min(&block[4..16], j);
+                *s = _mm256_set1_epi16(i16::from(scale));
+                corr_w[2 * j] = i32::from(min);
+                corr_w[2 * j + 1] = i32::from(min);
+            }
+        }
+        let mut sums = [_mm256_setzero_si256(); N];
+        for (c, sc) in sc.iter().enumerate() {
+            let q = unsafe { decode_k_chunk::<F>(wb, c) };
+            for (r, sum) in sums.iter_mut().enumerate() {
+                let blk = (row0 + r) * nb + b;
+                let a = unsafe {
+                    _mm256_loadu_si256(acts.qs.as_ptr().add(blk * 256 + 32 * c) as *const __m256i)
+                };
+                let p = _mm256_maddubs_epi16(q, a);
+                *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(p, *sc));
+            }
+        }
+        for (r, sum) in sums.iter().enumerate() {
+            let blk = (row0 + r) * nb + b;
+            let bsums = &acts.bsums[blk * 16..blk * 16 + 16];
+            let corr: i32 = corr_w.iter().zip(bsums).map(|(w, s)| w * s).sum();
+            acc[r] = k_accumulate(format, block, acts.d[blk], (hsum_epi32(*sum), corr), acc[r]);
+        }
+    }
+    acc
+}

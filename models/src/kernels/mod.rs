@@ -1,0 +1,244 @@
+//! Quantised matrix products on the CPU: `x · Wᵀ` for GGUF weights kept in their stored blocks
+//! (Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K).
+//!
+//! Activations are quantised once per product to 8 bits ([`act`]), exactly as ggml's x86 backend
+//! quantises them; every weight row is then multiplied with all activation rows while its
+//! blocks are in cache, four rows per unpacked block ([`avx2`] where the build targets AVX2 and
+//! FMA, else the portable [`scalar`] kernels, which give the same bits). Weight rows are split
+//! across the compute pool (candle's spinning barrier pool, which candle's own CPU operations
+//! use too, sized by the engine configuration: see [`init_compute_pool`]).
+
+pub mod act;
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+mod avx2;
+pub mod format;
+pub mod scalar;
+
+use std::sync::Arc;
+
+use candle_core::quantized::QTensor;
+use candle_core::{CpuStorage, Layout, Shape, Tensor};
+
+pub use act::Acts;
+pub use format::{ActFormat, WeightFormat};
+
+use crate::{ModelError, Result};
+
+/// Which kernels this build multiplies with: `"avx2"` or `"portable"`.
+pub const KERNELS: &str = if cfg!(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+)) {
+    "avx2"
+} else {
+    "portable"
+};
+
+/// Checks that this CPU runs what the build was compiled for: a binary built for x86-64-v3
+/// (the default on x86-64) needs AVX2, FMA and F16C, and fails with this message, not an
+/// illegal instruction, where they are missing.
+pub fn check_cpu() -> std::result::Result<(), String> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    {
+        let missing: Vec<&str> = [
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+            ("fma", std::arch::is_x86_feature_detected!("fma")),
+            ("f16c", std::arch::is_x86_feature_detected!("f16c")),
+        ]
+        .into_iter()
+        .filter_map(|(name, has)| (!has).then_some(name))
+        .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "this build needs an x86-64-v3 CPU (AVX2, FMA, F16C); this one lacks {}. \
+                 Build for it with RUSTFLAGS=\"-C target-cpu=x86-64\" to use the portable kernels.",
+                missing.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Sizes the compute pools every native model shares, so that an LLM and an embedder loaded
+/// together never run more compute threads than `threads`: candle's barrier pool (the
+/// quantised products here and candle's element-wise operations; one job at a time) and
+/// rayon's global pool (candle's f32 matrix products). Call once at start, before any other
+/// thread exists; returns false when a pool was already started.
+pub fn init_compute_pool(threads: usize) -> bool {
+    let threads = threads.max(1).to_string();
+    // SAFETY: called at start, while the process has a single thread.
+    unsafe {
+        std::env::set_var("CANDLE_NUM_THREADS", &threads);
+        std::env::set_var("RAYON_NUM_THREADS", &threads);
+    }
+    let rayon = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("nfai-gemm-{i}"))
+        .build_global()
+        .is_ok();
+    candle_core::utils::barrier_pool();
+    rayon
+}
+
+/// `out[i] = w · acts[i]` for one weight row `w` with the fastest kernel of this build.
+pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, out: &mut [f32]) {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    avx2::dot_rows(format, w, acts, out);
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    )))]
+    scalar::dot_rows(format, w, acts, out);
+}
+
+/// A quantised `[rows, cols]` weight on the CPU, multiplied by this module's kernels. The
+/// blocks stay in the candle tensor they were loaded into (shared, e.g. with an embedding).
+#[derive(Debug, Clone)]
+pub struct QMatrix {
+    tensor: Arc<QTensor>,
+    format: WeightFormat,
+    rows: usize,
+    cols: usize,
+}
+
+impl QMatrix {
+    /// `None` when the tensor is not on the CPU, not 2-D, in a format without a kernel here, or
+    /// its rows are not whole blocks.
+    pub fn new(tensor: Arc<QTensor>) -> Option<Self> {
+        let format = WeightFormat::from_ggml(tensor.dtype())?;
+        let (rows, cols) = tensor.shape().dims2().ok()?;
+        if !tensor.device().is_cpu() || !cols.is_multiple_of(format.block_len()) {
+            return None;
+        }
+        let m = Self {
+            tensor,
+            format,
+            rows,
+            cols,
+        };
+        (m.data().ok()?.len() == rows * m.row_bytes()).then_some(m)
+    }
+
+    pub fn format(&self) -> WeightFormat {
+        self.format
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn row_bytes(&self) -> usize {
+        self.cols / self.format.block_len() * self.format.block_bytes()
+    }
+
+    fn data(&self) -> Result<std::borrow::Cow<'_, [u8]>> {
+        Ok(self.tensor.data()?)
+    }
+
+    /// `x · Wᵀ` for `x` of `m` rows of `cols` values; the result is `m × rows`, row-major.
+    pub fn matmul(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
+        if x.len() != m * self.cols {
+            return Err(ModelError::Format(format!(
+                "matmul input of {} values is not {m} rows of {}",
+                x.len(),
+                self.cols
+            )));
+        }
+        let acts = Acts::quantize(self.format.act_format(), x, m, self.cols);
+        let data = self.data()?;
+        let row_bytes = self.row_bytes();
+        let n = self.rows;
+        let mut y = vec![0f32; m * n];
+        let out = SharedOut(y.as_mut_ptr());
+        // Chunks of weight rows go to the compute pool's threads, which spin between jobs.
+        candle_core::utils::barrier_pool().execute_chunked(n, |rows| {
+            let mut col = vec![0f32; m];
+            for r in rows {
+                dot_rows(
+                    self.format,
+                    &data[r * row_bytes..(r + 1) * row_bytes],
+                    &acts,
+                    &mut col,
+                );
+                for (i, &v) in col.iter().enumerate() {
+                    // SAFETY: `i * n + r` < m·n = y.len(), and each `r` belongs to one chunk,
+                    // so no two threads write the same element; `y` outlives the pool job.
+                    unsafe { out.write(i * n + r, v) };
+                }
+            }
+        });
+        Ok(y)
+    }
+
+    /// `x · Wᵀ` for a contiguous f32 CPU tensor `x` of shape `[.., cols]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.contiguous()?.apply_op1_no_bwd(&MatMulOp(self))?)
+    }
+}
+
+/// The output of a product, written by the pool's threads at disjoint indices.
+struct SharedOut(*mut f32);
+
+// SAFETY: threads write disjoint elements (see `QMatrix::matmul`).
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// # Safety
+    /// `at` is in bounds and no other thread accesses it during the job.
+    unsafe fn write(&self, at: usize, v: f32) {
+        unsafe { *self.0.add(at) = v };
+    }
+}
+
+struct MatMulOp<'a>(&'a QMatrix);
+
+impl candle_core::CustomOp1 for MatMulOp<'_> {
+    fn name(&self) -> &'static str {
+        "nfai-qmatmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("nfai-qmatmul expects f32 activations")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("nfai-qmatmul expects contiguous activations")
+        };
+        let mut dims = layout.shape().dims().to_vec();
+        match dims.last_mut() {
+            Some(last) if *last == self.0.cols => *last = self.0.rows,
+            _ => candle_core::bail!(
+                "nfai-qmatmul: input {:?} does not end in {}",
+                layout.shape(),
+                self.0.cols
+            ),
+        }
+        let x = &data[start..end];
+        let m = x.len() / self.0.cols;
+        let y = self
+            .0
+            .matmul(x, m)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        Ok((CpuStorage::F32(y), Shape::from(dims)))
+    }
+}
+
+#[cfg(test)]
+mod tests;

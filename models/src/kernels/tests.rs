@@ -1,0 +1,148 @@
+//! Kernel tests: every format's fast path against the scalar reference on random blocks, the
+//! scalar reference against f64 products of dequantised weights, and batch independence.
+
+use super::*;
+use candle_core::quantized::GgmlDType;
+use candle_core::{Device, Tensor};
+
+const FORMATS: [WeightFormat; 6] = [
+    WeightFormat::Q4_0,
+    WeightFormat::Q5_0,
+    WeightFormat::Q8_0,
+    WeightFormat::Q4K,
+    WeightFormat::Q5K,
+    WeightFormat::Q6K,
+];
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn f32(&mut self) -> f32 {
+        (self.next() % 20_000) as f32 / 10_000.0 - 1.0
+    }
+}
+
+/// Random block bytes with every f16 field set to a small finite scale.
+fn random_row(format: WeightFormat, cols: usize, rng: &mut Rng) -> Vec<u8> {
+    let bytes = format.block_bytes();
+    let mut row: Vec<u8> = (0..cols / format.block_len() * bytes)
+        .map(|_| rng.next() as u8)
+        .collect();
+    for block in row.chunks_exact_mut(bytes) {
+        let fields: &[usize] = match format {
+            WeightFormat::Q4K | WeightFormat::Q5K => &[0, 2],
+            WeightFormat::Q6K => &[208],
+            _ => &[0],
+        };
+        for &at in fields {
+            let d = half::f16::from_f32(0.001 + (rng.next() % 1000) as f32 * 1e-5);
+            block[at..at + 2].copy_from_slice(&d.to_bits().to_le_bytes());
+        }
+    }
+    row
+}
+
+fn to_ggml(format: WeightFormat) -> GgmlDType {
+    match format {
+        WeightFormat::Q4_0 => GgmlDType::Q4_0,
+        WeightFormat::Q5_0 => GgmlDType::Q5_0,
+        WeightFormat::Q8_0 => GgmlDType::Q8_0,
+        WeightFormat::Q4K => GgmlDType::Q4K,
+        WeightFormat::Q5K => GgmlDType::Q5K,
+        WeightFormat::Q6K => GgmlDType::Q6K,
+    }
+}
+
+#[test]
+fn fast_kernels_equal_the_scalar_reference_bit_for_bit() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for format in FORMATS {
+        for rows in [1usize, 2, 3, 4, 5, 7, 8, 9] {
+            let cols = 512;
+            let w = random_row(format, cols, &mut rng);
+            let x: Vec<f32> = (0..rows * cols).map(|_| rng.f32() * 4.0).collect();
+            let acts = Acts::quantize(format.act_format(), &x, rows, cols);
+            let mut fast = vec![0f32; rows];
+            let mut slow = vec![0f32; rows];
+            dot_rows(format, &w, &acts, &mut fast);
+            scalar::dot_rows(format, &w, &acts, &mut slow);
+            assert_eq!(fast, slow, "{format:?} with {rows} rows ({KERNELS})");
+        }
+    }
+}
+
+#[test]
+fn products_approximate_dequantised_weights() -> Result<()> {
+    let dev = Device::Cpu;
+    let mut rng = Rng(7);
+    for format in FORMATS {
+        let (n, k, m) = (24, 512, 3);
+        let w = Tensor::randn(0f32, 1., (n, k), &dev)?;
+        let qw = Arc::new(QTensor::quantize(&w, to_ggml(format))?);
+        let wd = qw.dequantize(&dev)?.to_vec2::<f32>()?;
+        let x: Vec<f32> = (0..m * k).map(|_| rng.f32()).collect();
+        let qm = QMatrix::new(qw).ok_or_else(|| ModelError::Format("unsupported".into()))?;
+        let y = qm.matmul(&x, m)?;
+        for i in 0..m {
+            for r in 0..n {
+                let xi = &x[i * k..(i + 1) * k];
+                let exact: f64 = xi.iter().zip(&wd[r]).map(|(a, b)| f64::from(a * b)).sum();
+                let mag: f64 = xi
+                    .iter()
+                    .zip(&wd[r])
+                    .map(|(a, b)| f64::from((a * b).abs()))
+                    .sum();
+                let got = f64::from(y[i * n + r]);
+                assert!(
+                    (got - exact).abs() <= 0.02 * mag + 1e-4,
+                    "{format:?} [{i},{r}]: {got} vs {exact} (scale {mag})"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn rows_do_not_depend_on_the_rest_of_the_batch() -> Result<()> {
+    let dev = Device::Cpu;
+    let mut rng = Rng(99);
+    for format in FORMATS {
+        let (n, k, m) = (40, 256, 9);
+        let w = Tensor::randn(0f32, 1., (n, k), &dev)?;
+        let qm = QMatrix::new(Arc::new(QTensor::quantize(&w, to_ggml(format))?))
+            .ok_or_else(|| ModelError::Format("unsupported".into()))?;
+        let x: Vec<f32> = (0..m * k).map(|_| rng.f32()).collect();
+        let all = qm.matmul(&x, m)?;
+        for i in 0..m {
+            let one = qm.matmul(&x[i * k..(i + 1) * k], 1)?;
+            assert_eq!(
+                &all[i * n..(i + 1) * n],
+                one.as_slice(),
+                "{format:?} row {i}"
+            );
+        }
+        let t = Tensor::from_vec(x.clone(), (m, k), &dev)?;
+        let through_candle = qm.forward(&t)?.flatten_all()?.to_vec1::<f32>()?;
+        assert_eq!(through_candle, all);
+    }
+    Ok(())
+}
+
+#[test]
+fn rejects_what_it_cannot_multiply() -> Result<()> {
+    let dev = Device::Cpu;
+    let w = Tensor::randn(0f32, 1., (4, 64), &dev)?;
+    let f16 = QTensor::quantize(&w, GgmlDType::F16)?;
+    assert!(QMatrix::new(Arc::new(f16)).is_none());
+    let q = QMatrix::new(Arc::new(QTensor::quantize(&w, GgmlDType::Q8_0)?))
+        .ok_or_else(|| ModelError::Format("unsupported".into()))?;
+    assert!(q.matmul(&[0.0; 63], 1).is_err());
+    Ok(())
+}
