@@ -11,7 +11,7 @@ set -euo pipefail
 
 THREADS="${1:-$(nproc)}"
 REPS="${2:-3}"
-ST_VERSION="5.1.1"
+ST_VERSION="6.2.0"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MODEL_DIR="${NFAI_MODEL_DIR:-$HOME/.cache/nfai/models}"
 GGUF="$MODEL_DIR/gemma-3-270m/gemma-3-270m-q4_k_m.gguf"
