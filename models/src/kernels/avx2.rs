@@ -7,7 +7,7 @@ use std::arch::x86_64::*;
 
 use super::act::Acts;
 use super::format::{WeightFormat, k_scale_min};
-use super::scalar::k_accumulate;
+use super::scalar::{k_accumulate_with, k_scales};
 
 const Q4_0: u8 = 0;
 const Q5_0: u8 = 1;
@@ -16,12 +16,12 @@ const Q4K: u8 = 3;
 const Q5K: u8 = 4;
 const Q6K: u8 = 5;
 
-/// `out[i] = w · acts[i]` for every activation row. Does nothing unless `w` holds one row of
-/// `acts.k` weights and `out` has `acts.rows` elements.
-pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, out: &mut [f32]) {
+/// `out[j] = w · acts[first + j]`. Does nothing unless `w` holds one row of `acts.k` weights
+/// and the rows exist.
+pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, first: usize, out: &mut [f32]) {
     let nb = acts.blocks_per_row();
     let sized = w.len() == nb * format.block_bytes()
-        && out.len() == acts.rows
+        && first + out.len() <= acts.rows
         && acts.qs.len() == acts.rows * acts.k
         && acts.d.len() == acts.rows * nb
         && (format.act_format() == super::ActFormat::Q8_0
@@ -34,28 +34,28 @@ pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, out: &mut [f32]) {
     // and FMA.
     unsafe {
         match format {
-            WeightFormat::Q4_0 => rows::<Q4_0>(w, acts, out),
-            WeightFormat::Q5_0 => rows::<Q5_0>(w, acts, out),
-            WeightFormat::Q8_0 => rows::<Q8_0>(w, acts, out),
-            WeightFormat::Q4K => rows::<Q4K>(w, acts, out),
-            WeightFormat::Q5K => rows::<Q5K>(w, acts, out),
-            WeightFormat::Q6K => rows::<Q6K>(w, acts, out),
+            WeightFormat::Q4_0 => rows::<Q4_0>(w, acts, first, out),
+            WeightFormat::Q5_0 => rows::<Q5_0>(w, acts, first, out),
+            WeightFormat::Q8_0 => rows::<Q8_0>(w, acts, first, out),
+            WeightFormat::Q4K => rows::<Q4K>(w, acts, first, out),
+            WeightFormat::Q5K => rows::<Q5K>(w, acts, first, out),
+            WeightFormat::Q6K => rows::<Q6K>(w, acts, first, out),
         }
     }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn rows<const F: u8>(w: &[u8], acts: &Acts, out: &mut [f32]) {
+unsafe fn rows<const F: u8>(w: &[u8], acts: &Acts, first: usize, out: &mut [f32]) {
     let mut i = 0;
-    while i + 4 <= acts.rows {
-        unsafe { tile::<F, 4>(w, acts, i, &mut out[i..i + 4]) };
+    while i + 4 <= out.len() {
+        unsafe { tile::<F, 4>(w, acts, first + i, &mut out[i..i + 4]) };
         i += 4;
     }
     unsafe {
-        match acts.rows - i {
-            3 => tile::<F, 3>(w, acts, i, &mut out[i..]),
-            2 => tile::<F, 2>(w, acts, i, &mut out[i..]),
-            1 => tile::<F, 1>(w, acts, i, &mut out[i..]),
+        match out.len() - i {
+            3 => tile::<F, 3>(w, acts, first + i, &mut out[i..]),
+            2 => tile::<F, 2>(w, acts, first + i, &mut out[i..]),
+            1 => tile::<F, 1>(w, acts, first + i, &mut out[i..]),
             _ => {}
         }
     }
@@ -233,7 +233,8 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
         let wb = unsafe { w.add(b * block_bytes(F)) };
         // SAFETY: one whole block of `w` (checked by `dot_rows`).
         let block = unsafe { std::slice::from_raw_parts(wb, block_bytes(F)) };
-        // Per-16 scales (as i16 pairs per 32-chunk) and the correction weights per 16.
+        // Per-16 scales (as i16 pairs per 32-chunk) and the correction weights per 16: the
+        // mins for Q4K/Q5K, `32·scale` for Q6K (whose offset is subtracted from the sum).
         let mut sc = [_mm256_setzero_si256(); 8];
         let mut corr_w = [0i32; 16];
         if F == Q6K {
@@ -253,6 +254,9 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
                 corr_w[2 * j + 1] = i32::from(min);
             }
         }
+        let cw0 = unsafe { _mm256_loadu_si256(corr_w.as_ptr() as *const __m256i) };
+        let cw1 = unsafe { _mm256_loadu_si256(corr_w.as_ptr().add(8) as *const __m256i) };
+        let (dw, dmin) = k_scales(format, block);
         let mut sums = [_mm256_setzero_si256(); N];
         for (c, sc) in sc.iter().enumerate() {
             let q = unsafe { decode_k_chunk::<F>(wb, c) };
@@ -267,9 +271,24 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
         }
         for (r, sum) in sums.iter().enumerate() {
             let blk = (row0 + r) * nb + b;
-            let bsums = &acts.bsums[blk * 16..blk * 16 + 16];
-            let corr: i32 = corr_w.iter().zip(bsums).map(|(w, s)| w * s).sum();
-            acc[r] = k_accumulate(format, block, acts.d[blk], (hsum_epi32(*sum), corr), acc[r]);
+            let bs = unsafe { acts.bsums.as_ptr().add(blk * 16) };
+            let (b0, b1) = unsafe {
+                (
+                    _mm256_loadu_si256(bs as *const __m256i),
+                    _mm256_loadu_si256(bs.add(8) as *const __m256i),
+                )
+            };
+            let corr = hsum_epi32(_mm256_add_epi32(
+                _mm256_mullo_epi32(cw0, b0),
+                _mm256_mullo_epi32(cw1, b1),
+            ));
+            let sums = if F == Q6K {
+                (hsum_epi32(*sum) - corr, 0)
+            } else {
+                (hsum_epi32(*sum), corr)
+            };
+            acc[r] =
+                k_accumulate_with(dw, dmin, unsafe { *acts.d.as_ptr().add(blk) }, sums, acc[r]);
         }
     }
     acc

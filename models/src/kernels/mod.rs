@@ -28,6 +28,12 @@ pub use format::{ActFormat, WeightFormat};
 
 use crate::{ModelError, Result};
 
+/// Bytes of quantised activations multiplied against each weight row in one pass (L1-sized).
+const ACT_GROUP_BYTES: usize = 16 * 1024;
+/// Weight rows multiplied against one activation group before the next (L2-sized for the
+/// widest rows here).
+const WEIGHT_GROUP_ROWS: usize = 64;
+
 /// Which kernels this build multiplies with: `"avx2"` or `"portable"`.
 pub const KERNELS: &str = if cfg!(all(
     target_arch = "x86_64",
@@ -83,21 +89,20 @@ pub fn init_compute_pool(threads: usize) -> bool {
     candle_core::utils::barrier_pool();
     rayon
 }
-
-/// `out[i] = w · acts[i]` for one weight row `w` with the fastest kernel of this build.
-pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, out: &mut [f32]) {
+/// `out[j] = w · acts[first + j]` for one weight row `w` with the fastest kernel of this build.
+pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, first: usize, out: &mut [f32]) {
     #[cfg(all(
         target_arch = "x86_64",
         target_feature = "avx2",
         target_feature = "fma"
     ))]
-    avx2::dot_rows(format, w, acts, out);
+    avx2::dot_rows(format, w, acts, first, out);
     #[cfg(not(all(
         target_arch = "x86_64",
         target_feature = "avx2",
         target_feature = "fma"
     )))]
-    scalar::dot_rows(format, w, acts, out);
+    scalar::dot_rows(format, w, acts, first, out);
 }
 
 /// A quantised `[rows, cols]` weight on the CPU, multiplied by this module's kernels. The
@@ -164,20 +169,28 @@ impl QMatrix {
         let mut y = vec![0f32; m * n];
         let out = SharedOut(y.as_mut_ptr());
         // Chunks of weight rows go to the compute pool's threads, which spin between jobs.
+        // Within a chunk, groups of activation rows small enough to stay in L1 meet groups of
+        // weight rows small enough to stay in L2.
+        let act_group = (ACT_GROUP_BYTES / self.cols).clamp(4, 64);
         candle_core::utils::barrier_pool().execute_chunked(n, |rows| {
-            let mut col = vec![0f32; m];
-            for r in rows {
-                dot_rows(
-                    self.format,
-                    &data[r * row_bytes..(r + 1) * row_bytes],
-                    &acts,
-                    &mut col,
-                );
-                for (i, &v) in col.iter().enumerate() {
-                    // SAFETY: `i * n + r` < m·n = y.len(), and each `r` belongs to one chunk,
-                    // so no two threads write the same element; `y` outlives the pool job.
-                    unsafe { out.write(i * n + r, v) };
+            let mut col = vec![0f32; act_group.min(m)];
+            let mut w0 = rows.start;
+            while w0 < rows.end {
+                let w1 = (w0 + WEIGHT_GROUP_ROWS).min(rows.end);
+                for a0 in (0..m).step_by(act_group) {
+                    let a1 = (a0 + act_group).min(m);
+                    for r in w0..w1 {
+                        let w = &data[r * row_bytes..(r + 1) * row_bytes];
+                        dot_rows(self.format, w, &acts, a0, &mut col[..a1 - a0]);
+                        for (i, &v) in (a0..a1).zip(&col) {
+                            // SAFETY: `i * n + r` < m·n = y.len(), and each `r` belongs to one
+                            // chunk, so no two threads write the same element; `y` outlives
+                            // the pool job.
+                            unsafe { out.write(i * n + r, v) };
+                        }
+                    }
                 }
+                w0 = w1;
             }
         });
         Ok(y)

@@ -9,9 +9,10 @@
 use super::act::Acts;
 use super::format::{WeightFormat, f16_at, k_scale_min};
 
-/// `out[i] = w · acts[i]` for every activation row, `w` being one weight row in `format`.
-pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, out: &mut [f32]) {
-    for (i, o) in out.iter_mut().enumerate() {
+/// `out[j] = w · acts[first + j]`, `w` being one weight row in `format`.
+pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, first: usize, out: &mut [f32]) {
+    for (j, o) in out.iter_mut().enumerate() {
+        let i = first + j;
         *o = match format {
             WeightFormat::Q4_0 | WeightFormat::Q5_0 | WeightFormat::Q8_0 => {
                 dot_block32(format, w, acts, i)
@@ -129,7 +130,8 @@ pub fn decode_k(format: WeightFormat, b: &[u8]) -> ([u8; 256], [i32; 16], [i32; 
 }
 
 /// Integer sums of one K-quant block against one activation block: `Σ scale·q·a` over the
-/// 16 groups and the correction (`Σ min·bsum` for Q4K/Q5K, `32·Σ scale·bsum` for Q6K).
+/// 16 groups and the correction `Σ min·bsum` (Q4K/Q5K); for Q6K the offset `32·Σ scale·bsum`
+/// is already subtracted from the first and the second is 0.
 pub fn k_block_sums(format: WeightFormat, wb: &[u8], a: &[i8], bsums: &[i32]) -> (i32, i32) {
     let (v, sc, _) = decode_k(format, wb);
     let mut sumi = 0i32;
@@ -147,9 +149,11 @@ pub fn k_block_sums(format: WeightFormat, wb: &[u8], a: &[i8], bsums: &[i32]) ->
 pub fn k_block_sums_from(format: WeightFormat, wb: &[u8], sumi: i32, bsums: &[i32]) -> (i32, i32) {
     let corr = match format {
         WeightFormat::Q6K => {
-            32 * (0..16)
-                .map(|g| i32::from(wb[192 + g] as i8) * bsums[g])
-                .sum::<i32>()
+            let corr = 32
+                * (0..16)
+                    .map(|g| i32::from(wb[192 + g] as i8) * bsums[g])
+                    .sum::<i32>();
+            return (sumi - corr, 0);
         }
         _ => (0..8)
             .map(|j| i32::from(k_scale_min(&wb[4..16], j).1) * (bsums[2 * j] + bsums[2 * j + 1]))
@@ -162,15 +166,25 @@ pub fn k_block_sums_from(format: WeightFormat, wb: &[u8], sumi: i32, bsums: &[i3
 /// every path uses.
 #[inline(always)]
 pub fn k_accumulate(format: WeightFormat, wb: &[u8], da: f32, sums: (i32, i32), acc: f32) -> f32 {
-    let d = da * f16_at(wb, if format == WeightFormat::Q6K { 208 } else { 0 });
+    let (dw, dmin) = k_scales(format, wb);
+    k_accumulate_with(dw, dmin, da, sums, acc)
+}
+
+/// The block's super-scale and super-min (zero for Q6K), as f32.
+#[inline(always)]
+pub fn k_scales(format: WeightFormat, wb: &[u8]) -> (f32, f32) {
     match format {
-        WeightFormat::Q6K => d.mul_add((sums.0 - sums.1) as f32, acc),
-        _ => {
-            let dmin = da * f16_at(wb, 2);
-            let acc = d.mul_add(sums.0 as f32, acc);
-            (-dmin).mul_add(sums.1 as f32, acc)
-        }
+        WeightFormat::Q6K => (f16_at(wb, 208), 0.0),
+        _ => (f16_at(wb, 0), f16_at(wb, 2)),
     }
+}
+
+/// [`k_accumulate`] with the block's scales already read: `acc + (da·dw)·sumi − (da·dmin)·corr`
+/// (for Q6K, whose correction is unscaled, `dmin` is 0 and the correction was subtracted).
+#[inline(always)]
+pub fn k_accumulate_with(dw: f32, dmin: f32, da: f32, sums: (i32, i32), acc: f32) -> f32 {
+    let acc = (da * dw).mul_add(sums.0 as f32, acc);
+    (-(da * dmin)).mul_add(sums.1 as f32, acc)
 }
 
 fn dot_k(format: WeightFormat, w: &[u8], acts: &Acts, row: usize) -> f32 {

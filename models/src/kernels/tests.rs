@@ -70,9 +70,14 @@ fn fast_kernels_equal_the_scalar_reference_bit_for_bit() {
             let acts = Acts::quantize(format.act_format(), &x, rows, cols);
             let mut fast = vec![0f32; rows];
             let mut slow = vec![0f32; rows];
-            dot_rows(format, &w, &acts, &mut fast);
-            scalar::dot_rows(format, &w, &acts, &mut slow);
+            dot_rows(format, &w, &acts, 0, &mut fast);
+            scalar::dot_rows(format, &w, &acts, 0, &mut slow);
             assert_eq!(fast, slow, "{format:?} with {rows} rows ({KERNELS})");
+            if rows > 2 {
+                let mut part = vec![0f32; rows - 2];
+                dot_rows(format, &w, &acts, 1, &mut part);
+                assert_eq!(part, slow[1..rows - 1], "{format:?} rows 1..{}", rows - 1);
+            }
         }
     }
 }
