@@ -4,7 +4,7 @@
 //! `benches/data/sentences.txt`. `scripts/bench-side-by-side.sh` runs it beside llama.cpp and
 //! sentence-transformers.
 //!
-//! `cargo run --release -p nfai-benches --example bench -- [-r REPS] [-t THREADS] [llm|embed]`
+//! `cargo run --release -p nfai-benches --example bench -- [-r REPS] [-t THREADS] [llm|embed|pp|tg]`
 
 use std::time::Instant;
 
@@ -20,6 +20,8 @@ struct Args {
     threads: usize,
     llm: bool,
     embed: bool,
+    pp: bool,
+    tg: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -28,6 +30,8 @@ fn args() -> Result<Args, String> {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         llm: true,
         embed: true,
+        pp: true,
+        tg: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -42,6 +46,8 @@ fn args() -> Result<Args, String> {
             "-t" | "--threads" => a.threads = num("-t")?,
             "llm" => a.embed = false,
             "embed" => a.llm = false,
+            "pp" => (a.embed, a.tg) = (false, false),
+            "tg" => (a.embed, a.pp) = (false, false),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -74,7 +80,8 @@ fn row(model: &str, size: &str, threads: usize, test: &str, (mean, sd): (f64, f6
     );
 }
 
-fn bench_llm(reps: usize, threads: usize) -> Result<(), String> {
+fn bench_llm(a: &Args) -> Result<(), String> {
+    let (reps, threads) = (a.reps, a.threads);
     let path = nfai_models::default_model_dir()
         .join("gemma-3-270m")
         .join("gemma-3-270m-q4_k_m.gguf");
@@ -89,10 +96,14 @@ fn bench_llm(reps: usize, threads: usize) -> Result<(), String> {
     prompt.truncate(128);
     let name = "gemma3 270M Q4_K_M";
     for batch in [1usize, 4, 8] {
-        let pp = measure(reps, || prefill(model, &prompt, batch))?;
-        row(name, &size, threads, &format!("pp128 b{batch}"), pp);
-        let tg = measure(reps, || generate(model, batch, 128))?;
-        row(name, &size, threads, &format!("tg128 b{batch}"), tg);
+        if a.pp {
+            let pp = measure(reps, || prefill(model, &prompt, batch))?;
+            row(name, &size, threads, &format!("pp128 b{batch}"), pp);
+        }
+        if a.tg {
+            let tg = measure(reps, || generate(model, batch, 128))?;
+            row(name, &size, threads, &format!("tg128 b{batch}"), tg);
+        }
     }
     Ok(())
 }
@@ -169,7 +180,7 @@ fn main() {
             "| -------------------------- | ---------: | --------------- | ------: | -----------: | -------------------: |"
         );
         if a.llm {
-            bench_llm(a.reps, a.threads)?;
+            bench_llm(&a)?;
         }
         if a.embed {
             bench_embed(a.reps, a.threads)?;

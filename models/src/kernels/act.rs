@@ -1,7 +1,11 @@
 //! Activations quantised to 8 bits once per matrix product, exactly as ggml's x86 CPU backend
 //! quantises them, so that integer products and scales equal llama.cpp's.
 
+use super::SyncPtr;
 use super::format::ActFormat;
+
+/// Rows from which quantisation is split across the compute pool.
+const PARALLEL_ROWS: usize = 4;
 
 /// `rows` activation rows of `k` values each, quantised to signed bytes with one scale per block
 /// (32 values for Q8_0, 256 for Q8_K) and, for Q8_K, the sum of every 16 quantised values.
@@ -46,20 +50,35 @@ impl Acts {
                 ActFormat::Q8K => vec![0; rows * k / 16],
             },
         };
-        for ((xb, qb), d) in x
-            .chunks_exact(block)
-            .zip(acts.qs.chunks_exact_mut(block))
-            .zip(acts.d.iter_mut())
-        {
-            *d = match format {
-                ActFormat::Q8_0 => quantize_q8_0(xb, qb),
-                ActFormat::Q8K => quantize_q8_k(xb, qb),
-            };
-        }
-        if format == ActFormat::Q8K {
-            for (q16, s) in acts.qs.chunks_exact(16).zip(acts.bsums.iter_mut()) {
-                *s = q16.iter().map(|&q| i32::from(q)).sum();
+        let nb = k / block;
+        let groups = k / 16;
+        let qs = SyncPtr(acts.qs.as_mut_ptr());
+        let ds = SyncPtr(acts.d.as_mut_ptr());
+        let sums = SyncPtr(acts.bsums.as_mut_ptr());
+        let quantize_rows = |range: std::ops::Range<usize>| {
+            for row in range {
+                // SAFETY: each row's slices are disjoint from every other row's and lie within
+                // the vectors, which outlive the job.
+                let (q, d) = unsafe { (qs.slice(row * k, k), ds.slice(row * nb, nb)) };
+                let x = &x[row * k..(row + 1) * k];
+                for ((xb, qb), d) in x.chunks_exact(block).zip(q.chunks_exact_mut(block)).zip(d) {
+                    *d = match format {
+                        ActFormat::Q8_0 => quantize_q8_0(xb, qb),
+                        ActFormat::Q8K => quantize_q8_k(xb, qb),
+                    };
+                }
+                if format == ActFormat::Q8K {
+                    let s = unsafe { sums.slice(row * groups, groups) };
+                    for (q16, s) in q.chunks_exact(16).zip(s) {
+                        *s = q16.iter().map(|&q| i32::from(q)).sum();
+                    }
+                }
             }
+        };
+        if rows >= PARALLEL_ROWS {
+            candle_core::utils::barrier_pool().execute_chunked(rows, quantize_rows);
+        } else {
+            quantize_rows(0..rows);
         }
         acts
     }

@@ -167,11 +167,11 @@ impl QMatrix {
         let row_bytes = self.row_bytes();
         let n = self.rows;
         let mut y = vec![0f32; m * n];
-        let out = SharedOut(y.as_mut_ptr());
+        let out = SyncPtr(y.as_mut_ptr());
         // Chunks of weight rows go to the compute pool's threads, which spin between jobs.
         // Within a chunk, groups of activation rows small enough to stay in L1 meet groups of
         // weight rows small enough to stay in L2.
-        let act_group = (ACT_GROUP_BYTES / self.cols).clamp(4, 64);
+        let act_group = (ACT_GROUP_BYTES / self.cols).clamp(4, 64) / 4 * 4;
         candle_core::utils::barrier_pool().execute_chunked(n, |rows| {
             let mut col = vec![0f32; act_group.min(m)];
             let mut w0 = rows.start;
@@ -186,7 +186,7 @@ impl QMatrix {
                             // SAFETY: `i * n + r` < m·n = y.len(), and each `r` belongs to one
                             // chunk, so no two threads write the same element; `y` outlives
                             // the pool job.
-                            unsafe { out.write(i * n + r, v) };
+                            unsafe { out.slice(i * n + r, 1)[0] = v };
                         }
                     }
                 }
@@ -202,18 +202,41 @@ impl QMatrix {
     }
 }
 
-/// The output of a product, written by the pool's threads at disjoint indices.
-struct SharedOut(*mut f32);
+/// A pointer that the pool's threads write through at disjoint indices.
+pub(crate) struct SyncPtr<T>(pub(crate) *mut T);
 
-// SAFETY: threads write disjoint elements (see `QMatrix::matmul`).
-unsafe impl Sync for SharedOut {}
+// SAFETY: every user writes indices no other thread touches during the job.
+unsafe impl<T> Sync for SyncPtr<T> {}
 
-impl SharedOut {
+impl<T> SyncPtr<T> {
     /// # Safety
-    /// `at` is in bounds and no other thread accesses it during the job.
-    unsafe fn write(&self, at: usize, v: f32) {
-        unsafe { *self.0.add(at) = v };
+    /// `start..start + len` lies in the allocation and no other thread uses it meanwhile.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice(&self, start: usize, len: usize) -> &mut [T] {
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
     }
+}
+
+/// Runs `f(row, out_row)` for every `row_len`-long row of `out`, on the compute pool when
+/// there are enough rows to share.
+pub(crate) fn par_rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    if row_len == 0 {
+        return;
+    }
+    let rows = out.len() / row_len;
+    if rows < 4 {
+        for (i, row) in out.chunks_exact_mut(row_len).enumerate() {
+            f(i, row);
+        }
+        return;
+    }
+    let ptr = SyncPtr(out.as_mut_ptr());
+    candle_core::utils::barrier_pool().execute_chunked(rows, |range| {
+        for i in range {
+            // SAFETY: row `i` is inside `out` and belongs to this chunk alone.
+            f(i, unsafe { ptr.slice(i * row_len, row_len) });
+        }
+    });
 }
 
 struct MatMulOp<'a>(&'a QMatrix);

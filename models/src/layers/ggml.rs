@@ -55,7 +55,17 @@ impl candle_core::CustomOp1 for GgmlGelu {
         let Some((start, end)) = layout.contiguous_offsets() else {
             candle_core::bail!("ggml-gelu expects a contiguous input")
         };
-        let out: Vec<f32> = data[start..end].iter().map(|&x| ggml_gelu(x)).collect();
+        let src = &data[start..end];
+        let mut out = vec![0f32; src.len()];
+        const CHUNK: usize = 4096;
+        crate::kernels::par_rows(&mut out[..src.len() / CHUNK * CHUNK], CHUNK, |i, dst| {
+            for (d, &x) in dst.iter_mut().zip(&src[i * CHUNK..]) {
+                *d = ggml_gelu(x);
+            }
+        });
+        for (d, &x) in out.iter_mut().zip(src).skip(src.len() / CHUNK * CHUNK) {
+            *d = ggml_gelu(x);
+        }
         Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
     }
 }
@@ -104,18 +114,17 @@ impl candle_core::CustomOp1 for GgmlRmsNorm<'_> {
         if n == 0 || layout.dims().last() != Some(&n) {
             candle_core::bail!("ggml-rms-norm: input {:?} vs weight {n}", layout.dims())
         }
+        let src = &data[start..end];
         let mut out = vec![0f32; end - start];
-        for (src, dst) in data[start..end]
-            .chunks_exact(n)
-            .zip(out.chunks_exact_mut(n))
-        {
+        crate::kernels::par_rows(&mut out, n, |row, dst| {
+            let src = &src[row * n..(row + 1) * n];
             let sum: f64 = src.iter().map(|&v| f64::from(v * v)).sum();
             let mean = (sum / n as f64) as f32;
             let scale = 1.0 / (mean + self.eps).sqrt();
             for ((d, &v), &w) in dst.iter_mut().zip(src).zip(self.weight) {
                 *d = (v * scale) * w;
             }
-        }
+        });
         Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
     }
 }
