@@ -1,4 +1,4 @@
-//! AVX2 + FMA dot products of one quantised weight row with up to four activation rows at a
+//! AVX2 + FMA dot products of one quantised weight row with up to eight activation rows at a
 //! time: each weight block is unpacked once and multiplied into every row of the tile, so
 //! prefill and batched decode read the weights once per step. Results equal [`super::scalar`]'s
 //! bit for bit (same integer sums, same float order).
@@ -47,6 +47,10 @@ pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, first: usize, out: 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn rows<const F: u8>(w: &[u8], acts: &Acts, first: usize, out: &mut [f32]) {
     let mut i = 0;
+    while i + 8 <= out.len() {
+        unsafe { tile::<F, 8>(w, acts, first + i, &mut out[i..i + 8]) };
+        i += 8;
+    }
     while i + 4 <= out.len() {
         unsafe { tile::<F, 4>(w, acts, first + i, &mut out[i..i + 4]) };
         i += 4;

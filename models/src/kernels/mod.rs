@@ -3,7 +3,7 @@
 //!
 //! Activations are quantised once per product to 8 bits ([`act`]), exactly as ggml's x86 backend
 //! quantises them; every weight row is then multiplied with all activation rows while its
-//! blocks are in cache, four rows per unpacked block ([`avx2`] where the build targets AVX2 and
+//! blocks are in cache, eight rows per unpacked block ([`avx2`] where the build targets AVX2 and
 //! FMA, else the portable [`scalar`] kernels, which give the same bits). Weight rows are split
 //! across the compute pool (candle's spinning barrier pool, which candle's own CPU operations
 //! use too, sized by the engine configuration: see [`init_compute_pool`]).
@@ -171,7 +171,7 @@ impl QMatrix {
         // Chunks of weight rows go to the compute pool's threads, which spin between jobs.
         // Within a chunk, groups of activation rows small enough to stay in L1 meet groups of
         // weight rows small enough to stay in L2.
-        let act_group = (ACT_GROUP_BYTES / self.cols).clamp(4, 64) / 4 * 4;
+        let act_group = (ACT_GROUP_BYTES / self.cols).clamp(8, 64) / 8 * 8;
         candle_core::utils::barrier_pool().execute_chunked(n, |rows| {
             let mut col = vec![0f32; act_group.min(m)];
             let mut w0 = rows.start;

@@ -63,7 +63,7 @@ fn to_ggml(format: WeightFormat) -> GgmlDType {
 fn fast_kernels_equal_the_scalar_reference_bit_for_bit() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for format in FORMATS {
-        for rows in [1usize, 2, 3, 4, 5, 7, 8, 9] {
+        for rows in [1usize, 2, 3, 4, 5, 7, 8, 9, 12, 17] {
             let cols = 512;
             let w = random_row(format, cols, &mut rng);
             let x: Vec<f32> = (0..rows * cols).map(|_| rng.f32() * 4.0).collect();
