@@ -174,20 +174,28 @@ impl QMatrix {
         let act_group = (ACT_GROUP_BYTES / self.cols).clamp(8, 64) / 8 * 8;
         candle_core::utils::barrier_pool().execute_chunked(n, |rows| {
             let mut col = vec![0f32; act_group.min(m)];
+            // One group's results, activation-row major, so that each row of `y` gets a
+            // contiguous run instead of one strided element per weight row.
+            let mut tile = vec![0f32; act_group.min(m) * WEIGHT_GROUP_ROWS];
             let mut w0 = rows.start;
             while w0 < rows.end {
                 let w1 = (w0 + WEIGHT_GROUP_ROWS).min(rows.end);
+                let width = w1 - w0;
                 for a0 in (0..m).step_by(act_group) {
                     let a1 = (a0 + act_group).min(m);
                     for r in w0..w1 {
                         let w = &data[r * row_bytes..(r + 1) * row_bytes];
                         dot_rows(self.format, w, &acts, a0, &mut col[..a1 - a0]);
-                        for (i, &v) in (a0..a1).zip(&col) {
-                            // SAFETY: `i * n + r` < m·n = y.len(), and each `r` belongs to one
-                            // chunk, so no two threads write the same element; `y` outlives
-                            // the pool job.
-                            unsafe { out.slice(i * n + r, 1)[0] = v };
+                        for (j, &v) in col[..a1 - a0].iter().enumerate() {
+                            tile[j * width + r - w0] = v;
                         }
+                    }
+                    for (j, i) in (a0..a1).enumerate() {
+                        // SAFETY: `i * n + w0 .. i * n + w1` lies in `y` (m·n long), and the
+                        // weight rows `w0..w1` belong to this chunk alone, so no other thread
+                        // writes there; `y` outlives the pool job.
+                        let dst = unsafe { out.slice(i * n + w0, width) };
+                        dst.copy_from_slice(&tile[j * width..(j + 1) * width]);
                     }
                 }
                 w0 = w1;
