@@ -171,13 +171,14 @@ unsafe fn tile32<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
     }
     for b in 0..nb {
         let wb = unsafe { w.add(b * block_bytes(F)) };
-        let dw = unsafe { f16_at(wb) };
+        let dw = _mm256_set1_ps(unsafe { f16_at(wb) });
         let q = unsafe { decode32::<F>(wb) };
         let aq = _mm256_sign_epi8(q, q);
         for r in 0..N {
             let a = unsafe { _mm256_loadu_si256(qs[r].add(b * 32) as *const __m256i) };
             let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(a, q)), ones);
-            let d = _mm256_set1_ps(dw * unsafe { *ds[r].add(b) });
+            // `dw · da` in f32, as a broadcast load and one vector multiply.
+            let d = _mm256_mul_ps(dw, unsafe { _mm256_broadcast_ss(&*ds[r].add(b)) });
             acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), acc[r]);
         }
     }
