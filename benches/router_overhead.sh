@@ -3,6 +3,7 @@
 # directly and through nfai (route `m` → `openai:mini/m`) in the same run: latency at a fixed
 # rate (default 1000 requests/s) and closed-loop throughput.
 #   bash benches/router_overhead.sh [requests/s] [seconds] [connections]
+#   PIN=0 bash benches/router_overhead.sh   # everything unpinned
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RPS="${1:-1000}"; SECS="${2:-10}"; CONNS="${3:-64}"
@@ -23,16 +24,33 @@ model = "m"
 targets = ["openai:mini/m"]
 TOML
 
-"$BENCH" upstream "$UP_PORT" & up=$!
-RUST_LOG=warn target/release/nfai serve --config "$dir/nfai.toml" --port "$NFAI_PORT" --no-fetch & nfai=$!
+# With two or more cores, the upstream and the load generator share core 0 and nfai runs on
+# core 1, both for the direct and the routed runs: the client and upstream get the same CPU in
+# both, and the routed figures show whether nfai keeps up, as it would on a core of its own.
+# PIN=0 runs everything unpinned (all three compete for every core).
+PIN="${PIN:-1}"
+[ "$(nproc)" -ge 2 ] || PIN=0
+if [ "$PIN" = 1 ]; then near="taskset -c 0"; own="taskset -c 1"; else near=""; own=""; fi
+
+$near "$BENCH" upstream "$UP_PORT" & up=$!
+RUST_LOG=warn $own target/release/nfai serve --config "$dir/nfai.toml" --port "$NFAI_PORT" --no-fetch & nfai=$!
 trap 'kill $up $nfai 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$NFAI_PORT/health" >/dev/null && break; sleep 0.1
 done
 
+# CPU seconds nfai has used so far (user + system).
+cpu() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$nfai/stat"; }
+
 direct="http://127.0.0.1:$UP_PORT/v1/chat/completions"
 routed="http://127.0.0.1:$NFAI_PORT/v1/chat/completions"
-"$BENCH" rate "$direct" "$RPS" "$SECS"
-"$BENCH" rate "$routed" "$RPS" "$SECS"
-"$BENCH" max "$direct" "$CONNS" "$SECS"
-"$BENCH" max "$routed" "$CONNS" "$SECS"
+echo "pinned: $PIN (upstream and load generator on core 0, nfai on core 1)"
+$near "$BENCH" rate "$direct" "$RPS" "$SECS"
+$near "$BENCH" rate "$routed" "$RPS" "$SECS"
+$near "$BENCH" max "$direct" "$CONNS" "$SECS"
+before=$(cpu)
+$near "$BENCH" max "$routed" "$CONNS" "$SECS" | tee "$dir/max"
+after=$(cpu)
+rps=$(grep -o '[0-9]* requests/s' "$dir/max" | cut -d' ' -f1)
+awk -v b="$before" -v a="$after" -v r="$rps" -v s="$SECS" \
+  'BEGIN { printf "nfai CPU per routed request: %.1f us (%.2f s over %d requests)\n", (a - b) * 1e6 / (r * s), a - b, r * s }'

@@ -11,7 +11,9 @@ use crate::config::{AdminArgs, ModelsCommand};
 /// Runs one admin command against `args.url`.
 pub async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
     match cmd {
-        ModelsCommand::Fetch(_) => anyhow::bail!("fetch does not talk to a server"),
+        ModelsCommand::Fetch(_) | ModelsCommand::Synth(_) => {
+            anyhow::bail!("this command does not talk to a server")
+        }
         ModelsCommand::List(a) => {
             let list = call(&a, "GET", "/admin/models", None).await?;
             print_table(&list["data"]);

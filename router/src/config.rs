@@ -69,6 +69,28 @@ pub enum ModelsCommand {
         admin: AdminArgs,
         id: String,
     },
+    /// Write a synthetic GGUF model: real dimensions, random weights (for load, memory and
+    /// speed tests at realistic sizes; its output is noise).
+    Synth(SynthArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SynthArgs {
+    /// The shape: llama3-8b, llama3-3b, gemma3-1b or gemma3-270m.
+    #[arg(long, default_value = "llama3-8b")]
+    pub shape: String,
+    /// Type of the matrices: q4_k, q6_k, q8_0 or q4_0.
+    #[arg(long, default_value = "q4_k")]
+    pub quant: String,
+    /// Keep only this many layers (smaller files of the same width).
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Seed of the random weights.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The file to write.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// Where the admin commands find the server.

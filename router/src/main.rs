@@ -82,8 +82,62 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
             },
             _,
         ) => fetch(args).await,
+        (
+            Command::Models {
+                command: ModelsCommand::Synth(args),
+            },
+            _,
+        ) => tokio::task::spawn_blocking(move || synth(args)).await?,
         (Command::Models { command }, _) => nfai_router::admin_cli::run(command).await,
     }
+}
+
+fn synth(args: nfai_router::config::SynthArgs) -> anyhow::Result<()> {
+    use nfai_models::synth::{SynthShape, parse_dtype, write_synthetic};
+    use std::io::IsTerminal;
+    let mut shape = SynthShape::preset(&args.shape).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown shape {:?}; one of: {}",
+            args.shape,
+            SynthShape::PRESETS.join(", ")
+        )
+    })?;
+    if let Some(n) = args.layers {
+        anyhow::ensure!(n >= 1, "--layers must be at least 1");
+        shape.layers = n;
+    }
+    let dtype = parse_dtype(&args.quant).ok_or_else(|| {
+        anyhow::anyhow!("unknown --quant {:?}: q4_k, q6_k, q8_0 or q4_0", args.quant)
+    })?;
+    let tty = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let size = write_synthetic(
+        &args.out,
+        &args.shape,
+        &shape,
+        dtype,
+        args.seed,
+        |done, all| {
+            if tty {
+                eprint!(
+                    "\r{:>5.1}% of {:.2} GB",
+                    done as f64 * 100.0 / all as f64,
+                    all as f64 / 1e9
+                );
+            }
+        },
+    )?;
+    if tty {
+        eprintln!();
+    }
+    println!(
+        "wrote {} ({} at {dtype:?}, {} layers): {size} bytes in {:.1} s",
+        args.out.display(),
+        args.shape,
+        shape.layers,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 async fn fetch(args: nfai_router::config::FetchArgs) -> anyhow::Result<()> {

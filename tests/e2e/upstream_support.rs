@@ -83,12 +83,23 @@ pub async fn refused_url() -> String {
     format!("http://{addr}")
 }
 
-/// An OpenAI-compatible upstream streaming `tokens` as chat chunks; with `break_after`, the
-/// connection is cut after that many tokens.
+/// An OpenAI-compatible upstream answering `tokens` as chat chunks, or as one answer when the
+/// request says `"stream": false`; with `break_after`, the connection is cut after that many
+/// tokens (at once for a whole answer).
 pub fn openai_tokens(tokens: &'static [&'static str], break_after: Option<usize>) -> Router {
     use axum::body::{Body, Bytes};
     use axum::routing::post;
-    let handler = move || async move {
+    let handler = move |axum::Json(req): axum::Json<serde_json::Value>| async move {
+        if req["stream"] != true {
+            if break_after.is_some() {
+                let cut = futures::stream::iter([Err::<Bytes, _>(std::io::Error::other("cut"))]);
+                return axum::response::Response::new(Body::from_stream(cut));
+            }
+            let whole = serde_json::json!({"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": tokens.concat()}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": tokens.len(), "total_tokens": 5 + tokens.len()}});
+            return axum::response::IntoResponse::into_response(axum::Json(whole));
+        }
         let mut chunks: Vec<Result<Bytes, std::io::Error>> = Vec::new();
         for (i, t) in tokens.iter().enumerate() {
             if break_after == Some(i) {
@@ -146,13 +157,16 @@ pub fn ollama_node(label: &'static str, model: &'static str) -> Router {
         )
         .route(
             "/api/chat",
-            post(move || async move {
+            post(move |axum::Json(req): axum::Json<serde_json::Value>| async move {
+                let end = |content: &str| serde_json::json!({"model": model, "created_at": "2023-08-04T19:22:45.499127Z",
+                    "message": {"role": "assistant", "content": content}, "done": true, "done_reason": "stop",
+                    "prompt_eval_count": 3, "eval_count": 1});
+                if req["stream"] == false {
+                    return ([("content-type", "application/json")], end(label).to_string());
+                }
                 let a = serde_json::json!({"model": model, "created_at": "2023-08-04T08:52:19.385406455-07:00",
                     "message": {"role": "assistant", "content": label}, "done": false});
-                let b = serde_json::json!({"model": model, "created_at": "2023-08-04T19:22:45.499127Z",
-                    "message": {"role": "assistant", "content": ""}, "done": true, "done_reason": "stop",
-                    "prompt_eval_count": 3, "eval_count": 1});
-                ([("content-type", "application/x-ndjson")], format!("{a}\n{b}\n"))
+                ([("content-type", "application/x-ndjson")], format!("{a}\n{}\n", end("")))
             }),
         )
 }

@@ -60,6 +60,9 @@ pub struct GenerationOptions {
     pub ignore_eos: bool,
     /// How long the model stays loaded after this request.
     pub keep_alive: Option<KeepAlive>,
+    /// The client reads the answer as it is generated. Upstreams are asked for a stream only
+    /// then; otherwise for one whole answer, which costs both sides less.
+    pub stream: bool,
 }
 
 /// A validated chat request.

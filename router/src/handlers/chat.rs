@@ -62,6 +62,7 @@ pub async fn handler(
         max_tokens_param,
         ignore_eos: req.sampling.ignore_eos,
         keep_alive: validate::keep_alive(req.keep_alive.as_ref())?,
+        stream: req.stream,
     };
     let generation = route
         .backend

@@ -72,6 +72,7 @@ pub async fn handler(
         max_tokens_param: "max_tokens",
         ignore_eos: req.sampling.ignore_eos,
         keep_alive: validate::keep_alive(req.keep_alive.as_ref())?,
+        stream: req.stream,
     };
     let valid = Valid {
         prompts: prompts(req.prompt, "prompt")?,

@@ -139,7 +139,9 @@ pub async fn chat(
         })
         .collect();
     let messages = crate::validate::chat_messages(&messages)?;
-    let options = req.options.generation(req.keep_alive.as_ref())?;
+    let options = req
+        .options
+        .generation(req.keep_alive.as_ref(), req.stream)?;
     let generation = r
         .backend
         .chat(&r.model, ChatRequest { messages, options })
@@ -171,7 +173,9 @@ pub async fn generate(
         v["done_reason"] = json!("load");
         return Ok(Json(v).into_response());
     }
-    let options = req.options.generation(req.keep_alive.as_ref())?;
+    let options = req
+        .options
+        .generation(req.keep_alive.as_ref(), req.stream)?;
     let events = if req.raw {
         let creq = CompletionRequest {
             prompts: vec![Prompt::Text(req.prompt)],

@@ -28,7 +28,11 @@ pub struct Options {
 
 impl Options {
     /// Validated generation options (the same range checks as the OpenAI API).
-    pub fn generation(&self, keep: Option<&Value>) -> Result<GenerationOptions, ApiError> {
+    pub fn generation(
+        &self,
+        keep: Option<&Value>,
+        stream: bool,
+    ) -> Result<GenerationOptions, ApiError> {
         let fields = SamplingFields {
             temperature: self.temperature,
             top_p: self.top_p,
@@ -52,6 +56,7 @@ impl Options {
             max_tokens_param: "options.num_predict",
             ignore_eos: false,
             keep_alive: keep_alive(keep)?,
+            stream,
         })
     }
 }

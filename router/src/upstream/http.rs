@@ -40,11 +40,24 @@ impl Call<'_> {
 
     /// POSTs `body` to `path`; the response headers must come within the first-byte timeout.
     pub async fn post(&self, path: &str, body: &Value) -> Result<reqwest::Response, ApiError> {
+        self.post_generation(path, body, true).await
+    }
+
+    /// POSTs a generation request. A streamed answer's headers must come within the first-byte
+    /// timeout; a whole answer comes only when the generation is done, so only the total
+    /// timeout (and the request's deadline) bound it.
+    pub async fn post_generation(
+        &self,
+        path: &str,
+        body: &Value,
+        streamed: bool,
+    ) -> Result<reqwest::Response, ApiError> {
         let mut req = self.client.post(format!("{}{path}", self.base)).json(body);
         if let Some(key) = &self.cfg.api_key {
             req = req.bearer_auth(key);
         }
-        self.send(req).await
+        let limit = streamed.then_some(self.cfg.first_byte_timeout);
+        self.send(req, limit).await
     }
 
     pub async fn get(&self, path: &str) -> Result<reqwest::Response, ApiError> {
@@ -52,11 +65,16 @@ impl Call<'_> {
         if let Some(key) = &self.cfg.api_key {
             req = req.bearer_auth(key);
         }
-        self.send(req).await
+        self.send(req, Some(self.cfg.first_byte_timeout)).await
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
-        let res = match tokio::time::timeout(self.cfg.first_byte_timeout, req.send()).await {
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        limit: Option<std::time::Duration>,
+    ) -> Result<reqwest::Response, ApiError> {
+        let limit = limit.unwrap_or(self.cfg.total_timeout);
+        let res = match tokio::time::timeout(limit, req.send()).await {
             Err(_) => {
                 return Err(timeout_error(format!(
                     "{} sent no response in time.",

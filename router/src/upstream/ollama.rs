@@ -1,5 +1,6 @@
 //! The Ollama client: `/api/chat`, `/api/generate` and `/api/embed` on one node, NDJSON streams
-//! turned into [`GenerateEvent`]s, OpenAI parameters mapped to Ollama `options`.
+//! (or one line with `"stream": false`) turned into [`GenerateEvent`]s, OpenAI parameters
+//! mapped to Ollama `options`.
 
 use nfai_inference::{EngineError, FinishReason, GenerateEvent, Usage};
 use serde_json::{Map, Value, json};
@@ -121,14 +122,12 @@ pub async fn chat(call: Call<'_>, model: &str, req: ChatRequest) -> Result<Gener
     let body = json!({
         "model": model,
         "messages": messages,
-        "stream": true,
+        "stream": req.options.stream,
         "options": options(&req.options, call.cfg.num_ctx),
     });
+    let body = with_keep_alive(body, &call, req.options.keep_alive);
     let res = call
-        .post(
-            "/api/chat",
-            &with_keep_alive(body, &call, req.options.keep_alive),
-        )
+        .post_generation("/api/chat", &body, req.options.stream)
         .await?;
     let parser = NdjsonParser {
         chat: true,
@@ -161,14 +160,12 @@ pub async fn complete(
             "model": model,
             "prompt": text,
             "raw": true,
-            "stream": true,
+            "stream": req.options.stream,
             "options": options(&req.options, call.cfg.num_ctx),
         });
+        let body = with_keep_alive(body, &call, req.options.keep_alive);
         let res = call
-            .post(
-                "/api/generate",
-                &with_keep_alive(body, &call, req.options.keep_alive),
-            )
+            .post_generation("/api/generate", &body, req.options.stream)
             .await?;
         let parser = NdjsonParser {
             chat: false,

@@ -1,6 +1,8 @@
 //! The OpenAI-compatible client (llama-server, vLLM, another nfai, a cloud API):
-//! `/v1/chat/completions` and `/v1/completions` streamed as SSE, `/v1/embeddings`.
+//! `/v1/chat/completions` and `/v1/completions`, streamed as SSE when the client streams and
+//! asked for one whole answer otherwise, and `/v1/embeddings`.
 
+use futures::StreamExt;
 use nfai_inference::{EngineError, FinishReason, GenerateEvent, Usage};
 use serde_json::{Map, Value, json};
 
@@ -28,8 +30,67 @@ fn generation_fields(o: &GenerationOptions, m: &mut Map<String, Value>) {
     if !o.stop.is_empty() {
         m.insert("stop".into(), json!(o.stop));
     }
-    m.insert("stream".into(), Value::Bool(true));
-    m.insert("stream_options".into(), json!({ "include_usage": true }));
+    m.insert("stream".into(), Value::Bool(o.stream));
+    if o.stream {
+        m.insert("stream_options".into(), json!({ "include_usage": true }));
+    }
+}
+
+fn finish_reason(v: &Value) -> Option<FinishReason> {
+    match v.as_str()? {
+        "length" => Some(FinishReason::Length),
+        _ => Some(FinishReason::Stop),
+    }
+}
+
+fn usage(v: &Value) -> Usage {
+    Usage {
+        prompt_tokens: v["prompt_tokens"].as_u64().unwrap_or(0) as usize,
+        completion_tokens: v["completion_tokens"].as_u64().unwrap_or(0) as usize,
+    }
+}
+
+/// The answer to a generation request as events: parsed line by line when the upstream streams
+/// (it was asked to, or ignored `"stream": false`), else one whole chat or text completion.
+async fn answer(
+    call: &Call<'_>,
+    res: reqwest::Response,
+    chat: bool,
+) -> Result<EventStream, ApiError> {
+    let streamed = res
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/event-stream"));
+    if streamed {
+        return Ok(line_events(
+            res,
+            label(call),
+            SseParser::new(chat, label(call)),
+        ));
+    }
+    let v = call.json(res).await?;
+    let choice = v["choices"].as_array().and_then(|a| a.first());
+    let text = choice.and_then(|c| {
+        if chat {
+            c["message"]["content"].as_str()
+        } else {
+            c["text"].as_str()
+        }
+    });
+    let reason = choice.and_then(|c| finish_reason(&c["finish_reason"]));
+    let (Some(text), Some(reason)) = (text, reason) else {
+        return Err(super::upstream_error(format!(
+            "{}: the answer has no choice with text and a finish reason",
+            label(call)
+        )));
+    };
+    let end = GenerateEvent::Finished {
+        reason,
+        usage: usage(&v["usage"]),
+        text: text.to_string(),
+    };
+    Ok(futures::stream::iter([end]).boxed())
 }
 
 /// Parses SSE `data:` lines of chat or text completion chunks.
@@ -94,10 +155,7 @@ impl LineParser for SseParser {
             )))];
         }
         if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-            self.usage = Usage {
-                prompt_tokens: u["prompt_tokens"].as_u64().unwrap_or(0) as usize,
-                completion_tokens: u["completion_tokens"].as_u64().unwrap_or(0) as usize,
-            };
+            self.usage = usage(u);
         }
         let mut out = Vec::new();
         if let Some(c) = v["choices"].as_array().and_then(|a| a.first()) {
@@ -112,10 +170,8 @@ impl LineParser for SseParser {
                     text: t.to_string(),
                 });
             }
-            match c["finish_reason"].as_str() {
-                Some("length") => self.reason = Some(FinishReason::Length),
-                Some(_) => self.reason = Some(FinishReason::Stop),
-                None => {}
+            if let Some(r) = finish_reason(&c["finish_reason"]) {
+                self.reason = Some(r);
             }
         }
         out
@@ -140,9 +196,12 @@ pub async fn chat(call: Call<'_>, model: &str, req: ChatRequest) -> Result<Gener
         .collect();
     m.insert("messages".into(), Value::Array(messages));
     generation_fields(&req.options, &mut m);
-    let res = call.post("/v1/chat/completions", &Value::Object(m)).await?;
+    let stream = req.options.stream;
+    let res = call
+        .post_generation("/v1/chat/completions", &Value::Object(m), stream)
+        .await?;
     Ok(Generation {
-        events: line_events(res, label(&call), SseParser::new(true, label(&call))),
+        events: answer(&call, res, true).await?,
         echo: String::new(),
     })
 }
@@ -169,9 +228,11 @@ pub async fn complete(
         m.insert("model".into(), json!(model));
         m.insert("prompt".into(), prompt);
         generation_fields(&req.options, &mut m);
-        let res = call.post("/v1/completions", &Value::Object(m)).await?;
+        let res = call
+            .post_generation("/v1/completions", &Value::Object(m), req.options.stream)
+            .await?;
         out.push(Generation {
-            events: line_events(res, label(&call), SseParser::new(false, label(&call))),
+            events: answer(&call, res, false).await?,
             echo,
         });
     }

@@ -5,7 +5,8 @@
 //! A failure that another node may not have (connection refused, 5xx, 429, a timeout, a stream
 //! that ends or fails before its first token) moves on; a client error (4xx) is answered at once.
 //! Once a stream has produced its first token it is handed to the client; if it later breaks, its
-//! last event is `Failed`, which the SSE and NDJSON writers turn into an error event.
+//! last event is `Failed`, which the SSE and NDJSON writers turn into an error event. A client
+//! that does not stream gets a whole answer from the upstream, so any failure of it moves on.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +61,18 @@ enum Op {
     Chat(ChatRequest),
     Complete(CompletionRequest),
     Embed(EmbeddingRequest),
+}
+
+impl Op {
+    /// Whether the upstream's first byte is due soon: a streamed generation's or embeddings'.
+    /// A whole generation's answer comes only when the generation is done.
+    fn first_byte_due(&self) -> bool {
+        match self {
+            Op::Chat(r) => r.options.stream,
+            Op::Complete(r) => r.options.stream,
+            Op::Embed(_) => true,
+        }
+    }
 }
 
 enum Out {
@@ -170,9 +183,9 @@ impl RoutedBackend {
         guard: Option<NodeGuard>,
         deadline: Instant,
     ) -> Result<Out, ApiError> {
-        let first_byte = match &target.kind {
-            TargetKind::Native(_) => None,
-            TargetKind::Upstream(up, _) => Some(up.cfg.first_byte_timeout),
+        let first_byte = match (&target.kind, op.first_byte_due()) {
+            (TargetKind::Upstream(up, _), true) => Some(up.cfg.first_byte_timeout),
+            _ => None,
         };
         let started = async {
             let gens = match (&target.kind, op) {
