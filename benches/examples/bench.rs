@@ -5,6 +5,12 @@
 //! sentence-transformers.
 //!
 //! `cargo run --release -p nfai-benches --example bench -- [-r REPS] [-t THREADS] [llm|embed|pp|tg]`
+//!
+//! Other models and devices (the same program on a GPU, built with `--features cuda`):
+//! `--model FILE.gguf` (a Gemma 3 file, e.g. one `nfai models synth` wrote), `--device cuda:0`,
+//! `--batches 1,8,32`, and `--bandwidth GB/s` to print decode at batch 1 against the
+//! memory-bandwidth bound (bytes of weights per step ÷ bandwidth). It also prints the load
+//! time and, on a GPU, the VRAM the model took.
 
 use std::time::Instant;
 
@@ -18,6 +24,10 @@ const SENTENCES: &str = include_str!("../data/sentences.txt");
 struct Args {
     reps: usize,
     threads: usize,
+    model: Option<std::path::PathBuf>,
+    device: String,
+    batches: Vec<usize>,
+    bandwidth_gbs: Option<f64>,
     llm: bool,
     embed: bool,
     pp: bool,
@@ -28,6 +38,10 @@ fn args() -> Result<Args, String> {
     let mut a = Args {
         reps: 3,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        model: None,
+        device: "cpu".into(),
+        batches: vec![1, 4, 8],
+        bandwidth_gbs: None,
         llm: true,
         embed: true,
         pp: true,
@@ -44,6 +58,23 @@ fn args() -> Result<Args, String> {
         match arg.as_str() {
             "-r" | "--reps" => a.reps = num("-r")?,
             "-t" | "--threads" => a.threads = num("-t")?,
+            "--model" => a.model = it.next().map(Into::into),
+            "--device" => a.device = it.next().ok_or("--device needs a name")?,
+            "--batches" => {
+                a.batches = it
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|b| b.trim().parse().ok().filter(|&b: &usize| b > 0))
+                    .collect::<Option<_>>()
+                    .ok_or("--batches needs positive numbers, e.g. 1,8,32")?
+            }
+            "--bandwidth" => {
+                a.bandwidth_gbs = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&v: &f64| v > 0.0)
+            }
             "llm" => a.embed = false,
             "embed" => a.llm = false,
             "pp" => (a.embed, a.tg) = (false, false),
@@ -72,44 +103,100 @@ fn measure(
     Ok((mean, var.sqrt()))
 }
 
-fn row(model: &str, size: &str, threads: usize, test: &str, (mean, sd): (f64, f64)) {
+fn row(model: &str, size: &str, backend: &str, threads: usize, test: &str, (mean, sd): (f64, f64)) {
     println!(
-        "| {model:<26} | {size:>10} | nfai-cpu ({kernels}) | {threads:>7} | {test:>12} | {:>20} |",
+        "| {model:<26} | {size:>10} | {backend:<15} | {threads:>7} | {test:>12} | {:>20} |",
         format!("{mean:.2} ± {sd:.2}"),
-        kernels = nfai_models::kernels::KERNELS,
     );
+}
+
+fn cpu_backend() -> String {
+    format!("nfai-cpu ({})", nfai_models::kernels::KERNELS)
 }
 
 fn bench_llm(a: &Args) -> Result<(), String> {
     let (reps, threads) = (a.reps, a.threads);
-    let path = nfai_models::default_model_dir()
-        .join("gemma-3-270m")
-        .join("gemma-3-270m-q4_k_m.gguf");
-    let size = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let size = format!("{:.2} MiB", size.len() as f64 / (1 << 20) as f64);
-    let lm = load_gguf_lm(&path, &Device::Cpu, 4096, None).map_err(|e| e.to_string())?;
+    let path = a.model.clone().unwrap_or_else(|| {
+        nfai_models::default_model_dir()
+            .join("gemma-3-270m")
+            .join("gemma-3-270m-q4_k_m.gguf")
+    });
+    let device = nfai_models::device::by_name(&a.device).map_err(|e| e.to_string())?;
+    let backend = if device.is_cpu() {
+        cpu_backend()
+    } else {
+        format!("nfai-{}", a.device)
+    };
+    let file_bytes = std::fs::metadata(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    let size = format!("{:.2} MiB", file_bytes as f64 / (1 << 20) as f64);
+    let free = || nfai_models::device::gpu_memory(&device).ok().flatten();
+    let before = free();
+    let started = Instant::now();
+    let lm = load_gguf_lm(&path, &device, 4096, None).map_err(|e| e.to_string())?;
+    let load_s = started.elapsed().as_secs_f64();
+    let vram = match (before, free()) {
+        (Some((b, _)), Some((a, _))) => format!(
+            ", {:.0} MiB of VRAM",
+            b.saturating_sub(a) as f64 / (1 << 20) as f64
+        ),
+        _ => String::new(),
+    };
+    let name = path
+        .file_stem()
+        .map_or("model".into(), |n| n.to_string_lossy().into_owned());
+    let name: String = name.chars().take(26).collect();
+    eprintln!("{name}: loaded in {load_s:.2} s{vram}");
     let model = lm.model.as_ref();
     let mut prompt = lm
         .tokenizer
         .encode(&TEXT.repeat(8), true)
         .map_err(|e| e.to_string())?;
     prompt.truncate(128);
-    let name = "gemma3 270M Q4_K_M";
-    for batch in [1usize, 4, 8] {
+    for &batch in &a.batches {
         if a.pp {
-            let pp = measure(reps, || prefill(model, &prompt, batch))?;
-            row(name, &size, threads, &format!("pp128 b{batch}"), pp);
+            let pp = measure(reps, || prefill(model, &device, &prompt, batch))?;
+            row(
+                &name,
+                &size,
+                &backend,
+                threads,
+                &format!("pp128 b{batch}"),
+                pp,
+            );
         }
         if a.tg {
-            let tg = measure(reps, || generate(model, batch, 128))?;
-            row(name, &size, threads, &format!("tg128 b{batch}"), tg);
+            let tg = measure(reps, || generate(model, &device, batch, 128))?;
+            row(
+                &name,
+                &size,
+                &backend,
+                threads,
+                &format!("tg128 b{batch}"),
+                tg,
+            );
+            if let (1, Some(bw)) = (batch, a.bandwidth_gbs) {
+                // Every weight is read once per decode step.
+                let bound = bw * 1e9 / file_bytes as f64;
+                eprintln!(
+                    "decode b1: {:.1} tok/s = {:.0}% of the bandwidth bound {bound:.1} tok/s ({bw} GB/s over {size})",
+                    tg.0,
+                    tg.0 * 100.0 / bound
+                );
+            }
         }
     }
     Ok(())
 }
 
 /// `batch` sequences of `prompt` in one forward pass; returns the tokens processed.
-fn prefill(model: &dyn CausalLm, prompt: &[u32], batch: usize) -> Result<usize, String> {
+fn prefill(
+    model: &dyn CausalLm,
+    device: &Device,
+    prompt: &[u32],
+    batch: usize,
+) -> Result<usize, String> {
     let mut caches: Vec<_> = (0..batch).map(|_| model.new_cache()).collect();
     let mut entries: Vec<BatchEntry<'_>> = caches
         .iter_mut()
@@ -119,12 +206,18 @@ fn prefill(model: &dyn CausalLm, prompt: &[u32], batch: usize) -> Result<usize, 
         })
         .collect();
     model.forward(&mut entries).map_err(|e| e.to_string())?;
+    device.synchronize().map_err(|e| e.to_string())?;
     Ok(batch * prompt.len())
 }
 
 /// `batch` sequences decoding `steps` tokens each from an empty context, one token per
 /// sequence per step (the token fed back is fixed, as in llama-bench: sampling is not timed).
-fn generate(model: &dyn CausalLm, batch: usize, steps: usize) -> Result<usize, String> {
+fn generate(
+    model: &dyn CausalLm,
+    device: &Device,
+    batch: usize,
+    steps: usize,
+) -> Result<usize, String> {
     let mut caches: Vec<_> = (0..batch).map(|_| model.new_cache()).collect();
     let token = [2u32];
     for _ in 0..steps {
@@ -137,6 +230,7 @@ fn generate(model: &dyn CausalLm, batch: usize, steps: usize) -> Result<usize, S
             .collect();
         model.forward(&mut entries).map_err(|e| e.to_string())?;
     }
+    device.synchronize().map_err(|e| e.to_string())?;
     Ok(batch * steps)
 }
 
@@ -162,6 +256,7 @@ fn bench_embed(reps: usize, threads: usize) -> Result<(), String> {
         row(
             "all-MiniLM-L6-v2 F32",
             &size,
+            &cpu_backend(),
             threads,
             &format!("embed b{batch}"),
             r,

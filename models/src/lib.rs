@@ -5,6 +5,7 @@
 
 pub mod bert;
 pub mod chat_template;
+pub mod device;
 pub mod error;
 pub mod gemma3;
 pub mod gguf;
@@ -13,6 +14,7 @@ pub mod layers;
 pub mod lm;
 pub mod loader;
 pub mod memory;
+pub mod synth;
 pub mod tokenizer;
 
 pub use bert::{BertConfig, BertEmbedder, Pooling};

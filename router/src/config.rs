@@ -222,6 +222,11 @@ pub struct CacheFile {
     pub ram_budget_bytes: Option<u64>,
     /// Share of the memory available at start that models may take (0..1] [default: 0.8].
     pub ram_budget_share: Option<f64>,
+    /// Bytes models may take on each GPU [default: the driver's free memory at start less
+    /// `vram_margin_bytes`].
+    pub vram_budget_bytes: Option<u64>,
+    /// Kept free on each GPU when its budget comes from the driver [default: 512 MiB].
+    pub vram_margin_bytes: Option<u64>,
     pub max_loaded_models: Option<usize>,
     pub keep_alive: Option<serde_json::Value>,
     pub max_waiters: Option<usize>,
@@ -364,10 +369,12 @@ impl Config {
             .ram_budget_bytes
             .or(file.cache.ram_budget_bytes)
             .unwrap_or_else(|| nfai_cache::default_cpu_budget(share));
+        let vram = crate::budgets::VramSettings {
+            budget_bytes: file.cache.vram_budget_bytes,
+            margin_bytes: file.cache.vram_margin_bytes,
+        };
         let cache = nfai_cache::CacheConfig {
-            budgets: [(nfai_cache::DeviceId::Cpu, ram_budget)]
-                .into_iter()
-                .collect(),
+            budgets: crate::budgets::device_budgets(&catalog, &serve, ram_budget, vram)?,
             max_loaded_per_device: file.cache.max_loaded_models.unwrap_or(3),
             default_keep_alive,
             max_waiters: file.cache.max_waiters.unwrap_or(256),

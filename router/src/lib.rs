@@ -6,6 +6,7 @@
 pub mod admin_cli;
 pub mod app;
 pub mod backend;
+pub mod budgets;
 pub mod catalog;
 pub mod config;
 pub mod error;

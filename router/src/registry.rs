@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::Device;
 use nfai_cache::{
     AcquireOptions, CacheConfig, CacheError, DeviceId, KeepAlive, Lease, Loader, ModelCache,
     ModelSpec,
@@ -133,14 +132,25 @@ impl Loader for NativeLoader {
         .map_err(|err| err.to_string())
     }
 
-    /// The reported size is what the process grew by while loading (weights, tokenizer) plus
-    /// the KV cache the model may still grow to, so the budget keeps room for it.
+    /// The reported size is what the device's memory grew by while loading (the process's RSS
+    /// on the host, the driver's used memory on a GPU) plus the KV cache the model may still
+    /// grow to, so the budget keeps room for it.
     fn load(&self, spec: &ModelSpec) -> Result<(NativeModel, u64), String> {
         let e = self.entry(&spec.id)?;
-        let before = resident_bytes();
+        let device = nfai_models::device::by_name(&e.device).map_err(|err| err.to_string())?;
+        let gpu_free = || {
+            nfai_models::device::gpu_memory(&device)
+                .ok()
+                .flatten()
+                .map(|(free, _)| free)
+        };
+        let (rss_before, gpu_before) = (resident_bytes(), gpu_free());
         let model =
             load_one(e, &self.model_dir, &self.settings).map_err(|err| format!("{err:#}"))?;
-        let grown = resident_bytes().saturating_sub(before);
+        let grown = match (gpu_before, gpu_free()) {
+            (Some(before), Some(after)) => before.saturating_sub(after),
+            _ => resident_bytes().saturating_sub(rss_before),
+        };
         Ok((model, grown + self.kv_reserve(e)))
     }
 }
@@ -304,16 +314,6 @@ impl From<CacheError> for ApiError {
     }
 }
 
-fn device(entry: &ModelEntry) -> anyhow::Result<Device> {
-    match entry.device.as_str() {
-        "cpu" => Ok(Device::Cpu),
-        other => anyhow::bail!(
-            "model {:?}: device {other:?} needs a build with the `cuda` feature",
-            entry.id
-        ),
-    }
-}
-
 struct BertAdapter(Arc<BertEmbedder>);
 
 impl Embedder for BertAdapter {
@@ -329,7 +329,7 @@ fn load_one(
 ) -> anyhow::Result<NativeModel> {
     let started = Instant::now();
     let path = entry.location(model_dir);
-    let device = device(entry)?;
+    let device = nfai_models::device::by_name(&entry.device)?;
     let loaded = match (entry.kind, entry.format) {
         (ModelKind::Chat, ModelFormat::Gguf) => {
             let ctx = entry.context_length.unwrap_or(DEFAULT_CONTEXT);

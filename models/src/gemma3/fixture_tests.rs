@@ -63,9 +63,22 @@ fn log_probs(logits: &candle_core::Tensor) -> Result<Vec<f32>> {
 /// greedy output, so that prefix is compared token for token.
 #[test]
 fn real_greedy_matches_llama_cpp() -> Result<()> {
+    greedy_matches_llama_cpp(real_lm())
+}
+
+/// The same check with the model on GPU 0: `cargo test --features cuda -- --ignored gpu_`.
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn gpu_greedy_matches_llama_cpp() -> Result<()> {
+    let device = crate::device::by_name("cuda:0")?;
+    let lm = crate::load_gguf_lm(&super::real_tests::real_model_path(), &device, 2048, None)?;
+    greedy_matches_llama_cpp(&lm)
+}
+
+fn greedy_matches_llama_cpp(lm: &crate::LoadedLm) -> Result<()> {
     let fx: GreedyFixture = serde_json::from_str(&fixture("greedy.json"))
         .map_err(|e| crate::ModelError::Format(format!("greedy.json: {e}")))?;
-    let lm = real_lm();
     let model = lm.model.as_ref();
     let mut failures = Vec::new();
     for case in &fx.cases {

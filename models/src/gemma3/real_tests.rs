@@ -80,7 +80,19 @@ const PROMPTS: [&str; 3] = [
 
 #[test]
 fn real_greedy_batch_matches_single() -> Result<()> {
-    let lm = real_lm();
+    batch_matches_single(real_lm())
+}
+
+/// Batched decode on GPU 0: `cargo test --features cuda -- --ignored gpu_`.
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "needs an NVIDIA GPU"]
+fn gpu_greedy_batch_matches_single() -> Result<()> {
+    let device = crate::device::by_name("cuda:0")?;
+    batch_matches_single(&load_gguf_lm(&real_model_path(), &device, 2048, None)?)
+}
+
+fn batch_matches_single(lm: &LoadedLm) -> Result<()> {
     let prompts: Vec<Vec<u32>> = PROMPTS
         .iter()
         .map(|p| lm.tokenizer.encode(p, true))
