@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, the default models (fetched once into the model
-# cache), then every crate's tests, the end-to-end tests and the OpenAI SDK test.
+# cache), then every crate's tests, the end-to-end tests and the OpenAI SDK test, and last a
+# build and lint of the `cuda` feature.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,3 +20,12 @@ cargo run --locked -q -p nfai-router --bin nfai -- models fetch
 
 step "cargo test"
 cargo test --workspace --locked
+
+# The `cuda` feature compiles here without a GPU (nvcc and the CUDA headers from PyPI wheels);
+# its GPU tests need a GPU and are run there (see README, "GPU builds").
+step "cuda feature: build and lint (compile only)"
+(
+  source scripts/cuda-toolkit.sh "${CUDA_COMPUTE_CAP:-89}"
+  cargo build --workspace --all-targets --features cuda --locked
+  cargo clippy --workspace --all-targets --features cuda --locked -- -D warnings
+)

@@ -43,8 +43,14 @@ fn cuda(ordinal: usize) -> Result<Device> {
     if let Some(d) = gpus.get(&ordinal) {
         return Ok(d.clone());
     }
-    let d = Device::new_cuda(ordinal)
-        .map_err(|e| ModelError::Unsupported(format!("cuda:{ordinal}: {e}")))?;
+    let d = Device::new_cuda(ordinal).map_err(|e| {
+        // Candle attaches a backtrace to CUDA errors; the cause alone is the message.
+        let cause = match e {
+            candle_core::Error::WithBacktrace { inner, .. } => inner.to_string(),
+            other => other.to_string(),
+        };
+        ModelError::Unsupported(format!("cuda:{ordinal} cannot be opened: {cause}"))
+    })?;
     gpus.insert(ordinal, d.clone());
     Ok(d)
 }

@@ -56,6 +56,8 @@ impl SynthShape {
         &["llama3-8b", "llama3-3b", "gemma3-1b", "gemma3-270m"];
 
     /// Every tensor: name, GGUF dimensions (columns first) and type.
+    /// A matrix whose rows do not split into `dtype`'s blocks (640-wide rows and the 256-value
+    /// K-quant blocks, say) is written as Q8_0, as llama.cpp's quantizer falls back too.
     fn tensors(&self, dtype: GgmlDType) -> Vec<(String, Vec<usize>, GgmlDType)> {
         let (h, qd, kvd) = (
             self.hidden,
@@ -85,6 +87,11 @@ impl SynthShape {
         t.push(("output_norm.weight".into(), vec![h], f32));
         if self.untied_output {
             t.push(("output.weight".into(), vec![h, self.vocab], dtype));
+        }
+        for (_, dims, ty) in &mut t {
+            if dims[0] % ty.block_size() != 0 {
+                *ty = GgmlDType::Q8_0;
+            }
         }
         t
     }

@@ -101,9 +101,31 @@ fn preset_sizes_match_the_real_models() {
 }
 
 #[test]
-fn rows_that_do_not_fill_blocks_are_refused() {
+fn rows_that_do_not_fill_k_quant_blocks_fall_back_to_q8_0() -> Result<()> {
+    // Gemma 3 270M's 640-wide rows, as in the real file.
     let shape = SynthShape {
-        hidden: 320,
+        hidden: 640,
+        heads: 4,
+        head_dim: 160,
+        ..small()
+    };
+    let (_dir, path, _) = write(&shape, GgmlDType::Q4K, 3);
+    let g = crate::GgufFile::open(&path)?;
+    let t = g.tensor("blk.0.attn_q.weight", &Device::Cpu)?;
+    assert_eq!(t.dtype(), GgmlDType::Q8_0);
+    let down = g.tensor("blk.0.ffn_down.weight", &Device::Cpu)?;
+    assert_eq!(down.dtype(), GgmlDType::Q4K, "512-wide rows stay Q4_K");
+    crate::load_gguf_lm(&path, &Device::Cpu, 64, None)?;
+    Ok(())
+}
+
+#[test]
+fn rows_that_fill_no_block_are_refused() {
+    let shape = SynthShape {
+        hidden: 40,
+        heads: 1,
+        kv_heads: 1,
+        head_dim: 40,
         ..small()
     };
     let dir = tempfile::tempdir().unwrap();
