@@ -26,6 +26,9 @@ pub enum EngineError {
     /// The engine stopped while the request was in flight.
     #[error("the model's engine stopped while the request was running")]
     Stopped,
+    /// The request's deadline passed before the generation finished.
+    #[error("the request's deadline passed before the answer was complete")]
+    DeadlinePassed,
 }
 
 impl From<nfai_models::ModelError> for EngineError {

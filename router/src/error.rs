@@ -211,6 +211,7 @@ impl From<EngineError> for ApiError {
             EngineError::Input(m) => Self::invalid("input", m),
             EngineError::Compute(m) => Self::internal(format!("The model failed: {m}")),
             EngineError::Stopped => Self::unavailable(e.to_string()),
+            EngineError::DeadlinePassed => crate::upstream::deadline_error(),
         }
     }
 }

@@ -151,3 +151,50 @@ async fn system_and_multi_turn_conversations_render() {
     );
     assert!(a["usage"]["completion_tokens"].as_u64().unwrap() <= 8);
 }
+
+/// `x-request-timeout` bounds a native generation: a plain request past it is a 504 naming the
+/// deadline; a stream that has started ends with an error event, never with `[DONE]`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_deadline_bounds_a_native_generation() {
+    let s = server();
+    let (status, _) = post(s, "/v1/chat/completions", greedy_chat("Hi", 1)).await;
+    assert_eq!(status, 200, "warm-up");
+    let mut long = greedy_chat("Count from one to five hundred.", 1000);
+    long["ignore_eos"] = json!(true);
+    let url = format!("{}/v1/chat/completions", s.base);
+
+    let started = std::time::Instant::now();
+    let res = client()
+        .post(&url)
+        .header("x-request-timeout", "0.5")
+        .json(&long)
+        .send()
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(res.status().as_u16(), 504);
+    let body: Value = res.json().await.unwrap();
+    assert_error(&body, "server_error", None, Some("deadline_exceeded"));
+    assert!(elapsed.as_secs_f64() < 5.0, "{elapsed:?}");
+
+    long["stream"] = json!(true);
+    let res = client()
+        .post(&url)
+        .header("x-request-timeout", "1.5")
+        .json(&long)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let data = sse_data(res).await;
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("deadline"),
+        "{last}"
+    );
+    assert!(data.len() > 2, "tokens came before the deadline: {data:?}");
+    assert!(!data.iter().any(|d| d == "[DONE]"), "{data:?}");
+}

@@ -8,11 +8,14 @@
 
 pub mod native;
 
+use std::sync::Arc;
+
 use futures::future::BoxFuture;
-use futures::stream::BoxStream;
+use futures::stream::{self, BoxStream, StreamExt};
 pub use nfai_cache::KeepAlive;
-use nfai_inference::{GenerateEvent, SamplingParams};
+use nfai_inference::{EngineError, GenerateEvent, SamplingParams};
 use nfai_models::chat_template::ChatMessage;
+use tokio::time::Instant;
 
 use crate::catalog::SamplingDefaults;
 use crate::error::ApiError;
@@ -159,4 +162,47 @@ pub trait Backend: Send + Sync {
     ) -> BoxFuture<'a, Result<Embeddings, ApiError>>;
 
     fn health(&self) -> BoxFuture<'_, BackendHealth>;
+}
+
+/// Runs `fut` until `deadline` (none: no limit); past it, 504 `deadline_exceeded`.
+pub async fn within<T>(
+    deadline: Option<Instant>,
+    fut: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, fut)
+            .await
+            .map_err(|_| crate::upstream::deadline_error())?,
+        None => fut.await,
+    }
+}
+
+/// Ends the generation with `Failed(DeadlinePassed)` at `deadline` (dropping the rest, which
+/// cancels it), and keeps `hold` (an upstream node's slot, say) until the stream is dropped.
+pub fn bounded<T: Send + Sync + 'static>(
+    g: Generation,
+    deadline: Instant,
+    hold: Option<Arc<T>>,
+) -> Generation {
+    let sleep = Box::pin(tokio::time::sleep_until(deadline));
+    let events = stream::unfold(
+        (Some(g.events), sleep, hold),
+        |(ev, mut sleep, hold)| async move {
+            let mut ev = ev?;
+            tokio::select! {
+                e = ev.next() => {
+                    let e = e?;
+                    let end = matches!(e, GenerateEvent::Finished { .. } | GenerateEvent::Failed(_));
+                    Some((e, ((!end).then_some(ev), sleep, hold)))
+                }
+                () = &mut sleep => {
+                    Some((GenerateEvent::Failed(EngineError::DeadlinePassed), (None, sleep, hold)))
+                }
+            }
+        },
+    );
+    Generation {
+        events: events.boxed(),
+        echo: g.echo,
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! It applies the catalog's sampling defaults, renders chat templates, tokenizes (off the async
 //! workers), checks prompts against the loaded context, and queues the request on the model's
-//! engine without waiting (a full queue is a 429 at once).
+//! engine without waiting (a full queue is a 429 at once). A request's `x-request-timeout`
+//! bounds the wait for its model, its queueing and its generation (504 `deadline_exceeded`).
 
 use std::sync::Arc;
 
@@ -229,7 +230,15 @@ impl Backend for NativeBackend {
         model: &'a str,
         req: ChatRequest,
     ) -> BoxFuture<'a, Result<Generation, ApiError>> {
-        self.run_chat(model, req).boxed()
+        async move {
+            let deadline = crate::upstream::current().deadline;
+            let g = within(deadline, self.run_chat(model, req)).await?;
+            Ok(match deadline {
+                Some(d) => bounded::<()>(g, d, None),
+                None => g,
+            })
+        }
+        .boxed()
     }
 
     fn complete<'a>(
@@ -237,7 +246,18 @@ impl Backend for NativeBackend {
         model: &'a str,
         req: CompletionRequest,
     ) -> BoxFuture<'a, Result<Vec<Generation>, ApiError>> {
-        self.run_completion(model, req).boxed()
+        async move {
+            let deadline = crate::upstream::current().deadline;
+            let gens = within(deadline, self.run_completion(model, req)).await?;
+            Ok(match deadline {
+                Some(d) => gens
+                    .into_iter()
+                    .map(|g| bounded::<()>(g, d, None))
+                    .collect(),
+                None => gens,
+            })
+        }
+        .boxed()
     }
 
     fn embed<'a>(
@@ -245,7 +265,11 @@ impl Backend for NativeBackend {
         model: &'a str,
         req: EmbeddingRequest,
     ) -> BoxFuture<'a, Result<Embeddings, ApiError>> {
-        self.run_embed(model, req).boxed()
+        within(
+            crate::upstream::current().deadline,
+            self.run_embed(model, req),
+        )
+        .boxed()
     }
 
     fn health(&self) -> BoxFuture<'_, BackendHealth> {

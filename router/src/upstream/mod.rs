@@ -79,6 +79,16 @@ pub fn timeout_error(message: impl Into<String>) -> ApiError {
     error(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", message)
 }
 
+/// 504 `deadline_exceeded`: the request's deadline (`x-request-timeout`) passed while its model
+/// was still loading, queued or generating.
+pub fn deadline_error() -> ApiError {
+    error(
+        StatusCode::GATEWAY_TIMEOUT,
+        "deadline_exceeded",
+        "The request's deadline (x-request-timeout) passed before the answer was complete.",
+    )
+}
+
 /// 502: an upstream failed or answered something unusable.
 pub fn upstream_error(message: impl Into<String>) -> ApiError {
     error(StatusCode::BAD_GATEWAY, "upstream_error", message)

@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt};
-use nfai_inference::{EngineError, GenerateEvent};
+use nfai_inference::GenerateEvent;
 use tokio::time::Instant;
 
 use super::config::{Cooldown, Protocol};
@@ -273,34 +273,6 @@ async fn first_token(mut g: Generation) -> Result<Generation, ApiError> {
     }
     g.events = stream::iter(head).chain(g.events).boxed();
     Ok(g)
-}
-
-/// Ends the stream with `Failed` at the deadline; holds the node's slot until dropped.
-fn bounded(g: Generation, deadline: Instant, guard: Option<Arc<NodeGuard>>) -> Generation {
-    let sleep = Box::pin(tokio::time::sleep_until(deadline));
-    let events = stream::unfold(
-        (g.events, sleep, guard, false),
-        |(mut ev, mut sleep, guard, done)| async move {
-            if done {
-                return None;
-            }
-            tokio::select! {
-                e = ev.next() => {
-                    let e = e?;
-                    let end = matches!(e, GenerateEvent::Finished { .. } | GenerateEvent::Failed(_));
-                    Some((e, (ev, sleep, guard, end)))
-                }
-                () = &mut sleep => {
-                    let e = GenerateEvent::Failed(EngineError::Compute("the request's deadline passed mid-stream".into()));
-                    Some((e, (ev, sleep, guard, true)))
-                }
-            }
-        },
-    );
-    Generation {
-        events: events.boxed(),
-        echo: g.echo,
-    }
 }
 
 impl Backend for RoutedBackend {
