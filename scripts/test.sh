@@ -26,6 +26,6 @@ cargo test --workspace --locked
 step "cuda feature: build and lint (compile only)"
 (
   source scripts/cuda-toolkit.sh "${CUDA_COMPUTE_CAP:-89}"
-  cargo build --workspace --all-targets --features cuda --locked
+  cargo build --workspace --features cuda --locked
   cargo clippy --workspace --all-targets --features cuda --locked -- -D warnings
 )
