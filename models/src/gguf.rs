@@ -2,8 +2,11 @@
 //! typed metadata getters whose errors name the key, and tensor loading onto a device.
 //!
 //! The header is read once by [`GgufFile::open`]; tensors are read on demand by
-//! [`GgufFile::tensor`], so a loader only pays for the tensors it asks for.
+//! [`GgufFile::tensor`], so a loader only pays for the tensors it asks for. The file is mapped
+//! into memory, so a tensor is copied once, from the page cache into its own storage (reading
+//! through `read` copied it three times); where mapping fails, tensors are read instead.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
@@ -11,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use candle_core::Device;
-use candle_core::quantized::QTensor;
 use candle_core::quantized::gguf_file::{Content, TensorInfo, Value};
+use candle_core::quantized::{QStorage, QTensor};
 
 use crate::{ModelError, Result};
 
@@ -21,6 +24,7 @@ pub struct GgufFile {
     path: PathBuf,
     content: Content,
     reader: Mutex<BufReader<File>>,
+    map: Option<memmap2::Mmap>,
 }
 
 impl std::fmt::Debug for GgufFile {
@@ -43,6 +47,10 @@ impl GgufFile {
         Ok(Self {
             path: path.to_path_buf(),
             content,
+            // SAFETY: the mapping is read-only and lives no longer than this value; model files
+            // are not modified while a model loads (the fetch writes a new file and renames
+            // it into place, which leaves a mapped old file intact).
+            map: unsafe { memmap2::Mmap::map(reader.get_ref()) }.ok(),
             reader: Mutex::new(reader),
         })
     }
@@ -259,6 +267,14 @@ impl GgufFile {
         let info = self
             .tensor_info(name)
             .ok_or_else(|| self.missing_tensor(name))?;
+        if let Some(bytes) = self.mapped(info) {
+            let storage = QStorage::from_data(Cow::Borrowed(bytes), device, info.ggml_dtype);
+            return storage
+                .and_then(|s| QTensor::new(s, info.shape.clone()))
+                .map_err(|e| {
+                    ModelError::Format(format!("{}: tensor `{name}`: {e}", self.path.display()))
+                });
+        }
         let mut reader = self
             .reader
             .lock()
@@ -267,6 +283,24 @@ impl GgufFile {
             .map_err(|e| {
                 ModelError::Format(format!("{}: tensor `{name}`: {e}", self.path.display()))
             })
+    }
+
+    /// The tensor's bytes in the mapped file, when the file is mapped, they lie within it, and
+    /// they are aligned for the tensor's blocks (GGUF aligns tensor data to 32 bytes).
+    fn mapped(&self, info: &TensorInfo) -> Option<&[u8]> {
+        let map = self.map.as_ref()?;
+        let t = info.ggml_dtype;
+        let elems = info.shape.elem_count();
+        if !elems.is_multiple_of(t.block_size()) {
+            return None;
+        }
+        let len = elems / t.block_size() * t.type_size();
+        let start =
+            usize::try_from(self.content.tensor_data_offset.checked_add(info.offset)?).ok()?;
+        let bytes = map.get(start..start.checked_add(len)?)?;
+        (bytes.as_ptr() as usize)
+            .is_multiple_of(32)
+            .then_some(bytes)
     }
 
     /// Bytes of all tensors as stored in the file (quantised sizes), for memory estimates.
