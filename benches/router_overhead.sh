@@ -44,7 +44,8 @@ cpu() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/pro
 
 direct="http://127.0.0.1:$UP_PORT/v1/chat/completions"
 routed="http://127.0.0.1:$NFAI_PORT/v1/chat/completions"
-echo "pinned: $PIN (upstream and load generator on core 0, nfai on core 1)"
+if [ "$PIN" = 1 ]; then echo "pinned: upstream and load generator on core 0, nfai on core 1"
+else echo "unpinned: upstream, load generator and nfai share every core"; fi
 $near "$BENCH" rate "$direct" "$RPS" "$SECS"
 $near "$BENCH" rate "$routed" "$RPS" "$SECS"
 $near "$BENCH" max "$direct" "$CONNS" "$SECS"
