@@ -191,19 +191,25 @@ async fn a_silent_upstream_ends_at_the_deadline() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_first_byte_timeout_moves_on() {
+/// Route `m` → an upstream that never answers (with `extra` settings), then a good one.
+async fn silent_then_good(name: &str, extra: &str) -> (Fake, Fake, Server) {
     let h = serve(hang()).await;
     let good = serve(openai_tokens(HELLO, None)).await;
     let s = routed(
-        "firstbyte",
+        name,
         &[
-            ("a", vec![h.base.clone()], "first_byte_timeout_ms = 300"),
+            ("a", vec![h.base.clone()], extra),
             ("b", vec![good.base.clone()], ""),
         ],
         &["openai:a/m", "openai:b/m"],
         "",
     );
+    (h, good, s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_byte_timeout_moves_on() {
+    let (_h, _good, s) = silent_then_good("firstbyte", "first_byte_timeout_ms = 300").await;
     let started = Instant::now();
     let res = client()
         .post(format!("{}/v1/chat/completions", s.base))
@@ -225,21 +231,11 @@ async fn a_first_byte_timeout_moves_on() {
 /// it short; the total timeout bounds it, and then the next target answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_answer_is_bounded_by_the_total_timeout() {
-    let h = serve(hang()).await;
-    let good = serve(openai_tokens(HELLO, None)).await;
-    let s = routed(
+    let (h, good, s) = silent_then_good(
         "whole",
-        &[
-            (
-                "a",
-                vec![h.base.clone()],
-                "first_byte_timeout_ms = 100\ntotal_timeout_ms = 800",
-            ),
-            ("b", vec![good.base.clone()], ""),
-        ],
-        &["openai:a/m", "openai:b/m"],
-        "",
-    );
+        "first_byte_timeout_ms = 100\ntotal_timeout_ms = 800",
+    )
+    .await;
     let started = Instant::now();
     let (status, body) = content(&s).await;
     let elapsed = started.elapsed();
