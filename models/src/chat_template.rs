@@ -103,12 +103,17 @@ impl ChatTemplate {
 
     /// The builtin template of an architecture family, for files that carry none.
     pub fn for_architecture(arch: &str) -> Result<Self> {
-        match arch {
-            "gemma" | "gemma2" | "gemma3" => Self::gemma(),
-            other => Err(ModelError::Template(format!(
-                "the model file has no chat template and there is no builtin one for `{other}`"
+        match Self::builtin_source(arch) {
+            Some(_) => Self::gemma(),
+            None => Err(ModelError::Template(format!(
+                "the model file has no chat template and there is no builtin one for `{arch}`"
             ))),
         }
+    }
+
+    /// The source of the builtin template of an architecture family, if there is one.
+    pub fn builtin_source(arch: &str) -> Option<&'static str> {
+        matches!(arch, "gemma" | "gemma2" | "gemma3").then_some(GEMMA_TEMPLATE)
     }
 
     /// Whether messages with role `tool` are accepted.

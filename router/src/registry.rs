@@ -166,6 +166,7 @@ pub fn resident_bytes() -> u64 {
 /// The catalog, and the cache that keeps its native models resident.
 pub struct ModelRegistry {
     catalog: Catalog,
+    model_dir: PathBuf,
     cache: ModelCache<NativeLoader>,
 }
 
@@ -206,7 +207,16 @@ impl ModelRegistry {
             settings,
         };
         let cache = ModelCache::start(Arc::new(loader), specs, config);
-        Ok(Self { catalog, cache })
+        Ok(Self {
+            catalog,
+            model_dir: model_dir.to_path_buf(),
+            cache,
+        })
+    }
+
+    /// The folder holding one sub-folder per model.
+    pub fn model_dir(&self) -> &Path {
+        &self.model_dir
     }
 
     pub fn catalog(&self) -> &Catalog {

@@ -252,3 +252,45 @@ async fn the_ollama_client_reads_documented_answers_and_maps_options() {
         json!(["Why is the sky blue?"])
     );
 }
+
+#[tokio::test]
+async fn show_describes_native_models_from_their_files() {
+    let (status, v) = post_json(server(), "/api/show", json!({"model": "gemma-3-270m"})).await;
+    assert_eq!(status, 200, "{v}");
+    let d = &v["details"];
+    assert_eq!(
+        (&d["format"], &d["family"], &d["quantization_level"]),
+        (&json!("gguf"), &json!("gemma3"), &json!("Q4_K_M")),
+        "{v}"
+    );
+    assert!(d["parameter_size"].as_str().unwrap().ends_with('M'), "{v}");
+    let info = &v["model_info"];
+    assert_eq!(info["general.architecture"], "gemma3");
+    assert_eq!(info["gemma3.block_count"], 18);
+    assert!(info["general.parameter_count"].as_u64().unwrap() > 200_000_000);
+    assert!(
+        info["tokenizer.ggml.tokens"].is_null(),
+        "arrays are not listed"
+    );
+    assert_eq!(v["capabilities"], json!(["completion"]));
+    assert!(v["modified_at"].is_string());
+    assert!(
+        v["template"].as_str().unwrap().contains("<start_of_turn>"),
+        "the template in use: {v}"
+    );
+    assert!(v["parameters"].as_str().unwrap().contains("top_k"), "{v}");
+
+    let (status, v) = post_json(
+        server(),
+        "/api/show",
+        json!({"name": "all-minilm-l6-v2:latest"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["details"]["family"], "bert");
+    assert_eq!(v["model_info"]["bert.embedding_length"], 384);
+    assert_eq!(v["capabilities"], json!(["embedding"]));
+
+    let (status, err) = post_json(server(), "/api/show", json!({"model": "nope"})).await;
+    assert_eq!(status, 404, "{err}");
+}

@@ -1,5 +1,5 @@
 //! `POST /api/embed`, `POST /api/embeddings` (older), `GET /api/tags`, `GET /api/ps`,
-//! `POST /api/show` and `GET /api/version`.
+//! and `GET /api/version`.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -182,26 +182,6 @@ pub async fn ps(State(state): State<AppState>) -> Json<Value> {
         })
         .collect();
     Json(json!({ "models": models }))
-}
-
-#[derive(Debug, serde::Deserialize)]
-pub struct ShowRequest {
-    #[serde(alias = "name")]
-    pub model: String,
-}
-
-pub async fn show(
-    State(state): State<AppState>,
-    OllamaJson(req): OllamaJson<ShowRequest>,
-) -> Result<Json<Value>, OllamaError> {
-    route(&state, &req.model)?;
-    let l = listed(&state).await.into_iter().find(|l| {
-        l.name == req.model || Some(l.name.as_str()) == req.model.strip_suffix(":latest")
-    });
-    let details = l.as_ref().map(details).unwrap_or_else(|| json!({}));
-    Ok(Json(
-        json!({ "modelfile": "", "parameters": "", "template": "", "details": details, "model_info": {} }),
-    ))
 }
 
 pub async fn version() -> Json<Value> {

@@ -7,6 +7,7 @@
 
 mod generate;
 mod info;
+mod show;
 pub mod wire;
 
 use axum::Router;
@@ -27,7 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/tags", get(info::tags))
         .route("/api/ps", get(info::ps))
         .route("/api/version", get(info::version))
-        .route("/api/show", post(info::show))
+        .route("/api/show", post(show::show))
 }
 
 /// An error in Ollama's shape.
