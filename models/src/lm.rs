@@ -45,6 +45,11 @@ pub trait CausalLm: Send + Sync {
 
 /// Keys and values of one sequence for every layer, stored as `[kv_heads, capacity, head_dim]`
 /// and grown by doubling, so appending one token is amortised O(1).
+///
+/// A sliding-window layer keeps only the positions a later query can still see (the last
+/// `window - 1` before the new tokens): when its buffer is full it moves those to the front
+/// instead of growing, so its memory stays about `window + chunk` positions however long the
+/// sequence gets.
 #[derive(Debug)]
 pub struct SeqKvCache {
     layers: Vec<LayerKv>,
@@ -55,13 +60,33 @@ pub struct SeqKvCache {
 struct LayerKv {
     k: Option<Tensor>,
     v: Option<Tensor>,
+    /// Keys a query at position `p` sees are those after `p - window`; `None`: all.
+    window: Option<usize>,
+    /// The position buffer row 0 holds.
+    start: usize,
 }
 
+/// Rows a sliding-window buffer has beyond what the current step needs, so that decoding moves
+/// the kept rows only every this many tokens.
+pub(crate) const WINDOW_SLACK: usize = 64;
+
 impl SeqKvCache {
+    /// A cache for `n_layers` layers that all attend to every earlier position.
     pub fn new(n_layers: usize) -> Self {
+        Self::with_windows(vec![None; n_layers])
+    }
+
+    /// A cache with one entry per layer: the layer's sliding window, or `None`.
+    pub fn with_windows(windows: Vec<Option<usize>>) -> Self {
         Self {
-            layers: (0..n_layers)
-                .map(|_| LayerKv { k: None, v: None })
+            layers: windows
+                .into_iter()
+                .map(|window| LayerKv {
+                    k: None,
+                    v: None,
+                    window: window.filter(|w| *w > 0),
+                    start: 0,
+                })
                 .collect(),
             len: 0,
         }
@@ -82,9 +107,23 @@ impl SeqKvCache {
     }
 
     /// Forgets every position at and after `len`, so that a prompt sharing a prefix with this
-    /// sequence can continue from it.
-    pub fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
+    /// sequence can continue from it. Returns the length kept: `len`, or 0 (an empty cache) when
+    /// a sliding-window layer has already dropped positions a continuation at `len` would see.
+    pub fn truncate(&mut self, len: usize) -> usize {
+        let len = self.len.min(len);
+        let kept = self.layers.iter().all(|l| match l.window {
+            Some(w) => l.start <= len.saturating_sub(w - 1),
+            None => true,
+        });
+        if kept {
+            self.len = len;
+        } else {
+            for l in &mut self.layers {
+                l.start = 0;
+            }
+            self.len = 0;
+        }
+        self.len
     }
 
     /// Bytes held by the buffers (capacity, not length).
@@ -98,17 +137,37 @@ impl SeqKvCache {
     }
 
     /// Appends `k` and `v` (`[kv_heads, n, head_dim]`) to `layer` at the current length and
-    /// returns views of all `len + n` positions. Call [`SeqKvCache::commit`] once every layer
-    /// has been appended.
-    pub fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+    /// returns views of the positions held, `offset..len + n`, and `offset`. Call
+    /// [`SeqKvCache::commit`] once every layer has been appended.
+    pub fn append(
+        &mut self,
+        layer: usize,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<(Tensor, Tensor, usize)> {
         let len = self.len;
         let slot = self
             .layers
             .get_mut(layer)
             .ok_or_else(|| crate::ModelError::Input(format!("no layer {layer} in KV cache")))?;
-        let k = grow_and_set(&mut slot.k, k, len)?;
-        let v = grow_and_set(&mut slot.v, v, len)?;
-        Ok((k, v))
+        let n = k.dim(1)?;
+        if let Some(w) = slot.window {
+            // The first new query (at `len`) sees keys from `len - (w - 1)` on.
+            let keep = len.saturating_sub(w - 1).max(slot.start);
+            let capacity = slot.k.as_ref().map(|b| b.dim(1)).transpose()?.unwrap_or(0);
+            if len - slot.start + n > capacity && keep > slot.start {
+                let rows = len - keep;
+                let cap = (rows + n + WINDOW_SLACK).max(capacity);
+                let from = keep - slot.start;
+                slot.k = Some(moved_to_front(slot.k.as_ref(), from, rows, cap, k)?);
+                slot.v = Some(moved_to_front(slot.v.as_ref(), from, rows, cap, v)?);
+                slot.start = keep;
+            }
+        }
+        let at = len - slot.start;
+        let k = grow_and_set(&mut slot.k, k, at)?;
+        let v = grow_and_set(&mut slot.v, v, at)?;
+        Ok((k, v, slot.start))
     }
 
     /// Advances the length by `n` after every layer has appended `n` positions.
@@ -117,6 +176,26 @@ impl SeqKvCache {
     }
 }
 
+/// A buffer of `cap` rows holding rows `from..from + rows` of `old` at its front.
+fn moved_to_front(
+    old: Option<&Tensor>,
+    from: usize,
+    rows: usize,
+    cap: usize,
+    like: &Tensor,
+) -> Result<Tensor> {
+    let (heads, _, dim) = like.dims3()?;
+    let buf = Tensor::zeros((heads, cap, dim), like.dtype(), like.device())?;
+    if let Some(old) = old
+        && rows > 0
+    {
+        buf.slice_set(&old.narrow(1, from, rows)?.contiguous()?, 1, 0)?;
+    }
+    Ok(buf)
+}
+
+/// Writes `new` at row `len` of `buf` (growing it by doubling when full) and returns a view
+/// of rows `0..len + n`.
 fn grow_and_set(buf: &mut Option<Tensor>, new: &Tensor, len: usize) -> Result<Tensor> {
     let (heads, n, dim) = new.dims3()?;
     let needed = len + n;
@@ -157,19 +236,62 @@ mod tests {
         c.append(0, &a, &a)?;
         c.commit(3);
         let b = Tensor::arange(6f32, 8., &dev)?.reshape((1, 1, 2))?;
-        let (k, _) = c.append(0, &b, &b)?;
+        let (k, _, _) = c.append(0, &b, &b)?;
         c.commit(1);
         assert_eq!(
             k.flatten_all()?.to_vec1::<f32>()?,
             vec![0., 1., 2., 3., 4., 5., 6., 7.]
         );
         assert_eq!(c.len(), 4);
-        c.truncate(2);
-        let (k, _) = c.append(0, &b, &b)?;
+        assert_eq!(c.truncate(2), 2);
+        let (k, _, _) = c.append(0, &b, &b)?;
         assert_eq!(
             k.flatten_all()?.to_vec1::<f32>()?,
             vec![0., 1., 2., 3., 6., 7.]
         );
+        Ok(())
+    }
+
+    /// A sliding-window layer holds what later queries can see, in order, in bounded memory,
+    /// whatever the chunk sizes; a layer without a window holds everything.
+    #[test]
+    fn window_layers_keep_what_queries_see_in_bounded_memory() -> Result<()> {
+        let dev = Device::Cpu;
+        let w = 5;
+        let mut c = SeqKvCache::with_windows(vec![Some(w), None]);
+        let mut pos = 0usize;
+        let mut peak = 0;
+        for (step, n) in [1usize, 7, 1, 1, 30, 2, 1]
+            .iter()
+            .cycle()
+            .take(400)
+            .enumerate()
+        {
+            let n = *n;
+            let vals = Tensor::arange(pos as f32, (pos + n) as f32, &dev)?.reshape((1, n, 1))?;
+            let (k, v, offset) = c.append(0, &vals, &vals)?;
+            let (all, _, zero) = c.append(1, &vals, &vals)?;
+            c.commit(n);
+            let got = k.flatten_all()?.to_vec1::<f32>()?;
+            let want: Vec<f32> = (offset..pos + n).map(|p| p as f32).collect();
+            assert_eq!(got, want, "step {step}");
+            assert_eq!(v.flatten_all()?.to_vec1::<f32>()?, want);
+            assert!(
+                offset <= pos.saturating_sub(w - 1),
+                "step {step}: dropped a visible key"
+            );
+            assert_eq!((zero, all.dim(1)?), (0, pos + n));
+            pos += n;
+            let window_rows = c.layers[0].k.as_ref().map_or(0, |t| t.dim(1).unwrap_or(0));
+            peak = peak.max(window_rows);
+        }
+        assert!(
+            peak <= 64.max(w - 1 + 30 + WINDOW_SLACK),
+            "window buffer grew to {peak}"
+        );
+        // A continuation far back needs keys the window layer no longer has: the cache resets.
+        assert_eq!(c.truncate(3), 0);
+        assert!(c.is_empty());
         Ok(())
     }
 }

@@ -24,7 +24,8 @@ pub const BERT_OVERHEAD_BYTES: u64 = 96 * 1024 * 1024;
 pub struct GgufEstimate {
     pub architecture: String,
     pub weights_bytes: u64,
-    /// KV cache for `max_sequences` sequences of `context` positions each, in F32.
+    /// KV cache for `max_sequences` sequences of `context` positions each (sliding-window
+    /// layers: the positions they keep), in F32.
     pub kv_bytes: u64,
     pub total_bytes: u64,
 }
@@ -56,8 +57,16 @@ pub fn estimate_gguf(path: &Path, context: usize, max_sequences: usize) -> Resul
         .uint(&key("attention.key_length"))
         .unwrap_or(hidden / heads);
     let v_len = header.uint(&key("attention.value_length")).unwrap_or(k_len);
-    let per_token = layers * kv_heads * (k_len + v_len) * 4;
-    let kv_bytes = per_token * context as u64 * max_sequences.max(1) as u64;
+    let per_layer_token = kv_heads * (k_len + v_len) * 4;
+    let context = context as u64;
+    // Sliding-window layers keep about `window + chunk` positions (see `SeqKvCache`).
+    let window_rows = match window_layers(&header, &arch, layers) {
+        Some((w, _)) => context.min(w - 1 + ESTIMATE_CHUNK + crate::lm::WINDOW_SLACK as u64),
+        None => context,
+    };
+    let local = window_layers(&header, &arch, layers).map_or(0, |(_, n)| n);
+    let positions = (layers - local) * context + local * window_rows;
+    let kv_bytes = per_layer_token * positions * max_sequences.max(1) as u64;
     let total_bytes = header.tensor_bytes + kv_bytes + GGUF_OVERHEAD_BYTES;
     Ok(GgufEstimate {
         architecture: arch,
@@ -65,6 +74,34 @@ pub fn estimate_gguf(path: &Path, context: usize, max_sequences: usize) -> Resul
         kv_bytes,
         total_bytes,
     })
+}
+
+/// Prompt tokens one sequence feeds per step in the estimate: the engine's default prefill
+/// chunk. A larger configured chunk lets sliding-window layers hold a little more.
+const ESTIMATE_CHUNK: u64 = 512;
+
+/// `(window, sliding-window layers)` of a Gemma 3 file, the way the model reads them; `None`
+/// without a window. A per-layer pattern array (not read by the scan) counts every layer as
+/// global, which over-estimates.
+fn window_layers(header: &Header, arch: &str, layers: u64) -> Option<(u64, u64)> {
+    if arch != "gemma3" {
+        return None;
+    }
+    let w = header
+        .uint(&format!("{arch}.attention.sliding_window"))
+        .filter(|w| *w > 0)?;
+    let period = match header
+        .meta
+        .get(&format!("{arch}.attention.sliding_window_pattern"))
+    {
+        Some(Meta::Uint(p)) => *p,
+        Some(_) => return Some((w, 0)),
+        None => 6,
+    };
+    let local = (0..layers)
+        .filter(|i| period == 0 || (i + 1) % period != 0)
+        .count() as u64;
+    Some((w, local))
 }
 
 /// Estimates the bytes of a BERT-family folder: its safetensors files plus overhead.
@@ -268,8 +305,15 @@ mod tests {
         let full = crate::GgufFile::open(&path).unwrap();
         assert_eq!(est.architecture, "gemma3");
         assert_eq!(est.weights_bytes, full.tensor_bytes());
-        // 18 layers x 1 KV head x (256 + 256) x 4 bytes x 4096 positions x 4 sequences.
-        assert_eq!(est.kv_bytes, 18 * 512 * 4 * 4096 * 4);
+        // 1 KV head x (256 + 256) x 4 bytes x 4 sequences, over 3 global layers of 4096
+        // positions and 15 sliding-window layers of 511 + 512 + 64.
+        assert_eq!(est.kv_bytes, 512 * 4 * 4 * (3 * 4096 + 15 * 1087));
+        let short = estimate_gguf(&path, 256, 1).unwrap();
+        assert_eq!(
+            short.kv_bytes,
+            512 * 4 * 18 * 256,
+            "short contexts: every layer full"
+        );
         assert!(estimate_gguf(Path::new("/nonexistent.gguf"), 16, 1).is_err());
     }
 }

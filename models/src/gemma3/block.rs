@@ -152,7 +152,7 @@ impl Block {
 
         let mut outs = Vec::with_capacity(layout.spans.len());
         for (entry, span) in entries.iter_mut().zip(&layout.spans) {
-            let (k_all, v_all) = entry.cache.append(
+            let (k_all, v_all, key_offset) = entry.cache.append(
                 self.index,
                 &k.narrow(1, span.offset, span.len)?,
                 &v.narrow(1, span.offset, span.len)?,
@@ -163,6 +163,7 @@ impl Block {
                 &k_all,
                 &v_all,
                 span.past,
+                key_offset,
                 self.window,
                 1.0,
             )?);

@@ -157,7 +157,13 @@ impl CausalLm for Gemma3 {
     }
 
     fn new_cache(&self) -> SeqKvCache {
-        SeqKvCache::new(self.cfg.layers)
+        SeqKvCache::with_windows(
+            self.cfg
+                .local_layers
+                .iter()
+                .map(|&local| if local { self.cfg.sliding_window } else { None })
+                .collect(),
+        )
     }
 
     fn forward(&self, entries: &mut [BatchEntry<'_>]) -> Result<Tensor> {

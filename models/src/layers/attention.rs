@@ -128,13 +128,15 @@ pub fn attention_mask(
 /// Scaled dot-product attention of one sequence with grouped KV heads.
 ///
 /// `q`: `[heads, queries, dim]` at positions `query_start..`; `k`, `v`: `[kv_heads, keys, dim]`
-/// holding positions `0..keys` (the cache plus the new tokens). With a sliding `window`, keys no
-/// query can see are skipped before the matmul. Returns `[heads, queries, dim]`.
+/// holding positions `key_offset..key_offset + keys` (the cache plus the new tokens; a
+/// sliding-window cache starts after 0). With a sliding `window`, keys no query can see are
+/// skipped before the matmul. Returns `[heads, queries, dim]`.
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     query_start: usize,
+    key_offset: usize,
     window: Option<usize>,
     scale: f64,
 ) -> Result<Tensor> {
@@ -145,16 +147,23 @@ pub fn attention(
             "{heads} query heads cannot share {kv_heads} KV heads"
         )));
     }
-    let key_start = window.map_or(0, |w| (query_start + 1).saturating_sub(w));
-    let (k, v) = if key_start > 0 {
+    let needed = window.map_or(0, |w| (query_start + 1).saturating_sub(w));
+    if key_offset > needed {
+        return Err(ModelError::Input(format!(
+            "attention at position {query_start} needs keys from {needed}, the cache holds them from {key_offset}"
+        )));
+    }
+    let key_start = needed.max(key_offset);
+    let skip = key_start - key_offset;
+    let (k, v) = if skip > 0 {
         (
-            k.narrow(1, key_start, keys - key_start)?,
-            v.narrow(1, key_start, keys - key_start)?,
+            k.narrow(1, skip, keys - skip)?,
+            v.narrow(1, skip, keys - skip)?,
         )
     } else {
         (k.clone(), v.clone())
     };
-    let keys = keys - key_start;
+    let keys = keys - skip;
     let group = heads / kv_heads;
     // Query heads of one KV head are adjacent, so each group becomes `group * queries` rows.
     let q = if scale == 1.0 {
@@ -248,7 +257,7 @@ mod tests {
             let k = Tensor::randn(0f32, 1., (2, keys, 8), &dev)?;
             let v = Tensor::randn(0f32, 1., (2, keys, 8), &dev)?;
             let start = keys - queries;
-            let a = attention(&q, &k, &v, start, window, 0.3)?;
+            let a = attention(&q, &k, &v, start, 0, window, 0.3)?;
             let b = naive_attention(&q, &k, &v, start, window, 0.3)?;
             assert!(
                 max_diff(&a, &b)? < 1e-5,
