@@ -35,6 +35,18 @@ async fn content(server: &Server) -> (u16, Value) {
     post(server, "/v1/chat/completions", chat("m", false)).await
 }
 
+/// A streamed chat of route `m`: asserts 200 and returns the SSE `data:` payloads.
+async fn streamed(server: &Server) -> Vec<String> {
+    let res = client()
+        .post(format!("{}/v1/chat/completions", server.base))
+        .json(&chat("m", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    sse_data(res).await
+}
+
 const HELLO: &[&str] = &["Hel", "lo"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,14 +223,7 @@ async fn silent_then_good(name: &str, extra: &str) -> (Fake, Fake, Server) {
 async fn a_first_byte_timeout_moves_on() {
     let (_h, _good, s) = silent_then_good("firstbyte", "first_byte_timeout_ms = 300").await;
     let started = Instant::now();
-    let res = client()
-        .post(format!("{}/v1/chat/completions", s.base))
-        .json(&chat("m", true))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
-    let data = sse_data(res).await;
+    let data = streamed(&s).await;
     assert!(data.iter().any(|d| d.contains("\"Hel\"")), "{data:?}");
     assert!(
         started.elapsed() < Duration::from_millis(2_500),
@@ -264,14 +269,7 @@ async fn a_stream_broken_before_its_first_token_falls_back() {
         &["openai:a/m", "openai:b/m"],
         "",
     );
-    let res = client()
-        .post(format!("{}/v1/chat/completions", s.base))
-        .json(&chat("m", true))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
-    let data = sse_data(res).await;
+    let data = streamed(&s).await;
     assert!(data.iter().any(|d| d.contains("\"fine\"")), "{data:?}");
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
     assert_eq!(broken.hits(), 1);
@@ -290,14 +288,7 @@ async fn a_stream_broken_after_tokens_ends_with_an_error_event() {
         &["openai:a/m", "openai:b/m"],
         "",
     );
-    let res = client()
-        .post(format!("{}/v1/chat/completions", s.base))
-        .json(&chat("m", true))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
-    let data = sse_data(res).await;
+    let data = streamed(&s).await;
     let tokens: Vec<String> = data
         .iter()
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
