@@ -18,7 +18,7 @@ const MAX_POOL_PADDING: f64 = -1.0e9;
 const NORM_EPS: f64 = 1e-12;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Activation {
+pub(crate) enum Activation {
     /// `gelu` in Hugging Face configs: the exact, erf-based GELU.
     GeluErf,
     /// `gelu_new` / `gelu_pytorch_tanh`: the tanh approximation.
@@ -49,9 +49,9 @@ impl Activation {
 
 /// `y = x W^T + b` on a 2-D input `[rows, in]`. `W^T` is stored contiguous as `[in, out]`, the
 /// layout the CPU matmul runs fastest with (no per-call repacking of a strided operand).
-struct Linear {
-    weight_t: Tensor,
-    bias: Tensor,
+pub(super) struct Linear {
+    pub(super) weight_t: Tensor,
+    pub(super) bias: Tensor,
 }
 
 impl Linear {
@@ -86,10 +86,10 @@ impl Linear {
     }
 }
 
-struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
-    eps: f32,
+pub(super) struct LayerNorm {
+    pub(super) weight: Tensor,
+    pub(super) bias: Tensor,
+    pub(super) eps: f32,
 }
 
 impl LayerNorm {
@@ -116,13 +116,13 @@ impl LayerNorm {
     }
 }
 
-struct Layer {
-    qkv: Linear,
-    attn_out: Linear,
-    attn_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
-    out_norm: LayerNorm,
+pub(super) struct Layer {
+    pub(super) qkv: Linear,
+    pub(super) attn_out: Linear,
+    pub(super) attn_norm: LayerNorm,
+    pub(super) intermediate: Linear,
+    pub(super) output: Linear,
+    pub(super) out_norm: LayerNorm,
 }
 
 impl Layer {
@@ -151,16 +151,16 @@ impl Layer {
 
 /// The loaded encoder. Immutable, so one instance serves any number of threads.
 pub(super) struct Encoder {
-    word_embeddings: Tensor,
+    pub(super) word_embeddings: Tensor,
     /// Position embeddings with the token-type-0 embedding already added: `[max_positions, hidden]`.
-    position_type_embeddings: Tensor,
-    embed_norm: LayerNorm,
-    layers: Vec<Layer>,
-    heads: usize,
-    head_dim: usize,
-    hidden: usize,
-    activation: Activation,
-    pooling: Pooling,
+    pub(super) position_type_embeddings: Tensor,
+    pub(super) embed_norm: LayerNorm,
+    pub(super) layers: Vec<Layer>,
+    pub(super) heads: usize,
+    pub(super) head_dim: usize,
+    pub(super) hidden: usize,
+    pub(super) activation: Activation,
+    pub(super) pooling: Pooling,
     device: Device,
 }
 

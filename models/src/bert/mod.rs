@@ -8,7 +8,9 @@
 //! (`max_seq_length`).
 
 mod config;
+mod cpu;
 mod encoder;
+mod math;
 #[cfg(test)]
 mod tests;
 
@@ -21,16 +23,23 @@ use crate::{ModelError, Result, TextTokenizer};
 pub use config::{BertConfig, Pooling};
 
 use config::{SentenceBertFile, read_json};
+use cpu::CpuEncoder;
 use encoder::Encoder;
 
 /// Padded tokens (`sequences * longest sequence`) one forward pass may take; larger batches are
 /// split into several passes, which bounds the memory of the attention scores.
 const MAX_PADDED_TOKENS_PER_PASS: usize = 8192;
 
+/// The network of a loaded model: packed f32 on the CPU, candle's operations elsewhere.
+enum Net {
+    Cpu(CpuEncoder),
+    Candle(Encoder),
+}
+
 /// A loaded BERT sentence-embedding model. Immutable once loaded; share it between threads.
 pub struct BertEmbedder {
     config: BertConfig,
-    encoder: Encoder,
+    net: Net,
     tokenizer: TextTokenizer,
     cls_id: u32,
     sep_id: u32,
@@ -54,6 +63,12 @@ impl std::fmt::Debug for BertEmbedder {
 impl BertEmbedder {
     /// Loads the model folder `dir` (see the module docs) onto `device`, in F32.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        Self::load_as(dir, device, true)
+    }
+
+    /// [`Self::load`]; on the CPU, `packed` picks the packed encoder (else candle's operations
+    /// on padded batches, the path other devices take).
+    fn load_as(dir: &Path, device: &Device, packed: bool) -> Result<Self> {
         let config: BertConfig = read_json(&dir.join("config.json"))?;
         config.validate()?;
         let pooling = Pooling::from_dir(dir)?;
@@ -113,7 +128,14 @@ impl BertEmbedder {
             vb
         };
         let encoder = Encoder::load(&vb, &config, pooling, device)?;
-        let weights_bytes = encoder.bytes();
+        let (net, weights_bytes) = if device.is_cpu() && packed {
+            let cpu = CpuEncoder::new(&encoder)?;
+            let bytes = cpu.bytes();
+            (Net::Cpu(cpu), bytes)
+        } else {
+            let bytes = encoder.bytes();
+            (Net::Candle(encoder), bytes)
+        };
         tracing::debug!(
             dir = %dir.display(),
             dim = config.hidden_size,
@@ -125,7 +147,7 @@ impl BertEmbedder {
         );
         Ok(Self {
             config,
-            encoder,
+            net,
             tokenizer,
             cls_id,
             sep_id,
@@ -210,7 +232,8 @@ impl BertEmbedder {
     /// (see [`Self::tokenize`] for framing text); each sequence must hold 1..=`max_tokens()`
     /// ids below `vocab_size()`, else the whole call fails with [`ModelError::Input`].
     ///
-    /// Sequences are grouped by length into padded passes; padding does not change results.
+    /// Sequences are grouped by length into passes (packed without padding on the CPU, padded
+    /// elsewhere); neither changes results.
     pub fn embed(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
         self.embed_in_passes(batch, MAX_PADDED_TOKENS_PER_PASS)
     }
@@ -239,7 +262,10 @@ impl BertEmbedder {
             }
             let group = &order[start..end];
             let seqs: Vec<&[u32]> = group.iter().map(|&i| batch[i].as_slice()).collect();
-            let vectors = self.encoder.embed(&seqs)?;
+            let vectors = match &self.net {
+                Net::Cpu(cpu) => cpu.embed(&seqs),
+                Net::Candle(encoder) => encoder.embed(&seqs)?,
+            };
             if vectors.len() != group.len() {
                 return Err(ModelError::Format(format!(
                     "encoder returned {} vectors for {} inputs",

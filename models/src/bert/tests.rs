@@ -335,3 +335,49 @@ fn bert_speed() {
         println!("batch {batch:>2}: {rate:.0} embeddings/s");
     }
 }
+
+/// A copy of the model folder (weights linked) whose config uses `hidden_act` instead.
+fn with_activation(dir: &Path, act: &str) {
+    let config = std::fs::read_to_string(model_dir().join("config.json")).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    config["hidden_act"] = act.into();
+    for name in ["tokenizer.json", "sentence_bert_config.json"] {
+        std::fs::copy(model_dir().join(name), dir.join(name)).unwrap();
+    }
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    std::os::unix::fs::symlink(
+        model_dir().join("model.safetensors"),
+        dir.join("model.safetensors"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn bert_packed_cpu_encoder_equals_candles_operations() {
+    let texts = [OTHERS[1], TARGET, OTHERS[0], OTHERS[2]];
+    let mut cases = vec![(model_dir(), None, "gelu")];
+    let tmp = tempfile::tempdir().unwrap();
+    for act in ["gelu_new", "relu"] {
+        let dir = tmp.path().join(act);
+        std::fs::create_dir(&dir).unwrap();
+        with_activation(&dir, act);
+        cases.push((dir, None, act));
+    }
+    let (_pool_dir, cls) = with_pooling("{\"pooling_mode_cls_token\": true}");
+    let (_max_dir, max) = with_pooling("{\"pooling_mode_max_tokens\": true}");
+    cases.push((_pool_dir.path().to_path_buf(), Some(cls), "cls"));
+    cases.push((_max_dir.path().to_path_buf(), Some(max), "max"));
+    for (dir, loaded, name) in cases {
+        let packed = loaded.unwrap_or_else(|| load_from(&dir));
+        assert!(matches!(packed.net, Net::Cpu(_)), "{name}");
+        let padded = BertEmbedder::load_as(&dir, &Device::Cpu, false).unwrap();
+        assert!(matches!(padded.net, Net::Candle(_)), "{name}");
+        let a = packed.embed_texts(&texts).unwrap();
+        let b = padded.embed_texts(&texts).unwrap();
+        for (x, y) in a.iter().zip(&b) {
+            let diff = max_abs_diff(x, y);
+            assert!(diff < 1e-5, "{name}: {diff}");
+        }
+        assert_eq!(packed.weights_bytes, padded.weights_bytes, "{name}");
+    }
+}

@@ -1,0 +1,327 @@
+//! The BERT encoder on the CPU without padding: the sequences of a pass are packed into one
+//! `[tokens, hidden]` matrix, every linear layer is one GEMM whose output starts as its bias
+//! (plus the residual) and gets its activation while still in cache, and attention runs per
+//! sequence and head over that sequence's own keys only.
+//!
+//! All work goes to one compute pool (candle's barrier pool, the one the quantised kernels and
+//! candle's element-wise operations use): each GEMM is split by output columns across it and
+//! runs single-threaded per part. Running candle's matmul instead puts rayon's threads beside
+//! the barrier pool's spinning ones on the same cores.
+
+use candle_core::Tensor;
+
+use super::Pooling;
+use super::encoder::{Activation, Encoder, LayerNorm, Linear};
+use super::math;
+use crate::Result;
+use crate::kernels::{SyncPtr, par_rows};
+
+/// Lower bound of the norm divided by in L2 normalisation (`torch.nn.functional.normalize`).
+const NORM_EPS: f32 = 1e-12;
+
+/// `y = x Wᵀ + b` with `Wᵀ` kept row-major as `[k, n]`.
+struct CpuLinear {
+    weight_t: Vec<f32>,
+    bias: Vec<f32>,
+    k: usize,
+    n: usize,
+}
+
+impl CpuLinear {
+    fn new(l: &Linear) -> Result<Self> {
+        let (k, n) = l.weight_t.dims2()?;
+        Ok(Self {
+            weight_t: flat(&l.weight_t)?,
+            bias: l.bias.to_vec1()?,
+            k,
+            n,
+        })
+    }
+
+    /// `act(x Wᵀ + b + residual)` for `m` rows of `x`. The output's column blocks go to the
+    /// compute pool; each block starts as bias (+ residual), takes the product, then the
+    /// activation.
+    fn forward(
+        &self,
+        x: &[f32],
+        m: usize,
+        residual: Option<&[f32]>,
+        act: Option<Activation>,
+    ) -> Vec<f32> {
+        let (k, n) = (self.k, self.n);
+        debug_assert_eq!(x.len(), m * k);
+        let mut out = vec![0f32; m * n];
+        let parts = candle_core::utils::get_num_threads().clamp(1, n.div_ceil(16));
+        let width = n.div_ceil(parts).div_ceil(16) * 16;
+        let dst = SyncPtr(out.as_mut_ptr());
+        candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(width), |blocks| {
+            for block in blocks {
+                let c0 = block * width;
+                let cols = width.min(n - c0);
+                for r in 0..m {
+                    // SAFETY: row r's columns c0..c0+cols lie in `out` and belong to this
+                    // block alone.
+                    let row = unsafe { dst.slice(r * n + c0, cols) };
+                    row.copy_from_slice(&self.bias[c0..c0 + cols]);
+                    if let Some(res) = residual {
+                        row.iter_mut()
+                            .zip(&res[r * n + c0..])
+                            .for_each(|(y, r)| *y += r);
+                    }
+                }
+                // SAFETY: the destination is `m` rows of `cols` columns at row stride `n`
+                // inside `out`, written by this block alone; `x` is `m × k` and `weight_t` is
+                // `k × n`, both row-major, read from column c0.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        cols,
+                        k,
+                        dst.0.add(c0),
+                        1,
+                        n as isize,
+                        true,
+                        x.as_ptr(),
+                        1,
+                        k as isize,
+                        self.weight_t.as_ptr().add(c0),
+                        1,
+                        n as isize,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+                if let Some(act) = act {
+                    for r in 0..m {
+                        // SAFETY: as above.
+                        math::activate(act, unsafe { dst.slice(r * n + c0, cols) });
+                    }
+                }
+            }
+        });
+        out
+    }
+}
+
+struct CpuNorm {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    eps: f32,
+}
+
+impl CpuNorm {
+    fn new(l: &LayerNorm) -> Result<Self> {
+        Ok(Self {
+            weight: l.weight.to_vec1()?,
+            bias: l.bias.to_vec1()?,
+            eps: l.eps,
+        })
+    }
+
+    fn forward(&self, xs: &mut [f32]) {
+        par_rows(xs, self.weight.len(), |_, row| {
+            math::layer_norm(row, &self.weight, &self.bias, self.eps)
+        });
+    }
+}
+
+struct CpuLayer {
+    qkv: CpuLinear,
+    attn_out: CpuLinear,
+    attn_norm: CpuNorm,
+    intermediate: CpuLinear,
+    output: CpuLinear,
+    out_norm: CpuNorm,
+}
+
+/// The encoder's weights as plain row-major f32 arrays.
+pub(super) struct CpuEncoder {
+    word_embeddings: Vec<f32>,
+    position_type_embeddings: Vec<f32>,
+    embed_norm: CpuNorm,
+    layers: Vec<CpuLayer>,
+    heads: usize,
+    head_dim: usize,
+    hidden: usize,
+    activation: Activation,
+    pooling: Pooling,
+}
+
+/// Where one sequence's rows sit in the packed matrix.
+#[derive(Clone, Copy)]
+struct Span {
+    start: usize,
+    len: usize,
+}
+
+impl CpuEncoder {
+    /// Copies the weights of a CPU encoder out of its tensors.
+    pub(super) fn new(enc: &Encoder) -> Result<Self> {
+        let layers = enc
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(CpuLayer {
+                    qkv: CpuLinear::new(&l.qkv)?,
+                    attn_out: CpuLinear::new(&l.attn_out)?,
+                    attn_norm: CpuNorm::new(&l.attn_norm)?,
+                    intermediate: CpuLinear::new(&l.intermediate)?,
+                    output: CpuLinear::new(&l.output)?,
+                    out_norm: CpuNorm::new(&l.out_norm)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            word_embeddings: flat(&enc.word_embeddings)?,
+            position_type_embeddings: flat(&enc.position_type_embeddings)?,
+            embed_norm: CpuNorm::new(&enc.embed_norm)?,
+            layers,
+            heads: enc.heads,
+            head_dim: enc.head_dim,
+            hidden: enc.hidden,
+            activation: enc.activation,
+            pooling: enc.pooling,
+        })
+    }
+
+    /// Pooled, L2-normalised embeddings of `seqs` (validated by the caller: non-empty,
+    /// in-vocabulary, within the position table).
+    pub(super) fn embed(&self, seqs: &[&[u32]]) -> Vec<Vec<f32>> {
+        let h = self.hidden;
+        let mut spans = Vec::with_capacity(seqs.len());
+        let mut tokens = 0;
+        for s in seqs {
+            spans.push(Span {
+                start: tokens,
+                len: s.len(),
+            });
+            tokens += s.len();
+        }
+        let mut xs = vec![0f32; tokens * h];
+        for (s, span) in seqs.iter().zip(&spans) {
+            for (p, &id) in s.iter().enumerate() {
+                let row = &mut xs[(span.start + p) * h..][..h];
+                let word = &self.word_embeddings[id as usize * h..][..h];
+                let pos = &self.position_type_embeddings[p * h..][..h];
+                for ((x, w), q) in row.iter_mut().zip(word).zip(pos) {
+                    *x = w + q;
+                }
+            }
+        }
+        self.embed_norm.forward(&mut xs);
+        for layer in &self.layers {
+            xs = self.layer(layer, &xs, tokens, &spans);
+        }
+        spans.iter().map(|&span| self.pool(&xs, span)).collect()
+    }
+
+    fn layer(&self, layer: &CpuLayer, xs: &[f32], tokens: usize, spans: &[Span]) -> Vec<f32> {
+        let qkv = layer.qkv.forward(xs, tokens, None, None);
+        let context = self.attention(&qkv, tokens, spans);
+        let mut attended = layer.attn_out.forward(&context, tokens, Some(xs), None);
+        layer.attn_norm.forward(&mut attended);
+        let inner = layer
+            .intermediate
+            .forward(&attended, tokens, None, Some(self.activation));
+        let mut out = layer.output.forward(&inner, tokens, Some(&attended), None);
+        layer.out_norm.forward(&mut out);
+        out
+    }
+
+    /// Softmax attention of every sequence and head over that sequence's keys; `qkv` rows are
+    /// `[q | k | v]`, each `hidden` wide with heads side by side. Returns `[tokens, hidden]`.
+    fn attention(&self, qkv: &[f32], tokens: usize, spans: &[Span]) -> Vec<f32> {
+        let (h, d, heads) = (self.hidden, self.head_dim, self.heads);
+        let scale = 1.0 / (d as f32).sqrt();
+        let mut out = vec![0f32; tokens * h];
+        let dst = SyncPtr(out.as_mut_ptr());
+        candle_core::utils::barrier_pool().execute_chunked(spans.len() * heads, |items| {
+            let mut probs = Vec::new();
+            for item in items {
+                let (span, head) = (spans[item / heads], item % heads);
+                let row = |t: usize, part: usize| {
+                    &qkv[(span.start + t) * 3 * h + part * h + head * d..][..d]
+                };
+                probs.resize(span.len, 0f32);
+                for i in 0..span.len {
+                    let q = row(i, 0);
+                    let mut max = f32::NEG_INFINITY;
+                    for (j, p) in probs.iter_mut().enumerate() {
+                        *p = math::dot(q, row(j, 1)) * scale;
+                        max = max.max(*p);
+                    }
+                    let mut sum = 0f32;
+                    for p in probs.iter_mut() {
+                        *p = math::exp(*p - max);
+                        sum += *p;
+                    }
+                    // SAFETY: this row's columns of this head belong to this item alone.
+                    let ctx = unsafe { dst.slice((span.start + i) * h + head * d, d) };
+                    for (j, p) in probs.iter().enumerate() {
+                        math::axpy(p / sum, row(j, 2), ctx);
+                    }
+                }
+            }
+        });
+        out
+    }
+
+    /// The pooled, unit-length vector of one sequence's rows.
+    fn pool(&self, xs: &[f32], span: Span) -> Vec<f32> {
+        let h = self.hidden;
+        let rows = xs[span.start * h..(span.start + span.len) * h].chunks_exact(h);
+        let mut v = match self.pooling {
+            Pooling::Cls => xs[span.start * h..][..h].to_vec(),
+            Pooling::Max => rows.fold(vec![f32::NEG_INFINITY; h], |mut acc, r| {
+                acc.iter_mut().zip(r).for_each(|(a, x)| *a = a.max(*x));
+                acc
+            }),
+            Pooling::Mean | Pooling::MeanSqrtLen => {
+                let mut sum = vec![0f32; h];
+                rows.for_each(|r| sum.iter_mut().zip(r).for_each(|(a, x)| *a += x));
+                let n = span.len as f32;
+                let div = if self.pooling == Pooling::Mean {
+                    n
+                } else {
+                    n.sqrt()
+                };
+                sum.iter_mut().for_each(|a| *a /= div);
+                sum
+            }
+        };
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(NORM_EPS);
+        v.iter_mut().for_each(|x| *x /= norm);
+        v
+    }
+
+    /// Bytes of the weights held.
+    pub(super) fn bytes(&self) -> usize {
+        let lin = |l: &CpuLinear| l.weight_t.len() + l.bias.len();
+        let norm = |l: &CpuNorm| l.weight.len() + l.bias.len();
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                lin(&l.qkv)
+                    + lin(&l.attn_out)
+                    + norm(&l.attn_norm)
+                    + lin(&l.intermediate)
+                    + lin(&l.output)
+                    + norm(&l.out_norm)
+            })
+            .sum();
+        4 * (self.word_embeddings.len()
+            + self.position_type_embeddings.len()
+            + norm(&self.embed_norm)
+            + layers)
+    }
+}
+
+/// A tensor's values in row-major order.
+fn flat(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.flatten_all()?.to_vec1()?)
+}
