@@ -1,12 +1,12 @@
 //! The BERT encoder on the CPU without padding: the sequences of a pass are packed into one
-//! `[tokens, hidden]` matrix, every linear layer is one GEMM whose output starts as its bias
-//! (plus the residual) and gets its activation while still in cache, and attention runs per
-//! sequence and head over that sequence's own keys only.
+//! `[tokens, hidden]` matrix, every linear layer is a set of GEMM tiles whose output starts as
+//! its bias (plus the residual) and gets its activation while still in cache, and attention
+//! runs per sequence and head over that sequence's own keys only.
 //!
 //! All work goes to one compute pool (candle's barrier pool, the one the quantised kernels and
-//! candle's element-wise operations use): each GEMM is split by output columns across it and
-//! runs single-threaded per part. Running candle's matmul instead puts rayon's threads beside
-//! the barrier pool's spinning ones on the same cores.
+//! candle's element-wise operations use): each GEMM is cut into tiles of rows × output columns
+//! and each tile runs single-threaded. Running candle's matmul instead puts rayon's threads
+//! beside the barrier pool's spinning ones on the same cores.
 
 use candle_core::Tensor;
 
@@ -15,6 +15,10 @@ use super::encoder::{Activation, Encoder, LayerNorm, Linear};
 use super::math;
 use crate::Result;
 use crate::kernels::{SyncPtr, par_rows};
+
+/// Rows of one GEMM tile: a tile's output (up to 128 × 768 f32 here) stays in L2 between the
+/// product and the activation.
+const TILE_ROWS: usize = 128;
 
 /// Lower bound of the norm divided by in L2 normalisation (`torch.nn.functional.normalize`).
 const NORM_EPS: f32 = 1e-12;
@@ -38,9 +42,9 @@ impl CpuLinear {
         })
     }
 
-    /// `act(x Wᵀ + b + residual)` for `m` rows of `x`. The output's column blocks go to the
-    /// compute pool; each block starts as bias (+ residual), takes the product, then the
-    /// activation.
+    /// `act(x Wᵀ + b + residual)` for `m` rows of `x`. The output's tiles (up to
+    /// [`TILE_ROWS`] rows × one column block per compute thread) go to the compute pool; each
+    /// starts as bias (+ residual), takes the product, then the activation.
     fn forward(
         &self,
         x: &[f32],
@@ -53,14 +57,16 @@ impl CpuLinear {
         let mut out = vec![0f32; m * n];
         let parts = candle_core::utils::get_num_threads().clamp(1, n.div_ceil(16));
         let width = n.div_ceil(parts).div_ceil(16) * 16;
+        let col_blocks = n.div_ceil(width);
+        let row_blocks = m.div_ceil(TILE_ROWS);
         let dst = SyncPtr(out.as_mut_ptr());
-        candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(width), |blocks| {
-            for block in blocks {
-                let c0 = block * width;
-                let cols = width.min(n - c0);
-                for r in 0..m {
+        candle_core::utils::barrier_pool().execute_chunked(row_blocks * col_blocks, |tiles| {
+            for tile in tiles {
+                let (r0, c0) = (tile / col_blocks * TILE_ROWS, tile % col_blocks * width);
+                let (rows, cols) = (TILE_ROWS.min(m - r0), width.min(n - c0));
+                for r in r0..r0 + rows {
                     // SAFETY: row r's columns c0..c0+cols lie in `out` and belong to this
-                    // block alone.
+                    // tile alone.
                     let row = unsafe { dst.slice(r * n + c0, cols) };
                     row.copy_from_slice(&self.bias[c0..c0 + cols]);
                     if let Some(res) = residual {
@@ -69,19 +75,19 @@ impl CpuLinear {
                             .for_each(|(y, r)| *y += r);
                     }
                 }
-                // SAFETY: the destination is `m` rows of `cols` columns at row stride `n`
-                // inside `out`, written by this block alone; `x` is `m × k` and `weight_t` is
-                // `k × n`, both row-major, read from column c0.
+                // SAFETY: the destination is `rows` rows of `cols` columns at row stride `n`
+                // from (r0, c0) inside `out`, written by this tile alone; `x` is `m × k` and
+                // `weight_t` is `k × n`, both row-major, read from row r0 and column c0.
                 unsafe {
                     gemm::gemm(
-                        m,
+                        rows,
                         cols,
                         k,
-                        dst.0.add(c0),
+                        dst.0.add(r0 * n + c0),
                         1,
                         n as isize,
                         true,
-                        x.as_ptr(),
+                        x.as_ptr().add(r0 * k),
                         1,
                         k as isize,
                         self.weight_t.as_ptr().add(c0),
@@ -96,7 +102,7 @@ impl CpuLinear {
                     );
                 }
                 if let Some(act) = act {
-                    for r in 0..m {
+                    for r in r0..r0 + rows {
                         // SAFETY: as above.
                         math::activate(act, unsafe { dst.slice(r * n + c0, cols) });
                     }
