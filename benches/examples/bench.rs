@@ -256,7 +256,7 @@ fn bench_embed(reps: usize, threads: usize) -> Result<(), String> {
         row(
             "all-MiniLM-L6-v2 F32",
             &size,
-            &cpu_backend(),
+            &format!("nfai-cpu ({})", nfai_models::kernels::f32_gemm_isa()),
             threads,
             &format!("embed b{batch}"),
             r,

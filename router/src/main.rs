@@ -58,6 +58,7 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
             tracing::info!(
                 threads = config.engine.threads,
                 kernels = nfai_models::kernels::KERNELS,
+                f32_gemm = nfai_models::kernels::f32_gemm_isa(),
                 "compute pool"
             );
             let app = Application::build(config).await?;

@@ -45,6 +45,22 @@ pub const KERNELS: &str = if cfg!(all(
     "portable"
 };
 
+/// The instruction set the f32 matrix products (the BERT encoder's GEMMs, candle's f32
+/// matmuls) use on this CPU: the `gemm` crate picks its AVX-512 kernels at run time where the
+/// CPU has AVX-512F, else its AVX2 + FMA ones.
+pub fn f32_gemm_isa() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512";
+        }
+        if std::arch::is_x86_feature_detected!("fma") {
+            return "avx2";
+        }
+    }
+    "portable"
+}
+
 /// Checks that this CPU runs what the build was compiled for: a binary built for x86-64-v3
 /// (the default on x86-64) needs AVX2, FMA and F16C, and fails with this message, not an
 /// illegal instruction, where they are missing.
