@@ -24,7 +24,7 @@ cargo build -q --release -p nfai-benches --example bench
 
 if [[ "${SKIP_LLAMA:-0}" != 1 ]]; then
     bash scripts/llama-cpp-build.sh >/dev/null
-    BIN=.cache/llama.cpp/build$([[ "${LLAMA_CPP_ISA:-native}" == avx2 ]] && echo -avx2)/bin
+    BIN=.cache/llama.cpp/build$([[ "${LLAMA_CPP_ISA:-native}" != avx2 ]] || echo -avx2)/bin
     echo "## llama.cpp ${LLAMA_CPP_ISA:-native} (llama-bench, then llama-batched-bench), $THREADS threads"
     "$BIN/llama-bench" -m "$GGUF" -p 128 -n 128 -t "$THREADS" -r "$REPS"
     "$BIN/llama-batched-bench" -m "$GGUF" -c 4096 -b 2048 -ub 512 -npp 128 -ntg 128 \
