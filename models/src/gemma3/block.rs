@@ -10,7 +10,8 @@ use super::config::Gemma3Config;
 use crate::Result;
 use crate::gguf::GgufFile;
 use crate::layers::{
-    BatchLayout, QLinear, RmsNorm, RopeTable, apply_rope, attention, gelu_tanh, round_to_f16,
+    BatchLayout, GGML_FA_TILE_Q, QLinear, RmsNorm, RopeTable, apply_rope, attention, gelu_tanh,
+    ggml_attention, round_to_f16,
 };
 use crate::lm::BatchEntry;
 
@@ -144,9 +145,13 @@ impl Block {
         let q = apply_rope(&self.q_norm.forward(&q)?.transpose(0, 1)?, cos, sin)?;
         let k = apply_rope(&self.k_norm.forward(&k)?.transpose(0, 1)?, cos, sin)?;
         let v = v.transpose(0, 1)?.contiguous()?;
-        // llama.cpp scales the queries, keeps K and V in an f16 cache and feeds its attention
-        // f16 queries; the same rounding keeps the results close to its.
-        let q = round_to_f16(&(q * self.scale)?)?;
+        // llama.cpp scales the queries and keeps K and V in an f16 cache; its CPU attention
+        // rounds the queries of short chunks to f16 too (and accumulates in f16, see
+        // `ggml_attention`), those of long chunks not. The same rounding keeps the results close
+        // to its. Other devices round the queries always.
+        let q = (q * self.scale)?;
+        let cpu = q.device().is_cpu();
+        let q = if cpu { q } else { round_to_f16(&q)? };
         let k = round_to_f16(&k)?;
         let v = round_to_f16(&v)?;
 
@@ -158,15 +163,20 @@ impl Block {
                 &v.narrow(1, span.offset, span.len)?,
             )?;
             let q_e = q.narrow(1, span.offset, span.len)?;
-            outs.push(attention(
-                &q_e,
-                &k_all,
-                &v_all,
-                span.past,
-                key_offset,
-                self.window,
-                1.0,
-            )?);
+            outs.push(if cpu && span.len < GGML_FA_TILE_Q {
+                let q_e = round_to_f16(&q_e)?;
+                ggml_attention(&q_e, &k_all, &v_all, span.past, key_offset, self.window)?
+            } else {
+                attention(
+                    &q_e,
+                    &k_all,
+                    &v_all,
+                    span.past,
+                    key_offset,
+                    self.window,
+                    1.0,
+                )?
+            });
         }
         let attn = if outs.len() == 1 {
             outs.swap_remove(0)

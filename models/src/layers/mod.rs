@@ -1,7 +1,8 @@
 //! Building blocks shared by the GGUF decoder architectures: quantised linear layers, RMSNorm
 //! and the RoPE cos/sin table here; the ragged-batch layout and masked grouped-query attention
-//! over one sequence's cache in [`attention`](mod@attention); element-wise operations computed
-//! as ggml computes them in [`ggml`]. Quantised products on the CPU use [`crate::kernels`].
+//! over one sequence's cache in [`attention`](mod@attention) (short chunks on the CPU in
+//! [`ggml_attention`](mod@ggml_attention)); element-wise operations computed as ggml computes
+//! them in [`ggml`]. Quantised products on the CPU use [`crate::kernels`].
 //!
 //! Activations of a batched forward pass are packed as `[total_tokens, hidden]`: every entry's new
 //! tokens one after the other, so that each weight matrix is read once per pass. Attention is
@@ -9,6 +10,7 @@
 
 pub mod attention;
 pub mod ggml;
+pub mod ggml_attention;
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use candle_core::{DType, Device, Module, Tensor};
 
 pub use attention::{BatchLayout, Span, attention, attention_mask};
 pub use ggml::{gelu_tanh, round_to_f16};
+pub use ggml_attention::{GGML_FA_TILE_Q, ggml_attention};
 
 use crate::gguf::GgufFile;
 use crate::kernels::QMatrix;
