@@ -5,6 +5,12 @@
 #
 # Builds llama.cpp into .cache/llama.cpp/ if needed (scripts/llama-cpp-build.sh),
 # then writes tests/fixtures/gemma-3-270m/{tokenize,greedy}.json.
+#
+# Environment:
+#   FIXTURES_OUT   write elsewhere (e.g. to compare builds with
+#                  scripts/compare_greedy_fixtures.py) instead of the committed fixtures
+#   LLAMA_CPP_ISA  native (default) or avx2: which llama.cpp build answers (see
+#                  scripts/llama-cpp-build.sh). The committed fixtures come from an AVX2-only CPU.
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -23,11 +29,13 @@ cd "$REPO_ROOT"
 
 bash scripts/llama-cpp-build.sh
 
-OUT="tests/fixtures/gemma-3-270m"
+OUT="${FIXTURES_OUT:-tests/fixtures/gemma-3-270m}"
+BUILD=".cache/llama.cpp/build$([[ "${LLAMA_CPP_ISA:-native}" != avx2 ]] || echo -avx2)"
+mkdir -p "$OUT"
 python3 scripts/llama_cpp_fixtures.py \
     --model "$MODEL" \
     --out "$OUT" \
-    --server .cache/llama.cpp/build/bin/llama-server \
+    --server "$BUILD/bin/llama-server" \
     --generator "bash scripts/llama-cpp-fixtures.sh $(basename "$MODEL")"
 
 actual="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["model_sha256"])' "$OUT/tokenize.json")"

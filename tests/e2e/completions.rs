@@ -8,7 +8,7 @@ use crate::common::*;
 /// quantised arithmetic picks the other one, with the index of that position. The model-level
 /// test (`models/src/gemma3/fixture_tests.rs`) bounds how close such ties must be; up to the tie
 /// the text must be identical.
-const NEAR_TIES: [(&str, usize); 1] = [("vietnamese", 1)];
+const NEAR_TIES: [(&str, usize); 1] = [("vietnamese", 6)];
 
 /// Over HTTP, a greedy completion of every llama.cpp fixture prompt equals llama.cpp's text
 /// (16 tokens: the default `max_tokens`), up to a known near-tie.

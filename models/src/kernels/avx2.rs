@@ -7,7 +7,7 @@ use std::arch::x86_64::*;
 
 use super::act::Acts;
 use super::format::{WeightFormat, k_scale_min};
-use super::scalar::{k_accumulate_with, k_scales};
+use super::scalar::{k_accumulate_with, k_finish, k_scales};
 
 const Q4_0: u8 = 0;
 const Q5_0: u8 = 1;
@@ -233,7 +233,9 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
         Q5K => WeightFormat::Q5K,
         _ => WeightFormat::Q6K,
     };
-    let mut acc = [0f32; N];
+    // Q4K/Q5K: two running sums per row (see `scalar::k_accumulate`); Q6K: eight lanes.
+    let mut acc = [[0f32; 2]; N];
+    let mut lanes = [_mm256_setzero_ps(); N];
     for b in 0..nb {
         let wb = unsafe { w.add(b * block_bytes(F)) };
         // SAFETY: one whole block of `w` (checked by `dot_rows`).
@@ -283,18 +285,29 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
                     _mm256_loadu_si256(bs.add(8) as *const __m256i),
                 )
             };
-            let corr = hsum_epi32(_mm256_add_epi32(
-                _mm256_mullo_epi32(cw0, b0),
-                _mm256_mullo_epi32(cw1, b1),
-            ));
-            let sums = if F == Q6K {
-                (hsum_epi32(*sum) - corr, 0)
+            let (c0, c1) = (_mm256_mullo_epi32(cw0, b0), _mm256_mullo_epi32(cw1, b1));
+            let da = unsafe { *acts.d.as_ptr().add(blk) };
+            if F == Q6K {
+                // Lane l less 32·(bsum·scale) of groups 2l and 2l+1, as ggml's AVX2 kernel.
+                let pairs = _mm256_hadd_epi32(c0, c1);
+                let pairs =
+                    _mm256_permutevar8x32_epi32(pairs, _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7));
+                let d = _mm256_set1_ps(da * dw);
+                let x = _mm256_cvtepi32_ps(_mm256_sub_epi32(*sum, pairs));
+                lanes[r] = _mm256_fmadd_ps(d, x, lanes[r]);
             } else {
-                (hsum_epi32(*sum), corr)
-            };
-            acc[r] =
-                k_accumulate_with(dw, dmin, unsafe { *acts.d.as_ptr().add(blk) }, sums, acc[r]);
+                let corr = hsum_epi32(_mm256_add_epi32(c0, c1));
+                acc[r] = k_accumulate_with(dw, dmin, da, (hsum_epi32(*sum), corr), acc[r]);
+            }
         }
     }
-    acc
+    let mut out = [0f32; N];
+    for r in 0..N {
+        out[r] = if F == Q6K {
+            hsum_ps(lanes[r])
+        } else {
+            k_finish(acc[r])
+        };
+    }
+    out
 }

@@ -17,7 +17,8 @@ pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, first: usize, out: 
             WeightFormat::Q4_0 | WeightFormat::Q5_0 | WeightFormat::Q8_0 => {
                 dot_block32(format, w, acts, i)
             }
-            WeightFormat::Q4K | WeightFormat::Q5K | WeightFormat::Q6K => dot_k(format, w, acts, i),
+            WeightFormat::Q4K | WeightFormat::Q5K => dot_k(format, w, acts, i),
+            WeightFormat::Q6K => dot_q6k(w, acts, i),
         };
     }
 }
@@ -162,13 +163,18 @@ pub fn k_block_sums_from(format: WeightFormat, wb: &[u8], sumi: i32, bsums: &[i3
     (sumi, corr)
 }
 
-/// Combines one K-quant block's integer sums into the running float sum, in the one order
-/// every path uses.
+/// Combines one K-quant block's integer sums into the row's two running float sums, in the one
+/// order every path uses: `Σ (da·dw)·sumi` and `Σ (da·dmin)·corr`, subtracted at the end by
+/// [`k_finish`]. Two sums, not one, because that is how ggml's AVX2 build multiplies Q4K (its
+/// repacked eight-row kernels); Q5K's products follow the same order.
 #[inline(always)]
-pub fn k_accumulate(format: WeightFormat, wb: &[u8], da: f32, sums: (i32, i32), acc: f32) -> f32 {
+pub fn k_accumulate(format: WeightFormat, wb: &[u8], da: f32, sums: (i32, i32), acc: KAcc) -> KAcc {
     let (dw, dmin) = k_scales(format, wb);
     k_accumulate_with(dw, dmin, da, sums, acc)
 }
+
+/// A Q4K/Q5K row's running sums: scaled `sumi`s and scaled corrections.
+pub type KAcc = [f32; 2];
 
 /// The block's super-scale and super-min (zero for Q6K), as f32.
 #[inline(always)]
@@ -179,18 +185,69 @@ pub fn k_scales(format: WeightFormat, wb: &[u8]) -> (f32, f32) {
     }
 }
 
-/// [`k_accumulate`] with the block's scales already read: `acc + (da·dw)·sumi − (da·dmin)·corr`
-/// (for Q6K, whose correction is unscaled, `dmin` is 0 and the correction was subtracted).
+/// [`k_accumulate`] with the block's scales already read.
 #[inline(always)]
-pub fn k_accumulate_with(dw: f32, dmin: f32, da: f32, sums: (i32, i32), acc: f32) -> f32 {
-    let acc = (da * dw).mul_add(sums.0 as f32, acc);
-    (-(da * dmin)).mul_add(sums.1 as f32, acc)
+pub fn k_accumulate_with(dw: f32, dmin: f32, da: f32, sums: (i32, i32), acc: KAcc) -> KAcc {
+    [
+        (da * dw).mul_add(sums.0 as f32, acc[0]),
+        (da * dmin).mul_add(sums.1 as f32, acc[1]),
+    ]
+}
+
+/// The row's dot product from its running sums.
+#[inline(always)]
+pub fn k_finish(acc: KAcc) -> f32 {
+    acc[0] - acc[1]
+}
+
+/// Q6K's eight lane sums of one block, as ggml's AVX2 `ggml_vec_dot_q6_K_q8_K` forms them:
+/// lane `l` holds `Σ scale·q·a` over bytes `4l..4l+4` of each 32-value chunk, less
+/// `32·(bsum₂ₗ·scale₂ₗ + bsum₂ₗ₊₁·scale₂ₗ₊₁)`.
+pub fn q6k_lanes(wb: &[u8], a: &[i8], bsums: &[i32]) -> [i32; 8] {
+    let (v, sc, _) = decode_k(WeightFormat::Q6K, wb);
+    let mut lanes = [0i32; 8];
+    for c in 0..8 {
+        for (l, lane) in lanes.iter_mut().enumerate() {
+            let scale = sc[2 * c + usize::from(l >= 4)];
+            let s: i32 = (4 * l..4 * l + 4)
+                .map(|i| i32::from(v[32 * c + i]) * i32::from(a[32 * c + i]))
+                .sum();
+            *lane += scale * s;
+        }
+    }
+    for (l, lane) in lanes.iter_mut().enumerate() {
+        *lane -= 32 * (bsums[2 * l] * sc[2 * l] + bsums[2 * l + 1] * sc[2 * l + 1]);
+    }
+    lanes
+}
+
+/// Q6K rows keep eight float lanes, `lane += (da·dw)·sum`, folded at the end by [`hsum8`].
+#[inline(always)]
+pub fn q6k_accumulate(d: f32, lanes: [i32; 8], acc: [f32; 8]) -> [f32; 8] {
+    std::array::from_fn(|l| d.mul_add(lanes[l] as f32, acc[l]))
+}
+
+fn dot_q6k(w: &[u8], acts: &Acts, row: usize) -> f32 {
+    let bytes = WeightFormat::Q6K.block_bytes();
+    let nb = acts.blocks_per_row();
+    let mut acc = [0f32; 8];
+    for b in 0..nb {
+        let wb = &w[b * bytes..(b + 1) * bytes];
+        let blk = row * nb + b;
+        let lanes = q6k_lanes(
+            wb,
+            &acts.qs[blk * 256..][..256],
+            &acts.bsums[blk * 16..][..16],
+        );
+        acc = q6k_accumulate(acts.d[blk] * f16_at(wb, 208), lanes, acc);
+    }
+    hsum8(acc)
 }
 
 fn dot_k(format: WeightFormat, w: &[u8], acts: &Acts, row: usize) -> f32 {
     let bytes = format.block_bytes();
     let nb = acts.blocks_per_row();
-    let mut acc = 0f32;
+    let mut acc = [0f32; 2];
     for b in 0..nb {
         let wb = &w[b * bytes..(b + 1) * bytes];
         let blk = row * nb + b;
@@ -202,5 +259,5 @@ fn dot_k(format: WeightFormat, w: &[u8], acts: &Acts, row: usize) -> f32 {
         );
         acc = k_accumulate(format, wb, acts.d[blk], sums, acc);
     }
-    acc
+    k_finish(acc)
 }

@@ -1,16 +1,18 @@
 //! Element-wise operations computed as ggml's CPU backend computes them (GELU through its f16
-//! table, RMSNorm with an f64 sum, f16 rounding of attention inputs), so that results track
-//! llama.cpp's, which is the reference this crate is tested against.
+//! table, RMSNorm with an f64 sum, RoPE with fused multiply-adds, f16 rounding of attention
+//! inputs), so that results track llama.cpp's, which is the reference this crate is tested
+//! against.
 
 use candle_core::{DType, Tensor};
 
 use crate::Result;
 
-/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` in f32, the formula of ggml's table.
+/// `0.5·x·(1 + tanh(√(2/π)·x·(1 + 0.044715·x²)))` in f32, the formula of ggml's table, with
+/// `1 + 0.044715·x·x` as one fused multiply-add, as GCC compiles it.
 fn gelu_tanh_f32(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
     const COEF_A: f32 = 0.044_715;
-    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x)).tanh())
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (COEF_A * x).mul_add(x, 1.0)).tanh())
 }
 
 /// ggml's GELU table: the f16-rounded GELU of every f16 value, indexed by its bits.
@@ -127,6 +129,36 @@ impl candle_core::CustomOp1 for GgmlRmsNorm<'_> {
         });
         Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
     }
+}
+
+/// NeoX RoPE of `x` (`[heads, tokens, dim]`, contiguous f32 on the CPU) with `cos`/`sin` rows
+/// (`[tokens, dim/2]`), computed as ggml's CPU build computes it: `x0·cos − x1·sin` and
+/// `x0·sin + x1·cos`, each with its first product fused into the addition (GCC contracts them).
+pub(crate) fn ggml_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let (_, tokens, dim) = x.dims3()?;
+    let half = dim / 2;
+    if cos.dims() != [tokens, half] || sin.dims() != [tokens, half] {
+        return Err(crate::ModelError::Format(format!(
+            "RoPE rows {:?} do not fit {tokens} tokens of {dim}",
+            cos.dims()
+        )));
+    }
+    let xs = x.flatten_all()?.to_vec1::<f32>()?;
+    let cs = cos.flatten_all()?.to_vec1::<f32>()?;
+    let ss = sin.flatten_all()?.to_vec1::<f32>()?;
+    let mut out = vec![0f32; xs.len()];
+    crate::kernels::par_rows(&mut out, dim, |r, dst| {
+        let src = &xs[r * dim..(r + 1) * dim];
+        let t = r % tokens;
+        let (c, s) = (&cs[t * half..(t + 1) * half], &ss[t * half..(t + 1) * half]);
+        let (lo, hi) = dst.split_at_mut(half);
+        for i in 0..half {
+            let (x0, x1) = (src[i], src[i + half]);
+            lo[i] = x0.mul_add(c[i], -(x1 * s[i]));
+            hi[i] = x0.mul_add(s[i], x1 * c[i]);
+        }
+    });
+    Ok(Tensor::from_vec(out, x.shape(), x.device())?)
 }
 
 #[cfg(test)]

@@ -201,8 +201,11 @@ impl RopeTable {
 }
 
 /// Rotates `x` (`[heads, tokens, dim]`) NeoX-style (first half with second half) by the rows
-/// from [`RopeTable::rows`].
+/// from [`RopeTable::rows`]; on the CPU as ggml computes it ([`ggml::ggml_rope`]).
 pub fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 && x.rank() == 3 {
+        return ggml::ggml_rope(&x.contiguous()?, cos, sin);
+    }
     let x = x.contiguous()?.unsqueeze(0)?;
     Ok(candle_nn::rotary_emb::rope(&x, cos, sin)?.squeeze(0)?)
 }
@@ -213,6 +216,18 @@ mod tests {
 
     fn max_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
         Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
+    }
+
+    #[test]
+    fn cpu_rope_equals_candles_rope() -> Result<()> {
+        let dev = Device::Cpu;
+        let t = RopeTable::new(10_000., 1., 16, 32, &dev)?;
+        let (cos, sin) = t.rows(&Tensor::new(&[5u32, 0, 31, 7], &dev)?)?;
+        let x = Tensor::randn(0f32, 1., (3, 4, 16), &dev)?;
+        let ours = apply_rope(&x, &cos, &sin)?;
+        let theirs = candle_nn::rotary_emb::rope(&x.unsqueeze(0)?, &cos, &sin)?.squeeze(0)?;
+        assert!(max_diff(&ours, &theirs)? < 1e-6);
+        Ok(())
     }
 
     #[test]
