@@ -125,6 +125,29 @@ pub fn attention_mask(
     Ok(Some(Tensor::from_vec(mask, (queries, keys), device)?))
 }
 
+/// Checks that `heads` query heads can share `kv_heads` KV heads and that a cache holding keys
+/// from `key_offset` covers what the query at `query_start` sees; returns the first key it sees.
+pub(crate) fn check_attention(
+    heads: usize,
+    kv_heads: usize,
+    query_start: usize,
+    key_offset: usize,
+    window: Option<usize>,
+) -> Result<usize> {
+    if kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
+        return Err(ModelError::Format(format!(
+            "{heads} query heads cannot share {kv_heads} KV heads"
+        )));
+    }
+    let needed = window.map_or(0, |w| (query_start + 1).saturating_sub(w));
+    if key_offset > needed {
+        return Err(ModelError::Input(format!(
+            "attention at position {query_start} needs keys from {needed}, the cache holds them from {key_offset}"
+        )));
+    }
+    Ok(needed)
+}
+
 /// Scaled dot-product attention of one sequence with grouped KV heads.
 ///
 /// `q`: `[heads, queries, dim]` at positions `query_start..`; `k`, `v`: `[kv_heads, keys, dim]`
@@ -142,17 +165,7 @@ pub fn attention(
 ) -> Result<Tensor> {
     let (heads, queries, dim) = q.dims3()?;
     let (kv_heads, keys, _) = k.dims3()?;
-    if kv_heads == 0 || heads % kv_heads != 0 {
-        return Err(ModelError::Format(format!(
-            "{heads} query heads cannot share {kv_heads} KV heads"
-        )));
-    }
-    let needed = window.map_or(0, |w| (query_start + 1).saturating_sub(w));
-    if key_offset > needed {
-        return Err(ModelError::Input(format!(
-            "attention at position {query_start} needs keys from {needed}, the cache holds them from {key_offset}"
-        )));
-    }
+    let needed = check_attention(heads, kv_heads, query_start, key_offset, window)?;
     let key_start = needed.max(key_offset);
     let skip = key_start - key_offset;
     let (k, v) = if skip > 0 {

@@ -7,7 +7,7 @@
 
 use candle_core::{Device, Tensor};
 
-use crate::{ModelError, Result};
+use crate::Result;
 
 /// Query rows from which ggml switches to its tiled flash attention (f32 queries and
 /// accumulators, which [`super::attention`] matches).
@@ -137,17 +137,7 @@ pub fn ggml_attention(
 ) -> Result<Tensor> {
     let (heads, queries, dim) = q.dims3()?;
     let (kv_heads, n_keys, _) = k.dims3()?;
-    if kv_heads == 0 || heads % kv_heads != 0 {
-        return Err(ModelError::Format(format!(
-            "{heads} query heads cannot share {kv_heads} KV heads"
-        )));
-    }
-    let needed = window.map_or(0, |w| (query_start + 1).saturating_sub(w));
-    if key_offset > needed {
-        return Err(ModelError::Input(format!(
-            "attention at position {query_start} needs keys from {needed}, the cache holds them from {key_offset}"
-        )));
-    }
+    super::attention::check_attention(heads, kv_heads, query_start, key_offset, window)?;
     let flat = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
     let (qs, ks, vs) = (flat(q)?, flat(k)?, flat(v)?);
     let group = heads / kv_heads;
