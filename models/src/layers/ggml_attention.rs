@@ -115,7 +115,7 @@ fn row(q: &[f32], k: &[f32], v: &[f32], keys: std::ops::Range<usize>, out: &mut 
             vs = (s - max).exp();
         }
         mad_f16(out, &v[j * dim..(j + 1) * dim], vs);
-        sum = sum * ms + vs;
+        sum = sum.mul_add(ms, vs);
     }
     let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
     for o in out.iter_mut() {
