@@ -9,6 +9,7 @@ use candle_core::{Device, Tensor};
 use super::config::Gemma3Config;
 use crate::Result;
 use crate::gguf::GgufFile;
+use crate::kernels::RowOrder;
 use crate::layers::{
     BatchLayout, GGML_FA_TILE_Q, QLinear, RmsNorm, RopeTable, apply_rope, attention, gelu_tanh,
     ggml_attention, round_to_f16,
@@ -35,6 +36,8 @@ pub(super) struct Block {
     /// The RoPE table this layer uses (shared with the other layers of the same base).
     pub(super) rope: Arc<RopeTable>,
     window: Option<usize>,
+    /// The last layer: llama.cpp runs its feed-forward on the output rows alone.
+    last: bool,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
@@ -70,6 +73,7 @@ impl Block {
             post_ffn_norm: norm("post_ffw_norm")?,
             rope,
             window: if local { cfg.sliding_window } else { None },
+            last: index + 1 == cfg.layers,
             heads: cfg.heads,
             kv_heads: cfg.kv_heads,
             head_dim: cfg.head_dim,
@@ -119,14 +123,15 @@ impl Block {
     }
 
     /// Runs the layer on `x` (`[total_tokens, hidden]`), appending each entry's new keys and
-    /// values to its cache. `cos`/`sin` are this layer's RoPE rows for the packed positions.
+    /// values to its cache. `cos`/`sin` are this layer's RoPE rows for the packed positions;
+    /// `orders` the float order of each row's K-quant products (see [`RowOrder::chunk`]).
     pub(super) fn forward(
         &self,
         x: &Tensor,
         layout: &BatchLayout,
         entries: &mut [BatchEntry<'_>],
-        cos: &Tensor,
-        sin: &Tensor,
+        (cos, sin): (&Tensor, &Tensor),
+        orders: &[RowOrder],
     ) -> Result<Tensor> {
         let tokens = x.dim(0)?;
         let h = self.attn_norm.forward(x)?;
@@ -186,12 +191,18 @@ impl Block {
         let attn = attn
             .transpose(0, 1)?
             .reshape((tokens, self.heads * self.head_dim))?;
-        let attn = self.post_attn_norm.forward(&self.o.forward(&attn)?)?;
+        let attn = self
+            .post_attn_norm
+            .forward(&self.o.forward_ordered(&attn, orders)?)?;
         let x = (x + attn)?;
 
         let h = self.ffn_norm.forward(&x)?;
         let gate = gelu_tanh(&self.gate.forward(&h)?)?;
-        let mlp = self.down.forward(&(gate * self.up.forward(&h)?)?)?;
+        // llama.cpp's last layer multiplies its output rows alone, one at a time in decode order.
+        let ffn_orders = if self.last { &[] } else { orders };
+        let mlp = self
+            .down
+            .forward_ordered(&(gate * self.up.forward(&h)?)?, ffn_orders)?;
         let mlp = self.post_ffn_norm.forward(&mlp)?;
         Ok((x + mlp)?)
     }

@@ -36,17 +36,16 @@ pub(crate) fn fixture(name: &str) -> String {
     }
 }
 
-/// A position is a near-tie when llama.cpp's top-2 log-probability gap there is below this (in
-/// nats); there a different greedy choice is acceptable if our own gap is below it as well.
-/// Quantised inference is chaotic: any change in rounding moves log-probabilities. llama.cpp's
-/// own prefill path, fed the same tokens, moves the top-k gaps of its decode path by up to 0.94
-/// nats on these prompts (0.11 to 0.18 on average).
+/// On a GPU, whose arithmetic is not ggml's CPU arithmetic, a position is a near-tie when
+/// llama.cpp's top-2 log-probability gap there is below this (in nats), and a different greedy
+/// choice is accepted there if our own gap is below it as well. (llama.cpp's own AVX-512 build
+/// departs from these AVX2-made fixtures at such a tie: `vietnamese` token 6, gap 0.159.)
 const NEAR_TIE: f32 = 1.0;
 
 /// Largest mean, over a case's 32 positions, of |our gap − llama.cpp's gap| (our gap: the
-/// log-probability of llama.cpp's token minus that of our best other token). Correct builds
-/// give 0.12 to 0.25 (llama.cpp against itself: 0.11 to 0.18); a wrong activation, RoPE base
-/// or window gives 0.8 to 38.
+/// log-probability of llama.cpp's token minus that of our best other token). The CPU build
+/// gives 0.00 to 0.18 per prompt; llama.cpp's AVX-512 build against its AVX2 build 0.10 to
+/// 0.18; a wrong activation, RoPE base or window gives 0.8 to 38.
 const MAX_MEAN_GAP_DIFF: f32 = 0.4;
 
 /// Log-softmax of `[1, vocab]` logits as a vector.
@@ -56,14 +55,13 @@ fn log_probs(logits: &candle_core::Tensor) -> Result<Vec<f32>> {
         .to_vec1::<f32>()?)
 }
 
-/// Greedy decoding from `prompt_ids`, checked at every one of the 32 positions along llama.cpp's
-/// reference path (each step is fed llama.cpp's token): our argmax must be llama.cpp's token
-/// except at near-ties, and our confidence in each token must track llama.cpp's on average.
-/// Up to the first near-tie decided otherwise, the reference path is our own free-running
-/// greedy output, so that prefix is compared token for token.
+/// Greedy decoding from `prompt_ids` equals llama.cpp's (its AVX2 build, which made the
+/// fixtures) token for token: at each of the 32 positions our argmax must be llama.cpp's token
+/// (each step is then fed that token, so this is our own free-running greedy output), and our
+/// confidence in each token must track llama.cpp's on average.
 #[test]
 fn real_greedy_matches_llama_cpp() -> Result<()> {
-    greedy_matches_llama_cpp(real_lm())
+    greedy_matches_llama_cpp(real_lm(), true)
 }
 
 /// The same check with the model on GPU 0: `cargo test --features cuda -- --ignored gpu_`.
@@ -73,10 +71,11 @@ fn real_greedy_matches_llama_cpp() -> Result<()> {
 fn gpu_greedy_matches_llama_cpp() -> Result<()> {
     let device = crate::device::by_name("cuda:0")?;
     let lm = crate::load_gguf_lm(&super::real_tests::real_model_path(), &device, 2048, None)?;
-    greedy_matches_llama_cpp(&lm)
+    greedy_matches_llama_cpp(&lm, false)
 }
 
-fn greedy_matches_llama_cpp(lm: &crate::LoadedLm) -> Result<()> {
+/// `exact`: every token must be llama.cpp's; else near-ties (see [`NEAR_TIE`]) may differ.
+fn greedy_matches_llama_cpp(lm: &crate::LoadedLm, exact: bool) -> Result<()> {
     let fx: GreedyFixture = serde_json::from_str(&fixture("greedy.json"))
         .map_err(|e| crate::ModelError::Format(format!("greedy.json: {e}")))?;
     let model = lm.model.as_ref();
@@ -95,7 +94,6 @@ fn greedy_matches_llama_cpp(lm: &crate::LoadedLm) -> Result<()> {
         let mut cache = model.new_cache();
         let mut input = case.prompt_ids.clone();
         let mut identical = None;
-        let mut ties = Vec::new();
         let mut gap_diff = 0f32;
         for (i, (&want, &theirs)) in case
             .completion_ids
@@ -117,15 +115,12 @@ fn greedy_matches_llama_cpp(lm: &crate::LoadedLm) -> Result<()> {
             gap_diff += (ours - theirs).abs();
             if ours < 0.0 {
                 identical.get_or_insert(i);
-                ties.push(format!(
-                    "#{i} (gaps: llama.cpp {theirs:.3}, ours {ours:.3})"
+            }
+            if ours < 0.0 && (exact || theirs >= NEAR_TIE || -ours >= NEAR_TIE) {
+                failures.push(format!(
+                    "{}: token {i}: we pick {best_other}, llama.cpp {want} (gap of llama.cpp's token: theirs {theirs:.3}, ours {ours:.3})",
+                    case.name
                 ));
-                if theirs >= NEAR_TIE || -ours >= NEAR_TIE {
-                    failures.push(format!(
-                        "{}: token {i}: we pick {best_other}, llama.cpp {want} (gap of llama.cpp's token: theirs {theirs:.3}, ours {ours:.3})",
-                        case.name
-                    ));
-                }
             }
             input = vec![want];
         }
@@ -137,15 +132,10 @@ fn greedy_matches_llama_cpp(lm: &crate::LoadedLm) -> Result<()> {
             ));
         }
         println!(
-            "{}: greedy identical for {}/{} tokens; mean |gap difference| {mean:.3}; near-ties decided otherwise: {}",
+            "{}: greedy identical for {}/{} tokens; mean |gap difference| {mean:.3}",
             case.name,
             identical.unwrap_or(case.completion_ids.len()),
             case.completion_ids.len(),
-            if ties.is_empty() {
-                "none".to_string()
-            } else {
-                ties.join(", ")
-            }
         );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -31,6 +31,7 @@ use candle_core::{DType, Device, Tensor};
 pub use config::Gemma3Config;
 
 use crate::gguf::GgufFile;
+use crate::kernels::RowOrder;
 use crate::layers::{BatchLayout, QLinear, RmsNorm, RopeTable};
 use crate::lm::{BatchEntry, CausalLm, LmInfo, SeqKvCache};
 use crate::{ModelError, Result};
@@ -178,6 +179,12 @@ impl CausalLm for Gemma3 {
         let positions = Tensor::new(layout.positions.as_slice(), dev)?;
         let mut x = (self.embed.embedding(&ids)?.to_dtype(DType::F32)? * self.embed_scale)?;
 
+        // Each entry's rows take the K-quant float order llama.cpp gives a chunk of its length.
+        let orders: Vec<RowOrder> = layout
+            .spans
+            .iter()
+            .flat_map(|s| RowOrder::chunk(s.len))
+            .collect();
         // RoPE rows are gathered once per distinct table, not once per layer.
         let mut rows: Vec<(Arc<RopeTable>, Tensor, Tensor)> = Vec::with_capacity(2);
         for block in &self.blocks {
@@ -193,7 +200,7 @@ impl CausalLm for Gemma3 {
                 }
             };
             let (_, cos, sin) = &rows[idx];
-            x = block.forward(&x, &layout, entries, cos, sin)?;
+            x = block.forward(&x, &layout, entries, (cos, sin), &orders)?;
         }
         for (entry, span) in entries.iter_mut().zip(&layout.spans) {
             entry.cache.commit(span.len);

@@ -2,7 +2,7 @@
 //! quantises them, so that integer products and scales equal llama.cpp's.
 
 use super::SyncPtr;
-use super::format::ActFormat;
+use super::format::{ActFormat, RowOrder};
 
 /// Rows from which quantisation is split across the compute pool.
 const PARALLEL_ROWS: usize = 4;
@@ -17,9 +17,17 @@ pub struct Acts {
     pub qs: Vec<i8>,
     pub d: Vec<f32>,
     pub bsums: Vec<i32>,
+    /// The float order of each row's K-quant products (empty: every row [`RowOrder::default`]).
+    pub orders: Vec<RowOrder>,
 }
 
 impl Acts {
+    /// Row `row`'s float order for K-quant products.
+    #[inline(always)]
+    pub fn order(&self, row: usize) -> RowOrder {
+        self.orders.get(row).copied().unwrap_or_default()
+    }
+
     pub fn block_len(&self) -> usize {
         match self.format {
             ActFormat::Q8_0 => 32,
@@ -49,6 +57,7 @@ impl Acts {
                 ActFormat::Q8_0 => Vec::new(),
                 ActFormat::Q8K => vec![0; rows * k / 16],
             },
+            orders: Vec::new(),
         };
         let nb = k / block;
         let groups = k / 16;

@@ -7,7 +7,7 @@ use std::arch::x86_64::*;
 
 use super::act::Acts;
 use super::format::{WeightFormat, k_scale_min};
-use super::scalar::{k_accumulate_with, k_finish, k_scales};
+use super::scalar::{k_accumulate_with, k_finish, k_scales, q6k_tiled_accumulate};
 
 const Q4_0: u8 = 0;
 const Q5_0: u8 = 1;
@@ -95,6 +95,38 @@ fn hsum_epi32(x: __m256i) -> i32 {
     let r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0b01_00_11_10));
     let r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0b10_11_00_01));
     _mm_cvtsi128_si32(r)
+}
+
+/// `[Σv, 0, 0, 0]`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn total_in_first(v: __m128i) -> __m128i {
+    let t = _mm_hadd_epi32(v, v);
+    _mm_and_si128(_mm_hadd_epi32(t, t), _mm_setr_epi32(-1, 0, 0, 0))
+}
+
+/// Eight rows of four i32 as four vectors of eight: `out[k]` lane `r` is `rows[r]` lane `k`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn transpose8x4(rows: [__m128i; 8]) -> [__m256i; 4] {
+    let y: [__m256i; 4] = std::array::from_fn(|r| _mm256_set_m128i(rows[r + 4], rows[r]));
+    let t0 = _mm256_unpacklo_epi32(y[0], y[1]);
+    let t1 = _mm256_unpacklo_epi32(y[2], y[3]);
+    let t2 = _mm256_unpackhi_epi32(y[0], y[1]);
+    let t3 = _mm256_unpackhi_epi32(y[2], y[3]);
+    [
+        _mm256_unpacklo_epi64(t0, t1),
+        _mm256_unpackhi_epi64(t0, t1),
+        _mm256_unpacklo_epi64(t2, t3),
+        _mm256_unpackhi_epi64(t2, t3),
+    ]
+}
+
+/// The sums of four vectors' four i32 lanes each, as the lanes of one.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum4_epi32(v: [__m128i; 4]) -> __m128i {
+    _mm_hadd_epi32(_mm_hadd_epi32(v[0], v[1]), _mm_hadd_epi32(v[2], v[3]))
 }
 
 #[inline]
@@ -236,6 +268,10 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
     // Q4K/Q5K: two running sums per row (see `scalar::k_accumulate`); Q6K: eight lanes.
     let mut acc = [[0f32; 2]; N];
     let mut lanes = [_mm256_setzero_ps(); N];
+    // Q4K rows in llama.cpp's 4-row order need sums per 64 values; decode tiles have none.
+    let split = F == Q4K && (0..N).any(|r| acts.order(row0 + r).q4k_groups);
+    // Split Q4K in tiles of eight rows: the two running sums with one row per lane.
+    let (mut main8, mut min8) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     for b in 0..nb {
         let wb = unsafe { w.add(b * block_bytes(F)) };
         // SAFETY: one whole block of `w` (checked by `dot_rows`).
@@ -265,6 +301,8 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
         let cw1 = unsafe { _mm256_loadu_si256(corr_w.as_ptr().add(8) as *const __m256i) };
         let (dw, dmin) = k_scales(format, block);
         let mut sums = [_mm256_setzero_si256(); N];
+        // Split Q4K: the sums per 64 values (folded to four lanes).
+        let mut parts = [[_mm_setzero_si128(); 4]; N];
         for (c, sc) in sc.iter().enumerate() {
             let q = unsafe { decode_k_chunk::<F>(wb, c) };
             for (r, sum) in sums.iter_mut().enumerate() {
@@ -275,7 +313,22 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
                 let p = _mm256_maddubs_epi16(q, a);
                 *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(p, *sc));
             }
+            if split && c % 2 == 1 {
+                for (part, sum) in parts.iter_mut().zip(sums.iter_mut()) {
+                    part[c / 2] = _mm_add_epi32(
+                        _mm256_castsi256_si128(*sum),
+                        _mm256_extracti128_si256(*sum, 1),
+                    );
+                    *sum = _mm256_setzero_si256();
+                }
+            }
         }
+        // Split Q4K, eight rows: each row's sums per 64 values and its activation scale.
+        let (mut xs, mut cs, mut das) = (
+            [_mm_setzero_si128(); 8],
+            [_mm_setzero_si128(); 8],
+            [0f32; 8],
+        );
         for (r, sum) in sums.iter().enumerate() {
             let blk = (row0 + r) * nb + b;
             let bs = unsafe { acts.bsums.as_ptr().add(blk * 16) };
@@ -287,23 +340,75 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
             };
             let (c0, c1) = (_mm256_mullo_epi32(cw0, b0), _mm256_mullo_epi32(cw1, b1));
             let da = unsafe { *acts.d.as_ptr().add(blk) };
+            let order = acts.order(row0 + r);
             if F == Q6K {
                 // Lane l less 32·(bsum·scale) of groups 2l and 2l+1, as ggml's AVX2 kernel.
                 let pairs = _mm256_hadd_epi32(c0, c1);
                 let pairs =
                     _mm256_permutevar8x32_epi32(pairs, _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7));
-                let d = _mm256_set1_ps(da * dw);
-                let x = _mm256_cvtepi32_ps(_mm256_sub_epi32(*sum, pairs));
-                lanes[r] = _mm256_fmadd_ps(d, x, lanes[r]);
+                let lane_sums = _mm256_sub_epi32(*sum, pairs);
+                if order.q6k_tiled {
+                    acc[r][0] = q6k_tiled_accumulate(dw, da, hsum_epi32(lane_sums), acc[r][0]);
+                } else {
+                    let d = _mm256_set1_ps(da * dw);
+                    lanes[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(lane_sums), lanes[r]);
+                }
+            } else if split {
+                let sumi = hsum4_epi32(parts[r]);
+                // The corrections per 64 values: groups 4s..4s+4 of the sixteen.
+                let h = _mm256_hadd_epi32(c0, c1);
+                let h = _mm256_hadd_epi32(h, h);
+                let corr =
+                    _mm_unpacklo_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+                // The single-row order adds whole-block sums: all in the first of the four.
+                let (sumi, corr) = if order.q4k_groups {
+                    (sumi, corr)
+                } else {
+                    (total_in_first(sumi), total_in_first(corr))
+                };
+                if N == 8 {
+                    (xs[r], cs[r], das[r]) = (sumi, corr, da);
+                } else {
+                    let (mut si, mut ci) = ([0i32; 4], [0i32; 4]);
+                    // SAFETY: both arrays hold four i32.
+                    unsafe {
+                        _mm_storeu_si128(si.as_mut_ptr() as *mut __m128i, sumi);
+                        _mm_storeu_si128(ci.as_mut_ptr() as *mut __m128i, corr);
+                    }
+                    for (&si, &ci) in si.iter().zip(&ci) {
+                        acc[r] = k_accumulate_with(dw, dmin, da, (si, ci), acc[r]);
+                    }
+                }
             } else {
                 let corr = hsum_epi32(_mm256_add_epi32(c0, c1));
                 acc[r] = k_accumulate_with(dw, dmin, da, (hsum_epi32(*sum), corr), acc[r]);
             }
         }
+        if split && N == 8 {
+            // Row r in lane r: `main += (da·dw)·sumi`, `min += (da·dmin)·corr`, per 64 values.
+            let da = unsafe { _mm256_loadu_ps(das.as_ptr()) };
+            let d = _mm256_mul_ps(da, _mm256_set1_ps(dw));
+            let m = _mm256_mul_ps(da, _mm256_set1_ps(dmin));
+            for (sk, ck) in transpose8x4(xs).into_iter().zip(transpose8x4(cs)) {
+                main8 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sk), d, main8);
+                min8 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ck), m, min8);
+            }
+        }
+    }
+    if split && N == 8 {
+        let (mut m, mut n) = ([0f32; 8], [0f32; 8]);
+        // SAFETY: both arrays hold eight f32.
+        unsafe {
+            _mm256_storeu_ps(m.as_mut_ptr(), main8);
+            _mm256_storeu_ps(n.as_mut_ptr(), min8);
+        }
+        for (a, (&m, &n)) in acc.iter_mut().zip(m.iter().zip(&n)) {
+            *a = [m, n];
+        }
     }
     let mut out = [0f32; N];
     for r in 0..N {
-        out[r] = if F == Q6K {
+        out[r] = if F == Q6K && !acts.order(row0 + r).q6k_tiled {
             hsum_ps(lanes[r])
         } else {
             k_finish(acc[r])

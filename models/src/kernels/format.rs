@@ -68,6 +68,29 @@ impl WeightFormat {
     }
 }
 
+/// The float order of one row's K-quant products, as llama.cpp's CPU build (AVX2) would give
+/// it, which there depends on how many rows a product has: Q4K rows in whole groups of four go
+/// through its repacked 4-row kernel (one multiply-add per 64 values), the others through its
+/// single-row kernel (one per 256); Q6K products of eight rows or more go through its tiled
+/// kernel (`(dw·sumi)·da` per 256 values), smaller ones through `ggml_vec_dot_q6_K_q8_K`
+/// (eight float lanes). [`Default`] is the single-row order of a decode step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowOrder {
+    pub q4k_groups: bool,
+    pub q6k_tiled: bool,
+}
+
+impl RowOrder {
+    /// The orders of a chunk of `len` rows of one sequence, as llama.cpp multiplies them when
+    /// the chunk is its batch.
+    pub fn chunk(len: usize) -> impl Iterator<Item = RowOrder> {
+        (0..len).map(move |i| RowOrder {
+            q4k_groups: len > 3 && i < len - len % 4,
+            q6k_tiled: len >= 8,
+        })
+    }
+}
+
 /// The f16 at the start of `bytes`, as f32.
 #[inline(always)]
 pub(crate) fn f16_at(bytes: &[u8], at: usize) -> f32 {

@@ -24,7 +24,7 @@ use candle_core::quantized::QTensor;
 use candle_core::{CpuStorage, Layout, Shape, Tensor};
 
 pub use act::Acts;
-pub use format::{ActFormat, WeightFormat};
+pub use format::{ActFormat, RowOrder, WeightFormat};
 
 use crate::{ModelError, Result};
 
@@ -171,6 +171,11 @@ impl QMatrix {
 
     /// `x · Wᵀ` for `x` of `m` rows of `cols` values; the result is `m × rows`, row-major.
     pub fn matmul(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
+        self.matmul_ordered(x, m, &[])
+    }
+
+    /// [`Self::matmul`] with each row's K-quant float order (see [`RowOrder`]).
+    pub fn matmul_ordered(&self, x: &[f32], m: usize, orders: &[RowOrder]) -> Result<Vec<f32>> {
         if x.len() != m * self.cols {
             return Err(ModelError::Format(format!(
                 "matmul input of {} values is not {m} rows of {}",
@@ -178,7 +183,8 @@ impl QMatrix {
                 self.cols
             )));
         }
-        let acts = Acts::quantize(self.format.act_format(), x, m, self.cols);
+        let mut acts = Acts::quantize(self.format.act_format(), x, m, self.cols);
+        acts.orders = orders.to_vec();
         let data = self.data()?;
         let row_bytes = self.row_bytes();
         let n = self.rows;
@@ -222,7 +228,12 @@ impl QMatrix {
 
     /// `x · Wᵀ` for a contiguous f32 CPU tensor `x` of shape `[.., cols]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.contiguous()?.apply_op1_no_bwd(&MatMulOp(self))?)
+        self.forward_ordered(x, &[])
+    }
+
+    /// [`Self::forward`] with each row's K-quant float order (see [`RowOrder`]).
+    pub fn forward_ordered(&self, x: &Tensor, orders: &[RowOrder]) -> Result<Tensor> {
+        Ok(x.contiguous()?.apply_op1_no_bwd(&MatMulOp(self, orders))?)
     }
 }
 
@@ -263,7 +274,7 @@ pub(crate) fn par_rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [
     });
 }
 
-struct MatMulOp<'a>(&'a QMatrix);
+struct MatMulOp<'a>(&'a QMatrix, &'a [RowOrder]);
 
 impl candle_core::CustomOp1 for MatMulOp<'_> {
     fn name(&self) -> &'static str {
@@ -294,7 +305,7 @@ impl candle_core::CustomOp1 for MatMulOp<'_> {
         let m = x.len() / self.0.cols;
         let y = self
             .0
-            .matmul(x, m)
+            .matmul_ordered(x, m, self.1)
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         Ok((CpuStorage::F32(y), Shape::from(dims)))
     }

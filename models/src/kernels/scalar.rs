@@ -230,7 +230,8 @@ pub fn q6k_accumulate(d: f32, lanes: [i32; 8], acc: [f32; 8]) -> [f32; 8] {
 fn dot_q6k(w: &[u8], acts: &Acts, row: usize) -> f32 {
     let bytes = WeightFormat::Q6K.block_bytes();
     let nb = acts.blocks_per_row();
-    let mut acc = [0f32; 8];
+    let tiled = acts.order(row).q6k_tiled;
+    let (mut lanes_acc, mut acc) = ([0f32; 8], 0f32);
     for b in 0..nb {
         let wb = &w[b * bytes..(b + 1) * bytes];
         let blk = row * nb + b;
@@ -239,25 +240,65 @@ fn dot_q6k(w: &[u8], acts: &Acts, row: usize) -> f32 {
             &acts.qs[blk * 256..][..256],
             &acts.bsums[blk * 16..][..16],
         );
-        acc = q6k_accumulate(acts.d[blk] * f16_at(wb, 208), lanes, acc);
+        let (dw, da) = (f16_at(wb, 208), acts.d[blk]);
+        if tiled {
+            acc = q6k_tiled_accumulate(dw, da, lanes.iter().sum(), acc);
+        } else {
+            lanes_acc = q6k_accumulate(da * dw, lanes, lanes_acc);
+        }
     }
-    hsum8(acc)
+    if tiled { acc } else { hsum8(lanes_acc) }
+}
+
+/// Q6K in llama.cpp's tiled order: `acc + (dw·sumi)·da`, `sumi` the block's whole sum.
+#[inline(always)]
+pub fn q6k_tiled_accumulate(dw: f32, da: f32, sumi: i32, acc: f32) -> f32 {
+    (dw * sumi as f32).mul_add(da, acc)
+}
+
+/// Q4K integer sums of one block per 64 values (sub-blocks `2s` and `2s+1`): `Σ scale·q·a` and
+/// `Σ min·bsum`, the pieces llama.cpp's repacked 4-row kernel multiplies one at a time.
+pub fn q4k_sb_sums(wb: &[u8], a: &[i8], bsums: &[i32]) -> [(i32, i32); 4] {
+    let (v, sc, mins) = decode_k(WeightFormat::Q4K, wb);
+    std::array::from_fn(|sb| {
+        let sumi = (4 * sb..4 * sb + 4)
+            .map(|g| {
+                sc[g]
+                    * (0..16)
+                        .map(|l| i32::from(v[16 * g + l]) * i32::from(a[16 * g + l]))
+                        .sum::<i32>()
+            })
+            .sum();
+        let corr = (2 * sb..2 * sb + 2)
+            .map(|j| mins[j] * (bsums[2 * j] + bsums[2 * j + 1]))
+            .sum();
+        (sumi, corr)
+    })
 }
 
 fn dot_k(format: WeightFormat, w: &[u8], acts: &Acts, row: usize) -> f32 {
     let bytes = format.block_bytes();
     let nb = acts.blocks_per_row();
+    let groups = format == WeightFormat::Q4K && acts.order(row).q4k_groups;
     let mut acc = [0f32; 2];
     for b in 0..nb {
         let wb = &w[b * bytes..(b + 1) * bytes];
         let blk = row * nb + b;
-        let sums = k_block_sums(
-            format,
-            wb,
-            &acts.qs[blk * 256..][..256],
-            &acts.bsums[blk * 16..][..16],
-        );
-        acc = k_accumulate(format, wb, acts.d[blk], sums, acc);
+        let (a, bs) = (&acts.qs[blk * 256..][..256], &acts.bsums[blk * 16..][..16]);
+        if groups {
+            let (dw, dmin) = k_scales(format, wb);
+            for part in q4k_sb_sums(wb, a, bs) {
+                acc = k_accumulate_with(dw, dmin, acts.d[blk], part, acc);
+            }
+        } else {
+            acc = k_accumulate(
+                format,
+                wb,
+                acts.d[blk],
+                k_block_sums(format, wb, a, bs),
+                acc,
+            );
+        }
     }
     k_finish(acc)
 }

@@ -67,7 +67,14 @@ fn fast_kernels_equal_the_scalar_reference_bit_for_bit() {
             let cols = 512;
             let w = random_row(format, cols, &mut rng);
             let x: Vec<f32> = (0..rows * cols).map(|_| rng.f32() * 4.0).collect();
-            let acts = Acts::quantize(format.act_format(), &x, rows, cols);
+            let mut acts = Acts::quantize(format.act_format(), &x, rows, cols);
+            // Every row in its own float order: the chunk orders of llama.cpp's kernels, mixed.
+            acts.orders = (0..rows)
+                .map(|_| RowOrder {
+                    q4k_groups: rng.next().is_multiple_of(2),
+                    q6k_tiled: rng.next().is_multiple_of(2),
+                })
+                .collect();
             let mut fast = vec![0f32; rows];
             let mut slow = vec![0f32; rows];
             dot_rows(format, &w, &acts, 0, &mut fast);
@@ -150,4 +157,28 @@ fn rejects_what_it_cannot_multiply() -> Result<()> {
         .ok_or_else(|| ModelError::Format("unsupported".into()))?;
     assert!(q.matmul(&[0.0; 63], 1).is_err());
     Ok(())
+}
+
+#[test]
+fn row_orders_change_only_the_rounding() {
+    let mut rng = Rng(11);
+    for format in [WeightFormat::Q4K, WeightFormat::Q6K] {
+        let cols = 1024;
+        let w = random_row(format, cols, &mut rng);
+        let x: Vec<f32> = (0..cols).map(|_| rng.f32() * 4.0).collect();
+        let mut acts = Acts::quantize(format.act_format(), &x, 1, cols);
+        let mut single = [0f32];
+        dot_rows(format, &w, &acts, 0, &mut single);
+        acts.orders = vec![RowOrder {
+            q4k_groups: true,
+            q6k_tiled: true,
+        }];
+        let mut chunk = [0f32];
+        dot_rows(format, &w, &acts, 0, &mut chunk);
+        let tol = 1e-5 * single[0].abs().max(1.0);
+        assert!(
+            (single[0] - chunk[0]).abs() <= tol,
+            "{format:?}: {single:?} vs {chunk:?}"
+        );
+    }
 }

@@ -22,15 +22,16 @@ pub use ggml::{gelu_tanh, round_to_f16};
 pub use ggml_attention::{GGML_FA_TILE_Q, ggml_attention};
 
 use crate::gguf::GgufFile;
-use crate::kernels::QMatrix;
+use crate::kernels::{QMatrix, RowOrder};
 use crate::{ModelError, Result};
 
 /// A linear layer without bias whose weight stays in its stored (usually quantised) type.
 ///
 /// On the CPU, formats with a kernel in [`crate::kernels`] are multiplied there: activations
-/// are quantised as ggml quantises them and each output row depends only on its input row, bit
-/// for bit, whatever the number of rows, so a sequence's results do not depend on what else is
-/// in its batch. Other formats and devices use candle's `QMatMul`; there a single row is
+/// are quantised as ggml quantises them and each output row depends only on its input row and
+/// its [`RowOrder`] (which the model derives from the row's own sequence chunk), bit for bit,
+/// whatever the number of rows, so a sequence's results do not depend on what else is in its
+/// batch. Other formats and devices use candle's `QMatMul`; there a single row is
 /// duplicated for Q6K weights, which candle 0.11 multiplies by one row with a kernel that
 /// rounds differently from its multi-row one.
 #[derive(Debug, Clone)]
@@ -73,12 +74,18 @@ impl QLinear {
 
     /// `x · Wᵀ` for `x` of shape `[.., in]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_ordered(x, &[])
+    }
+
+    /// [`Self::forward`] with the float order of each row's K-quant products on the CPU
+    /// (`orders[i]` for row `i`; missing rows take the default, see [`RowOrder`]).
+    pub fn forward_ordered(&self, x: &Tensor, orders: &[RowOrder]) -> Result<Tensor> {
         let x = x.contiguous()?;
         if let Some(cpu) = &self.cpu
             && x.device().is_cpu()
             && x.dtype() == DType::F32
         {
-            return cpu.forward(&x);
+            return cpu.forward_ordered(&x, orders);
         }
         if self.pad_single_row && x.elem_count() == self.in_features {
             let mut dims = x.dims().to_vec();
