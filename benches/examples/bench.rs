@@ -105,13 +105,13 @@ fn measure(
 
 fn row(model: &str, size: &str, backend: &str, threads: usize, test: &str, (mean, sd): (f64, f64)) {
     println!(
-        "| {model:<26} | {size:>10} | {backend:<17} | {threads:>7} | {test:>12} | {:>20} |",
+        "| {model:<26} | {size:>10} | {backend:<22} | {threads:>7} | {test:>12} | {:>20} |",
         format!("{mean:.2} ± {sd:.2}"),
     );
 }
 
 fn cpu_backend() -> String {
-    format!("nfai-cpu ({})", nfai_models::kernels::KERNELS)
+    format!("nfai-cpu ({})", nfai_models::kernels::kernels().name())
 }
 
 fn bench_llm(a: &Args) -> Result<(), String> {
@@ -269,10 +269,10 @@ fn main() {
     let result = args().and_then(|a| {
         nfai_models::kernels::init_compute_pool(a.threads);
         println!(
-            "| model                      |       size | backend           | threads |         test |                  t/s |"
+            "| model                      |       size | backend                | threads |         test |                  t/s |"
         );
         println!(
-            "| -------------------------- | ---------: | ----------------- | ------: | -----------: | -------------------: |"
+            "| -------------------------- | ---------: | ---------------------- | ------: | -----------: | -------------------: |"
         );
         if a.llm {
             bench_llm(&a)?;

@@ -57,7 +57,7 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
             let started = std::time::Instant::now();
             tracing::info!(
                 threads = config.engine.threads,
-                kernels = nfai_models::kernels::KERNELS,
+                kernels = nfai_models::kernels::kernels().name(),
                 f32_gemm = nfai_models::kernels::f32_gemm_isa(),
                 "compute pool"
             );

@@ -9,25 +9,17 @@ use super::act::Acts;
 use super::format::{WeightFormat, k_scale_min};
 use super::scalar::{k_accumulate_with, k_finish, k_scales, q6k_tiled_accumulate};
 
-const Q4_0: u8 = 0;
-const Q5_0: u8 = 1;
-const Q8_0: u8 = 2;
-const Q4K: u8 = 3;
-const Q5K: u8 = 4;
-const Q6K: u8 = 5;
+pub(super) const Q4_0: u8 = 0;
+pub(super) const Q5_0: u8 = 1;
+pub(super) const Q8_0: u8 = 2;
+pub(super) const Q4K: u8 = 3;
+pub(super) const Q5K: u8 = 4;
+pub(super) const Q6K: u8 = 5;
 
 /// `out[j] = w · acts[first + j]`. Does nothing unless `w` holds one row of `acts.k` weights
 /// and the rows exist.
 pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, first: usize, out: &mut [f32]) {
-    let nb = acts.blocks_per_row();
-    let sized = w.len() == nb * format.block_bytes()
-        && first + out.len() <= acts.rows
-        && acts.qs.len() == acts.rows * acts.k
-        && acts.d.len() == acts.rows * nb
-        && (format.act_format() == super::ActFormat::Q8_0
-            || acts.bsums.len() == acts.qs.len() / 16)
-        && format.act_format() == acts.format;
-    if !sized {
+    if !sized(format, w, acts, first, out) {
         return;
     }
     // SAFETY: the sizes were checked above; this module is compiled only for targets with AVX2
@@ -42,6 +34,24 @@ pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, first: usize, out: 
             WeightFormat::Q6K => rows::<Q6K>(w, acts, first, out),
         }
     }
+}
+
+/// Whether `w` holds one row of `acts.k` weights in `format` and rows `first..first + out.len()`
+/// exist in `acts`, with the sizes the kernels index by.
+pub(super) fn sized(
+    format: WeightFormat,
+    w: &[u8],
+    acts: &Acts,
+    first: usize,
+    out: &[f32],
+) -> bool {
+    let nb = acts.blocks_per_row();
+    w.len() == nb * format.block_bytes()
+        && first + out.len() <= acts.rows
+        && acts.qs.len() == acts.rows * acts.k
+        && acts.d.len() == acts.rows * nb
+        && (format.act_format() == super::ActFormat::Q8_0 || acts.bsums.len() == acts.qs.len() / 16)
+        && format.act_format() == acts.format
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -81,7 +91,7 @@ unsafe fn tile<const F: u8, const N: usize>(w: &[u8], acts: &Acts, row0: usize, 
 /// Horizontal sum in ggml's order (see [`super::scalar::hsum8`]).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn hsum_ps(x: __m256) -> f32 {
+pub(super) fn hsum_ps(x: __m256) -> f32 {
     let r = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
     let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
     let r = _mm_add_ss(r, _mm_movehdup_ps(r));
@@ -131,7 +141,7 @@ fn hsum4_epi32(v: [__m128i; 4]) -> __m128i {
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f16_at(p: *const u8) -> f32 {
+pub(super) unsafe fn f16_at(p: *const u8) -> f32 {
     let bits = unsafe { std::ptr::read_unaligned(p as *const u16) };
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
 }
@@ -162,7 +172,7 @@ fn bits_to_bytes(x: u32) -> __m256i {
 /// The 32 signed values of a Q4_0/Q5_0/Q8_0 block at `p`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn decode32<const F: u8>(p: *const u8) -> __m256i {
+pub(super) unsafe fn decode32<const F: u8>(p: *const u8) -> __m256i {
     unsafe {
         match F {
             Q8_0 => _mm256_loadu_si256(p.add(2) as *const __m256i),
@@ -177,7 +187,7 @@ unsafe fn decode32<const F: u8>(p: *const u8) -> __m256i {
     }
 }
 
-const fn block_bytes(f: u8) -> usize {
+pub(super) const fn block_bytes(f: u8) -> usize {
     match f {
         Q4_0 => 18,
         Q5_0 => 22,
@@ -224,7 +234,7 @@ unsafe fn tile32<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
 /// 32 unsigned values (chunk `c` of 8) of the K-quant block at `wb`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn decode_k_chunk<const F: u8>(wb: *const u8, c: usize) -> __m256i {
+pub(super) unsafe fn decode_k_chunk<const F: u8>(wb: *const u8, c: usize) -> __m256i {
     let m4 = _mm256_set1_epi8(0x0f);
     unsafe {
         if F == Q6K {
@@ -256,73 +266,107 @@ unsafe fn decode_k_chunk<const F: u8>(wb: *const u8, c: usize) -> __m256i {
     }
 }
 
+/// One K-quant block's constants: what the integer sums multiply by and what the float epilogue
+/// needs. Shared with the AVX-512 kernels, which differ only in how they form the sums.
+pub(super) struct KBlock {
+    /// Per-16 scales as i16 pairs, one vector per 32-value chunk.
+    pub(super) sc: [__m256i; 8],
+    /// The correction weight of each 16 values (the mins for Q4K/Q5K, `32·scale` for Q6K, whose
+    /// offset is subtracted from the sum), as an i16 in the low half of its i32 lane: one
+    /// `madd_epi16` with the i32 bsums (which fit in i16) is then their exact product.
+    cw: [__m256i; 2],
+    dw: f32,
+    dmin: f32,
+}
+
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: usize) -> [f32; N] {
-    let nb = acts.blocks_per_row();
-    let format = match F {
-        Q4K => WeightFormat::Q4K,
-        Q5K => WeightFormat::Q5K,
-        _ => WeightFormat::Q6K,
-    };
-    // Q4K/Q5K: two running sums per row (see `scalar::k_accumulate`); Q6K: eight lanes.
-    let mut acc = [[0f32; 2]; N];
-    let mut lanes = [_mm256_setzero_ps(); N];
-    // Q4K rows in llama.cpp's 4-row order need sums per 64 values; decode tiles have none.
-    let split = F == Q4K && (0..N).any(|r| acts.order(row0 + r).q4k_groups);
-    // Split Q4K in tiles of eight rows: the two running sums with one row per lane.
-    let (mut main8, mut min8) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    for b in 0..nb {
-        let wb = unsafe { w.add(b * block_bytes(F)) };
-        // SAFETY: one whole block of `w` (checked by `dot_rows`).
-        let block = unsafe { std::slice::from_raw_parts(wb, block_bytes(F)) };
-        // Per-16 scales (as i16 pairs per 32-chunk) and the correction weights per 16: the
-        // mins for Q4K/Q5K, `32·scale` for Q6K (whose offset is subtracted from the sum).
-        let mut sc = [_mm256_setzero_si256(); 8];
-        let mut corr_w = [0i32; 16];
-        if F == Q6K {
-            for (c, s) in sc.iter_mut().enumerate() {
-                let s0 = i16::from(block[192 + 2 * c] as i8);
-                let s1 = i16::from(block[192 + 2 * c + 1] as i8);
-                *s = _mm256_set_m128i(_mm_set1_epi16(s1), _mm_set1_epi16(s0));
-            }
-            for (g, cw) in corr_w.iter_mut().enumerate() {
-                *cw = 32 * i32::from(block[192 + g] as i8);
-            }
+pub(super) fn k_block<const F: u8>(block: &[u8]) -> KBlock {
+    let mut sc = [_mm256_setzero_si256(); 8];
+    let mut cw = [0i32; 16];
+    let format = if F == Q6K {
+        for (c, s) in sc.iter_mut().enumerate() {
+            let s0 = i16::from(block[192 + 2 * c] as i8);
+            let s1 = i16::from(block[192 + 2 * c + 1] as i8);
+            *s = _mm256_set_m128i(_mm_set1_epi16(s1), _mm_set1_epi16(s0));
+        }
+        for (g, w) in cw.iter_mut().enumerate() {
+            *w = i32::from((32 * i16::from(block[192 + g] as i8)) as u16);
+        }
+        WeightFormat::Q6K
+    } else {
+        for (j, s) in sc.iter_mut().enumerate() {
+            let (scale, min) = k_scale_min(&block[4..16], j);
+            *s = _mm256_set1_epi16(i16::from(scale));
+            cw[2 * j] = i32::from(min);
+            cw[2 * j + 1] = i32::from(min);
+        }
+        if F == Q5K {
+            WeightFormat::Q5K
         } else {
-            for (j, s) in sc.iter_mut().enumerate() {
-                let (scale, min) = k_scale_min(&block[4..16], j);
-                *s = _mm256_set1_epi16(i16::from(scale));
-                corr_w[2 * j] = i32::from(min);
-                corr_w[2 * j + 1] = i32::from(min);
-            }
+            WeightFormat::Q4K
         }
-        let cw0 = unsafe { _mm256_loadu_si256(corr_w.as_ptr() as *const __m256i) };
-        let cw1 = unsafe { _mm256_loadu_si256(corr_w.as_ptr().add(8) as *const __m256i) };
-        let (dw, dmin) = k_scales(format, block);
-        let mut sums = [_mm256_setzero_si256(); N];
-        // Split Q4K: the sums per 64 values (folded to four lanes).
-        let mut parts = [[_mm_setzero_si128(); 4]; N];
-        for (c, sc) in sc.iter().enumerate() {
-            let q = unsafe { decode_k_chunk::<F>(wb, c) };
-            for (r, sum) in sums.iter_mut().enumerate() {
-                let blk = (row0 + r) * nb + b;
-                let a = unsafe {
-                    _mm256_loadu_si256(acts.qs.as_ptr().add(blk * 256 + 32 * c) as *const __m256i)
-                };
-                let p = _mm256_maddubs_epi16(q, a);
-                *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(p, *sc));
-            }
-            if split && c % 2 == 1 {
-                for (part, sum) in parts.iter_mut().zip(sums.iter_mut()) {
-                    part[c / 2] = _mm_add_epi32(
-                        _mm256_castsi256_si128(*sum),
-                        _mm256_extracti128_si256(*sum, 1),
-                    );
-                    *sum = _mm256_setzero_si256();
-                }
-            }
+    };
+    // SAFETY: `cw` holds sixteen i32.
+    let cw = unsafe {
+        [
+            _mm256_loadu_si256(cw.as_ptr() as *const __m256i),
+            _mm256_loadu_si256(cw.as_ptr().add(8) as *const __m256i),
+        ]
+    };
+    let (dw, dmin) = k_scales(format, block);
+    KBlock { sc, cw, dw, dmin }
+}
+
+/// The float state of a tile of `N` activation rows across a K-quant weight row's blocks.
+pub(super) struct KTile<const N: usize> {
+    /// Q4K/Q5K (and tiled Q6K): two running sums per row (see `scalar::k_accumulate`).
+    acc: [[f32; 2]; N],
+    /// Q6K in the single-row order: eight lanes per row.
+    lanes: [__m256; N],
+    /// Q4K rows in llama.cpp's 4-row order need sums per 64 values; decode tiles have none.
+    split: bool,
+    /// Split Q4K in tiles of eight rows: the two running sums with one row per lane.
+    main8: __m256,
+    min8: __m256,
+}
+
+impl<const N: usize> KTile<N> {
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn new<const F: u8>(acts: &Acts, row0: usize) -> Self {
+        Self {
+            acc: [[0f32; 2]; N],
+            lanes: [_mm256_setzero_ps(); N],
+            split: F == Q4K && (0..N).any(|r| acts.order(row0 + r).q4k_groups),
+            main8: _mm256_setzero_ps(),
+            min8: _mm256_setzero_ps(),
         }
+    }
+
+    /// Whether the block's integer sums must come per 64 values (`parts`), not whole (`sums`).
+    pub(super) fn split(&self) -> bool {
+        self.split
+    }
+
+    /// Adds block `b` to every row: `sums[r]` holds row `r`'s eight lane sums of `scale·q·a`,
+    /// or, when [`Self::split`], `parts[r][s]` the same for values `64s..64s+64` (any lanes).
+    ///
+    /// # Safety
+    /// Rows `row0..row0 + N` and block `b` exist in `acts`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn add_block<const F: u8>(
+        &mut self,
+        kb: &KBlock,
+        sums: &[__m256i; N],
+        parts: &[[__m128i; 4]; N],
+        acts: &Acts,
+        row0: usize,
+        b: usize,
+    ) {
+        let nb = acts.blocks_per_row();
+        let (dw, dmin) = (kb.dw, kb.dmin);
         // Split Q4K, eight rows: each row's sums per 64 values and its activation scale.
         let (mut xs, mut cs, mut das) = (
             [_mm_setzero_si128(); 8],
@@ -338,7 +382,10 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
                     _mm256_loadu_si256(bs.add(8) as *const __m256i),
                 )
             };
-            let (c0, c1) = (_mm256_mullo_epi32(cw0, b0), _mm256_mullo_epi32(cw1, b1));
+            let (c0, c1) = (
+                _mm256_madd_epi16(kb.cw[0], b0),
+                _mm256_madd_epi16(kb.cw[1], b1),
+            );
             let da = unsafe { *acts.d.as_ptr().add(blk) };
             let order = acts.order(row0 + r);
             if F == Q6K {
@@ -348,12 +395,14 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
                     _mm256_permutevar8x32_epi32(pairs, _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7));
                 let lane_sums = _mm256_sub_epi32(*sum, pairs);
                 if order.q6k_tiled {
-                    acc[r][0] = q6k_tiled_accumulate(dw, da, hsum_epi32(lane_sums), acc[r][0]);
+                    self.acc[r][0] =
+                        q6k_tiled_accumulate(dw, da, hsum_epi32(lane_sums), self.acc[r][0]);
                 } else {
                     let d = _mm256_set1_ps(da * dw);
-                    lanes[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(lane_sums), lanes[r]);
+                    self.lanes[r] =
+                        _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(lane_sums), self.lanes[r]);
                 }
-            } else if split {
+            } else if self.split {
                 let sumi = hsum4_epi32(parts[r]);
                 // The corrections per 64 values: groups 4s..4s+4 of the sixteen.
                 let h = _mm256_hadd_epi32(c0, c1);
@@ -376,43 +425,83 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
                         _mm_storeu_si128(ci.as_mut_ptr() as *mut __m128i, corr);
                     }
                     for (&si, &ci) in si.iter().zip(&ci) {
-                        acc[r] = k_accumulate_with(dw, dmin, da, (si, ci), acc[r]);
+                        self.acc[r] = k_accumulate_with(dw, dmin, da, (si, ci), self.acc[r]);
                     }
                 }
             } else {
                 let corr = hsum_epi32(_mm256_add_epi32(c0, c1));
-                acc[r] = k_accumulate_with(dw, dmin, da, (hsum_epi32(*sum), corr), acc[r]);
+                self.acc[r] =
+                    k_accumulate_with(dw, dmin, da, (hsum_epi32(*sum), corr), self.acc[r]);
             }
         }
-        if split && N == 8 {
+        if self.split && N == 8 {
             // Row r in lane r: `main += (da·dw)·sumi`, `min += (da·dmin)·corr`, per 64 values.
             let da = unsafe { _mm256_loadu_ps(das.as_ptr()) };
             let d = _mm256_mul_ps(da, _mm256_set1_ps(dw));
             let m = _mm256_mul_ps(da, _mm256_set1_ps(dmin));
             for (sk, ck) in transpose8x4(xs).into_iter().zip(transpose8x4(cs)) {
-                main8 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sk), d, main8);
-                min8 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ck), m, min8);
+                self.main8 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sk), d, self.main8);
+                self.min8 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ck), m, self.min8);
             }
         }
     }
-    if split && N == 8 {
-        let (mut m, mut n) = ([0f32; 8], [0f32; 8]);
-        // SAFETY: both arrays hold eight f32.
-        unsafe {
-            _mm256_storeu_ps(m.as_mut_ptr(), main8);
-            _mm256_storeu_ps(n.as_mut_ptr(), min8);
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn finish<const F: u8>(mut self, acts: &Acts, row0: usize) -> [f32; N] {
+        if self.split && N == 8 {
+            let (mut m, mut n) = ([0f32; 8], [0f32; 8]);
+            // SAFETY: both arrays hold eight f32.
+            unsafe {
+                _mm256_storeu_ps(m.as_mut_ptr(), self.main8);
+                _mm256_storeu_ps(n.as_mut_ptr(), self.min8);
+            }
+            for (a, (&m, &n)) in self.acc.iter_mut().zip(m.iter().zip(&n)) {
+                *a = [m, n];
+            }
         }
-        for (a, (&m, &n)) in acc.iter_mut().zip(m.iter().zip(&n)) {
-            *a = [m, n];
+        std::array::from_fn(|r| {
+            if F == Q6K && !acts.order(row0 + r).q6k_tiled {
+                hsum_ps(self.lanes[r])
+            } else {
+                k_finish(self.acc[r])
+            }
+        })
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: usize) -> [f32; N] {
+    let nb = acts.blocks_per_row();
+    let mut tile = KTile::<N>::new::<F>(acts, row0);
+    for b in 0..nb {
+        let wb = unsafe { w.add(b * block_bytes(F)) };
+        // SAFETY: one whole block of `w` (checked by `dot_rows`).
+        let kb = k_block::<F>(unsafe { std::slice::from_raw_parts(wb, block_bytes(F)) });
+        let mut sums = [_mm256_setzero_si256(); N];
+        let mut parts = [[_mm_setzero_si128(); 4]; N];
+        for (c, sc) in kb.sc.iter().enumerate() {
+            let q = unsafe { decode_k_chunk::<F>(wb, c) };
+            for (r, sum) in sums.iter_mut().enumerate() {
+                let blk = (row0 + r) * nb + b;
+                let a = unsafe {
+                    _mm256_loadu_si256(acts.qs.as_ptr().add(blk * 256 + 32 * c) as *const __m256i)
+                };
+                let p = _mm256_maddubs_epi16(q, a);
+                *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(p, *sc));
+            }
+            if tile.split() && c % 2 == 1 {
+                for (part, sum) in parts.iter_mut().zip(sums.iter_mut()) {
+                    part[c / 2] = _mm_add_epi32(
+                        _mm256_castsi256_si128(*sum),
+                        _mm256_extracti128_si256(*sum, 1),
+                    );
+                    *sum = _mm256_setzero_si256();
+                }
+            }
         }
+        unsafe { tile.add_block::<F>(&kb, &sums, &parts, acts, row0, b) };
     }
-    let mut out = [0f32; N];
-    for r in 0..N {
-        out[r] = if F == Q6K && !acts.order(row0 + r).q6k_tiled {
-            hsum_ps(lanes[r])
-        } else {
-            k_finish(acc[r])
-        };
-    }
-    out
+    tile.finish::<F>(acts, row0)
 }

@@ -4,7 +4,8 @@
 //! Activations are quantised once per product to 8 bits ([`act`]), exactly as ggml's x86 backend
 //! quantises them; every weight row is then multiplied with all activation rows while its
 //! blocks are in cache, eight rows per unpacked block ([`avx2`] where the build targets AVX2 and
-//! FMA, else the portable [`scalar`] kernels, which give the same bits). Weight rows are split
+//! FMA, [`avx512`] chosen at run time where the CPU also has AVX-512 with VNNI, else the
+//! portable [`scalar`] kernels; all give the same bits). Weight rows are split
 //! across the compute pool (candle's spinning barrier pool, which candle's own CPU operations
 //! use too, sized by the engine configuration: see [`init_compute_pool`]).
 
@@ -15,6 +16,12 @@ pub mod act;
     target_feature = "fma"
 ))]
 mod avx2;
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+mod avx512;
 pub mod format;
 pub mod scalar;
 
@@ -33,17 +40,120 @@ const ACT_GROUP_BYTES: usize = 16 * 1024;
 /// Weight rows multiplied against one activation group before the next (L2-sized for the
 /// widest rows here).
 const WEIGHT_GROUP_ROWS: usize = 64;
+/// Weight rows handed to the kernels at once.
+const TILE_ROWS: usize = 4;
 
-/// Which kernels this build multiplies with: `"avx2"` or `"portable"`.
-pub const KERNELS: &str = if cfg!(all(
-    target_arch = "x86_64",
-    target_feature = "avx2",
-    target_feature = "fma"
-)) {
-    "avx2"
-} else {
-    "portable"
-};
+/// A set of quantised dot-product kernels; all give the same bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kernels {
+    /// The portable Rust kernels ([`scalar`]).
+    Portable,
+    /// AVX2 + FMA, the x86-64-v3 baseline the build targets.
+    Avx2,
+    /// AVX-512 F/BW/DQ/VL with VNNI, chosen at run time where the CPU has them.
+    Avx512,
+}
+
+impl Kernels {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Portable => "portable",
+            Self::Avx2 => "avx2",
+            Self::Avx512 => "avx512-vnni",
+        }
+    }
+
+    /// Every set this build and CPU can run, slowest first.
+    pub fn available() -> Vec<Kernels> {
+        let mut all = vec![Self::Portable];
+        #[cfg(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma"
+        ))]
+        {
+            all.push(Self::Avx2);
+            if avx512::available() {
+                all.push(Self::Avx512);
+            }
+        }
+        all
+    }
+
+    /// `out[j] = w · acts[first + j]` with these kernels (the portable ones where this build or
+    /// CPU lacks them).
+    pub fn dot_rows(
+        self,
+        format: WeightFormat,
+        w: &[u8],
+        acts: &Acts,
+        first: usize,
+        out: &mut [f32],
+    ) {
+        match self {
+            #[cfg(all(
+                target_arch = "x86_64",
+                target_feature = "avx2",
+                target_feature = "fma"
+            ))]
+            Self::Avx2 => avx2::dot_rows(format, w, acts, first, out),
+            #[cfg(all(
+                target_arch = "x86_64",
+                target_feature = "avx2",
+                target_feature = "fma"
+            ))]
+            Self::Avx512 => avx512::dot_rows(format, w, acts, first, out),
+            _ => scalar::dot_rows(format, w, acts, first, out),
+        }
+    }
+
+    /// `out[i·len + j] = w_i · acts[first + j]` for the weight rows `w_i` that `w` holds back
+    /// to back (`len = out.len() / rows`); the AVX-512 kernels share each activation load
+    /// between several rows.
+    pub fn dot_tile(
+        self,
+        format: WeightFormat,
+        w: &[u8],
+        acts: &Acts,
+        first: usize,
+        out: &mut [f32],
+    ) {
+        #[cfg(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma"
+        ))]
+        if self == Self::Avx512 {
+            return avx512::dot_tile(format, w, acts, first, out);
+        }
+        let row_bytes = acts.blocks_per_row() * format.block_bytes();
+        let rows = w.len().checked_div(row_bytes).unwrap_or(0);
+        let len = out.len().checked_div(rows).unwrap_or(0);
+        if len == 0 {
+            return;
+        }
+        for (w, out) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(len)) {
+            self.dot_rows(format, w, acts, first, out);
+        }
+    }
+}
+
+/// The kernels every product uses: the fastest this build and CPU run, or, where the
+/// environment variable `NFAI_KERNELS` names an available set (`portable`, `avx2`,
+/// `avx512-vnni`), that one (for comparing them on one machine).
+pub fn kernels() -> Kernels {
+    static CHOSEN: std::sync::LazyLock<Kernels> = std::sync::LazyLock::new(|| {
+        let available = Kernels::available();
+        let wanted = std::env::var("NFAI_KERNELS").ok();
+        available
+            .iter()
+            .copied()
+            .find(|k| wanted.as_deref() == Some(k.name()))
+            .or_else(|| available.last().copied())
+            .unwrap_or(Kernels::Portable)
+    });
+    *CHOSEN
+}
 
 /// The instruction set the f32 matrix products (the BERT encoder's GEMMs, candle's f32
 /// matmuls) use on this CPU: the `gemm` crate picks its AVX-512 kernels at run time where the
@@ -105,20 +215,9 @@ pub fn init_compute_pool(threads: usize) -> bool {
     candle_core::utils::barrier_pool();
     rayon
 }
-/// `out[j] = w · acts[first + j]` for one weight row `w` with the fastest kernel of this build.
+/// `out[j] = w · acts[first + j]` for one weight row `w` with [`kernels`].
 pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, first: usize, out: &mut [f32]) {
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    ))]
-    avx2::dot_rows(format, w, acts, first, out);
-    #[cfg(not(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    )))]
-    scalar::dot_rows(format, w, acts, first, out);
+    kernels().dot_rows(format, w, acts, first, out);
 }
 
 /// A quantised `[rows, cols]` weight on the CPU, multiplied by this module's kernels. The
@@ -194,8 +293,9 @@ impl QMatrix {
         // Within a chunk, groups of activation rows small enough to stay in L1 meet groups of
         // weight rows small enough to stay in L2.
         let act_group = (ACT_GROUP_BYTES / self.cols).clamp(8, 64) / 8 * 8;
+        let kernels = kernels();
         candle_core::utils::barrier_pool().execute_chunked(n, |rows| {
-            let mut col = vec![0f32; act_group.min(m)];
+            let mut col = vec![0f32; act_group.min(m) * TILE_ROWS];
             // One group's results, activation-row major, so that each row of `y` gets a
             // contiguous run instead of one strided element per weight row.
             let mut tile = vec![0f32; act_group.min(m) * WEIGHT_GROUP_ROWS];
@@ -205,11 +305,15 @@ impl QMatrix {
                 let width = w1 - w0;
                 for a0 in (0..m).step_by(act_group) {
                     let a1 = (a0 + act_group).min(m);
-                    for r in w0..w1 {
-                        let w = &data[r * row_bytes..(r + 1) * row_bytes];
-                        dot_rows(self.format, w, &acts, a0, &mut col[..a1 - a0]);
-                        for (j, &v) in col[..a1 - a0].iter().enumerate() {
-                            tile[j * width + r - w0] = v;
+                    let len = a1 - a0;
+                    for r in (w0..w1).step_by(TILE_ROWS) {
+                        let k = (w1 - r).min(TILE_ROWS);
+                        let w = &data[r * row_bytes..(r + k) * row_bytes];
+                        kernels.dot_tile(self.format, w, &acts, a0, &mut col[..k * len]);
+                        for (i, res) in col[..k * len].chunks_exact(len).enumerate() {
+                            for (j, &v) in res.iter().enumerate() {
+                                tile[j * width + r + i - w0] = v;
+                            }
                         }
                     }
                     for (j, i) in (a0..a1).enumerate() {

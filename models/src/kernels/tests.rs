@@ -62,28 +62,67 @@ fn to_ggml(format: WeightFormat) -> GgmlDType {
 #[test]
 fn fast_kernels_equal_the_scalar_reference_bit_for_bit() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let kernels = Kernels::available();
     for format in FORMATS {
-        for rows in [1usize, 2, 3, 4, 5, 7, 8, 9, 12, 17] {
-            let cols = 512;
-            let w = random_row(format, cols, &mut rng);
-            let x: Vec<f32> = (0..rows * cols).map(|_| rng.f32() * 4.0).collect();
-            let mut acts = Acts::quantize(format.act_format(), &x, rows, cols);
-            // Every row in its own float order: the chunk orders of llama.cpp's kernels, mixed.
-            acts.orders = (0..rows)
-                .map(|_| RowOrder {
-                    q4k_groups: rng.next().is_multiple_of(2),
-                    q6k_tiled: rng.next().is_multiple_of(2),
-                })
+        // Odd and even block counts.
+        let widths: &[usize] = if format.block_len() == 32 {
+            &[544, 512]
+        } else {
+            &[256, 512]
+        };
+        for &cols in widths {
+            for rows in [1usize, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17] {
+                let w = random_row(format, cols, &mut rng);
+                let x: Vec<f32> = (0..rows * cols).map(|_| rng.f32() * 4.0).collect();
+                let mut acts = Acts::quantize(format.act_format(), &x, rows, cols);
+                // Every row in its own float order: the chunk orders of llama.cpp's kernels.
+                acts.orders = (0..rows)
+                    .map(|_| RowOrder {
+                        q4k_groups: rng.next().is_multiple_of(2),
+                        q6k_tiled: rng.next().is_multiple_of(2),
+                    })
+                    .collect();
+                let mut slow = vec![0f32; rows];
+                scalar::dot_rows(format, &w, &acts, 0, &mut slow);
+                for &k in &kernels {
+                    let mut fast = vec![f32::NAN; rows];
+                    k.dot_rows(format, &w, &acts, 0, &mut fast);
+                    let name = k.name();
+                    assert_eq!(fast, slow, "{format:?} {cols} cols, {rows} rows ({name})");
+                    if rows > 2 {
+                        let mut part = vec![f32::NAN; rows - 2];
+                        k.dot_rows(format, &w, &acts, 1, &mut part);
+                        assert_eq!(part, slow[1..rows - 1], "{format:?} rows 1.. ({name})");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn weight_row_tiles_equal_the_scalar_reference_bit_for_bit() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for format in FORMATS {
+        let cols = if format.block_len() == 32 { 544 } else { 512 };
+        for wn in [1usize, 3, 4, 5, 8, 9] {
+            let w: Vec<u8> = (0..wn)
+                .flat_map(|_| random_row(format, cols, &mut rng))
                 .collect();
-            let mut fast = vec![0f32; rows];
-            let mut slow = vec![0f32; rows];
-            dot_rows(format, &w, &acts, 0, &mut fast);
-            scalar::dot_rows(format, &w, &acts, 0, &mut slow);
-            assert_eq!(fast, slow, "{format:?} with {rows} rows ({KERNELS})");
-            if rows > 2 {
-                let mut part = vec![0f32; rows - 2];
-                dot_rows(format, &w, &acts, 1, &mut part);
-                assert_eq!(part, slow[1..rows - 1], "{format:?} rows 1..{}", rows - 1);
+            for rows in [1usize, 3, 8, 13] {
+                let x: Vec<f32> = (0..(rows + 1) * cols).map(|_| rng.f32() * 4.0).collect();
+                let acts = Acts::quantize(format.act_format(), &x, rows + 1, cols);
+                let row_bytes = w.len() / wn;
+                let mut slow = vec![0f32; wn * rows];
+                for (wi, out) in w.chunks_exact(row_bytes).zip(slow.chunks_exact_mut(rows)) {
+                    scalar::dot_rows(format, wi, &acts, 1, out);
+                }
+                for k in Kernels::available() {
+                    let mut fast = vec![f32::NAN; wn * rows];
+                    k.dot_tile(format, &w, &acts, 1, &mut fast);
+                    let name = k.name();
+                    assert_eq!(fast, slow, "{format:?} {wn} weight rows × {rows} ({name})");
+                }
             }
         }
     }
