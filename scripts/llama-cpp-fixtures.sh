@@ -30,7 +30,7 @@ cd "$REPO_ROOT"
 bash scripts/llama-cpp-build.sh
 
 OUT="${FIXTURES_OUT:-tests/fixtures/gemma-3-270m}"
-BUILD=".cache/llama.cpp/build$([[ "${LLAMA_CPP_ISA:-native}" != avx2 ]] || echo -avx2)"
+BUILD=".cache/llama.cpp/build$([[ "${LLAMA_CPP_ISA:-native}" == native ]] || echo "-$LLAMA_CPP_ISA")"
 mkdir -p "$OUT"
 python3 scripts/llama_cpp_fixtures.py \
     --model "$MODEL" \
