@@ -268,7 +268,14 @@ impl GgufFile {
             .tensor_info(name)
             .ok_or_else(|| self.missing_tensor(name))?;
         if let Some(bytes) = self.mapped(info) {
-            let storage = QStorage::from_data(Cow::Borrowed(bytes), device, info.ggml_dtype);
+            let on_huge_pages = device
+                .is_cpu()
+                .then(|| crate::hugepages::cpu_qstorage(bytes, info.ggml_dtype))
+                .flatten();
+            let storage = match on_huge_pages {
+                Some(storage) => Ok(storage),
+                None => QStorage::from_data(Cow::Borrowed(bytes), device, info.ggml_dtype),
+            };
             return storage
                 .and_then(|s| QTensor::new(s, info.shape.clone()))
                 .map_err(|e| {

@@ -9,6 +9,7 @@ pub mod device;
 pub mod error;
 pub mod gemma3;
 pub mod gguf;
+pub mod hugepages;
 pub mod kernels;
 pub mod layers;
 pub mod lm;
