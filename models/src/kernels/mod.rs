@@ -65,17 +65,17 @@ impl Kernels {
 
     /// Every set this build and CPU can run, slowest first.
     pub fn available() -> Vec<Kernels> {
-        let mut all = vec![Self::Portable];
-        #[cfg(all(
+        let avx2 = cfg!(all(
             target_arch = "x86_64",
             target_feature = "avx2",
             target_feature = "fma"
-        ))]
-        {
+        ));
+        let mut all = vec![Self::Portable];
+        if avx2 {
             all.push(Self::Avx2);
-            if avx512::available() {
-                all.push(Self::Avx512);
-            }
+        }
+        if avx512_runs() {
+            all.push(Self::Avx512);
         }
         all
     }
@@ -136,6 +136,22 @@ impl Kernels {
             self.dot_rows(format, w, acts, first, out);
         }
     }
+}
+
+/// Whether this build has the AVX-512 kernels and this CPU runs them.
+fn avx512_runs() -> bool {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    return avx512::available();
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    )))]
+    false
 }
 
 /// The kernels every product uses: the fastest this build and CPU run, or, where the
