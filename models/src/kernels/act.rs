@@ -72,8 +72,8 @@ impl Acts {
                 let x = &x[row * k..(row + 1) * k];
                 for ((xb, qb), d) in x.chunks_exact(block).zip(q.chunks_exact_mut(block)).zip(d) {
                     *d = match format {
-                        ActFormat::Q8_0 => quantize_q8_0(xb, qb),
-                        ActFormat::Q8K => quantize_q8_k(xb, qb),
+                        ActFormat::Q8_0 => simd::quantize_q8_0(xb, qb),
+                        ActFormat::Q8K => simd::quantize_q8_k(xb, qb),
                     };
                 }
                 if format == ActFormat::Q8K {
@@ -93,9 +93,17 @@ impl Acts {
     }
 }
 
+/// The quantisers the build runs: AVX2 where it targets it, else the scalar ones below.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+use super::act_avx2 as simd;
+#[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+mod simd {
+    pub(super) use super::{quantize_q8_0, quantize_q8_k};
+}
+
 /// One block of 32: `d = amax/127` rounded to f16, `q = round_half_even(x · 127/amax)`.
 /// Returns `d` as f32 (the value the dot products use).
-fn quantize_q8_0(x: &[f32], q: &mut [i8]) -> f32 {
+pub(super) fn quantize_q8_0(x: &[f32], q: &mut [i8]) -> f32 {
     let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
     let d = half::f16::from_f32(amax / 127.0).to_f32();
     let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
@@ -107,7 +115,7 @@ fn quantize_q8_0(x: &[f32], q: &mut [i8]) -> f32 {
 
 /// One block of 256: the value of largest magnitude `max` (first one on ties) sets
 /// `iscale = -127/max`, `q = min(127, round_half_even(x · iscale))`, `d = 1/iscale`.
-fn quantize_q8_k(x: &[f32], q: &mut [i8]) -> f32 {
+pub(super) fn quantize_q8_k(x: &[f32], q: &mut [i8]) -> f32 {
     let (mut amax, mut max) = (0f32, 0f32);
     for &v in x {
         if v.abs() > amax {

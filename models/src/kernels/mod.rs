@@ -10,6 +10,8 @@
 //! use too, sized by the engine configuration: see [`init_compute_pool`]).
 
 pub mod act;
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+mod act_avx2;
 #[cfg(all(
     target_arch = "x86_64",
     target_feature = "avx2",
