@@ -350,7 +350,7 @@ impl<const N: usize> KTile<N> {
     }
 
     /// Adds block `b` to every row: `sums[r]` holds row `r`'s eight lane sums of `scale·q·a`,
-    /// or, when [`Self::split`], `parts[r][s]` the same for values `64s..64s+64` (any lanes).
+    /// or, when [`Self::split`], lane `s` of `parts[r]` the sum for values `64s..64s+64`.
     ///
     /// # Safety
     /// Rows `row0..row0 + N` and block `b` exist in `acts`.
@@ -360,7 +360,7 @@ impl<const N: usize> KTile<N> {
         &mut self,
         kb: &KBlock,
         sums: &[__m256i; N],
-        parts: &[[__m128i; 4]; N],
+        parts: &[__m128i; N],
         acts: &Acts,
         row0: usize,
         b: usize,
@@ -403,7 +403,7 @@ impl<const N: usize> KTile<N> {
                         _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(lane_sums), self.lanes[r]);
                 }
             } else if self.split {
-                let sumi = hsum4_epi32(parts[r]);
+                let sumi = parts[r];
                 // The corrections per 64 values: groups 4s..4s+4 of the sixteen.
                 let h = _mm256_hadd_epi32(c0, c1);
                 let h = _mm256_hadd_epi32(h, h);
@@ -501,7 +501,11 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
                 }
             }
         }
-        unsafe { tile.add_block::<F>(&kb, &sums, &parts, acts, row0, b) };
+        let mut totals = [_mm_setzero_si128(); N];
+        for (t, p) in totals.iter_mut().zip(parts) {
+            *t = hsum4_epi32(p);
+        }
+        unsafe { tile.add_block::<F>(&kb, &sums, &totals, acts, row0, b) };
     }
     tile.finish::<F>(acts, row0)
 }

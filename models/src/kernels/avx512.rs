@@ -209,6 +209,26 @@ fn fold128(z: __m512i) -> __m128i {
     _mm_add_epi32(_mm256_castsi256_si128(y), _mm256_extracti128_si256(y, 1))
 }
 
+/// The totals of four vectors, lane `s` of the result for `p[s]`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn sum4(p: [__m512i; 4]) -> __m128i {
+    // Per 128-bit lane: [p0, p1, p0, p1] partial sums, then [p0, p1, p2, p3].
+    let u01 = _mm512_add_epi32(
+        _mm512_unpacklo_epi32(p[0], p[1]),
+        _mm512_unpackhi_epi32(p[0], p[1]),
+    );
+    let u23 = _mm512_add_epi32(
+        _mm512_unpacklo_epi32(p[2], p[3]),
+        _mm512_unpackhi_epi32(p[2], p[3]),
+    );
+    let v = _mm512_add_epi32(
+        _mm512_unpacklo_epi64(u01, u23),
+        _mm512_unpackhi_epi64(u01, u23),
+    );
+    fold128(v)
+}
+
 /// Q4_0/Q5_0/Q8_0 for `W` weight rows (`row_bytes` apart from `w`) and `N` activation rows:
 /// per block, `acc += (dw·da)·Σ₄ q·a` in eight float lanes per pair of rows, as the AVX2 kernel.
 /// Activation rows go in pairs, one per 256-bit half, and each pair's bytes are loaded once for
@@ -318,26 +338,33 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
         // SAFETY: one whole block of `w` (checked by `dot_rows`).
         let kb = k_block::<F>(unsafe { std::slice::from_raw_parts(wb, block_bytes(F)) });
         let mut sums = [_mm512_setzero_si512(); N];
-        let mut parts = [[_mm_setzero_si128(); 4]; N];
+        let mut parts = [_mm_setzero_si128(); N];
+        // The 64-value pairs of 32-value chunks and their scales.
+        let mut q = [_mm512_setzero_si512(); 4];
+        let mut sc = [_mm512_setzero_si512(); 4];
         for s in 0..4 {
-            let q = unsafe {
+            q[s] = unsafe {
                 join(
                     decode_k_chunk::<F>(wb, 2 * s),
                     decode_k_chunk::<F>(wb, 2 * s + 1),
                 )
             };
-            let sc = join(kb.sc[2 * s], kb.sc[2 * s + 1]);
-            for (r, (sum, part)) in sums.iter_mut().zip(parts.iter_mut()).enumerate() {
-                let blk = (row0 + r) * nb + b;
-                let a = unsafe {
-                    _mm512_loadu_si512(acts.qs.as_ptr().add(blk * 256 + 64 * s) as *const _)
-                };
-                let p = _mm512_maddubs_epi16(q, a);
+            sc[s] = join(kb.sc[2 * s], kb.sc[2 * s + 1]);
+        }
+        for (r, (sum, part)) in sums.iter_mut().zip(parts.iter_mut()).enumerate() {
+            let a = unsafe { acts.qs.as_ptr().add(((row0 + r) * nb + b) * 256) };
+            let mut p = [_mm512_setzero_si512(); 4];
+            for s in 0..4 {
+                let a = unsafe { _mm512_loadu_si512(a.add(64 * s) as *const _) };
+                let prod = _mm512_maddubs_epi16(q[s], a);
                 if split {
-                    part[s] = fold128(_mm512_madd_epi16(p, sc));
+                    p[s] = _mm512_madd_epi16(prod, sc[s]);
                 } else {
-                    *sum = _mm512_dpwssd_epi32(*sum, p, sc);
+                    *sum = _mm512_dpwssd_epi32(*sum, prod, sc[s]);
                 }
+            }
+            if split {
+                *part = sum4(p);
             }
         }
         let mut folded = [_mm256_setzero_si256(); N];
