@@ -219,9 +219,15 @@ fn grow_and_set(buf: &mut Option<Tensor>, new: &Tensor, len: usize) -> Result<Te
     Ok(b.narrow(1, 0, needed)?)
 }
 
-/// The dtype the KV cache uses on a device.
-pub fn kv_dtype(_device: &Device) -> DType {
-    DType::F32
+/// The dtype the KV cache uses on a device: f16 on the CPU, where keys and values are rounded to
+/// f16 before they are stored (as llama.cpp's f16 cache keeps them), so storing them as f16
+/// loses nothing and halves the cache; f32 elsewhere.
+pub fn kv_dtype(device: &Device) -> DType {
+    if device.is_cpu() {
+        DType::F16
+    } else {
+        DType::F32
+    }
 }
 
 #[cfg(test)]

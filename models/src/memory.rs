@@ -13,11 +13,18 @@ use std::path::Path;
 use crate::{ModelError, Result};
 
 /// Bytes a loaded model takes besides its weights and KV cache: tokenizer tables, RoPE tables,
-/// activations of a prefill chunk.
-pub const GGUF_OVERHEAD_BYTES: u64 = 160 * 1024 * 1024;
+/// activations of a prefill chunk. Measured: loading Gemma 3 270M (a 262,144-token vocabulary,
+/// most of this) grows the process by its weights plus 117 MB (112 MiB) before any request;
+/// after a load the cache prefers the size it measured (see the router's registry).
+pub const GGUF_OVERHEAD_BYTES: u64 = 112 * 1024 * 1024;
 
 /// Bytes of a BERT-family folder besides its weights: tokenizer and activations of a batch.
 pub const BERT_OVERHEAD_BYTES: u64 = 96 * 1024 * 1024;
+
+/// Bytes per KV-cache value on the CPU (`true`) or a GPU: the size of [`crate::lm::kv_dtype`].
+pub fn kv_element_bytes(cpu: bool) -> u64 {
+    if cpu { 2 } else { 4 }
+}
 
 /// What the estimate was made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,14 +32,20 @@ pub struct GgufEstimate {
     pub architecture: String,
     pub weights_bytes: u64,
     /// KV cache for `max_sequences` sequences of `context` positions each (sliding-window
-    /// layers: the positions they keep), in F32.
+    /// layers: the positions they keep).
     pub kv_bytes: u64,
     pub total_bytes: u64,
 }
 
 /// Estimates the bytes of a GGUF language model run with `context` positions per sequence and
-/// up to `max_sequences` sequences at once.
-pub fn estimate_gguf(path: &Path, context: usize, max_sequences: usize) -> Result<GgufEstimate> {
+/// up to `max_sequences` sequences at once, its KV cache holding `kv_element_bytes` per value
+/// ([`kv_element_bytes`]).
+pub fn estimate_gguf(
+    path: &Path,
+    context: usize,
+    max_sequences: usize,
+    kv_element_bytes: u64,
+) -> Result<GgufEstimate> {
     let file = File::open(path).map_err(|e| ModelError::io(path, e))?;
     let mut r = BufReader::with_capacity(1 << 16, file);
     let header = scan(&mut r).map_err(|e| match e {
@@ -57,7 +70,7 @@ pub fn estimate_gguf(path: &Path, context: usize, max_sequences: usize) -> Resul
         .uint(&key("attention.key_length"))
         .unwrap_or(hidden / heads);
     let v_len = header.uint(&key("attention.value_length")).unwrap_or(k_len);
-    let per_layer_token = kv_heads * (k_len + v_len) * 4;
+    let per_layer_token = kv_heads * (k_len + v_len) * kv_element_bytes;
     let context = context as u64;
     // Sliding-window layers keep about `window + chunk` positions (see `SeqKvCache`).
     let window_rows = match window_layers(&header, &arch, layers) {
@@ -301,19 +314,19 @@ mod tests {
             "{} is missing: run `nfai models fetch` first",
             path.display()
         );
-        let est = estimate_gguf(&path, 4096, 4).unwrap();
+        let est = estimate_gguf(&path, 4096, 4, kv_element_bytes(true)).unwrap();
         let full = crate::GgufFile::open(&path).unwrap();
         assert_eq!(est.architecture, "gemma3");
         assert_eq!(est.weights_bytes, full.tensor_bytes());
-        // 1 KV head x (256 + 256) x 4 bytes x 4 sequences, over 3 global layers of 4096
+        // 1 KV head x (256 + 256) x 2 bytes (f16) x 4 sequences, over 3 global layers of 4096
         // positions and 15 sliding-window layers of 511 + 512 + 64.
-        assert_eq!(est.kv_bytes, 512 * 4 * 4 * (3 * 4096 + 15 * 1087));
-        let short = estimate_gguf(&path, 256, 1).unwrap();
+        assert_eq!(est.kv_bytes, 512 * 2 * 4 * (3 * 4096 + 15 * 1087));
+        let short = estimate_gguf(&path, 256, 1, kv_element_bytes(false)).unwrap();
         assert_eq!(
             short.kv_bytes,
             512 * 4 * 18 * 256,
             "short contexts: every layer full"
         );
-        assert!(estimate_gguf(Path::new("/nonexistent.gguf"), 16, 1).is_err());
+        assert!(estimate_gguf(Path::new("/nonexistent.gguf"), 16, 1, 2).is_err());
     }
 }

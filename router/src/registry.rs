@@ -97,6 +97,11 @@ pub struct NativeLoader {
     settings: EngineSettings,
 }
 
+/// Bytes per KV-cache value on the entry's device.
+fn kv_bytes(e: &ModelEntry) -> u64 {
+    memory::kv_element_bytes(matches!(e.device.parse::<DeviceId>(), Ok(DeviceId::Cpu)))
+}
+
 impl NativeLoader {
     fn entry(&self, id: &str) -> Result<&ModelEntry, String> {
         self.catalog
@@ -110,9 +115,14 @@ impl NativeLoader {
             return 0;
         }
         let ctx = e.context_length.unwrap_or(DEFAULT_CONTEXT);
-        memory::estimate_gguf(&e.location(&self.model_dir), ctx, e.max_concurrent)
-            .map(|est| est.kv_bytes)
-            .unwrap_or(0)
+        memory::estimate_gguf(
+            &e.location(&self.model_dir),
+            ctx,
+            e.max_concurrent,
+            kv_bytes(e),
+        )
+        .map(|est| est.kv_bytes)
+        .unwrap_or(0)
     }
 }
 
@@ -125,7 +135,8 @@ impl Loader for NativeLoader {
         match e.format {
             ModelFormat::Gguf => {
                 let ctx = e.context_length.unwrap_or(DEFAULT_CONTEXT);
-                memory::estimate_gguf(&path, ctx, e.max_concurrent).map(|est| est.total_bytes)
+                memory::estimate_gguf(&path, ctx, e.max_concurrent, kv_bytes(e))
+                    .map(|est| est.total_bytes)
             }
             ModelFormat::Bert => memory::estimate_bert(&path),
         }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::config::Gemma3Config;
 use crate::Result;
@@ -157,8 +157,12 @@ impl Block {
         let q = (q * self.scale)?;
         let cpu = q.device().is_cpu();
         let q = if cpu { q } else { round_to_f16(&q)? };
-        let k = round_to_f16(&k)?;
-        let v = round_to_f16(&v)?;
+        let kv_dtype = crate::lm::kv_dtype(q.device());
+        let (k, v) = if kv_dtype == DType::F16 {
+            (k.to_dtype(DType::F16)?, v.to_dtype(DType::F16)?)
+        } else {
+            (round_to_f16(&k)?, round_to_f16(&v)?)
+        };
 
         let mut outs = Vec::with_capacity(layout.spans.len());
         for (entry, span) in entries.iter_mut().zip(&layout.spans) {
@@ -172,6 +176,7 @@ impl Block {
                 let q_e = round_to_f16(&q_e)?;
                 ggml_attention(&q_e, &k_all, &v_all, span.past, key_offset, self.window)?
             } else {
+                let (k_all, v_all) = (k_all.to_dtype(q.dtype())?, v_all.to_dtype(q.dtype())?);
                 attention(
                     &q_e,
                     &k_all,

@@ -5,7 +5,7 @@
 //! update), divided by the softmax sum at the end. Rounding the accumulator the same way keeps
 //! greedy decoding on llama.cpp's path where its top two tokens are close.
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use crate::Result;
 
@@ -125,8 +125,9 @@ fn row(q: &[f32], k: &[f32], v: &[f32], keys: std::ops::Range<usize>, out: &mut 
 
 /// Grouped-query attention of one sequence as ggml computes it for short query chunks. `q`
 /// `[heads, queries, dim]` (already scaled and rounded to f16) at positions `query_start..`;
-/// `k`, `v` `[kv_heads, keys, dim]` (rounded to f16) holding positions `key_offset..`; with a
-/// sliding `window`, a key is visible when `key + window > query`. CPU f32 tensors only.
+/// `k`, `v` `[kv_heads, keys, dim]` (f16, or f32 rounded to f16) holding positions
+/// `key_offset..`; with a sliding `window`, a key is visible when `key + window > query`. CPU
+/// tensors only.
 pub fn ggml_attention(
     q: &Tensor,
     k: &Tensor,
@@ -138,7 +139,10 @@ pub fn ggml_attention(
     let (heads, queries, dim) = q.dims3()?;
     let (kv_heads, n_keys, _) = k.dims3()?;
     super::attention::check_attention(heads, kv_heads, query_start, key_offset, window)?;
-    let flat = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
+    // The cache may hold f16 (see `lm::kv_dtype`); the values are f16 either way.
+    let flat = |t: &Tensor| -> Result<Vec<f32>> {
+        Ok(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+    };
     let (qs, ks, vs) = (flat(q)?, flat(k)?, flat(v)?);
     let group = heads / kv_heads;
     let slab = n_keys * dim;
