@@ -54,25 +54,35 @@ pub(super) fn sized(
         && format.act_format() == acts.format
 }
 
+/// Calls `$tile::<F, N>(w, acts, first + i, &mut out[i..i + N])` over `out` in tiles of eight
+/// rows, then four, then the rest (in an `unsafe` function with the tile's target features).
+macro_rules! tiled_rows {
+    ($tile:ident, $f:ident, $w:expr, $acts:expr, $first:expr, $out:expr) => {{
+        let (w, acts, first, out) = ($w, $acts, $first, $out);
+        let mut i = 0;
+        while i + 8 <= out.len() {
+            unsafe { $tile::<$f, 8>(w, acts, first + i, &mut out[i..i + 8]) };
+            i += 8;
+        }
+        while i + 4 <= out.len() {
+            unsafe { $tile::<$f, 4>(w, acts, first + i, &mut out[i..i + 4]) };
+            i += 4;
+        }
+        unsafe {
+            match out.len() - i {
+                3 => $tile::<$f, 3>(w, acts, first + i, &mut out[i..]),
+                2 => $tile::<$f, 2>(w, acts, first + i, &mut out[i..]),
+                1 => $tile::<$f, 1>(w, acts, first + i, &mut out[i..]),
+                _ => {}
+            }
+        }
+    }};
+}
+pub(super) use tiled_rows;
+
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn rows<const F: u8>(w: &[u8], acts: &Acts, first: usize, out: &mut [f32]) {
-    let mut i = 0;
-    while i + 8 <= out.len() {
-        unsafe { tile::<F, 8>(w, acts, first + i, &mut out[i..i + 8]) };
-        i += 8;
-    }
-    while i + 4 <= out.len() {
-        unsafe { tile::<F, 4>(w, acts, first + i, &mut out[i..i + 4]) };
-        i += 4;
-    }
-    unsafe {
-        match out.len() - i {
-            3 => tile::<F, 3>(w, acts, first + i, &mut out[i..]),
-            2 => tile::<F, 2>(w, acts, first + i, &mut out[i..]),
-            1 => tile::<F, 1>(w, acts, first + i, &mut out[i..]),
-            _ => {}
-        }
-    }
+    tiled_rows!(tile, F, w, acts, first, out);
 }
 
 #[inline]

@@ -9,7 +9,7 @@ use std::arch::x86_64::*;
 use super::act::Acts;
 use super::avx2::{
     KTile, Q4_0, Q4K, Q5_0, Q5K, Q6K, Q8_0, block_bytes, decode_k_chunk, decode32, f16_at, hsum_ps,
-    k_block, sized,
+    k_block, sized, tiled_rows,
 };
 use super::format::WeightFormat;
 
@@ -155,23 +155,7 @@ fn put<const N: usize, const W: usize>(res: [[f32; N]; W], out: &mut [f32], len:
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn rows<const F: u8>(w: &[u8], acts: &Acts, first: usize, out: &mut [f32]) {
-    let mut i = 0;
-    while i + 8 <= out.len() {
-        unsafe { tile::<F, 8>(w, acts, first + i, &mut out[i..i + 8]) };
-        i += 8;
-    }
-    while i + 4 <= out.len() {
-        unsafe { tile::<F, 4>(w, acts, first + i, &mut out[i..i + 4]) };
-        i += 4;
-    }
-    unsafe {
-        match out.len() - i {
-            3 => tile::<F, 3>(w, acts, first + i, &mut out[i..]),
-            2 => tile::<F, 2>(w, acts, first + i, &mut out[i..]),
-            1 => tile::<F, 1>(w, acts, first + i, &mut out[i..]),
-            _ => {}
-        }
-    }
+    tiled_rows!(tile, F, w, acts, first, out);
 }
 
 #[inline]
