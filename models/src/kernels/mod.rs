@@ -25,6 +25,7 @@ mod avx2;
 ))]
 mod avx512;
 pub mod format;
+pub mod packed;
 pub mod scalar;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use candle_core::{CpuStorage, Layout, Shape, Tensor};
 
 pub use act::Acts;
 pub use format::{ActFormat, RowOrder, WeightFormat};
+pub use packed::PackedQ4K;
 
 use crate::{ModelError, Result};
 
@@ -141,7 +143,7 @@ impl Kernels {
 }
 
 /// Whether this build has the AVX-512 kernels and this CPU runs them.
-fn avx512_runs() -> bool {
+pub(crate) fn avx512_runs() -> bool {
     #[cfg(all(
         target_arch = "x86_64",
         target_feature = "avx2",
@@ -239,13 +241,20 @@ pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, first: usize, out: 
 }
 
 /// A quantised `[rows, cols]` weight on the CPU, multiplied by this module's kernels. The
-/// blocks stay in the candle tensor they were loaded into (shared, e.g. with an embedding).
+/// blocks stay in the candle tensor they were loaded into (shared, e.g. with an embedding),
+/// except Q4_K under the AVX-512 kernels, which is repacked ([`packed`]) and the tensor let go.
 #[derive(Debug, Clone)]
 pub struct QMatrix {
-    tensor: Arc<QTensor>,
+    weights: Weights,
     format: WeightFormat,
     rows: usize,
     cols: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Weights {
+    Blocks(Arc<QTensor>),
+    Packed(Arc<PackedQ4K>),
 }
 
 impl QMatrix {
@@ -257,13 +266,27 @@ impl QMatrix {
         if !tensor.device().is_cpu() || !cols.is_multiple_of(format.block_len()) {
             return None;
         }
-        let m = Self {
-            tensor,
+        let mut m = Self {
+            weights: Weights::Blocks(tensor),
             format,
             rows,
             cols,
         };
-        (m.data().ok()?.len() == rows * m.row_bytes()).then_some(m)
+        if m.data().ok()?.len() != rows * m.row_bytes() {
+            return None;
+        }
+        if format == WeightFormat::Q4K && kernels() == Kernels::Avx512 {
+            let packed = PackedQ4K::pack(&m.data().ok()?, rows, cols);
+            if let Some(packed) = packed {
+                m.weights = Weights::Packed(Arc::new(packed));
+            }
+        }
+        Some(m)
+    }
+
+    /// Whether the weights are held repacked for the AVX-512 kernels.
+    pub fn is_packed(&self) -> bool {
+        matches!(self.weights, Weights::Packed(_))
     }
 
     pub fn format(&self) -> WeightFormat {
@@ -283,7 +306,12 @@ impl QMatrix {
     }
 
     fn data(&self) -> Result<std::borrow::Cow<'_, [u8]>> {
-        Ok(self.tensor.data()?)
+        match &self.weights {
+            Weights::Blocks(tensor) => Ok(tensor.data()?),
+            Weights::Packed(_) => Err(ModelError::Format(
+                "repacked weights have no GGUF blocks".into(),
+            )),
+        }
     }
 
     /// `x · Wᵀ` for `x` of `m` rows of `cols` values; the result is `m × rows`, row-major.
@@ -302,6 +330,18 @@ impl QMatrix {
         }
         let mut acts = Acts::quantize(self.format.act_format(), x, m, self.cols);
         acts.orders = orders.to_vec();
+        if let Weights::Packed(packed) = &self.weights {
+            let mut y = vec![0f32; m * self.rows];
+            let out = SyncPtr(y.as_mut_ptr());
+            candle_core::utils::barrier_pool().execute_chunked(
+                self.rows / packed::GROUP,
+                |groups| {
+                    // SAFETY: each thread writes only the columns of its own groups.
+                    unsafe { packed.matmul_groups(&acts, groups, out.get()) }
+                },
+            );
+            return Ok(y);
+        }
         let data = self.data()?;
         let row_bytes = self.row_bytes();
         let n = self.rows;
@@ -366,6 +406,10 @@ pub(crate) struct SyncPtr<T>(pub(crate) *mut T);
 unsafe impl<T> Sync for SyncPtr<T> {}
 
 impl<T> SyncPtr<T> {
+    pub(crate) fn get(&self) -> *mut T {
+        self.0
+    }
+
     /// # Safety
     /// `start..start + len` lies in the allocation and no other thread uses it meanwhile.
     #[allow(clippy::mut_from_ref)]

@@ -36,7 +36,9 @@ use crate::{ModelError, Result};
 /// rounds differently from its multi-row one.
 #[derive(Debug, Clone)]
 pub struct QLinear {
-    inner: QMatMul,
+    /// candle's product, for weights without a CPU kernel here (not built otherwise, so that
+    /// a repacked weight's original blocks are freed).
+    inner: Option<QMatMul>,
     cpu: Option<QMatrix>,
     out_features: usize,
     in_features: usize,
@@ -55,8 +57,12 @@ impl QLinear {
         let cpu = QMatrix::new(weight.clone());
         let pad_single_row =
             cpu.is_none() && weight.dtype() == GgmlDType::Q6K && weight.device().is_cpu();
+        let inner = match cpu {
+            Some(_) => None,
+            None => Some(QMatMul::from_arc(weight)?),
+        };
         Ok(Self {
-            inner: QMatMul::from_arc(weight)?,
+            inner,
             cpu,
             out_features,
             in_features,
@@ -81,21 +87,26 @@ impl QLinear {
     /// (`orders[i]` for row `i`; missing rows take the default, see [`RowOrder`]).
     pub fn forward_ordered(&self, x: &Tensor, orders: &[RowOrder]) -> Result<Tensor> {
         let x = x.contiguous()?;
-        if let Some(cpu) = &self.cpu
-            && x.device().is_cpu()
-            && x.dtype() == DType::F32
-        {
-            return cpu.forward_ordered(&x, orders);
-        }
+        let inner = match (&self.inner, &self.cpu) {
+            (_, Some(cpu)) if x.dtype() == DType::F32 => return cpu.forward_ordered(&x, orders),
+            (_, Some(cpu)) => {
+                let y = cpu.forward_ordered(&x.to_dtype(DType::F32)?, orders)?;
+                return Ok(y.to_dtype(x.dtype())?);
+            }
+            (Some(inner), None) => inner,
+            (None, None) => {
+                return Err(ModelError::Format("linear layer without weights".into()));
+            }
+        };
         if self.pad_single_row && x.elem_count() == self.in_features {
             let mut dims = x.dims().to_vec();
             if let Some(last) = dims.last_mut() {
                 *last = self.out_features;
             }
             let two = x.reshape((1, self.in_features))?.repeat((2, 1))?;
-            return Ok(self.inner.forward(&two)?.narrow(0, 0, 1)?.reshape(dims)?);
+            return Ok(inner.forward(&two)?.narrow(0, 0, 1)?.reshape(dims)?);
         }
-        Ok(self.inner.forward(&x)?)
+        Ok(inner.forward(&x)?)
     }
 }
 
