@@ -24,17 +24,23 @@ pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, first: usize, out: 
     }
     // SAFETY: the sizes were checked above; this module is compiled only for targets with AVX2
     // and FMA.
-    unsafe {
-        match format {
-            WeightFormat::Q4_0 => rows::<Q4_0>(w, acts, first, out),
-            WeightFormat::Q5_0 => rows::<Q5_0>(w, acts, first, out),
-            WeightFormat::Q8_0 => rows::<Q8_0>(w, acts, first, out),
-            WeightFormat::Q4K => rows::<Q4K>(w, acts, first, out),
-            WeightFormat::Q5K => rows::<Q5K>(w, acts, first, out),
-            WeightFormat::Q6K => rows::<Q6K>(w, acts, first, out),
-        }
-    }
+    unsafe { by_format!(rows, format, w, acts, first, out) }
 }
+
+/// `$rows::<F>(w, acts, first, out)` with `F` the constant of `format`.
+macro_rules! by_format {
+    ($rows:ident, $format:expr, $w:expr, $acts:expr, $first:expr, $out:expr) => {
+        match $format {
+            WeightFormat::Q4_0 => $rows::<Q4_0>($w, $acts, $first, $out),
+            WeightFormat::Q5_0 => $rows::<Q5_0>($w, $acts, $first, $out),
+            WeightFormat::Q8_0 => $rows::<Q8_0>($w, $acts, $first, $out),
+            WeightFormat::Q4K => $rows::<Q4K>($w, $acts, $first, $out),
+            WeightFormat::Q5K => $rows::<Q5K>($w, $acts, $first, $out),
+            WeightFormat::Q6K => $rows::<Q6K>($w, $acts, $first, $out),
+        }
+    };
+}
+pub(super) use by_format;
 
 /// Whether `w` holds one row of `acts.k` weights in `format` and rows `first..first + out.len()`
 /// exist in `acts`, with the sizes the kernels index by.

@@ -8,13 +8,18 @@ use std::arch::x86_64::*;
 
 use super::act::Acts;
 use super::avx2::{
-    KTile, Q4_0, Q4K, Q5_0, Q5K, Q6K, Q8_0, block_bytes, decode_k_chunk, decode32, f16_at, hsum_ps,
-    k_block, sized, tiled_rows,
+    KTile, Q4_0, Q4K, Q5_0, Q5K, Q6K, Q8_0, block_bytes, by_format, decode_k_chunk, decode32,
+    f16_at, hsum_ps, k_block, sized, tiled_rows,
 };
 use super::format::WeightFormat;
 
-/// Whether this CPU runs these kernels.
+/// Whether this CPU runs these kernels (asked once).
 pub fn available() -> bool {
+    static AVAILABLE: std::sync::LazyLock<bool> = std::sync::LazyLock::new(detect);
+    *AVAILABLE
+}
+
+fn detect() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
         && std::arch::is_x86_feature_detected!("avx512bw")
         && std::arch::is_x86_feature_detected!("avx512dq")
@@ -29,16 +34,7 @@ pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, first: usize, out: 
         return;
     }
     // SAFETY: the sizes and the CPU's features were checked above.
-    unsafe {
-        match format {
-            WeightFormat::Q4_0 => rows::<Q4_0>(w, acts, first, out),
-            WeightFormat::Q5_0 => rows::<Q5_0>(w, acts, first, out),
-            WeightFormat::Q8_0 => rows::<Q8_0>(w, acts, first, out),
-            WeightFormat::Q4K => rows::<Q4K>(w, acts, first, out),
-            WeightFormat::Q5K => rows::<Q5K>(w, acts, first, out),
-            WeightFormat::Q6K => rows::<Q6K>(w, acts, first, out),
-        }
-    }
+    unsafe { by_format!(rows, format, w, acts, first, out) }
 }
 
 /// Weight rows per tile of the 32-value formats: each activation pair's bytes serve four rows.

@@ -19,6 +19,11 @@ const SC: usize = 128;
 const MINS: usize = 256;
 const QS: usize = 512;
 /// Activation rows per tile.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
 const TILE_ACTS: usize = 4;
 
 /// A `[rows, cols]` Q4_K matrix in groups of [`GROUP`] rows.
