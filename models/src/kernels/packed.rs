@@ -6,18 +6,19 @@
 //! are the other kernels' bit for bit.
 
 use super::act::Acts;
-use super::format::{f16_at, k_scale_min};
+use super::format::k_scale_min;
 
 /// Weight rows per packed group.
 pub const GROUP: usize = 16;
-/// Bytes of one group's block: scales as f32, sub-block scales as bytes, the mins of each
-/// 64-value part as i16 pairs, then the 4-bit values four bytes per row at a time.
-const PACK: usize = 2560;
+/// Bytes of one group's block (the sixteen rows' own blocks take 2304): super-scales and
+/// super-mins as f16, sub-block scales and mins as bytes, then the 4-bit values four bytes
+/// per row at a time.
+const PACK: usize = 2368;
 const DW: usize = 0;
-const DMIN: usize = 64;
-const SC: usize = 128;
-const MINS: usize = 256;
-const QS: usize = 512;
+const DMIN: usize = 32;
+const SC: usize = 64;
+const MINS: usize = 192;
+const QS: usize = 320;
 /// Activation rows per tile.
 #[cfg(all(
     target_arch = "x86_64",
@@ -53,15 +54,14 @@ impl PackedQ4K {
             for j in 0..GROUP {
                 let at = (group * GROUP + j) * row_bytes + b * 144;
                 let src = &data[at..at + 144];
-                put(dst, DW + 4 * j, &f16_at(src, 0).to_le_bytes());
-                put(dst, DMIN + 4 * j, &f16_at(src, 2).to_le_bytes());
+                put(dst, DW + 2 * j, &src[0..2]);
+                put(dst, DMIN + 2 * j, &src[2..4]);
                 for c in 0..8 {
-                    dst[SC + 16 * c + j] = k_scale_min(&src[4..16], c).0;
+                    let (scale, min) = k_scale_min(&src[4..16], c);
+                    dst[SC + 16 * c + j] = scale;
+                    dst[MINS + 16 * c + j] = min;
                 }
                 for s in 0..4 {
-                    let lo = u32::from(k_scale_min(&src[4..16], 2 * s).1);
-                    let hi = u32::from(k_scale_min(&src[4..16], 2 * s + 1).1);
-                    put(dst, MINS + 64 * s + 4 * j, &(lo | hi << 16).to_le_bytes());
                     for g in 0..8 {
                         let q = 16 + 32 * s + 4 * g;
                         put(dst, QS + 512 * s + 64 * g + 4 * j, &src[q..q + 4]);
@@ -173,8 +173,9 @@ mod avx512 {
         for b in 0..blocks {
             // SAFETY (here and below): inside the group's blocks and the rows' blocks.
             let blk = unsafe { p.add(b * PACK) };
-            let dw = unsafe { _mm512_loadu_ps(blk.add(DW) as *const f32) };
-            let dmin = unsafe { _mm512_loadu_ps(blk.add(DMIN) as *const f32) };
+            let dw = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(blk.add(DW) as *const __m256i) });
+            let dmin =
+                _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(blk.add(DMIN) as *const __m256i) });
             let at: [usize; N] = std::array::from_fn(|r| (row0 + r) * blocks + b);
             let a: [*const i8; N] =
                 std::array::from_fn(|r| unsafe { acts.qs.as_ptr().add(at[r] * 256) });
@@ -209,7 +210,16 @@ mod avx512 {
                 let sc_hi = _mm512_cvtepu8_epi32(unsafe {
                     _mm_loadu_si128(blk.add(SC + 32 * s + 16) as *const __m128i)
                 });
-                let min_pairs = unsafe { _mm512_loadu_si512(blk.add(MINS + 64 * s) as *const _) };
+                // The mins of sub-blocks 2s and 2s+1 as i16 pairs, one row per lane.
+                let min_pairs = unsafe {
+                    let lo = _mm512_cvtepu8_epi32(_mm_loadu_si128(
+                        blk.add(MINS + 32 * s) as *const __m128i
+                    ));
+                    let hi = _mm512_cvtepu8_epi32(_mm_loadu_si128(
+                        blk.add(MINS + 32 * s + 16) as *const __m128i
+                    ));
+                    _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16))
+                };
                 for r in 0..N {
                     let sumi = _mm512_add_epi32(
                         _mm512_mullo_epi32(lo_sums[r], sc_lo),
