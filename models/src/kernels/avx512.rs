@@ -222,6 +222,14 @@ unsafe fn tile32<const F: u8, const N: usize, const W: usize>(
     acts: &Acts,
     row0: usize,
 ) -> [[f32; N]; W] {
+    if N == 1 {
+        let one = unsafe { tile32_one::<F, W>(w, row_bytes, acts, row0) };
+        let mut out = [[0f32; N]; W];
+        for (o, v) in out.iter_mut().zip(one) {
+            o[0] = v;
+        }
+        return out;
+    }
     let nb = acts.blocks_per_row();
     let zero = _mm512_setzero_si512();
     let offset = _mm512_set1_epi8(0x80_u8 as i8);
@@ -303,6 +311,40 @@ unsafe fn tile32<const F: u8, const N: usize, const W: usize>(
         }
     }
     out
+}
+
+/// [`tile32`] for one activation row (a decode step): 256-bit, with `vpdpbusd` on `|q|` and the
+/// activations given `q`'s signs, as the AVX2 kernel's `maddubs` pair.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn tile32_one<const F: u8, const W: usize>(
+    w: *const u8,
+    row_bytes: usize,
+    acts: &Acts,
+    row: usize,
+) -> [f32; W] {
+    let nb = acts.blocks_per_row();
+    // SAFETY (here and below): the row exists (checked by the callers).
+    let qs = unsafe { acts.qs.as_ptr().add(row * acts.k) };
+    let ds = unsafe { acts.d.as_ptr().add(row * nb) };
+    let mut acc = [_mm256_setzero_ps(); W];
+    for b in 0..nb {
+        let a = unsafe { _mm256_loadu_si256(qs.add(b * 32) as *const __m256i) };
+        let da = unsafe { _mm256_broadcast_ss(&*ds.add(b)) };
+        for (i, acc) in acc.iter_mut().enumerate() {
+            let wb = unsafe { w.add(i * row_bytes + b * block_bytes(F)) };
+            let dw = unsafe { f16_at(wb) };
+            let q = unsafe { decode32::<F>(wb) };
+            let dot = _mm256_dpbusd_epi32(
+                _mm256_setzero_si256(),
+                _mm256_sign_epi8(q, q),
+                _mm256_sign_epi8(a, q),
+            );
+            let d = _mm256_mul_ps(_mm256_set1_ps(dw), da);
+            *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), *acc);
+        }
+    }
+    acc.map(|a| hsum_ps(a))
 }
 
 /// Q4K/Q5K/Q6K: the integer sums of 64 values (two 32-value chunks) per instruction and row,
