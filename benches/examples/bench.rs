@@ -244,6 +244,10 @@ fn bench_embed(reps: usize, threads: usize) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let size = std::fs::metadata(dir.join("model.safetensors")).map_or(0, |m| m.len());
     let size = format!("{:.2} MiB", size as f64 / (1 << 20) as f64);
+    let gemm = match bert.gemm() {
+        "f32" => nfai_models::kernels::f32_gemm_isa(),
+        other => other,
+    };
     for batch in [1usize, 8, 32] {
         // At least 32 embeddings per measurement, in batches of `batch`.
         let inputs: Vec<Vec<u32>> = ids.iter().cycle().take(32).cloned().collect();
@@ -256,7 +260,7 @@ fn bench_embed(reps: usize, threads: usize) -> Result<(), String> {
         row(
             "all-MiniLM-L6-v2 F32",
             &size,
-            &format!("nfai-cpu ({})", nfai_models::kernels::f32_gemm_isa()),
+            &format!("nfai-cpu ({})", gemm),
             threads,
             &format!("embed b{batch}"),
             r,

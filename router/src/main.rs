@@ -59,6 +59,7 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
                 threads = config.engine.threads,
                 kernels = nfai_models::kernels::kernels().name(),
                 f32_gemm = nfai_models::kernels::f32_gemm_isa(),
+                embed_gemm = nfai_models::bert::cpu_gemm(),
                 "compute pool"
             );
             let app = Application::build(config).await?;

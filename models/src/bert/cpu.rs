@@ -11,6 +11,8 @@
 use candle_core::Tensor;
 
 use super::Pooling;
+#[cfg(target_arch = "x86_64")]
+use super::bf16;
 use super::encoder::{Activation, Encoder, LayerNorm, Linear};
 use super::math;
 use crate::Result;
@@ -23,23 +25,54 @@ const TILE_ROWS: usize = 128;
 /// Lower bound of the norm divided by in L2 normalisation (`torch.nn.functional.normalize`).
 const NORM_EPS: f32 = 1e-12;
 
-/// `y = x Wᵀ + b` with `Wᵀ` kept row-major as `[k, n]`.
+/// How a linear layer holds `Wᵀ` (`[k, n]`).
+enum Weights {
+    /// Row-major f32, multiplied by the `gemm` crate.
+    F32(Vec<f32>),
+    /// Rounded to bf16 in strips, multiplied by [`bf16::gemm_tile`].
+    #[cfg(target_arch = "x86_64")]
+    Bf16(bf16::Bf16Matrix),
+}
+
+/// `y = x Wᵀ + b`.
 struct CpuLinear {
-    weight_t: Vec<f32>,
+    weights: Weights,
     bias: Vec<f32>,
     k: usize,
     n: usize,
 }
 
 impl CpuLinear {
-    fn new(l: &Linear) -> Result<Self> {
+    /// Keeps the layer's weights in bf16 when `use_bf16` is set and the shape allows it.
+    fn new(l: &Linear, use_bf16: bool) -> Result<Self> {
         let (k, n) = l.weight_t.dims2()?;
+        let w = flat(&l.weight_t)?;
+        #[cfg(target_arch = "x86_64")]
+        let weights = if use_bf16 && bf16::enabled() && n.is_multiple_of(bf16::STRIP) {
+            Weights::Bf16(bf16::Bf16Matrix::new(&w, k, n))
+        } else {
+            Weights::F32(w)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let weights = {
+            let _ = use_bf16;
+            Weights::F32(w)
+        };
         Ok(Self {
-            weight_t: flat(&l.weight_t)?,
+            weights,
             bias: l.bias.to_vec1()?,
             k,
             n,
         })
+    }
+
+    fn bytes(&self) -> usize {
+        let weights = match &self.weights {
+            Weights::F32(w) => 4 * w.len(),
+            #[cfg(target_arch = "x86_64")]
+            Weights::Bf16(w) => w.bytes(),
+        };
+        weights + 4 * self.bias.len()
     }
 
     /// `act(x Wᵀ + b + residual)` for `m` rows of `x`. The output's tiles (up to
@@ -59,6 +92,11 @@ impl CpuLinear {
         let width = n.div_ceil(parts).div_ceil(16) * 16;
         let col_blocks = n.div_ceil(width);
         let row_blocks = m.div_ceil(TILE_ROWS);
+        #[cfg(target_arch = "x86_64")]
+        let packed = match &self.weights {
+            Weights::Bf16(w) => bf16::pack_rows(x, m, k, w.pairs()),
+            Weights::F32(_) => Vec::new(),
+        };
         let dst = SyncPtr(out.as_mut_ptr());
         candle_core::utils::barrier_pool().execute_chunked(row_blocks * col_blocks, |tiles| {
             for tile in tiles {
@@ -75,31 +113,42 @@ impl CpuLinear {
                             .for_each(|(y, r)| *y += r);
                     }
                 }
-                // SAFETY: the destination is `rows` rows of `cols` columns at row stride `n`
-                // from (r0, c0) inside `out`, written by this tile alone; `x` is `m × k` and
-                // `weight_t` is `k × n`, both row-major, read from row r0 and column c0.
-                unsafe {
-                    gemm::gemm(
-                        rows,
-                        cols,
-                        k,
-                        dst.0.add(r0 * n + c0),
-                        1,
-                        n as isize,
-                        true,
-                        x.as_ptr().add(r0 * k),
-                        1,
-                        k as isize,
-                        self.weight_t.as_ptr().add(c0),
-                        1,
-                        n as isize,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
+                let tile = dst.0.wrapping_add(r0 * n + c0);
+                match &self.weights {
+                    // SAFETY: the destination is `rows` rows of `cols` columns at row stride
+                    // `n` from (r0, c0) inside `out`, written by this tile alone; `x` is
+                    // `m × k` and `w` is `k × n`, both row-major, read from row r0 and
+                    // column c0.
+                    Weights::F32(w) => unsafe {
+                        gemm::gemm(
+                            rows,
+                            cols,
+                            k,
+                            tile,
+                            1,
+                            n as isize,
+                            true,
+                            x.as_ptr().add(r0 * k),
+                            1,
+                            k as isize,
+                            w.as_ptr().add(c0),
+                            1,
+                            n as isize,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    },
+                    // SAFETY: as above; `width` and `c0` are multiples of 16, as is `n` (a
+                    // condition of the bf16 weights), so `cols` is too, and `packed` holds
+                    // `m` rows.
+                    #[cfg(target_arch = "x86_64")]
+                    Weights::Bf16(w) => unsafe {
+                        bf16::gemm_tile(&packed[r0 * w.pairs()..], rows, w, c0, cols, tile, n)
+                    },
                 }
                 if let Some(act) = act {
                     for r in r0..r0 + rows {
@@ -165,18 +214,19 @@ struct Span {
 }
 
 impl CpuEncoder {
-    /// Copies the weights of a CPU encoder out of its tensors.
-    pub(super) fn new(enc: &Encoder) -> Result<Self> {
+    /// Copies the weights of a CPU encoder out of its tensors; `bf16` rounds the linear
+    /// layers' weights to bf16 where [`bf16::enabled`] holds.
+    pub(super) fn new(enc: &Encoder, use_bf16: bool) -> Result<Self> {
         let layers = enc
             .layers
             .iter()
             .map(|l| {
                 Ok(CpuLayer {
-                    qkv: CpuLinear::new(&l.qkv)?,
-                    attn_out: CpuLinear::new(&l.attn_out)?,
+                    qkv: CpuLinear::new(&l.qkv, use_bf16)?,
+                    attn_out: CpuLinear::new(&l.attn_out, use_bf16)?,
                     attn_norm: CpuNorm::new(&l.attn_norm)?,
-                    intermediate: CpuLinear::new(&l.intermediate)?,
-                    output: CpuLinear::new(&l.output)?,
+                    intermediate: CpuLinear::new(&l.intermediate, use_bf16)?,
+                    output: CpuLinear::new(&l.output, use_bf16)?,
                     out_norm: CpuNorm::new(&l.out_norm)?,
                 })
             })
@@ -304,26 +354,33 @@ impl CpuEncoder {
         v
     }
 
+    /// Whether the linear layers hold bf16 weights.
+    pub(super) fn bf16(&self) -> bool {
+        self.layers.iter().any(|l| {
+            [&l.qkv, &l.attn_out, &l.intermediate, &l.output]
+                .iter()
+                .any(|lin| !matches!(lin.weights, Weights::F32(_)))
+        })
+    }
+
     /// Bytes of the weights held.
     pub(super) fn bytes(&self) -> usize {
-        let lin = |l: &CpuLinear| l.weight_t.len() + l.bias.len();
-        let norm = |l: &CpuNorm| l.weight.len() + l.bias.len();
+        let norm = |l: &CpuNorm| 4 * (l.weight.len() + l.bias.len());
         let layers: usize = self
             .layers
             .iter()
             .map(|l| {
-                lin(&l.qkv)
-                    + lin(&l.attn_out)
+                l.qkv.bytes()
+                    + l.attn_out.bytes()
                     + norm(&l.attn_norm)
-                    + lin(&l.intermediate)
-                    + lin(&l.output)
+                    + l.intermediate.bytes()
+                    + l.output.bytes()
                     + norm(&l.out_norm)
             })
             .sum();
-        4 * (self.word_embeddings.len()
-            + self.position_type_embeddings.len()
+        4 * (self.word_embeddings.len() + self.position_type_embeddings.len())
             + norm(&self.embed_norm)
-            + layers)
+            + layers
     }
 }
 

@@ -7,6 +7,8 @@
 //! `1_Pooling/config.json` (default: mean pooling) and `sentence_bert_config.json`
 //! (`max_seq_length`).
 
+#[cfg(target_arch = "x86_64")]
+mod bf16;
 mod config;
 mod cpu;
 mod encoder;
@@ -30,7 +32,27 @@ use encoder::Encoder;
 /// split into several passes, which bounds the memory of the attention scores.
 const MAX_PADDED_TOKENS_PER_PASS: usize = 8192;
 
-/// The network of a loaded model: packed f32 on the CPU, candle's operations elsewhere.
+/// The GEMM the packed CPU encoder uses on this CPU: `bf16-avx512` where AVX-512 BF16 is
+/// there and allowed (see `bf16.rs`), else the f32 kernels of [`crate::kernels::f32_gemm_isa`].
+pub fn cpu_gemm() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if bf16::enabled() {
+        return "bf16-avx512";
+    }
+    crate::kernels::f32_gemm_isa()
+}
+
+/// How a model computes, chosen at load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Compute {
+    /// Candle's operations on padded batches: every device but the CPU.
+    Candle,
+    /// The packed CPU encoder; `bf16` rounds its GEMMs' operands to bf16 where the CPU has
+    /// AVX-512 BF16 (see `bf16.rs`).
+    Packed { bf16: bool },
+}
+
+/// The network of a loaded model: packed on the CPU, candle's operations elsewhere.
 enum Net {
     Cpu(CpuEncoder),
     Candle(Encoder),
@@ -63,12 +85,16 @@ impl std::fmt::Debug for BertEmbedder {
 impl BertEmbedder {
     /// Loads the model folder `dir` (see the module docs) onto `device`, in F32.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        Self::load_as(dir, device, true)
+        let compute = if device.is_cpu() {
+            Compute::Packed { bf16: true }
+        } else {
+            Compute::Candle
+        };
+        Self::load_as(dir, device, compute)
     }
 
-    /// [`Self::load`]; on the CPU, `packed` picks the packed encoder (else candle's operations
-    /// on padded batches, the path other devices take).
-    fn load_as(dir: &Path, device: &Device, packed: bool) -> Result<Self> {
+    /// [`Self::load`] computing as `compute` says (off the CPU, always candle's operations).
+    fn load_as(dir: &Path, device: &Device, compute: Compute) -> Result<Self> {
         let config: BertConfig = read_json(&dir.join("config.json"))?;
         config.validate()?;
         let pooling = Pooling::from_dir(dir)?;
@@ -128,24 +154,16 @@ impl BertEmbedder {
             vb
         };
         let encoder = Encoder::load(&vb, &config, pooling, device)?;
-        let (net, weights_bytes) = if device.is_cpu() && packed {
-            let cpu = CpuEncoder::new(&encoder)?;
-            let bytes = cpu.bytes();
-            (Net::Cpu(cpu), bytes)
-        } else {
-            let bytes = encoder.bytes();
-            (Net::Candle(encoder), bytes)
-        };
-        tracing::debug!(
-            dir = %dir.display(),
-            dim = config.hidden_size,
-            layers = config.num_hidden_layers,
-            ?pooling,
-            max_tokens,
-            weights_bytes,
-            "loaded BERT embedder"
-        );
-        Ok(Self {
+        let (net, weights_bytes) =
+            if let (true, Compute::Packed { bf16 }) = (device.is_cpu(), compute) {
+                let cpu = CpuEncoder::new(&encoder, bf16)?;
+                let bytes = cpu.bytes();
+                (Net::Cpu(cpu), bytes)
+            } else {
+                let bytes = encoder.bytes();
+                (Net::Candle(encoder), bytes)
+            };
+        let this = Self {
             config,
             net,
             tokenizer,
@@ -154,7 +172,18 @@ impl BertEmbedder {
             pooling,
             max_tokens,
             weights_bytes,
-        })
+        };
+        tracing::debug!(
+            dir = %dir.display(),
+            dim = this.config.hidden_size,
+            layers = this.config.num_hidden_layers,
+            ?pooling,
+            max_tokens,
+            weights_bytes,
+            gemm = this.gemm(),
+            "loaded BERT embedder"
+        );
+        Ok(this)
     }
 
     /// The tokenizer, with the file's own padding and truncation switched off.
@@ -175,6 +204,16 @@ impl BertEmbedder {
     /// Ids accepted by [`Self::embed`] are below this.
     pub fn vocab_size(&self) -> usize {
         self.config.vocab_size
+    }
+
+    /// The GEMM this model runs: [`cpu_gemm`]'s answer when it holds bf16 weights, else
+    /// `f32` on the CPU and `candle` elsewhere.
+    pub fn gemm(&self) -> &'static str {
+        match &self.net {
+            Net::Cpu(cpu) if cpu.bf16() => cpu_gemm(),
+            Net::Cpu(_) => "f32",
+            Net::Candle(_) => "candle",
+        }
     }
 
     /// Bytes of weights held on the device.
