@@ -50,6 +50,42 @@ async fn upstream(port: u16) {
     axum::serve(listener, app).await.unwrap();
 }
 
+/// A bare forwarding proxy: each request's method, path and body go to `upstream` unchanged
+/// over pooled keep-alive connections. What any proxy must spend: the floor under nfai's figures.
+async fn proxy(port: u16, upstream: String) {
+    use axum::body::{Body, Bytes};
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::{Client, connect::HttpConnector};
+    use hyper_util::rt::TokioExecutor;
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
+    let app = Router::new().fallback(move |req: axum::extract::Request| {
+        let client = client.clone();
+        let upstream = upstream.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let Ok(bytes) = body.collect().await.map(|b| b.to_bytes()) else {
+                return axum::http::StatusCode::BAD_REQUEST.into_response();
+            };
+            let uri = format!("{upstream}{}", parts.uri.path());
+            let mut out = axum::http::Request::new(Full::new(bytes));
+            *out.method_mut() = parts.method;
+            *out.uri_mut() = uri.parse().unwrap();
+            out.headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            match client.request(out).await {
+                Ok(res) => res.map(Body::new).into_response(),
+                Err(_) => axum::http::StatusCode::BAD_GATEWAY.into_response(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    axum::serve(listener, app).await.unwrap();
+}
+
 fn body() -> Value {
     json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1})
 }
@@ -146,6 +182,7 @@ fn main() {
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
     match arg(1).as_str() {
         "upstream" => rt.block_on(upstream(arg(2).parse().unwrap())),
+        "proxy" => rt.block_on(proxy(arg(2).parse().unwrap(), arg(3))),
         "rate" => rt.block_on(rate(
             arg(2),
             arg(3).parse().unwrap(),

@@ -32,7 +32,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(crate::ollama_api::routes())
         .fallback(|uri: Uri| async move { ApiError::not_found_route(uri.path()) })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .layer(axum::middleware::from_fn(crate::upstream::deadline_layer))
+        .layer(crate::upstream::DeadlineLayer)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::Extension(BodyLimit(max_body_bytes)))
         .layer(TraceLayer::new_for_http())

@@ -185,3 +185,67 @@ async fn routed_names_are_listed_and_upstream_errors_pass_through() {
     .await;
     assert_eq!(status, 400);
 }
+
+/// What the OpenAI client puts on the wire: the node's path prefix before the API path, the key
+/// from `api_key_file` as a bearer token, the target's model name, and only the fields the client
+/// set (no nfai extension such as `keep_alive`), with their values unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_client_sends_the_key_the_prefix_and_the_set_fields() {
+    use std::sync::{Arc, Mutex};
+
+    use crate::upstream_support::serve;
+
+    type Seen = Arc<Mutex<Vec<(String, Option<String>, Value)>>>;
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let handler = move |uri: axum::http::Uri,
+                        headers: axum::http::HeaderMap,
+                        axum::Json(body): axum::Json<Value>| {
+        let log = log.clone();
+        async move {
+            let auth = headers
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_string());
+            log.lock()
+                .unwrap()
+                .push((uri.path().to_string(), auth, body));
+            axum::Json(
+                json!({"id": "x", "object": "chat.completion", "created": 0, "model": "up",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "caf\u{e9} \"ok\""}, "finish_reason": "length"}],
+                "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}}),
+            )
+        }
+    };
+    let up = serve(
+        axum::Router::new().route("/openai/v1/chat/completions", axum::routing::post(handler)),
+    )
+    .await;
+    let key = std::env::temp_dir().join(format!("nfai-wire-key-{}", std::process::id()));
+    std::fs::write(&key, "sk-test-123\n").unwrap();
+    let toml = format!(
+        "serve = []\n[[upstreams]]\nname = \"cloud\"\nnodes = [\"{}/openai/\"]\napi_key_file = {:?}\n\
+         [[routes]]\nmodel = \"m\"\ntargets = [\"openai:cloud/up-model\"]\n",
+        up.base, key
+    );
+    let s = start_with_config("wire", &toml);
+    let req = json!({"model": "m", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi \"there\""}],
+        "temperature": 0.7, "top_p": 0.9, "seed": 42, "max_tokens": 3, "stop": ["\n\n"], "keep_alive": "5m"});
+    let (status, body) = post(&s, "/v1/chat/completions", req).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], "caf\u{e9} \"ok\"");
+    assert_eq!(body["choices"][0]["finish_reason"], "length");
+    assert_eq!(
+        body["usage"],
+        json!({"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10})
+    );
+    let _ = std::fs::remove_file(&key);
+    let seen = seen.lock().unwrap();
+    let (path, auth, sent) = &seen[0];
+    assert_eq!(path, "/openai/v1/chat/completions");
+    assert_eq!(auth.as_deref(), Some("Bearer sk-test-123"));
+    assert_eq!(
+        *sent,
+        json!({"model": "up-model", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi \"there\""}],
+            "temperature": 0.7, "top_p": 0.9, "seed": 42, "max_tokens": 3, "stop": ["\n\n"], "stream": false})
+    );
+}

@@ -1,45 +1,140 @@
-//! HTTP plumbing shared by the Ollama and OpenAI clients: one pooled `reqwest::Client` per
-//! upstream, requests bounded by the first-byte timeout, upstream errors mapped to
-//! [`ApiError`]s, and response bodies split into lines and parsed into [`GenerateEvent`]s.
+//! HTTP plumbing shared by the Ollama and OpenAI clients: one pooled hyper client per upstream
+//! (keep-alive, TLS for `https` nodes), node URLs split once so a request builds its URI without
+//! parsing, requests bounded by the first-byte and total timeouts, upstream errors mapped to
+//! [`ApiError`]s, and whole bodies read with a size limit.
 
-use std::collections::VecDeque;
+use std::time::Duration;
 
-use futures::stream::{self, BoxStream, StreamExt};
-use nfai_inference::{EngineError, GenerateEvent};
-use reqwest::StatusCode;
+use axum::body::Bytes;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::uri::{Authority, PathAndQuery, Scheme};
+use axum::http::{HeaderValue, Method, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tokio::time::Instant;
 
 use super::config::UpstreamConfig;
+use super::lines::{LineParser, line_events};
 use super::{timeout_error, upstream_error};
 use crate::backend::EventStream;
 use crate::error::ApiError;
 
-/// The pooled client of one upstream (keep-alive, connect and total timeouts).
-pub fn build_client(cfg: &UpstreamConfig) -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .connect_timeout(cfg.connect_timeout)
-        .timeout(cfg.total_timeout)
-        .pool_idle_timeout(std::time::Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .tcp_nodelay(true)
-        .build()?)
+/// An upstream's answer, its body not yet read.
+pub type Response = hyper::Response<Incoming>;
+
+/// The most a whole answer body may hold (embeddings of a large batch run to tens of MB).
+const MAX_BODY: usize = 256 << 20;
+/// The most of an error answer's body that is read for its message.
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// The pooled client of one upstream, with its `Authorization` header when it has a key.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    auth: Option<HeaderValue>,
 }
 
-/// One request's target: the upstream's client and settings and the node's base URL.
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient").finish_non_exhaustive()
+    }
+}
+
+/// The pooled client of one upstream (keep-alive, connect timeout, no Nagle delay).
+pub fn build_client(cfg: &UpstreamConfig) -> anyhow::Result<HttpClient> {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(cfg.connect_timeout));
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    let inner = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .pool_timer(TokioTimer::new())
+        .build(https);
+    let auth = match &cfg.api_key {
+        Some(key) => {
+            let mut v = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                anyhow::anyhow!("upstream {:?}: the API key is not a valid header", cfg.name)
+            })?;
+            v.set_sensitive(true);
+            Some(v)
+        }
+        None => None,
+    };
+    Ok(HttpClient { inner, auth })
+}
+
+/// A node's base URL split once into scheme, authority and path prefix.
+#[derive(Debug, Clone)]
+pub struct BaseUri {
+    scheme: Scheme,
+    authority: Authority,
+    prefix: String,
+}
+
+impl BaseUri {
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        let parts = url.parse::<Uri>()?.into_parts();
+        let (Some(scheme), Some(authority)) = (parts.scheme, parts.authority) else {
+            anyhow::bail!("{url:?} is not an absolute http(s) URL");
+        };
+        let prefix = parts
+            .path_and_query
+            .map(|p| p.path().trim_end_matches('/').to_string())
+            .unwrap_or_default();
+        Ok(Self {
+            scheme,
+            authority,
+            prefix,
+        })
+    }
+
+    /// The URI of `path` (which starts with `/`) on this node.
+    pub fn join(&self, path: &str) -> Result<Uri, axum::http::Error> {
+        let path = if self.prefix.is_empty() {
+            PathAndQuery::try_from(path)?
+        } else {
+            PathAndQuery::try_from(format!("{}{path}", self.prefix))?
+        };
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path)
+            .build()
+    }
+}
+
+/// One request's target: the upstream's client and settings, the node, and when the upstream's
+/// total timeout ends (headers and body together).
 #[derive(Clone, Copy)]
 pub struct Call<'a> {
-    pub client: &'a reqwest::Client,
+    pub client: &'a HttpClient,
     pub cfg: &'a UpstreamConfig,
     pub base: &'a str,
+    pub uri: &'a BaseUri,
+    pub until: Instant,
 }
 
 impl Call<'_> {
-    fn label(&self) -> String {
+    pub fn label(&self) -> String {
         format!("upstream {} ({})", self.cfg.name, self.base)
     }
 
-    /// POSTs `body` to `path`; the response headers must come within the first-byte timeout.
-    pub async fn post(&self, path: &str, body: &Value) -> Result<reqwest::Response, ApiError> {
+    /// POSTs `body` as JSON to `path`; the response headers must come within the first-byte
+    /// timeout.
+    pub async fn post(&self, path: &str, body: &impl Serialize) -> Result<Response, ApiError> {
         self.post_generation(path, body, true).await
     }
 
@@ -49,47 +144,57 @@ impl Call<'_> {
     pub async fn post_generation(
         &self,
         path: &str,
-        body: &Value,
+        body: &impl Serialize,
         streamed: bool,
-    ) -> Result<reqwest::Response, ApiError> {
-        let mut req = self.client.post(format!("{}{path}", self.base)).json(body);
-        if let Some(key) = &self.cfg.api_key {
-            req = req.bearer_auth(key);
-        }
+    ) -> Result<Response, ApiError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| ApiError::internal(format!("cannot encode the upstream request: {e}")))?;
         let limit = streamed.then_some(self.cfg.first_byte_timeout);
-        self.send(req, limit).await
+        self.send(Method::POST, path, Some(body), limit).await
     }
 
-    pub async fn get(&self, path: &str) -> Result<reqwest::Response, ApiError> {
-        let mut req = self.client.get(format!("{}{path}", self.base));
-        if let Some(key) = &self.cfg.api_key {
-            req = req.bearer_auth(key);
-        }
-        self.send(req, Some(self.cfg.first_byte_timeout)).await
+    pub async fn get(&self, path: &str) -> Result<Response, ApiError> {
+        self.send(Method::GET, path, None, Some(self.cfg.first_byte_timeout))
+            .await
     }
 
     async fn send(
         &self,
-        req: reqwest::RequestBuilder,
-        limit: Option<std::time::Duration>,
-    ) -> Result<reqwest::Response, ApiError> {
-        let limit = limit.unwrap_or(self.cfg.total_timeout);
-        let res = match tokio::time::timeout(limit, req.send()).await {
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        limit: Option<Duration>,
+    ) -> Result<Response, ApiError> {
+        let uri = self
+            .uri
+            .join(path)
+            .map_err(|e| upstream_error(format!("{}: cannot address {path}: {e}", self.label())))?;
+        let json = body.is_some();
+        let mut req = hyper::Request::new(Full::new(Bytes::from(body.unwrap_or_default())));
+        *req.method_mut() = method;
+        *req.uri_mut() = uri;
+        let headers = req.headers_mut();
+        if json {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        if let Some(auth) = &self.client.auth {
+            headers.insert(AUTHORIZATION, auth.clone());
+        }
+        let by = limit.map_or(self.until, |l| self.until.min(Instant::now() + l));
+        let res = match tokio::time::timeout_at(by, self.client.inner.request(req)).await {
             Err(_) => {
                 return Err(timeout_error(format!(
                     "{} sent no response in time.",
                     self.label()
                 )));
             }
-            Ok(Err(e)) if e.is_timeout() => {
-                return Err(timeout_error(format!("{} timed out: {e}", self.label())));
+            Ok(Err(e)) if is_timeout(&e) => {
+                let why = source_chain(&e);
+                return Err(timeout_error(format!("{} timed out: {why}", self.label())));
             }
             Ok(Err(e)) => {
-                return Err(upstream_error(format!(
-                    "{} failed: {}",
-                    self.label(),
-                    source_chain(&e)
-                )));
+                let why = source_chain(&e);
+                return Err(upstream_error(format!("{} failed: {why}", self.label())));
             }
             Ok(Ok(res)) => res,
         };
@@ -97,19 +202,78 @@ impl Call<'_> {
             return Ok(res);
         }
         let status = res.status();
-        let text = res.text().await.unwrap_or_default();
-        Err(status_error(&self.label(), status, &text))
+        let body = self.read(res, MAX_ERROR_BODY).await.unwrap_or_default();
+        Err(status_error(
+            &self.label(),
+            status,
+            &String::from_utf8_lossy(&body),
+        ))
     }
 
-    /// Reads a whole JSON body.
-    pub async fn json(&self, res: reqwest::Response) -> Result<Value, ApiError> {
-        res.json()
-            .await
-            .map_err(|e| upstream_error(format!("{} sent an unreadable body: {e}", self.label())))
+    /// A whole body, within the total timeout and [`MAX_BODY`].
+    pub async fn body(&self, res: Response) -> Result<Bytes, ApiError> {
+        self.read(res, MAX_BODY).await.map_err(|why| match why {
+            Unread::Timeout => timeout_error(format!(
+                "{} did not finish its answer in time.",
+                self.label()
+            )),
+            Unread::Failed(e) => {
+                upstream_error(format!("{} sent an unreadable body: {e}", self.label()))
+            }
+        })
+    }
+
+    /// A whole JSON body.
+    pub async fn json<T: DeserializeOwned>(&self, res: Response) -> Result<T, ApiError> {
+        let bytes = self.body(res).await?;
+        serde_json::from_slice(&bytes).map_err(|e| self.unreadable(e))
+    }
+
+    /// The error for an answer body that does not parse.
+    pub fn unreadable(&self, e: serde_json::Error) -> ApiError {
+        upstream_error(format!("{} sent an unreadable body: {e}", self.label()))
+    }
+
+    /// The body as events, line by line (NDJSON or SSE), within the total timeout.
+    pub fn events<P: LineParser>(&self, res: Response, parser: P) -> EventStream {
+        line_events(res.into_body(), self.label(), self.until, parser)
+    }
+
+    async fn read(&self, res: Response, max: usize) -> Result<Bytes, Unread> {
+        let body = Limited::new(res.into_body(), max);
+        match tokio::time::timeout_at(self.until, body.collect()).await {
+            Err(_) => Err(Unread::Timeout),
+            Ok(Err(e)) => Err(Unread::Failed(source_chain(e.as_ref()))),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        }
     }
 }
 
-fn source_chain(e: &dyn std::error::Error) -> String {
+enum Unread {
+    Timeout,
+    Failed(String),
+}
+
+/// Whether a client error was a timeout (connecting, or an I/O timeout below).
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return true;
+        }
+        if let Some(h) = err.downcast_ref::<hyper::Error>()
+            && h.is_timeout()
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+pub fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(inner) = cur {
@@ -145,115 +309,17 @@ fn status_error(label: &str, status: StatusCode, text: &str) -> ApiError {
     match status.as_u16() {
         429 => ApiError::overloaded(msg, 1),
         s if s >= 500 => upstream_error(msg),
-        404 => ApiError::model_not_found("")
-            .with_code("model_not_found")
-            .message_as(msg),
+        404 => {
+            let mut e = ApiError::model_not_found("").with_code("model_not_found");
+            e.message = msg;
+            e
+        }
         _ => {
             let mut e = ApiError::invalid("", msg);
             e.param = None;
             e.code = None;
-            e.status = axum::http::StatusCode::from_u16(status.as_u16())
-                .unwrap_or(axum::http::StatusCode::BAD_REQUEST);
+            e.status = status;
             e
         }
     }
-}
-
-trait MessageAs {
-    fn message_as(self, m: String) -> Self;
-}
-
-impl MessageAs for ApiError {
-    fn message_as(mut self, m: String) -> Self {
-        self.message = m;
-        self
-    }
-}
-
-/// Turns body lines into events; stateful per stream.
-pub trait LineParser: Send + 'static {
-    /// Events for one non-empty line; a `Finished` or `Failed` ends the stream.
-    fn line(&mut self, line: &str) -> Vec<GenerateEvent>;
-    /// The body ended without a final event: a `Finished` if the parser saw enough, else none.
-    fn eof(&mut self) -> Option<GenerateEvent> {
-        None
-    }
-}
-
-fn broke(label: &str, why: &str) -> GenerateEvent {
-    GenerateEvent::Failed(EngineError::Compute(format!(
-        "{label}: the stream broke: {why}"
-    )))
-}
-
-struct LineState<P> {
-    body: BoxStream<'static, reqwest::Result<axum::body::Bytes>>,
-    buf: Vec<u8>,
-    pending: VecDeque<GenerateEvent>,
-    parser: P,
-    label: String,
-    done: bool,
-}
-
-/// The response body as events, line by line (NDJSON or SSE).
-pub fn line_events<P: LineParser>(res: reqwest::Response, label: String, parser: P) -> EventStream {
-    let state = LineState {
-        body: res.bytes_stream().boxed(),
-        buf: Vec::new(),
-        pending: VecDeque::new(),
-        parser,
-        label,
-        done: false,
-    };
-    stream::unfold(state, |mut s| async move {
-        loop {
-            if let Some(ev) = s.pending.pop_front() {
-                if matches!(
-                    ev,
-                    GenerateEvent::Finished { .. } | GenerateEvent::Failed(_)
-                ) {
-                    s.pending.clear();
-                    s.done = true;
-                }
-                return Some((ev, s));
-            }
-            if s.done {
-                return None;
-            }
-            if let Some(pos) = s.buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = s.buf.drain(..=pos).collect();
-                let text = String::from_utf8_lossy(&line);
-                let text = text.trim();
-                if !text.is_empty() {
-                    s.pending.extend(s.parser.line(text));
-                }
-                continue;
-            }
-            match s.body.next().await {
-                Some(Ok(chunk)) => s.buf.extend_from_slice(&chunk),
-                Some(Err(e)) => {
-                    s.pending.push_back(broke(&s.label, &source_chain(&e)));
-                }
-                None => {
-                    let rest = String::from_utf8_lossy(&std::mem::take(&mut s.buf))
-                        .trim()
-                        .to_string();
-                    if !rest.is_empty() {
-                        s.pending.extend(s.parser.line(&rest));
-                        if !s.pending.is_empty() {
-                            continue;
-                        }
-                    }
-                    let last = s.parser.eof().unwrap_or_else(|| {
-                        broke(
-                            &s.label,
-                            "the upstream closed it before the generation finished",
-                        )
-                    });
-                    s.pending.push_back(last);
-                }
-            }
-        }
-    })
-    .boxed()
 }

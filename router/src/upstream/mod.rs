@@ -3,21 +3,27 @@
 //!
 //! [`routed::RoutedBackend`] implements [`crate::backend::Backend`] over the targets of one route,
 //! so the HTTP layer never knows where a request runs. Request-scoped values (the deadline from
-//! `x-request-timeout`) travel in a task-local [`RequestContext`] set by [`deadline_layer`].
+//! `x-request-timeout`) travel in a task-local [`RequestContext`] set by [`DeadlineLayer`].
 
 pub mod config;
 pub mod health;
 pub mod http;
+pub mod lines;
 pub mod node;
 pub mod ollama;
 pub mod openai;
 pub mod routed;
 pub mod table;
 
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::task::{Context, Poll};
+
 use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::future::Either;
+use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
 
 use crate::error::ApiError;
@@ -43,8 +49,8 @@ pub async fn with_context<F: std::future::Future>(ctx: RequestContext, fut: F) -
     CONTEXT.scope(ctx, fut).await
 }
 
-/// Middleware: reads `x-request-timeout` (seconds) into the request's deadline.
-pub async fn deadline_layer(req: Request, next: Next) -> Response {
+/// The context `x-request-timeout` (seconds) sets, or the 400 for a bad value.
+fn request_context(req: &Request) -> Result<RequestContext, ApiError> {
     let mut ctx = current();
     if let Some(v) = req.headers().get("x-request-timeout") {
         match v.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok()) {
@@ -52,15 +58,54 @@ pub async fn deadline_layer(req: Request, next: Next) -> Response {
                 ctx.deadline = Some(Instant::now() + std::time::Duration::from_secs_f64(secs));
             }
             _ => {
-                return ApiError::invalid(
+                return Err(ApiError::invalid(
                     "x-request-timeout",
                     "The x-request-timeout header must be a positive number of seconds.",
-                )
-                .into_response();
+                ));
             }
         }
     }
-    with_context(ctx, next.run(req)).await
+    Ok(ctx)
+}
+
+/// Layer: reads `x-request-timeout` into the request's deadline and serves the request inside
+/// its [`RequestContext`]. The inner service is called in place, without cloning or boxing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeadlineLayer;
+
+impl<S> tower::Layer<S> for DeadlineLayer {
+    type Service = Deadline<S>;
+
+    fn layer(&self, inner: S) -> Deadline<S> {
+        Deadline { inner }
+    }
+}
+
+/// The service of [`DeadlineLayer`].
+#[derive(Debug, Clone)]
+pub struct Deadline<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for Deadline<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future =
+        Either<TaskLocalFuture<RequestContext, S::Future>, Ready<Result<Response, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        match request_context(&req) {
+            Ok(ctx) => Either::Left(CONTEXT.scope(ctx, self.inner.call(req))),
+            Err(e) => Either::Right(ready(Ok(e.into_response()))),
+        }
+    }
 }
 
 fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {

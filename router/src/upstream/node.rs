@@ -9,11 +9,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::time::Instant;
 
 use super::config::Cooldown;
+use super::http::BaseUri;
 
 /// One server of an upstream.
 #[derive(Debug)]
 pub struct Node {
     pub url: String,
+    /// `url`, split once for building request URIs.
+    pub uri: BaseUri,
     pub max_concurrency: usize,
     outstanding: AtomicUsize,
     healthy: AtomicBool,
@@ -28,8 +31,9 @@ pub fn normalize(model: &str) -> &str {
 }
 
 impl Node {
-    pub fn new(url: String, max_concurrency: usize) -> Self {
-        Self {
+    pub fn new(url: String, max_concurrency: usize) -> anyhow::Result<Self> {
+        Ok(Self {
+            uri: BaseUri::parse(&url)?,
             url,
             max_concurrency,
             outstanding: AtomicUsize::new(0),
@@ -37,7 +41,7 @@ impl Node {
             failures: Mutex::new(VecDeque::new()),
             cooldown_until: Mutex::new(None),
             resident: RwLock::new(HashSet::new()),
-        }
+        })
     }
 
     pub fn outstanding(&self) -> usize {
@@ -213,7 +217,7 @@ mod tests {
     fn pool(n: usize, max: usize) -> NodePool {
         NodePool::new(
             (0..n)
-                .map(|i| Arc::new(Node::new(format!("http://n{i}"), max)))
+                .map(|i| Arc::new(Node::new(format!("http://n{i}"), max).unwrap()))
                 .collect(),
         )
     }

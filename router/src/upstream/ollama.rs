@@ -5,7 +5,8 @@
 use nfai_inference::{EngineError, FinishReason, GenerateEvent, Usage};
 use serde_json::{Map, Value, json};
 
-use super::http::{Call, LineParser, line_events};
+use super::http::Call;
+use super::lines::LineParser;
 use crate::backend::*;
 use crate::error::ApiError;
 
@@ -109,10 +110,6 @@ impl LineParser for NdjsonParser {
     }
 }
 
-fn label(call: &Call<'_>) -> String {
-    format!("upstream {} ({})", call.cfg.name, call.base)
-}
-
 pub async fn chat(call: Call<'_>, model: &str, req: ChatRequest) -> Result<Generation, ApiError> {
     let messages: Vec<Value> = req
         .messages
@@ -131,10 +128,10 @@ pub async fn chat(call: Call<'_>, model: &str, req: ChatRequest) -> Result<Gener
         .await?;
     let parser = NdjsonParser {
         chat: true,
-        label: label(&call),
+        label: call.label(),
     };
     Ok(Generation {
-        events: line_events(res, label(&call), parser),
+        events: call.events(res, parser),
         echo: String::new(),
     })
 }
@@ -169,7 +166,7 @@ pub async fn complete(
             .await?;
         let parser = NdjsonParser {
             chat: false,
-            label: label(&call),
+            label: call.label(),
         };
         let echo = if req.echo {
             text.clone()
@@ -177,7 +174,7 @@ pub async fn complete(
             String::new()
         };
         out.push(Generation {
-            events: line_events(res, label(&call), parser),
+            events: call.events(res, parser),
             echo,
         });
     }
@@ -210,13 +207,13 @@ pub async fn embed(
     let res = call
         .post("/api/embed", &with_keep_alive(body, &call, req.keep_alive))
         .await?;
-    let v = call.json(res).await?;
+    let v: Value = call.json(res).await?;
     let vectors: Vec<Vec<f32>> = serde_json::from_value(v["embeddings"].clone())
-        .map_err(|e| super::upstream_error(format!("{}: bad embeddings: {e}", label(&call))))?;
+        .map_err(|e| super::upstream_error(format!("{}: bad embeddings: {e}", call.label())))?;
     if vectors.len() != inputs.len() {
         return Err(super::upstream_error(format!(
             "{}: {} vectors for {} inputs",
-            label(&call),
+            call.label(),
             vectors.len(),
             inputs.len()
         )));
@@ -229,13 +226,13 @@ pub async fn embed(
 
 /// Names of the models `/api/ps` reports resident.
 pub async fn resident(call: Call<'_>) -> Result<Vec<String>, ApiError> {
-    let v = call.json(call.get("/api/ps").await?).await?;
+    let v: Value = call.json(call.get("/api/ps").await?).await?;
     Ok(names(&v))
 }
 
 /// Names of the models `/api/tags` reports installed.
 pub async fn tags(call: Call<'_>) -> Result<Vec<String>, ApiError> {
-    let v = call.json(call.get("/api/tags").await?).await?;
+    let v: Value = call.json(call.get("/api/tags").await?).await?;
     Ok(names(&v))
 }
 

@@ -2,45 +2,140 @@
 //! `/v1/chat/completions` and `/v1/completions`, streamed as SSE when the client streams and
 //! asked for one whole answer otherwise, and `/v1/embeddings`.
 
+use std::borrow::Cow;
+
 use futures::StreamExt;
 use nfai_inference::{EngineError, FinishReason, GenerateEvent, Usage};
-use serde_json::{Map, Value, json};
+use nfai_models::chat_template::ChatMessage;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
-use super::http::{Call, LineParser, line_events};
+use super::http::{Call, Response};
+use super::lines::LineParser;
 use crate::backend::*;
 use crate::error::ApiError;
 
-/// The generation fields of a request body; only those the client set.
-fn generation_fields(o: &GenerationOptions, m: &mut Map<String, Value>) {
-    let s = &o.sampling;
-    let mut put = |k: &str, v: Option<Value>| {
-        if let Some(v) = v {
-            m.insert(k.to_string(), v);
+/// A chat or text completion request body; only the fields the client set.
+#[derive(Serialize)]
+struct GenerationBody<'a> {
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<&'a [ChatMessage]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt: Option<PromptRef<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repetition_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frequency_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    ignore_eos: bool,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum PromptRef<'a> {
+    Text(&'a str),
+    Tokens(&'a [u32]),
+}
+
+impl<'a> GenerationBody<'a> {
+    fn new(model: &'a str, o: &'a GenerationOptions) -> Self {
+        let s = &o.sampling;
+        Self {
+            model,
+            messages: None,
+            prompt: None,
+            temperature: s.temperature,
+            top_p: s.top_p,
+            top_k: s.top_k,
+            seed: s.seed,
+            max_tokens: o.max_tokens,
+            repetition_penalty: s.repetition_penalty,
+            presence_penalty: s.presence_penalty,
+            frequency_penalty: s.frequency_penalty,
+            ignore_eos: o.ignore_eos,
+            stop: &o.stop,
+            stream: o.stream,
+            stream_options: o.stream.then_some(StreamOptions {
+                include_usage: true,
+            }),
         }
-    };
-    put("temperature", s.temperature.map(Value::from));
-    put("top_p", s.top_p.map(Value::from));
-    put("top_k", s.top_k.map(Value::from));
-    put("seed", s.seed.map(Value::from));
-    put("max_tokens", o.max_tokens.map(Value::from));
-    put("repetition_penalty", s.repetition_penalty.map(Value::from));
-    put("presence_penalty", s.presence_penalty.map(Value::from));
-    put("frequency_penalty", s.frequency_penalty.map(Value::from));
-    put("ignore_eos", o.ignore_eos.then_some(Value::Bool(true)));
-    if !o.stop.is_empty() {
-        m.insert("stop".into(), json!(o.stop));
     }
-    m.insert("stream".into(), Value::Bool(o.stream));
-    if o.stream {
-        m.insert("stream_options".into(), json!({ "include_usage": true }));
+}
+
+/// The parts of a whole chat or text completion that nfai reads.
+#[derive(Deserialize)]
+struct Answer<'a> {
+    #[serde(borrow, default)]
+    choices: Vec<AnswerChoice<'a>>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct AnswerChoice<'a> {
+    #[serde(borrow, default)]
+    message: Option<AnswerMessage<'a>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct AnswerMessage<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(u: WireUsage) -> Self {
+        Usage {
+            prompt_tokens: u.prompt_tokens.unwrap_or(0) as usize,
+            completion_tokens: u.completion_tokens.unwrap_or(0) as usize,
+        }
+    }
+}
+
+fn reason(r: &str) -> FinishReason {
+    match r {
+        "length" => FinishReason::Length,
+        _ => FinishReason::Stop,
     }
 }
 
 fn finish_reason(v: &Value) -> Option<FinishReason> {
-    match v.as_str()? {
-        "length" => Some(FinishReason::Length),
-        _ => Some(FinishReason::Stop),
-    }
+    v.as_str().map(reason)
 }
 
 fn usage(v: &Value) -> Usage {
@@ -52,43 +147,39 @@ fn usage(v: &Value) -> Usage {
 
 /// The answer to a generation request as events: parsed line by line when the upstream streams
 /// (it was asked to, or ignored `"stream": false`), else one whole chat or text completion.
-async fn answer(
-    call: &Call<'_>,
-    res: reqwest::Response,
-    chat: bool,
-) -> Result<EventStream, ApiError> {
+async fn answer(call: &Call<'_>, res: Response, chat: bool) -> Result<EventStream, ApiError> {
     let streamed = res
         .headers()
-        .get(reqwest::header::CONTENT_TYPE)
+        .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("text/event-stream"));
     if streamed {
-        return Ok(line_events(
-            res,
-            label(call),
-            SseParser::new(chat, label(call)),
-        ));
+        return Ok(call.events(res, SseParser::new(chat, call.label())));
     }
-    let v = call.json(res).await?;
-    let choice = v["choices"].as_array().and_then(|a| a.first());
-    let text = choice.and_then(|c| {
-        if chat {
-            c["message"]["content"].as_str()
-        } else {
-            c["text"].as_str()
+    let bytes = call.body(res).await?;
+    let v: Answer<'_> = serde_json::from_slice(&bytes).map_err(|e| call.unreadable(e))?;
+    let choice = v.choices.into_iter().next();
+    let (text, reason) = match choice {
+        Some(c) => {
+            let text = if chat {
+                c.message.and_then(|m| m.content)
+            } else {
+                c.text
+            };
+            (text, c.finish_reason.as_deref().map(reason))
         }
-    });
-    let reason = choice.and_then(|c| finish_reason(&c["finish_reason"]));
+        None => (None, None),
+    };
     let (Some(text), Some(reason)) = (text, reason) else {
         return Err(super::upstream_error(format!(
             "{}: the answer has no choice with text and a finish reason",
-            label(call)
+            call.label()
         )));
     };
     let end = GenerateEvent::Finished {
         reason,
-        usage: usage(&v["usage"]),
-        text: text.to_string(),
+        usage: v.usage.unwrap_or_default().into(),
+        text: text.into_owned(),
     };
     Ok(futures::stream::iter([end]).boxed())
 }
@@ -182,23 +273,14 @@ impl LineParser for SseParser {
     }
 }
 
-fn label(call: &Call<'_>) -> String {
-    format!("upstream {} ({})", call.cfg.name, call.base)
-}
-
 pub async fn chat(call: Call<'_>, model: &str, req: ChatRequest) -> Result<Generation, ApiError> {
-    let mut m = Map::new();
-    m.insert("model".into(), json!(model));
-    let messages: Vec<Value> = req
-        .messages
-        .iter()
-        .map(|m| json!({ "role": m.role, "content": m.content }))
-        .collect();
-    m.insert("messages".into(), Value::Array(messages));
-    generation_fields(&req.options, &mut m);
+    let body = GenerationBody {
+        messages: Some(&req.messages),
+        ..GenerationBody::new(model, &req.options)
+    };
     let stream = req.options.stream;
     let res = call
-        .post_generation("/v1/chat/completions", &Value::Object(m), stream)
+        .post_generation("/v1/chat/completions", &body, stream)
         .await?;
     Ok(Generation {
         events: answer(&call, res, true).await?,
@@ -206,7 +288,7 @@ pub async fn chat(call: Call<'_>, model: &str, req: ChatRequest) -> Result<Gener
     })
 }
 
-/// One streamed `/v1/completions` per prompt.
+/// One `/v1/completions` per prompt.
 pub async fn complete(
     call: Call<'_>,
     model: &str,
@@ -215,21 +297,24 @@ pub async fn complete(
     let mut out = Vec::with_capacity(req.prompts.len());
     for p in &req.prompts {
         let (prompt, echo) = match p {
-            Prompt::Text(t) => (json!(t), if req.echo { t.clone() } else { String::new() }),
+            Prompt::Text(t) => (
+                PromptRef::Text(t),
+                if req.echo { t.clone() } else { String::new() },
+            ),
             Prompt::Tokens(_) if req.echo => {
                 return Err(ApiError::unsupported(
                     "echo",
                     "echo with token-id prompts is not supported through an upstream.",
                 ));
             }
-            Prompt::Tokens(ids) => (json!(ids), String::new()),
+            Prompt::Tokens(ids) => (PromptRef::Tokens(ids), String::new()),
         };
-        let mut m = Map::new();
-        m.insert("model".into(), json!(model));
-        m.insert("prompt".into(), prompt);
-        generation_fields(&req.options, &mut m);
+        let body = GenerationBody {
+            prompt: Some(prompt),
+            ..GenerationBody::new(model, &req.options)
+        };
         let res = call
-            .post_generation("/v1/completions", &Value::Object(m), req.options.stream)
+            .post_generation("/v1/completions", &body, req.options.stream)
             .await?;
         out.push(Generation {
             events: answer(&call, res, false).await?,
@@ -239,55 +324,72 @@ pub async fn complete(
     Ok(out)
 }
 
+#[derive(Serialize)]
+struct EmbeddingBody<'a> {
+    model: &'a str,
+    input: Vec<PromptRef<'a>>,
+    encoding_format: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dimensions: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingAnswer {
+    data: Vec<EmbeddingDatum>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingDatum {
+    #[serde(default)]
+    index: Option<usize>,
+    embedding: Vec<f32>,
+}
+
 pub async fn embed(
     call: Call<'_>,
     model: &str,
     req: EmbeddingRequest,
 ) -> Result<Embeddings, ApiError> {
-    let input: Vec<Value> = req
+    let input: Vec<PromptRef<'_>> = req
         .inputs
         .iter()
         .map(|p| match p {
-            Prompt::Text(t) => json!(t),
-            Prompt::Tokens(ids) => json!(ids),
+            Prompt::Text(t) => PromptRef::Text(t),
+            Prompt::Tokens(ids) => PromptRef::Tokens(ids),
         })
         .collect();
     let n = input.len();
-    let mut body = json!({ "model": model, "input": input, "encoding_format": "float" });
-    if let Some(d) = req.dimensions {
-        body["dimensions"] = json!(d);
-    }
-    let v = call.json(call.post("/v1/embeddings", &body).await?).await?;
-    let mut data: Vec<(usize, Vec<f32>)> = v["data"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .enumerate()
-                .map(|(i, d)| {
-                    let idx = d["index"].as_u64().map(|x| x as usize).unwrap_or(i);
-                    let vec = serde_json::from_value(d["embedding"].clone()).unwrap_or_default();
-                    (idx, vec)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let body = EmbeddingBody {
+        model,
+        input,
+        encoding_format: "float",
+        dimensions: req.dimensions,
+    };
+    let v: EmbeddingAnswer = call.json(call.post("/v1/embeddings", &body).await?).await?;
+    let mut data: Vec<(usize, Vec<f32>)> = v
+        .data
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| (d.index.unwrap_or(i), d.embedding))
+        .collect();
     data.sort_by_key(|(i, _)| *i);
     if data.len() != n || data.iter().any(|(_, v)| v.is_empty()) {
         return Err(super::upstream_error(format!(
             "{}: expected {n} embeddings, got an unusable answer",
-            label(&call)
+            call.label()
         )));
     }
-    let prompt_tokens = v["usage"]["prompt_tokens"].as_u64().unwrap_or(0) as usize;
     Ok(Embeddings {
         vectors: data.into_iter().map(|(_, v)| v).collect(),
-        prompt_tokens,
+        prompt_tokens: v.usage.and_then(|u| u.prompt_tokens).unwrap_or(0) as usize,
     })
 }
 
 /// Ids `/v1/models` lists with `state == "ready"` (nfai peers report residency this way).
 pub async fn resident(call: Call<'_>) -> Result<Vec<String>, ApiError> {
-    let v = call.json(call.get("/v1/models").await?).await?;
+    let v: Value = call.json(call.get("/v1/models").await?).await?;
     Ok(v["data"]
         .as_array()
         .map(|a| {

@@ -17,7 +17,7 @@ use nfai_cache::ModelState;
 #[derive(Debug)]
 pub struct Upstream {
     pub cfg: UpstreamConfig,
-    pub client: reqwest::Client,
+    pub client: super::http::HttpClient,
     pub pool: NodePool,
     /// The protocols routes use on it (what the residency poll asks).
     pub protocols: HashSet<Protocol>,
@@ -29,8 +29,8 @@ impl Upstream {
         let nodes = cfg
             .nodes
             .iter()
-            .map(|(u, m)| Arc::new(Node::new(u.clone(), *m)))
-            .collect();
+            .map(|(u, m)| Node::new(u.clone(), *m).map(Arc::new))
+            .collect::<anyhow::Result<_>>()?;
         Ok(Self {
             cfg,
             client,
@@ -44,6 +44,8 @@ impl Upstream {
             client: &self.client,
             cfg: &self.cfg,
             base: &node.url,
+            uri: &node.uri,
+            until: tokio::time::Instant::now() + self.cfg.total_timeout,
         }
     }
 }

@@ -3,7 +3,7 @@
 use nfai_inference::{FinishReason, GenerateEvent, Usage};
 
 use super::config::{Protocol, RoutingConfig, TargetSpec};
-use super::http::LineParser;
+use super::lines::LineParser;
 use super::ollama::NdjsonParser;
 use super::openai::SseParser;
 
@@ -136,4 +136,21 @@ fn targets_parse_and_the_table_validates() {
         !debug.contains("sk-secret") && debug.contains("redacted"),
         "{debug}"
     );
+}
+
+#[test]
+fn node_urls_join_api_paths_after_their_prefix() {
+    use super::http::BaseUri;
+    let plain = BaseUri::parse("http://10.0.0.2:11434").unwrap();
+    assert_eq!(
+        plain.join("/api/chat").unwrap().to_string(),
+        "http://10.0.0.2:11434/api/chat"
+    );
+    let prefixed = BaseUri::parse("https://gateway.example/openai/").unwrap();
+    assert_eq!(
+        prefixed.join("/v1/models").unwrap().to_string(),
+        "https://gateway.example/openai/v1/models"
+    );
+    assert!(BaseUri::parse("10.0.0.2:11434/x").is_err());
+    assert!(plain.join("/bad path").is_err());
 }
