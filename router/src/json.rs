@@ -3,7 +3,10 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -37,6 +40,26 @@ where
             }
         })?;
         parse(&bytes).map(OpenAiJson)
+    }
+}
+
+/// A JSON response body, serialized in one pass into a buffer sized for a typical answer.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: Serialize> IntoResponse for JsonBody<T> {
+    fn into_response(self) -> Response {
+        let mut buf = Vec::with_capacity(512);
+        match serde_json::to_writer(&mut buf, &self.0) {
+            Ok(()) => (
+                [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                buf,
+            )
+                .into_response(),
+            Err(e) => {
+                ApiError::internal(format!("cannot encode the response: {e}")).into_response()
+            }
+        }
     }
 }
 

@@ -1,14 +1,13 @@
 //! `POST /v1/chat/completions`: validates, hands the request to the model's backend, and answers
 //! as one JSON body or as SSE chunks.
 
-use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use nfai_inference::FinishReason;
 
 use crate::backend::{ChatRequest, GenerationOptions};
 use crate::error::ApiError;
-use crate::json::OpenAiJson;
+use crate::json::{JsonBody, OpenAiJson};
 use crate::openai::chat::*;
 use crate::openai::{Usage, new_id, unix_now};
 use crate::state::AppState;
@@ -81,7 +80,7 @@ pub async fn handler(
         return Ok(stream::sse(writer, vec![generation.events], include_usage));
     }
     let (content, reason, usage) = stream::collect(generation.events).await?;
-    Ok(Json(ChatCompletion {
+    Ok(JsonBody(ChatCompletion {
         id,
         object: "chat.completion",
         created,

@@ -1,13 +1,12 @@
 //! `POST /v1/completions`: one choice per prompt (string, strings, token ids or lists of them).
 
-use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use nfai_inference::FinishReason;
 
 use crate::backend::{CompletionRequest as Valid, GenerationOptions, Prompt};
 use crate::error::ApiError;
-use crate::json::OpenAiJson;
+use crate::json::{JsonBody, OpenAiJson};
 use crate::openai::completions::*;
 use crate::openai::{Usage, new_id, unix_now};
 use crate::state::AppState;
@@ -110,7 +109,7 @@ pub async fn handler(
             finish_reason: Some(reason.as_str()),
         });
     }
-    Ok(Json(Completion {
+    Ok(JsonBody(Completion {
         id,
         object: "text_completion",
         created,

@@ -1,13 +1,12 @@
 //! `POST /v1/embeddings`: strings or token ids in, unit vectors out (floats or base64).
 
-use axum::Json;
 use axum::extract::State;
 use base64::Engine as _;
 
 use super::completions::prompts;
 use crate::backend::{EmbeddingRequest as Valid, Prompt};
 use crate::error::ApiError;
-use crate::json::OpenAiJson;
+use crate::json::{JsonBody, OpenAiJson};
 use crate::openai::completions::PromptInput;
 use crate::openai::embeddings::*;
 use crate::state::AppState;
@@ -15,7 +14,7 @@ use crate::state::AppState;
 pub async fn handler(
     State(state): State<AppState>,
     OpenAiJson(req): OpenAiJson<EmbeddingRequest>,
-) -> Result<Json<EmbeddingResponse>, ApiError> {
+) -> Result<JsonBody<EmbeddingResponse>, ApiError> {
     let route = state.route(&req.model)?;
     let base64 = match req.encoding_format.as_deref() {
         None | Some("float") => false,
@@ -85,7 +84,7 @@ pub async fn handler(
         })
         .collect();
     let tokens = out.prompt_tokens;
-    Ok(Json(EmbeddingResponse {
+    Ok(JsonBody(EmbeddingResponse {
         object: "list",
         data,
         model: route.display,

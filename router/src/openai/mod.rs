@@ -72,6 +72,13 @@ pub fn unix_now() -> u64 {
 
 /// A response id such as `chatcmpl-3f9c…`.
 pub fn new_id(prefix: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let n: u128 = rand::random();
-    format!("{prefix}-{n:032x}")
+    let mut id = String::with_capacity(prefix.len() + 33);
+    id.push_str(prefix);
+    id.push('-');
+    for i in (0..32).rev() {
+        id.push(HEX[((n >> (i * 4)) & 0xf) as usize] as char);
+    }
+    id
 }

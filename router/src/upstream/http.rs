@@ -147,10 +147,11 @@ impl Call<'_> {
         body: &impl Serialize,
         streamed: bool,
     ) -> Result<Response, ApiError> {
-        let body = serde_json::to_vec(body)
+        let mut buf = Vec::with_capacity(512);
+        serde_json::to_writer(&mut buf, body)
             .map_err(|e| ApiError::internal(format!("cannot encode the upstream request: {e}")))?;
         let limit = streamed.then_some(self.cfg.first_byte_timeout);
-        self.send(Method::POST, path, Some(body), limit).await
+        self.send(Method::POST, path, Some(buf), limit).await
     }
 
     pub async fn get(&self, path: &str) -> Result<Response, ApiError> {
