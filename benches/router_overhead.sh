@@ -5,6 +5,7 @@
 # parsing, no routing) runs beside nfai as the floor: what any proxy in between costs.
 #   bash benches/router_overhead.sh [requests/s] [seconds] [connections]
 #   PIN=0 bash benches/router_overhead.sh   # everything unpinned
+#   STREAM=1 bash benches/router_overhead.sh  # streamed (SSE) answers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RPS="${1:-1000}"; SECS="${2:-10}"; CONNS="${3:-64}"

@@ -4,7 +4,9 @@
 //! `/v1/chat/completions` at once (one token; JSON or SSE) and `/v1/models`.
 //! `router_overhead rate <url> <requests/s> <seconds>`: open-loop load at a fixed rate; prints
 //! latency percentiles. `router_overhead max <url> <connections> <seconds>`: closed-loop load;
-//! prints throughput. Used by `benches/router_overhead.sh`.
+//! prints throughput. `STREAM=1` makes the load generator ask for streamed (SSE) answers.
+//! `router_overhead proxy <port> <upstream base URL>`: a bare forwarding proxy. Used by
+//! `benches/router_overhead.sh`.
 
 use std::time::{Duration, Instant};
 
@@ -86,8 +88,10 @@ async fn proxy(port: u16, upstream: String) {
     axum::serve(listener, app).await.unwrap();
 }
 
+/// The request; `STREAM=1` in the environment asks for an SSE answer.
 fn body() -> Value {
-    json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1})
+    let stream = std::env::var("STREAM").is_ok_and(|v| v == "1");
+    json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1, "stream": stream})
 }
 
 async fn one(client: &reqwest::Client, url: &str) -> Option<Duration> {

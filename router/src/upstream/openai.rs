@@ -134,10 +134,6 @@ fn reason(r: &str) -> FinishReason {
     }
 }
 
-fn finish_reason(v: &Value) -> Option<FinishReason> {
-    v.as_str().map(reason)
-}
-
 fn usage(v: &Value) -> Usage {
     Usage {
         prompt_tokens: v["prompt_tokens"].as_u64().unwrap_or(0) as usize,
@@ -182,6 +178,28 @@ async fn answer(call: &Call<'_>, res: Response, chat: bool) -> Result<EventStrea
         text: text.into_owned(),
     };
     Ok(futures::stream::iter([end]).boxed())
+}
+
+/// The parts of a streamed chunk that nfai reads; `usage` and `error` stay loose, as servers
+/// differ in what they put there.
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow, default)]
+    choices: Option<Vec<ChunkChoice<'a>>>,
+    #[serde(default)]
+    usage: Option<Value>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice<'a> {
+    #[serde(borrow, default)]
+    delta: Option<AnswerMessage<'a>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
 }
 
 /// Parses SSE `data:` lines of chat or text completion chunks.
@@ -229,7 +247,7 @@ impl LineParser for SseParser {
             });
             return vec![end];
         }
-        let v: Value = match serde_json::from_str(data) {
+        let v: Chunk<'_> = match serde_json::from_str(data) {
             Ok(v) => v,
             Err(e) => {
                 return vec![GenerateEvent::Failed(EngineError::Compute(format!(
@@ -238,31 +256,31 @@ impl LineParser for SseParser {
                 )))];
             }
         };
-        if let Some(err) = v.get("error") {
+        if let Some(err) = v.error {
             let msg = super::http::error_message(&json!({ "error": err }).to_string());
             return vec![GenerateEvent::Failed(EngineError::Compute(format!(
                 "{}: {msg}",
                 self.label
             )))];
         }
-        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-            self.usage = usage(u);
+        if let Some(u) = v.usage.filter(Value::is_object) {
+            self.usage = usage(&u);
         }
         let mut out = Vec::new();
-        if let Some(c) = v["choices"].as_array().and_then(|a| a.first()) {
+        if let Some(c) = v.choices.and_then(|c| c.into_iter().next()) {
             let text = if self.chat {
-                c["delta"]["content"].as_str()
+                c.delta.and_then(|d| d.content)
             } else {
-                c["text"].as_str()
+                c.text
             };
             if let Some(t) = text.filter(|t| !t.is_empty()) {
                 out.push(GenerateEvent::Token {
                     id: 0,
-                    text: t.to_string(),
+                    text: t.into_owned(),
                 });
             }
-            if let Some(r) = finish_reason(&c["finish_reason"]) {
-                self.reason = Some(r);
+            if let Some(r) = c.finish_reason {
+                self.reason = Some(reason(&r));
             }
         }
         out

@@ -96,6 +96,23 @@ fn sse_chunks_finish_at_done_with_usage() {
 }
 
 #[test]
+fn sse_chunks_with_null_fields_and_escapes_are_read_and_errors_end_the_stream() {
+    let mut p = SseParser::new(true, "u".into());
+    let line = r#"data: {"id":"c","choices":[{"index":0,"delta":{"content":"caf\u00e9 \"x\"\n"},"logprobs":null,"finish_reason":null}],"usage":null,"error":null}"#;
+    assert_eq!(p.line(line), vec![tok("caf\u{e9} \"x\"\n")]);
+    assert_eq!(p.line(r#"data: {"choices":null}"#), vec![]);
+    assert!(matches!(
+        p.line(r#"data: {"error":{"message":"model crashed"}}"#)[..],
+        [GenerateEvent::Failed(nfai_inference::EngineError::Compute(ref m))] if m.contains("model crashed")
+    ));
+    let mut p = SseParser::new(true, "u".into());
+    assert!(matches!(
+        p.line("data: {not json")[..],
+        [GenerateEvent::Failed(_)]
+    ));
+}
+
+#[test]
 fn targets_parse_and_the_table_validates() {
     assert_eq!(
         TargetSpec::parse("ollama:gpu/llama3.1:8b").unwrap(),
