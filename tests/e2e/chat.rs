@@ -198,3 +198,39 @@ async fn a_request_deadline_bounds_a_native_generation() {
     assert!(data.len() > 2, "tokens came before the deadline: {data:?}");
     assert!(!data.iter().any(|d| d == "[DONE]"), "{data:?}");
 }
+
+/// A bad `x-request-timeout` is the client's error: a 400 naming the header, in OpenAI's error
+/// shape on the OpenAI routes and in Ollama's on Ollama's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_request_timeout_header_is_a_400_naming_it() {
+    for (path, body) in [
+        ("/v1/chat/completions", greedy_chat("Hi", 1)),
+        (
+            "/api/chat",
+            json!({"model": "gemma-3-270m", "messages": []}),
+        ),
+    ] {
+        for bad in ["abc", "0", "-1", "inf", "NaN", ""] {
+            let res = client()
+                .post(format!("{}{path}", server().base))
+                .header("x-request-timeout", bad)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status().as_u16(), 400, "{path} {bad:?}");
+            let body: Value = res.json().await.unwrap();
+            if path.starts_with("/api/") {
+                let msg = body["error"].as_str().unwrap_or_default();
+                assert!(msg.contains("x-request-timeout"), "{body}");
+            } else {
+                assert_error(
+                    &body,
+                    "invalid_request_error",
+                    Some("x-request-timeout"),
+                    Some("invalid_value"),
+                );
+            }
+        }
+    }
+}

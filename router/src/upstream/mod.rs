@@ -103,6 +103,10 @@ where
     fn call(&mut self, req: Request) -> Self::Future {
         match request_context(&req) {
             Ok(ctx) => Either::Left(CONTEXT.scope(ctx, self.inner.call(req))),
+            // Ollama's routes answer in Ollama's error shape.
+            Err(e) if req.uri().path().starts_with("/api/") => {
+                Either::Right(ready(Ok(crate::ollama_api::OllamaError(e).into_response())))
+            }
             Err(e) => Either::Right(ready(Ok(e.into_response()))),
         }
     }
