@@ -6,6 +6,8 @@
 pub mod bert;
 pub mod chat_template;
 pub mod device;
+pub mod e5;
+pub mod embedder;
 pub mod error;
 pub mod gemma3;
 pub mod gguf;
@@ -20,6 +22,8 @@ pub mod tokenizer;
 
 pub use bert::{BertConfig, BertEmbedder, Pooling};
 pub use chat_template::{ChatMessage, ChatTemplate};
+pub use e5::E5Embedder;
+pub use embedder::{EmbedderFormat, InputKind, TextEmbedder, load_embedder};
 pub use error::{ModelError, Result};
 pub use gemma3::Gemma3;
 pub use gguf::GgufFile;

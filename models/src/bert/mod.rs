@@ -12,7 +12,7 @@ mod bf16;
 mod config;
 mod cpu;
 mod encoder;
-mod math;
+pub(crate) mod math;
 #[cfg(test)]
 mod tests;
 
