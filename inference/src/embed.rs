@@ -20,6 +20,16 @@ pub trait Embedder: Send + Sync + 'static {
     fn embed(&self, batch: &[Vec<u32>]) -> nfai_models::Result<Vec<Vec<f32>>>;
 }
 
+/// Every embedding model of `nfai-models` (all-MiniLM-L6-v2, multilingual-e5-small) drives the
+/// engine through its [`nfai_models::TextEmbedder`] handle, as [`nfai_models::load_embedder`]
+/// returns it. Text is tokenized before it is submitted, with the input kind (e5's
+/// `query: ` / `passage: ` prefix) chosen there.
+impl Embedder for Arc<dyn nfai_models::TextEmbedder> {
+    fn embed(&self, batch: &[Vec<u32>]) -> nfai_models::Result<Vec<Vec<f32>>> {
+        self.as_ref().embed(batch)
+    }
+}
+
 /// Limits of one embedding engine.
 #[derive(Debug, Clone)]
 pub struct EmbeddingConfig {
@@ -310,6 +320,55 @@ mod tests {
             vec![vec![3.0, 6.0], vec![1.0, 4.0]]
         );
         assert_eq!(b.await.unwrap().unwrap(), vec![vec![7.0, 70.0]]);
+    }
+
+    /// multilingual-e5-small behind the engine: concurrent requests of queries and passages
+    /// get the vectors the model gives each text alone. Needs the model (`nfai models fetch`).
+    #[tokio::test]
+    async fn e5_through_the_engine_matches_direct_embedding() {
+        use nfai_models::{EmbedderFormat, InputKind, TextEmbedder};
+        let path = nfai_models::default_model_dir()
+            .join("multilingual-e5-small")
+            .join("e5-small-q4.bin");
+        assert!(
+            path.exists(),
+            "run `nfai models fetch` first: {}",
+            path.display()
+        );
+        let model: Arc<dyn TextEmbedder> =
+            nfai_models::load_embedder(EmbedderFormat::E5, &path, &candle_core::Device::Cpu)
+                .unwrap();
+        let engine = EmbeddingEngine::start(
+            "e5",
+            Arc::new(model.clone()) as Arc<dyn Embedder>,
+            EmbeddingConfig::default(),
+        )
+        .unwrap();
+        let query = model
+            .tokenize("Khách hàng hỏi về đơn hàng số 4521", InputKind::Query)
+            .unwrap();
+        let passages: Vec<Vec<u32>> = [
+            "Đơn hàng số 4521 đã được giao vào ngày 12 tháng 3.",
+            "Hợp đồng với Minh Phát hết hạn cuối năm.",
+        ]
+        .iter()
+        .map(|t| model.tokenize(t, InputKind::Passage).unwrap())
+        .collect();
+        let a = engine.submit(vec![query.clone()]).unwrap();
+        let b = engine.submit(passages.clone()).unwrap();
+        let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
+        assert_eq!(a.len(), 1);
+        assert_eq!(b.len(), 2);
+        let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
+        for (got, ids) in a
+            .iter()
+            .chain(&b)
+            .zip(std::iter::once(&query).chain(&passages))
+        {
+            let alone = model.embed(std::slice::from_ref(ids)).unwrap();
+            assert!(dot(got, &alone[0]) > 0.99999);
+        }
+        assert!(dot(&a[0], &b[0]) > dot(&a[0], &b[1]));
     }
 
     #[tokio::test]
