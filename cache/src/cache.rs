@@ -97,8 +97,9 @@ impl<L: Loader> ModelCache<L> {
     }
 
     /// Starts loading the cold models among `ids` and returns without waiting for them. An
-    /// unknown id fails the call before anything starts. Preloaded models are idle once loaded,
-    /// so their keep-alive applies (pin them or give them `KeepAlive::Forever` to keep them).
+    /// unknown id fails the call before anything starts. Preloaded models never expire by
+    /// keep-alive (a replica that idles stays ready), but unlike pinned ones they may still be
+    /// evicted to make room, and load again on demand.
     pub async fn preload<I, S>(&self, ids: I) -> Result<(), CacheError>
     where
         I: IntoIterator<Item = S>,

@@ -16,6 +16,8 @@
 //! `actor`, `cache` (the handle), `status` and `metrics` (snapshots), `memory` (the default
 //! host budget), `error`.
 
+#![forbid(unsafe_code)]
+
 mod actor;
 mod cache;
 mod config;

@@ -55,6 +55,9 @@ pub(crate) struct Entry<M> {
     pub(super) spec: ModelSpec,
     pub(super) phase: Phase<M>,
     pub(super) pinned: bool,
+    /// Loaded at start for readiness: never unloaded by its keep-alive running out (memory
+    /// pressure may still evict it; it then loads again on demand).
+    pub(super) preloaded: bool,
     pub(super) keep_alive: KeepAlive,
     /// The loader's last estimate.
     pub(super) estimated: Option<u64>,
@@ -86,6 +89,7 @@ impl<M> Entry<M> {
         Entry {
             keep_alive: spec.keep_alive.unwrap_or(default_keep_alive),
             pinned: spec.pinned,
+            preloaded: false,
             spec,
             phase: Phase::Unloaded,
             estimated: None,
@@ -124,9 +128,9 @@ impl<M> Entry<M> {
         matches!(self.phase, Phase::Ready(_)) && !self.pinned && self.leases() == 0
     }
 
-    /// When an idle model unloads by itself, if it does.
+    /// When an idle model unloads by itself, if it does (a preloaded one never does).
     pub(super) fn expires_at(&self) -> Option<Instant> {
-        if !self.is_evictable() {
+        if !self.is_evictable() || self.preloaded {
             return None;
         }
         let idle = self.idle_since?;

@@ -215,14 +215,15 @@ impl<M> State<M> {
         Ok(())
     }
 
-    /// Starts loads of the cold models among `ids`, with nobody waiting on them.
+    /// Starts loads of the cold models among `ids`, with nobody waiting on them, and exempts
+    /// them from keep-alive expiry: a replica stays ready however long it idles.
     pub(crate) fn preload(&mut self, ids: &[String], now: Instant) {
         for id in ids {
-            if self
-                .entries
-                .get(id.as_str())
-                .is_some_and(|e| e.phase.is_cold())
-            {
+            let Some(e) = self.entries.get_mut(id.as_str()) else {
+                continue;
+            };
+            e.preloaded = true;
+            if e.phase.is_cold() {
                 self.start_load(id, now);
             }
         }

@@ -207,3 +207,29 @@ fn load_pins_and_reports_status() {
     let unknown = h.state.set_pinned("zz", true, h.now);
     assert_eq!(unknown, Err(CacheError::UnknownModel("zz".into())));
 }
+
+#[test]
+fn preloaded_models_never_expire_but_may_be_evicted() {
+    let mut h = Harness::sized(&[("a", 60), ("b", 60)], 100, 3);
+    h.state.preload(&["a".to_string()], h.now);
+    h.take();
+    h.settle();
+    assert_eq!(h.state_of("a"), ModelState::Ready);
+    assert_eq!(h.state.next_deadline(), None);
+    h.advance(Duration::from_secs(3_600));
+    h.tick();
+    assert_eq!(h.state_of("a"), ModelState::Ready);
+    // Memory pressure still evicts it; the next request loads it again.
+    let b = h.acquire("b");
+    h.settle();
+    assert_eq!(h.state_of("a"), ModelState::Unloaded);
+    drop(got(b));
+    h.released();
+    h.advance(Duration::from_secs(300));
+    h.tick();
+    h.settle();
+    let a = h.acquire("a");
+    h.settle();
+    assert!(got(a).is_ok());
+    assert_eq!(h.state_of("a"), ModelState::Ready);
+}
