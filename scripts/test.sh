@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, the default models (fetched once into the model
-# cache), then every crate's tests, the end-to-end tests and the OpenAI SDK test, and last a
-# build and lint of the `cuda` feature.
+# The whole test suite: router's module layering, formatting, lints, the default models (fetched
+# once into the model cache), then every crate's tests, the end-to-end tests and the OpenAI SDK
+# test, and last a build and lint of the `cuda` feature.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export NFAI_MODEL_DIR="${NFAI_MODEL_DIR:-$HOME/.cache/nfai/models}"
 
 step() { printf '\n== %s\n' "$*"; }
+
+step "router modules: no import cycle"
+python3 scripts/check-module-cycles.py
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -5,39 +5,11 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::Uri;
-use axum::routing::{get, post};
-use tower_http::trace::TraceLayer;
 
+use crate::api::router;
 use crate::config::Config;
-use crate::error::ApiError;
-use crate::handlers;
-use crate::json::BodyLimit;
 use crate::registry::ModelRegistry;
 use crate::state::AppState;
-
-/// Every route, with the body limit and request tracing.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    Router::new()
-        .route("/v1/chat/completions", post(handlers::chat::handler))
-        .route("/v1/completions", post(handlers::completions::handler))
-        .route("/v1/embeddings", post(handlers::embeddings::handler))
-        .route("/v1/models", get(handlers::models::list))
-        .route("/v1/models/{*id}", get(handlers::models::get))
-        .route("/health", get(handlers::health::health))
-        .route("/ready", get(handlers::health::ready))
-        .route("/metrics", get(handlers::metrics::handler))
-        .merge(handlers::admin::router(state.clone()))
-        .merge(crate::ollama_api::routes())
-        .fallback(|uri: Uri| async move { ApiError::not_found_route(uri.path()) })
-        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .layer(crate::upstream::DeadlineLayer)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::Extension(BodyLimit(max_body_bytes)))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
-}
 
 /// A bound, ready-to-run server.
 #[derive(Debug)]
@@ -143,6 +115,7 @@ pub async fn wait_ready(state: &AppState) -> anyhow::Result<()> {
             }
         }
         if !pending {
+            state.mark_preloads_done();
             return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

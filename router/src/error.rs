@@ -1,13 +1,20 @@
-//! API errors in OpenAI's wire shape: `{"error":{"message","type","param","code"}}`.
+//! The one place where an error becomes an HTTP status: [`ApiError`], in OpenAI's wire shape
+//! (`{"error":{"message","type","param","code"}}`) or Ollama's (`{"error":"…"}`).
 //!
 //! Every failure a handler can meet becomes an [`ApiError`] with a status, a stable `type` and
-//! `code`, and the request field at fault in `param`. Engine and model errors are mapped here
-//! in one exhaustive match each, so a new variant has to choose its status.
+//! `code`, and the request field at fault in `param`. Backend, cache, engine, validation and
+//! request-context errors are mapped in one exhaustive match ([`From<BackendError>`]), so a new
+//! variant has to choose its status; both wire shapes answer from that same value.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use nfai_cache::CacheError;
 use nfai_inference::{EngineError, SubmitError};
 use serde::Serialize;
+
+use crate::backend::error::BackendError;
+use crate::context::ContextError;
+use crate::validate::{FieldError, FieldErrorKind};
 
 /// An error answered to the client.
 #[derive(Debug, Clone)]
@@ -173,6 +180,19 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let body = self.to_json();
+        self.respond(body)
+    }
+}
+
+impl ApiError {
+    /// The response in Ollama's shape, `{"error": "…"}`, with the same status.
+    pub fn into_ollama_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.message }).to_string();
+        self.respond(body)
+    }
+
+    fn respond(self, body: String) -> Response {
         if self.status.is_server_error() {
             tracing::warn!(status = %self.status, code = ?self.code, "{}", self.message);
         } else {
@@ -181,7 +201,7 @@ impl IntoResponse for ApiError {
         let mut res = (
             self.status,
             [(header::CONTENT_TYPE, "application/json")],
-            self.to_json(),
+            body,
         )
             .into_response();
         if let Some(secs) = self.retry_after_secs {
@@ -192,26 +212,237 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// An error answered in Ollama's shape (the Ollama routes' handlers return it).
+#[derive(Debug)]
+pub struct OllamaError(pub ApiError);
+
+impl From<ApiError> for OllamaError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<BackendError> for OllamaError {
+    fn from(e: BackendError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl From<FieldError> for OllamaError {
+    fn from(e: FieldError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for OllamaError {
+    fn into_response(self) -> Response {
+        self.0.into_ollama_response()
+    }
+}
+
+/// `/ready`'s answer: 200 when ready, else 503 (with `body` saying why).
+pub fn readiness(ready: bool, body: serde_json::Value) -> Response {
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+fn server_error(status: StatusCode, code: &'static str, message: String) -> ApiError {
+    ApiError::new(status, "server_error", message).with_code(code)
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        match e.kind {
+            FieldErrorKind::Invalid => Self::invalid(e.param, e.message),
+            FieldErrorKind::Unsupported => Self::unsupported(&e.param, e.message),
+            FieldErrorKind::ContextLength => Self::context_length_exceeded(&e.param, e.message),
+            FieldErrorKind::WrongModelKind => {
+                Self::invalid(e.param, e.message).with_code("model_not_supported")
+            }
+        }
+    }
+}
+
+impl From<ContextError> for ApiError {
+    fn from(e: ContextError) -> Self {
+        match e {
+            ContextError::InvalidTimeout => Self::invalid("x-request-timeout", e.to_string()),
+        }
+    }
+}
+
+/// Every backend error's status and code: the one exhaustive match.
+impl From<BackendError> for ApiError {
+    fn from(e: BackendError) -> Self {
+        let msg = e.to_string();
+        match e {
+            BackendError::Field(f) => f.into(),
+            BackendError::ModelNotFound(model) => Self::model_not_found(&model),
+            BackendError::NotServed(_) | BackendError::Unavailable(_) => Self::unavailable(msg),
+            BackendError::EngineStopped(_) => Self::unavailable(msg),
+            BackendError::Cache(c) => match c {
+                CacheError::UnknownModel(m) => Self::model_not_found(&m),
+                CacheError::LoadFailed { .. } => {
+                    Self::unavailable(msg).with_code("model_load_failed")
+                }
+                CacheError::InsufficientMemory { .. } | CacheError::TooManyLoaded { .. } => {
+                    Self::unavailable(msg).with_code("insufficient_memory")
+                }
+                CacheError::TooManyWaiters { .. } => {
+                    Self::unavailable(msg).with_code("too_many_waiters")
+                }
+                CacheError::Busy { .. } => Self::conflict(msg).with_code("model_busy"),
+                CacheError::Stopped => Self::unavailable(msg),
+            },
+            BackendError::Submit(s) => match s {
+                SubmitError::QueueFull { .. } => Self::overloaded(
+                    format!("The server is busy: {msg}. Retry after a short wait."),
+                    1,
+                ),
+                SubmitError::Stopped => Self::unavailable(msg),
+                SubmitError::Invalid(m) => Self::invalid("messages", m),
+            },
+            BackendError::Engine(en) => match en {
+                EngineError::Input(m) => Self::invalid("input", m),
+                EngineError::Compute(m) => Self::internal(format!("The model failed: {m}")),
+                EngineError::Stopped => Self::unavailable(msg),
+                EngineError::DeadlinePassed => BackendError::DeadlineExceeded.into(),
+            },
+            BackendError::DeadlineExceeded => {
+                server_error(StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded", msg)
+            }
+            BackendError::UpstreamTimeout(_) => {
+                server_error(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", msg)
+            }
+            BackendError::Upstream(_) => {
+                server_error(StatusCode::BAD_GATEWAY, "upstream_error", msg)
+            }
+            BackendError::UpstreamStatus { status, message } => match status {
+                404 => {
+                    let mut e = Self::model_not_found("");
+                    e.message = message;
+                    e
+                }
+                s => Self::new(
+                    StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_GATEWAY),
+                    "invalid_request_error",
+                    message,
+                ),
+            },
+            BackendError::Busy(_) => Self::overloaded(msg, 1),
+            BackendError::Internal(_) => Self::internal(msg),
+        }
+    }
+}
+
+impl From<CacheError> for ApiError {
+    fn from(e: CacheError) -> Self {
+        BackendError::Cache(e).into()
+    }
+}
+
 impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> Self {
-        match e {
-            SubmitError::QueueFull { .. } => Self::overloaded(
-                format!("The server is busy: {e}. Retry after a short wait."),
-                1,
-            ),
-            SubmitError::Stopped => Self::unavailable(e.to_string()),
-            SubmitError::Invalid(m) => Self::invalid("messages", m),
-        }
+        BackendError::Submit(e).into()
     }
 }
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::Input(m) => Self::invalid("input", m),
-            EngineError::Compute(m) => Self::internal(format!("The model failed: {m}")),
-            EngineError::Stopped => Self::unavailable(e.to_string()),
-            EngineError::DeadlinePassed => crate::upstream::deadline_error(),
+        BackendError::Engine(e).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(e: BackendError) -> u16 {
+        ApiError::from(e).status.as_u16()
+    }
+
+    /// `is_retryable` agrees with the status each error is answered with.
+    #[test]
+    fn retryable_errors_are_the_429_408_and_5xx_ones() {
+        let all = [
+            BackendError::Field(FieldError::invalid("x", "bad")),
+            BackendError::ModelNotFound("m".into()),
+            BackendError::NotServed("m".into()),
+            BackendError::Cache(CacheError::UnknownModel("m".into())),
+            BackendError::Cache(CacheError::Busy {
+                model: "m".into(),
+                in_flight: 1,
+            }),
+            BackendError::Cache(CacheError::Stopped),
+            BackendError::Submit(SubmitError::QueueFull { capacity: 1 }),
+            BackendError::Submit(SubmitError::Invalid("x".into())),
+            BackendError::Engine(EngineError::Input("x".into())),
+            BackendError::Engine(EngineError::Compute("x".into())),
+            BackendError::Engine(EngineError::DeadlinePassed),
+            BackendError::EngineStopped("x".into()),
+            BackendError::DeadlineExceeded,
+            BackendError::UpstreamTimeout("x".into()),
+            BackendError::Upstream("x".into()),
+            BackendError::UpstreamStatus {
+                status: 400,
+                message: "x".into(),
+            },
+            BackendError::UpstreamStatus {
+                status: 404,
+                message: "x".into(),
+            },
+            BackendError::UpstreamStatus {
+                status: 408,
+                message: "x".into(),
+            },
+            BackendError::Busy("x".into()),
+            BackendError::Unavailable("x".into()),
+            BackendError::Internal("x".into()),
+        ];
+        for e in all {
+            let s = status(e.clone());
+            assert_eq!(e.is_retryable(), s == 429 || s == 408 || s >= 500, "{e:?}");
         }
+    }
+
+    #[test]
+    fn deadlines_are_504_with_one_code() {
+        let a = ApiError::from(BackendError::DeadlineExceeded);
+        let b = ApiError::from(EngineError::DeadlinePassed);
+        assert_eq!(
+            (a.status.as_u16(), a.code),
+            (504, Some("deadline_exceeded"))
+        );
+        assert_eq!((b.status, b.code), (a.status, a.code));
+        let e = ApiError::from(ContextError::InvalidTimeout);
+        assert_eq!(
+            (e.status.as_u16(), e.param.as_deref()),
+            (400, Some("x-request-timeout"))
+        );
+    }
+
+    #[test]
+    fn upstream_statuses_keep_theirs() {
+        let e = ApiError::from(BackendError::UpstreamStatus {
+            status: 404,
+            message: "gone".into(),
+        });
+        assert_eq!(
+            (e.status.as_u16(), e.code, e.message.as_str()),
+            (404, Some("model_not_found"), "gone")
+        );
+        let e = ApiError::from(BackendError::UpstreamStatus {
+            status: 422,
+            message: "no".into(),
+        });
+        assert_eq!((e.status.as_u16(), e.code, e.param), (422, None, None));
+        assert_eq!(
+            ApiError::from(BackendError::Busy("x".into())).retry_after_secs,
+            Some(1)
+        );
     }
 }

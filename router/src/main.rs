@@ -1,5 +1,7 @@
 //! The `nfai` binary: parses the command line, sets up logging and runs a command.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use nfai_router::config::{Cli, Command, Config, ModelsCommand};
 use nfai_router::fetch::{FetchOptions, fetch_models};

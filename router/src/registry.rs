@@ -6,14 +6,14 @@
 //! the device budget. The lease keeps the model resident while the request runs. An unknown
 //! name answers 404 and a model of the wrong kind 400.
 
+use std::collections::HashMap;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use nfai_cache::{
-    AcquireOptions, CacheConfig, CacheError, DeviceId, KeepAlive, Lease, Loader, ModelCache,
-    ModelSpec,
+    AcquireOptions, CacheConfig, DeviceId, KeepAlive, Lease, Loader, ModelCache, ModelSpec,
 };
 use nfai_inference::embed::Embedder;
 use nfai_inference::{EmbeddingConfig, EmbeddingEngine, GenerationConfig, GenerationEngine};
@@ -21,9 +21,10 @@ use nfai_models::bert::BertEmbedder;
 use nfai_models::chat_template::ChatTemplate;
 use nfai_models::memory;
 
+use crate::backend::error::BackendError;
 use crate::catalog::{Catalog, ModelEntry, ModelFormat, ModelKind};
 use crate::config::EngineSettings;
-use crate::error::ApiError;
+use crate::validate::{FieldError, FieldErrorKind};
 
 /// Context length of a chat model whose catalog entry sets none.
 pub const DEFAULT_CONTEXT: usize = 4096;
@@ -95,6 +96,25 @@ pub struct NativeLoader {
     catalog: Catalog,
     model_dir: PathBuf,
     settings: EngineSettings,
+    /// The engines of the loaded models, by id, without keeping them loaded.
+    engines: Mutex<HashMap<String, EngineRef>>,
+}
+
+/// A loaded model's engine, held weakly (the cache owns the model).
+#[derive(Debug)]
+enum EngineRef {
+    Chat(Weak<ChatModel>),
+    Embedding(Weak<EmbedModel>),
+}
+
+impl EngineRef {
+    /// `None` once the model is unloaded; else whether its engine thread still runs.
+    fn alive(&self) -> Option<bool> {
+        match self {
+            EngineRef::Chat(m) => m.upgrade().map(|m| m.engine.is_alive()),
+            EngineRef::Embedding(m) => m.upgrade().map(|m| m.engine.is_alive()),
+        }
+    }
 }
 
 /// Bytes per KV-cache value on the entry's device.
@@ -158,6 +178,13 @@ impl Loader for NativeLoader {
         let (rss_before, gpu_before) = (resident_bytes(), gpu_free());
         let model =
             load_one(e, &self.model_dir, &self.settings).map_err(|err| format!("{err:#}"))?;
+        let engine = match &model {
+            NativeModel::Chat(m) => EngineRef::Chat(Arc::downgrade(m)),
+            NativeModel::Embedding(m) => EngineRef::Embedding(Arc::downgrade(m)),
+        };
+        if let Ok(mut engines) = self.engines.lock() {
+            engines.insert(e.id.clone(), engine);
+        }
         let grown = match (gpu_before, gpu_free()) {
             (Some(before), Some(after)) => before.saturating_sub(after),
             _ => resident_bytes().saturating_sub(rss_before),
@@ -179,6 +206,7 @@ pub struct ModelRegistry {
     catalog: Catalog,
     model_dir: PathBuf,
     cache: ModelCache<NativeLoader>,
+    loader: Arc<NativeLoader>,
 }
 
 impl std::fmt::Debug for ModelRegistry {
@@ -212,16 +240,18 @@ impl ModelRegistry {
             spec.pinned = e.pinned;
             specs.push(spec);
         }
-        let loader = NativeLoader {
+        let loader = Arc::new(NativeLoader {
             catalog: catalog.clone(),
             model_dir: model_dir.to_path_buf(),
             settings,
-        };
-        let cache = ModelCache::start(Arc::new(loader), specs, config);
+            engines: Mutex::new(HashMap::new()),
+        });
+        let cache = ModelCache::start(loader.clone(), specs, config);
         Ok(Self {
             catalog,
             model_dir: model_dir.to_path_buf(),
             cache,
+            loader,
         })
     }
 
@@ -238,20 +268,23 @@ impl ModelRegistry {
         &self.cache
     }
 
+    /// Whether the engine of model `id` runs: `None` when the model is not loaded.
+    pub fn engine_alive(&self, id: &str) -> Option<bool> {
+        let engines = self.loader.engines.lock().ok()?;
+        engines.get(id).and_then(EngineRef::alive)
+    }
+
     async fn acquire(
         &self,
         name: &str,
         keep_alive: Option<KeepAlive>,
-    ) -> Result<(&ModelEntry, Lease<NativeModel>), ApiError> {
+    ) -> Result<(&ModelEntry, Lease<NativeModel>), BackendError> {
         let entry = self
             .catalog
             .resolve(name)
-            .ok_or_else(|| ApiError::model_not_found(name))?;
+            .ok_or_else(|| BackendError::ModelNotFound(name.to_string()))?;
         if !self.cache.contains(&entry.id) {
-            return Err(ApiError::unavailable(format!(
-                "The model `{}` is in the catalog but not served by this instance.",
-                entry.id
-            )));
+            return Err(BackendError::NotServed(entry.id.clone()));
         }
         let lease = self
             .cache
@@ -265,7 +298,7 @@ impl ModelRegistry {
         &self,
         name: &str,
         keep_alive: Option<KeepAlive>,
-    ) -> Result<ChatLease, ApiError> {
+    ) -> Result<ChatLease, BackendError> {
         check_kind(&self.catalog, name, ModelKind::Chat)?;
         let (_, lease) = self.acquire(name, keep_alive).await?;
         match &*lease {
@@ -282,7 +315,7 @@ impl ModelRegistry {
         &self,
         name: &str,
         keep_alive: Option<KeepAlive>,
-    ) -> Result<EmbedLease, ApiError> {
+    ) -> Result<EmbedLease, BackendError> {
         check_kind(&self.catalog, name, ModelKind::Embedding)?;
         let (_, lease) = self.acquire(name, keep_alive).await?;
         match &*lease {
@@ -295,15 +328,15 @@ impl ModelRegistry {
     }
 }
 
-fn check_kind(catalog: &Catalog, name: &str, want: ModelKind) -> Result<(), ApiError> {
+fn check_kind(catalog: &Catalog, name: &str, want: ModelKind) -> Result<(), BackendError> {
     match catalog.resolve(name) {
-        None => Err(ApiError::model_not_found(name)),
+        None => Err(BackendError::ModelNotFound(name.to_string())),
         Some(e) if e.kind != want => Err(wrong_kind(name, want)),
         Some(_) => Ok(()),
     }
 }
 
-fn wrong_kind(name: &str, want: ModelKind) -> ApiError {
+fn wrong_kind(name: &str, want: ModelKind) -> BackendError {
     let msg = match want {
         ModelKind::Chat => {
             format!("The model `{name}` is an embedding model; it cannot generate text.")
@@ -312,27 +345,7 @@ fn wrong_kind(name: &str, want: ModelKind) -> ApiError {
             format!("The model `{name}` is a chat model; it cannot make embeddings.")
         }
     };
-    ApiError::invalid("model", msg).with_code("model_not_supported")
-}
-
-impl From<CacheError> for ApiError {
-    fn from(e: CacheError) -> Self {
-        let msg = e.to_string();
-        match e {
-            CacheError::UnknownModel(m) => ApiError::model_not_found(&m),
-            CacheError::LoadFailed { .. } => {
-                ApiError::unavailable(msg).with_code("model_load_failed")
-            }
-            CacheError::InsufficientMemory { .. } | CacheError::TooManyLoaded { .. } => {
-                ApiError::unavailable(msg).with_code("insufficient_memory")
-            }
-            CacheError::TooManyWaiters { .. } => {
-                ApiError::unavailable(msg).with_code("too_many_waiters")
-            }
-            CacheError::Busy { .. } => ApiError::conflict(msg).with_code("model_busy"),
-            CacheError::Stopped => ApiError::unavailable(msg),
-        }
-    }
+    FieldError::new(FieldErrorKind::WrongModelKind, "model", msg).into()
 }
 
 struct BertAdapter(Arc<BertEmbedder>);

@@ -1,11 +1,14 @@
 //! State shared by the HTTP handlers, and name resolution (model name → backend).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backend::Backend;
+use crate::backend::error::BackendError;
 use crate::backend::native::NativeBackend;
+use crate::backend::routed::table::RouteTable;
 use crate::config::Secret;
-use crate::error::ApiError;
+use crate::config::routing::RoutingConfig;
 use crate::registry::ModelRegistry;
 
 /// Cheap to clone; everything inside is immutable or synchronises itself.
@@ -17,8 +20,11 @@ struct Inner {
     native: Arc<NativeBackend>,
     preload: Vec<String>,
     admin_token: Option<Secret>,
-    routes: crate::upstream::table::RouteTable,
+    routes: RouteTable,
     started_unix: u64,
+    /// Every preloaded model has been Ready once: from then on, readiness only needs their
+    /// engines alive (an evicted one loads again on demand).
+    preloads_done: AtomicBool,
 }
 
 /// Where a model name's requests go.
@@ -33,23 +39,21 @@ pub struct Route {
 impl AppState {
     pub fn new(registry: ModelRegistry, preload: Vec<String>, admin_token: Option<Secret>) -> Self {
         let native = Arc::new(NativeBackend::new(Arc::new(registry)));
-        let routes = crate::upstream::table::RouteTable::default();
+        let routes = RouteTable::default();
         Self(Arc::new(Inner {
             native,
             preload,
             admin_token,
             routes,
-            started_unix: crate::openai::unix_now(),
+            started_unix: crate::time::unix_now(),
+            preloads_done: AtomicBool::new(false),
         }))
     }
 
     /// Installs the route table of `routing` (before the state is shared) and starts its
     /// upstreams' health polls.
-    pub fn with_routing(
-        mut self,
-        routing: &crate::upstream::config::RoutingConfig,
-    ) -> anyhow::Result<Self> {
-        let table = crate::upstream::table::RouteTable::build(routing, &self.0.native)?;
+    pub fn with_routing(mut self, routing: &RoutingConfig) -> anyhow::Result<Self> {
+        let table = RouteTable::build(routing, &self.0.native)?;
         let inner = Arc::get_mut(&mut self.0).ok_or_else(|| {
             anyhow::anyhow!("the route table must be set before the state is shared")
         })?;
@@ -59,7 +63,7 @@ impl AppState {
     }
 
     /// The routed names (`[[routes]]`).
-    pub fn routes(&self) -> &crate::upstream::table::RouteTable {
+    pub fn routes(&self) -> &RouteTable {
         &self.0.routes
     }
 
@@ -67,9 +71,9 @@ impl AppState {
         self.0.native.registry()
     }
 
-    /// The backend and model name that serve `name` (an id or alias); 404 when unknown.
-    /// A `[[routes]]` name wins over a catalog name.
-    pub fn route(&self, name: &str) -> Result<Route, ApiError> {
+    /// The backend and model name that serve `name` (an id or alias). A `[[routes]]` name
+    /// wins over a catalog name.
+    pub fn route(&self, name: &str) -> Result<Route, BackendError> {
         if let Some(r) = self.0.routes.get(name) {
             return Ok(Route {
                 backend: r.backend.clone(),
@@ -81,7 +85,7 @@ impl AppState {
             .registry()
             .catalog()
             .resolve(name)
-            .ok_or_else(|| ApiError::model_not_found(name))?;
+            .ok_or_else(|| BackendError::ModelNotFound(name.to_string()))?;
         Ok(Route {
             backend: self.0.native.clone(),
             model: entry.id.clone(),
@@ -92,6 +96,16 @@ impl AppState {
     /// Ids of the models loaded at start; `/ready` waits for them.
     pub fn preload(&self) -> &[String] {
         &self.0.preload
+    }
+
+    /// Whether every preloaded model has been Ready once.
+    pub fn preloads_done(&self) -> bool {
+        self.0.preloads_done.load(Ordering::Relaxed)
+    }
+
+    /// Records that every preloaded model has been Ready once.
+    pub fn mark_preloads_done(&self) {
+        self.0.preloads_done.store(true, Ordering::Relaxed);
     }
 
     pub fn admin_token(&self) -> Option<&Secret> {

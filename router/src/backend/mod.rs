@@ -1,109 +1,26 @@
-//! The one interface every place a request can run behind: native engines, Ollama, and
-//! OpenAI-compatible servers.
+//! The one interface every place a request can run behind: [`native::NativeBackend`] (engines
+//! in this process), [`upstream::ollama::OllamaClient`] and [`upstream::openai::OpenAiClient`]
+//! (one node of another server each), and [`routed::RoutedBackend`] over several of them.
 //!
-//! Handlers parse and validate the wire request into the types here (ranges checked, fields
-//! named), then hand them to a [`Backend`]; they never know which kind they talk to. A backend
-//! applies its model's defaults, runs the request and returns streams of [`GenerateEvent`]s:
-//! dropping a stream cancels the request.
+//! Handlers validate the wire request into `crate::validate`'s types (ranges checked, fields
+//! named, the deadline attached), then hand them to a [`Backend`]; they never know which kind
+//! they talk to. A backend applies its model's defaults, runs the request and returns streams
+//! of [`GenerateEvent`]s (dropping a stream cancels the request), or a typed [`BackendError`].
 
+pub mod error;
 pub mod native;
+pub mod routed;
+pub mod upstream;
 
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
-pub use nfai_cache::KeepAlive;
-use nfai_inference::{EngineError, GenerateEvent, SamplingParams};
-use nfai_models::chat_template::ChatMessage;
+use nfai_inference::{EngineError, FinishReason, GenerateEvent, Usage};
 use tokio::time::Instant;
 
-use crate::catalog::SamplingDefaults;
-use crate::error::ApiError;
-
-/// Sampling fields as the client sent them: ranges checked, defaults not yet applied.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SamplingRequest {
-    pub temperature: Option<f32>,
-    pub top_p: Option<f32>,
-    pub top_k: Option<usize>,
-    pub seed: Option<u64>,
-    pub repetition_penalty: Option<f32>,
-    pub presence_penalty: Option<f32>,
-    pub frequency_penalty: Option<f32>,
-}
-
-impl SamplingRequest {
-    /// The engine's parameters: the request's values, else the model's defaults, else neutral.
-    pub fn resolve(&self, d: &SamplingDefaults) -> SamplingParams {
-        SamplingParams {
-            temperature: self.temperature.or(d.temperature).unwrap_or(1.0),
-            top_p: self.top_p.or(d.top_p).unwrap_or(1.0),
-            top_k: self.top_k.or(d.top_k).unwrap_or(0),
-            seed: self.seed,
-            repetition_penalty: self
-                .repetition_penalty
-                .or(d.repetition_penalty)
-                .unwrap_or(1.0),
-            presence_penalty: self.presence_penalty.unwrap_or(0.0),
-            frequency_penalty: self.frequency_penalty.unwrap_or(0.0),
-        }
-    }
-}
-
-/// Generation options shared by chat and text completions.
-#[derive(Debug, Clone, Default)]
-pub struct GenerationOptions {
-    pub sampling: SamplingRequest,
-    /// Non-empty, at most four.
-    pub stop: Vec<String>,
-    /// The completion limit the client asked for, if any (at least 1).
-    pub max_tokens: Option<usize>,
-    /// The field `max_tokens` came from (`max_tokens` or `max_completion_tokens`), for errors.
-    pub max_tokens_param: &'static str,
-    pub ignore_eos: bool,
-    /// How long the model stays loaded after this request.
-    pub keep_alive: Option<KeepAlive>,
-    /// The client reads the answer as it is generated. Upstreams are asked for a stream only
-    /// then; otherwise for one whole answer, which costs both sides less.
-    pub stream: bool,
-}
-
-/// A validated chat request.
-#[derive(Debug, Clone)]
-pub struct ChatRequest {
-    /// Non-empty; roles are system, user or assistant.
-    pub messages: Vec<ChatMessage>,
-    pub options: GenerationOptions,
-}
-
-/// One prompt of a text completion.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Prompt {
-    Text(String),
-    /// Token ids of the model's vocabulary (checked by the backend that runs them).
-    Tokens(Vec<u32>),
-}
-
-/// A validated text-completion request: one choice per prompt.
-#[derive(Debug, Clone)]
-pub struct CompletionRequest {
-    /// Between 1 and 2048.
-    pub prompts: Vec<Prompt>,
-    pub options: GenerationOptions,
-    /// Return the prompt before the completion.
-    pub echo: bool,
-}
-
-/// A validated embeddings request.
-#[derive(Debug, Clone, Default)]
-pub struct EmbeddingRequest {
-    /// Between 1 and 2048, none empty.
-    pub inputs: Vec<Prompt>,
-    /// The vector size the client expects, if it said.
-    pub dimensions: Option<usize>,
-    /// How long the model stays loaded after this request.
-    pub keep_alive: Option<KeepAlive>,
-}
+use self::error::BackendError;
+use crate::validate::{ChatRequest, CompletionRequest, EmbeddingRequest};
 
 /// The events of one running generation; dropping it cancels the generation.
 pub type EventStream = BoxStream<'static, GenerateEvent>;
@@ -147,32 +64,32 @@ pub trait Backend: Send + Sync {
         &'a self,
         model: &'a str,
         req: ChatRequest,
-    ) -> BoxFuture<'a, Result<Generation, ApiError>>;
+    ) -> BoxFuture<'a, Result<Generation, BackendError>>;
 
     fn complete<'a>(
         &'a self,
         model: &'a str,
         req: CompletionRequest,
-    ) -> BoxFuture<'a, Result<Vec<Generation>, ApiError>>;
+    ) -> BoxFuture<'a, Result<Vec<Generation>, BackendError>>;
 
     fn embed<'a>(
         &'a self,
         model: &'a str,
         req: EmbeddingRequest,
-    ) -> BoxFuture<'a, Result<Embeddings, ApiError>>;
+    ) -> BoxFuture<'a, Result<Embeddings, BackendError>>;
 
     fn health(&self) -> BoxFuture<'_, BackendHealth>;
 }
 
-/// Runs `fut` until `deadline` (none: no limit); past it, 504 `deadline_exceeded`.
+/// Runs `fut` until `deadline` (none: no limit); past it, [`BackendError::DeadlineExceeded`].
 pub async fn within<T>(
     deadline: Option<Instant>,
-    fut: impl std::future::Future<Output = Result<T, ApiError>>,
-) -> Result<T, ApiError> {
+    fut: impl std::future::Future<Output = Result<T, BackendError>>,
+) -> Result<T, BackendError> {
     match deadline {
         Some(d) => tokio::time::timeout_at(d, fut)
             .await
-            .map_err(|_| crate::upstream::deadline_error())?,
+            .map_err(|_| BackendError::DeadlineExceeded)?,
         None => fut.await,
     }
 }
@@ -205,4 +122,28 @@ pub fn bounded<T: Send + Sync + 'static>(
         events: events.boxed(),
         echo: g.echo,
     }
+}
+
+/// Waits for a whole generation: its text, finish reason and usage.
+pub async fn collect(
+    mut events: EventStream,
+) -> Result<(String, FinishReason, Usage), BackendError> {
+    let mut text = String::new();
+    while let Some(ev) = events.next().await {
+        match ev {
+            GenerateEvent::Token { text: t, .. } => text.push_str(&t),
+            GenerateEvent::Finished {
+                reason,
+                usage,
+                text: t,
+            } => {
+                text.push_str(&t);
+                return Ok((text, reason, usage));
+            }
+            GenerateEvent::Failed(e) => return Err(e.into()),
+        }
+    }
+    Err(BackendError::EngineStopped(
+        "The model's engine stopped before finishing the request.".into(),
+    ))
 }

@@ -2,8 +2,8 @@
 //!
 //! It applies the catalog's sampling defaults, renders chat templates, tokenizes (off the async
 //! workers), checks prompts against the loaded context, and queues the request on the model's
-//! engine without waiting (a full queue is a 429 at once). A request's `x-request-timeout`
-//! bounds the wait for its model, its queueing and its generation (504 `deadline_exceeded`).
+//! engine without waiting (a full queue fails at once). The request's deadline bounds the wait
+//! for its model, its queueing and its generation ([`BackendError::DeadlineExceeded`]).
 
 use std::sync::Arc;
 
@@ -12,9 +12,12 @@ use futures::{FutureExt, StreamExt};
 use nfai_inference::GenerateRequest;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::*;
+use super::error::BackendError;
+use super::{Backend, BackendHealth, Embeddings, Generation, bounded, within};
 use crate::registry::{ChatLease, ChatModel, ModelRegistry};
-use crate::validate;
+use crate::validate::{
+    self, ChatRequest, CompletionRequest, EmbeddingRequest, FieldError, GenerationOptions, Prompt,
+};
 
 /// Runs requests on the models of a [`ModelRegistry`].
 #[derive(Debug)]
@@ -33,14 +36,14 @@ impl NativeBackend {
 }
 
 /// Runs CPU-bound request preparation (templating, tokenization) off the async workers.
-pub(crate) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, BackendError>
 where
-    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce() -> Result<T, BackendError> + Send + 'static,
     T: Send + 'static,
 {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ApiError::internal(format!("request preparation failed: {e}")))?
+        .map_err(|e| BackendError::Internal(format!("request preparation failed: {e}")))?
 }
 
 fn start(
@@ -48,7 +51,7 @@ fn start(
     prompt_ids: Vec<u32>,
     opts: &GenerationOptions,
     prompt_param: &str,
-) -> Result<GenerateRequest, ApiError> {
+) -> Result<GenerateRequest, BackendError> {
     let max_new_tokens = validate::max_new_tokens(
         opts.max_tokens,
         opts.max_tokens_param,
@@ -72,7 +75,7 @@ fn submit(
     model: &Arc<ChatLease>,
     req: GenerateRequest,
     echo: String,
-) -> Result<Generation, ApiError> {
+) -> Result<Generation, BackendError> {
     let rx = model.engine.submit(req)?;
     let lease = model.clone();
     let events = ReceiverStream::new(rx)
@@ -84,31 +87,20 @@ fn submit(
     Ok(Generation { events, echo })
 }
 
-fn encode(model: &ChatModel, text: &str, param: &str) -> Result<Vec<u32>, ApiError> {
+fn encode(model: &ChatModel, text: &str, param: &str) -> Result<Vec<u32>, BackendError> {
     let ids = model
         .engine
         .tokenizer()
         .encode(text, true)
-        .map_err(|e| ApiError::invalid(param, e.to_string()))?;
+        .map_err(|e| FieldError::invalid(param, e.to_string()))?;
     if ids.is_empty() {
-        return Err(ApiError::invalid(
-            param,
-            format!("'{param}' must not be empty."),
-        ));
+        return Err(FieldError::invalid(param, format!("'{param}' must not be empty.")).into());
     }
     Ok(ids)
 }
 
-fn prompt_param(i: usize, n: usize, field: &str) -> String {
-    if n == 1 {
-        field.to_string()
-    } else {
-        format!("{field}[{i}]")
-    }
-}
-
 impl NativeBackend {
-    async fn run_chat(&self, name: &str, req: ChatRequest) -> Result<Generation, ApiError> {
+    async fn run_chat(&self, name: &str, req: ChatRequest) -> Result<Generation, BackendError> {
         let model = Arc::new(self.registry.chat(name, req.options.keep_alive).await?);
         let prompt_ids = {
             let model = model.clone();
@@ -117,7 +109,7 @@ impl NativeBackend {
                 let prompt = model
                     .template
                     .render(&messages, true)
-                    .map_err(|e| ApiError::invalid("messages", e.to_string()))?;
+                    .map_err(|e| FieldError::invalid("messages", e.to_string()))?;
                 encode(&model, &prompt, "messages")
             })
             .await?
@@ -130,7 +122,7 @@ impl NativeBackend {
         &self,
         name: &str,
         req: CompletionRequest,
-    ) -> Result<Vec<Generation>, ApiError> {
+    ) -> Result<Vec<Generation>, BackendError> {
         let model = Arc::new(self.registry.chat(name, req.options.keep_alive).await?);
         let n = req.prompts.len();
         let vocab = model.vocab_size;
@@ -142,23 +134,22 @@ impl NativeBackend {
                     .into_iter()
                     .enumerate()
                     .map(|(i, p)| {
-                        let param = prompt_param(i, n, "prompt");
+                        let param = validate::item_param(i, n, "prompt");
                         let ids = match p {
                             Prompt::Text(t) => encode(&model, &t, &param)?,
                             Prompt::Tokens(ids) => validate::in_vocab(ids, vocab, &param)?,
                         };
-                        let echo_text = if echo {
-                            model
-                                .engine
-                                .tokenizer()
-                                .decode(&ids, true)
-                                .map_err(|e| ApiError::invalid(param.clone(), e.to_string()))?
-                        } else {
-                            String::new()
-                        };
+                        let echo_text =
+                            if echo {
+                                model.engine.tokenizer().decode(&ids, true).map_err(|e| {
+                                    FieldError::invalid(param.clone(), e.to_string())
+                                })?
+                            } else {
+                                String::new()
+                            };
                         Ok((ids, echo_text, param))
                     })
-                    .collect::<Result<Vec<_>, ApiError>>()
+                    .collect::<Result<Vec<_>, BackendError>>()
             })
             .await?
         };
@@ -173,16 +164,21 @@ impl NativeBackend {
             .collect()
     }
 
-    async fn run_embed(&self, name: &str, req: EmbeddingRequest) -> Result<Embeddings, ApiError> {
+    async fn run_embed(
+        &self,
+        name: &str,
+        req: EmbeddingRequest,
+    ) -> Result<Embeddings, BackendError> {
         let model = Arc::new(self.registry.embedding(name, req.keep_alive).await?);
         let dim = model.embedder.dim();
         if req.dimensions.is_some_and(|d| d != dim) {
-            return Err(ApiError::unsupported(
+            return Err(FieldError::unsupported(
                 "dimensions",
                 format!(
                     "This model makes {dim}-dimensional vectors; 'dimensions' must be {dim} or absent."
                 ),
-            ));
+            )
+            .into());
         }
         let max = model.embedder.max_tokens();
         let vocab = model.embedder.tokenizer().vocab_size();
@@ -194,24 +190,24 @@ impl NativeBackend {
                     .into_iter()
                     .enumerate()
                     .map(|(i, p)| {
-                        let param = prompt_param(i, n, "input");
+                        let param = validate::item_param(i, n, "input");
                         let mut ids = match p {
                             Prompt::Text(t) => model
                                 .embedder
                                 .tokenize(&t)
-                                .map_err(|e| ApiError::invalid(param.clone(), e.to_string()))?,
+                                .map_err(|e| FieldError::invalid(param.clone(), e.to_string()))?,
                             Prompt::Tokens(ids) => validate::in_vocab(ids, vocab, &param)?,
                         };
                         ids.truncate(max);
                         Ok(ids)
                     })
-                    .collect::<Result<Vec<_>, ApiError>>()
+                    .collect::<Result<Vec<_>, BackendError>>()
             })
             .await?
         };
         let prompt_tokens = inputs.iter().map(Vec::len).sum();
         let vectors = model.engine.submit(inputs)?.await.map_err(|_| {
-            ApiError::unavailable("The embedding engine stopped before answering.")
+            BackendError::EngineStopped("The embedding engine stopped before answering.".into())
         })??;
         Ok(Embeddings {
             vectors,
@@ -229,9 +225,9 @@ impl Backend for NativeBackend {
         &'a self,
         model: &'a str,
         req: ChatRequest,
-    ) -> BoxFuture<'a, Result<Generation, ApiError>> {
+    ) -> BoxFuture<'a, Result<Generation, BackendError>> {
         async move {
-            let deadline = crate::upstream::current().deadline;
+            let deadline = req.options.deadline;
             let g = within(deadline, self.run_chat(model, req)).await?;
             Ok(match deadline {
                 Some(d) => bounded::<()>(g, d, None),
@@ -245,9 +241,9 @@ impl Backend for NativeBackend {
         &'a self,
         model: &'a str,
         req: CompletionRequest,
-    ) -> BoxFuture<'a, Result<Vec<Generation>, ApiError>> {
+    ) -> BoxFuture<'a, Result<Vec<Generation>, BackendError>> {
         async move {
-            let deadline = crate::upstream::current().deadline;
+            let deadline = req.options.deadline;
             let gens = within(deadline, self.run_completion(model, req)).await?;
             Ok(match deadline {
                 Some(d) => gens
@@ -264,12 +260,8 @@ impl Backend for NativeBackend {
         &'a self,
         model: &'a str,
         req: EmbeddingRequest,
-    ) -> BoxFuture<'a, Result<Embeddings, ApiError>> {
-        within(
-            crate::upstream::current().deadline,
-            self.run_embed(model, req),
-        )
-        .boxed()
+    ) -> BoxFuture<'a, Result<Embeddings, BackendError>> {
+        within(req.deadline, self.run_embed(model, req)).boxed()
     }
 
     fn health(&self) -> BoxFuture<'_, BackendHealth> {

@@ -9,65 +9,9 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 use zip::ZipArchive;
 
-use super::{Reporter, human_bytes, marker};
+use super::marker;
+use super::report::{BUF_SIZE, Progress, Reporter, human_bytes};
 use crate::catalog::SourceFile;
-
-/// Copy buffer size.
-pub(crate) const BUF_SIZE: usize = 1 << 20;
-
-/// Files at least this large get a live progress line on a terminal.
-const LIVE_THRESHOLD: u64 = 8 << 20;
-
-/// A `\r`-updated progress line on a terminal; silent otherwise and for small files.
-pub(crate) struct Progress {
-    label: String,
-    total: u64,
-    done: u64,
-    last_pct: Option<u64>,
-    live: bool,
-}
-
-impl Progress {
-    pub(crate) fn new(out: &Reporter, label: String, total: u64) -> Self {
-        let live = out.terminal && total >= LIVE_THRESHOLD;
-        Self {
-            label,
-            total,
-            done: 0,
-            last_pct: None,
-            live,
-        }
-    }
-
-    pub(crate) fn advance(&mut self, n: u64) {
-        self.done += n;
-        if !self.live {
-            return;
-        }
-        let pct = (self.done.saturating_mul(100) / self.total.max(1)).min(100);
-        if self.last_pct != Some(pct) {
-            self.last_pct = Some(pct);
-            eprint!(
-                "\r  {}: {} / {} ({pct}%)",
-                self.label,
-                human_bytes(self.done),
-                human_bytes(self.total)
-            );
-        }
-    }
-
-    /// Ends the live line, if any, with `suffix`.
-    pub(crate) fn finish(self, suffix: &str) {
-        if self.live {
-            eprintln!(
-                "\r  {}: {} / {} (100%){suffix}",
-                self.label,
-                human_bytes(self.done),
-                human_bytes(self.total)
-            );
-        }
-    }
-}
 
 /// The wheels pip downloaded, with an index of their members.
 pub(crate) struct Wheels {

@@ -10,8 +10,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::Reporter;
-use super::assemble::Progress;
+use super::report::{BUF_SIZE, Progress, Reporter};
 
 /// Contents of a marker file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,7 +94,7 @@ pub(crate) fn hash_file(path: &Path, label: &str, out: &Reporter) -> anyhow::Res
         .len();
     let mut progress = Progress::new(out, format!("verifying {label}"), total);
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; super::assemble::BUF_SIZE];
+    let mut buf = vec![0u8; BUF_SIZE];
     loop {
         let n = file
             .read(&mut buf)

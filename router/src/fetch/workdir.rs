@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::Reporter;
+use super::report::Reporter;
 
 /// Name of the folder, under the model dir, that holds pip's downloads while a fetch runs.
 pub(crate) const TMP_DIR: &str = ".fetch-tmp";

@@ -1,0 +1,39 @@
+//! The HTTP layer: one module per protocol, each with its own wire types, handlers and routes
+//! ([`openai`], [`ollama`], [`admin`]), plus health, readiness and metrics. Handlers convert
+//! wire requests once into `crate::validate`'s types (carrying the deadline from
+//! `crate::context`), call a `Backend`, and answer errors through `crate::error`.
+
+pub mod admin;
+pub mod health;
+pub mod json;
+pub mod layer;
+pub mod metrics;
+pub mod ollama;
+pub mod openai;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Uri;
+use axum::routing::get;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Every route, with the request context, the body limit and request tracing.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .merge(openai::routes())
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(metrics::handler))
+        .merge(admin::router(state.clone()))
+        .merge(ollama::routes())
+        .fallback(|uri: Uri| async move { ApiError::not_found_route(uri.path()) })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(layer::ContextLayer)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::Extension(json::BodyLimit(max_body_bytes)))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

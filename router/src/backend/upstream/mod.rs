@@ -1,0 +1,12 @@
+//! Clients of other servers, one node each: [`ollama::OllamaClient`] and
+//! [`openai::OpenAiClient`] implement `Backend` over the shared HTTP plumbing in [`http`] and
+//! the line-by-line stream reading in [`lines`]. Choosing a node, retrying and cooling down
+//! belong to `crate::backend::routed`.
+
+pub mod http;
+pub mod lines;
+pub mod ollama;
+pub mod openai;
+
+#[cfg(test)]
+mod tests;

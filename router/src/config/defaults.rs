@@ -1,0 +1,63 @@
+//! Every built-in default of the configuration, declared once. The `--help` text, the README's
+//! configuration table and the validation refer to these.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use nfai_cache::KeepAlive;
+
+/// `server.host`.
+pub const HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// `server.port`.
+pub const PORT: u16 = 8080;
+/// `server.max_body_bytes`: 2 MiB.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// `engine.queue_capacity`: requests waiting per model before 429.
+pub const QUEUE_CAPACITY: usize = 64;
+/// `engine.prefill_chunk`: prompt tokens per scheduler step.
+pub const PREFILL_CHUNK: usize = 512;
+/// `engine.embed_batch_tokens`: padded tokens per embedding batch.
+pub const EMBED_BATCH_TOKENS: usize = 16_384;
+/// `cache.ram_budget_share`: of the memory available at start.
+pub const RAM_BUDGET_SHARE: f64 = 0.8;
+/// `cache.max_loaded_models`, per device: room for every model of the built-in catalog (four)
+/// with two to spare, so the default `serve` keeps them all resident; the byte budget still
+/// applies.
+pub const MAX_LOADED_MODELS: usize = 6;
+/// `cache.max_waiters`: requests waiting for one model's load.
+pub const MAX_WAITERS: usize = 256;
+/// `cache.keep_alive`: how long an idle model stays loaded (5 minutes).
+pub const KEEP_ALIVE: KeepAlive = KeepAlive::DEFAULT;
+/// `database.max_connections`.
+pub const DATABASE_MAX_CONNECTIONS: usize = 8;
+/// `auth.allow_unauthenticated`.
+pub const ALLOW_UNAUTHENTICATED: bool = true;
+/// `logging.format`.
+pub const LOG_FORMAT: &str = "text";
+/// `files.max_bytes`: 512 MiB, OpenAI's limit per file.
+pub const FILES_MAX_BYTES: u64 = 512 * 1024 * 1024;
+
+/// `engine.threads`: the CPU cores available.
+pub fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// `routing.retries`: further attempts after the first failed one.
+pub const ROUTING_RETRIES: usize = 2;
+/// `routing.request_timeout_secs`: a routed request's deadline over all its attempts.
+pub const ROUTING_REQUEST_TIMEOUT_SECS: f64 = 600.0;
+/// `routing.failure_threshold`: failures within the window that cool a node down.
+pub const ROUTING_FAILURE_THRESHOLD: usize = 3;
+/// `routing.failure_window_ms`.
+pub const ROUTING_FAILURE_WINDOW_MS: u64 = 10_000;
+/// `routing.cooldown_ms`: how long a failing node is skipped.
+pub const ROUTING_COOLDOWN_MS: u64 = 5_000;
+/// `upstreams.max_concurrency`: requests in flight per node.
+pub const UPSTREAM_MAX_CONCURRENCY: usize = 64;
+/// `upstreams.connect_timeout_ms`.
+pub const UPSTREAM_CONNECT_TIMEOUT_MS: u64 = 2_000;
+/// `upstreams.first_byte_timeout_ms`.
+pub const UPSTREAM_FIRST_BYTE_TIMEOUT_MS: u64 = 60_000;
+/// `upstreams.total_timeout_ms`.
+pub const UPSTREAM_TOTAL_TIMEOUT_MS: u64 = 600_000;
+/// `upstreams.health_interval_ms`.
+pub const UPSTREAM_HEALTH_INTERVAL_MS: u64 = 5_000;

@@ -1,0 +1,277 @@
+//! Sections reserved for what comes next, so that every part agrees on their names now:
+//! `[data]`, `[database]`, `[redis]`, `[auth]`, `[logging]`, `[retrieval]` and `[files]`.
+//!
+//! Each is parsed, layered (flag or `NFAI_*` variable, then the file, then the default) and
+//! validated at start like every other setting. Values that nothing in this version uses are
+//! named in a warning at start, never silently ignored. Every secret has a `*_FILE` twin.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::ensure;
+use serde::Deserialize;
+
+use super::cli::ServeArgs;
+use super::defaults;
+use super::secret::{Secret, secret_or_file};
+
+/// `[data]`: where nfai keeps its own state (uploaded files, local vector stores).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataFile {
+    /// `NFAI_DATA_DIR` [default: ~/.local/share/nfai].
+    pub dir: Option<PathBuf>,
+}
+
+/// `[database]`: the PostgreSQL database of the CRM and of nfai's records.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseFile {
+    /// `postgres://…`; `NFAI_DATABASE_URL`.
+    pub url: Option<Secret>,
+    /// File holding the URL; `NFAI_DATABASE_URL_FILE`.
+    pub url_file: Option<PathBuf>,
+    /// Connections in the pool [default: 8].
+    pub max_connections: Option<usize>,
+}
+
+/// `[redis]`: shared caches and rate limits across replicas.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisFile {
+    /// `redis://…`; `NFAI_REDIS_URL`.
+    pub url: Option<Secret>,
+    /// File holding the URL; `NFAI_REDIS_URL_FILE`.
+    pub url_file: Option<PathBuf>,
+}
+
+/// `[auth]`: API keys of the callers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    /// File listing the API keys; `NFAI_AUTH_KEYS_FILE`.
+    pub keys_file: Option<PathBuf>,
+    /// Serve callers without a key [default: true]; `false` is refused until keys are checked.
+    pub allow_unauthenticated: Option<bool>,
+}
+
+/// `[logging]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingFile {
+    /// `text` or `json`; `NFAI_LOG_FORMAT` [default: text].
+    pub format: Option<String>,
+    /// Log request and response bodies [default: false].
+    pub log_bodies: Option<bool>,
+}
+
+/// `[retrieval]`: vector stores and the sources indexed into them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrievalFile {
+    /// A Qdrant server (`http://qdrant:6334`); `NFAI_QDRANT_URL`. Absent: in-process stores.
+    pub qdrant_url: Option<String>,
+    /// File holding Qdrant's API key; `NFAI_QDRANT_API_KEY_FILE`.
+    pub qdrant_api_key_file: Option<PathBuf>,
+    /// `[[retrieval.sources]]`: tables indexed into collections (their fields come later).
+    #[serde(default)]
+    pub sources: Vec<toml::Table>,
+}
+
+/// `[files]`: uploaded files.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesFile {
+    /// The largest upload accepted, in bytes [default: 536870912].
+    pub max_bytes: Option<u64>,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The reserved sections, validated.
+#[derive(Debug, Clone)]
+pub struct ReservedConfig {
+    pub data_dir: PathBuf,
+    pub database_url: Option<Secret>,
+    pub database_max_connections: usize,
+    pub redis_url: Option<Secret>,
+    pub auth_keys_file: Option<PathBuf>,
+    pub allow_unauthenticated: bool,
+    pub log_format: LogFormat,
+    pub log_bodies: bool,
+    pub qdrant_url: Option<String>,
+    pub qdrant_api_key: Option<Secret>,
+    /// `[[retrieval.sources]]` entries, as written.
+    pub retrieval_sources: usize,
+    pub files_max_bytes: u64,
+}
+
+/// The files of the reserved sections, as read from the TOML file.
+#[derive(Debug, Default)]
+pub struct ReservedFiles {
+    pub data: DataFile,
+    pub database: DatabaseFile,
+    pub redis: RedisFile,
+    pub auth: AuthFile,
+    pub logging: LoggingFile,
+    pub retrieval: RetrievalFile,
+    pub files: FilesFile,
+}
+
+fn url_with_scheme(url: &str, schemes: &[&str], what: &str) -> anyhow::Result<()> {
+    let scheme = url.split_once("://").map(|(s, _)| s);
+    ensure!(
+        scheme.is_some_and(|s| schemes.contains(&s)),
+        "{what} must be a URL starting with {}",
+        schemes
+            .iter()
+            .map(|s| format!("{s}://"))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    );
+    Ok(())
+}
+
+fn readable(path: &Path, what: &str) -> anyhow::Result<()> {
+    ensure!(
+        path.is_file(),
+        "{what} {} does not exist or is not a file",
+        path.display()
+    );
+    Ok(())
+}
+
+/// The home-relative default data dir: `$XDG_DATA_HOME/nfai`, else `~/.local/share/nfai`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("nfai");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".local/share/nfai")
+}
+
+impl ReservedConfig {
+    /// Layers flags and variables over the file over the defaults, validates, and lists the
+    /// settings that nothing uses yet in `warnings`.
+    pub fn layer(
+        args: &ServeArgs,
+        f: ReservedFiles,
+        warnings: &mut Vec<String>,
+    ) -> anyhow::Result<Self> {
+        let database_url_file = args.database_url_file.clone().or(f.database.url_file);
+        let database_url = secret_or_file(
+            args.database_url.as_ref().or(f.database.url.as_ref()),
+            database_url_file.as_deref(),
+            "database URL",
+        )?;
+        if let Some(url) = &database_url {
+            url_with_scheme(url.expose(), &["postgres", "postgresql"], "database.url")?;
+        }
+        let database_max_connections = f
+            .database
+            .max_connections
+            .unwrap_or(defaults::DATABASE_MAX_CONNECTIONS);
+        ensure!(
+            database_max_connections >= 1,
+            "database.max_connections must be at least 1"
+        );
+        let redis_url_file = args.redis_url_file.clone().or(f.redis.url_file);
+        let redis_url = secret_or_file(
+            args.redis_url.as_ref().or(f.redis.url.as_ref()),
+            redis_url_file.as_deref(),
+            "Redis URL",
+        )?;
+        if let Some(url) = &redis_url {
+            url_with_scheme(url.expose(), &["redis", "rediss"], "redis.url")?;
+        }
+        let auth_keys_file = args.auth_keys_file.clone().or(f.auth.keys_file);
+        if let Some(path) = &auth_keys_file {
+            readable(path, "auth.keys_file")?;
+        }
+        let allow_unauthenticated = f
+            .auth
+            .allow_unauthenticated
+            .unwrap_or(defaults::ALLOW_UNAUTHENTICATED);
+        ensure!(
+            allow_unauthenticated,
+            "auth.allow_unauthenticated = false needs API key checks, which this version of nfai does not make yet"
+        );
+        let log_format = match args
+            .log_format
+            .clone()
+            .or(f.logging.format)
+            .as_deref()
+            .unwrap_or(defaults::LOG_FORMAT)
+        {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => anyhow::bail!("logging.format must be \"text\" or \"json\", got {other:?}"),
+        };
+        let log_bodies = f.logging.log_bodies.unwrap_or(false);
+        let qdrant_url = args.qdrant_url.clone().or(f.retrieval.qdrant_url);
+        if let Some(url) = &qdrant_url {
+            url_with_scheme(url, &["http", "https"], "retrieval.qdrant_url")?;
+        }
+        let key_file = args
+            .qdrant_api_key_file
+            .clone()
+            .or(f.retrieval.qdrant_api_key_file);
+        let qdrant_api_key = secret_or_file(None, key_file.as_deref(), "Qdrant API key")?;
+        let files_max_bytes = f.files.max_bytes.unwrap_or(defaults::FILES_MAX_BYTES);
+        ensure!(files_max_bytes >= 1, "files.max_bytes must be at least 1");
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(f.data.dir)
+            .unwrap_or_else(default_data_dir);
+        ensure!(
+            !data_dir.as_os_str().is_empty(),
+            "data.dir must not be empty"
+        );
+        let c = Self {
+            data_dir,
+            database_url,
+            database_max_connections,
+            redis_url,
+            auth_keys_file,
+            allow_unauthenticated,
+            log_format,
+            log_bodies,
+            qdrant_url,
+            qdrant_api_key,
+            retrieval_sources: f.retrieval.sources.len(),
+            files_max_bytes,
+        };
+        c.unused(warnings);
+        Ok(c)
+    }
+
+    /// Warnings naming the settings given that this version does not act on yet.
+    fn unused(&self, warnings: &mut Vec<String>) {
+        let mut note = |set: bool, name: &str| {
+            if set {
+                warnings.push(format!(
+                    "{name} is set but not used by this version of nfai (a reserved setting)"
+                ));
+            }
+        };
+        note(self.database_url.is_some(), "database.url");
+        note(self.redis_url.is_some(), "redis.url");
+        note(self.auth_keys_file.is_some(), "auth.keys_file");
+        note(
+            self.log_format == LogFormat::Json,
+            "logging.format = \"json\"",
+        );
+        note(self.log_bodies, "logging.log_bodies");
+        note(self.qdrant_url.is_some(), "retrieval.qdrant_url");
+        note(
+            self.qdrant_api_key.is_some(),
+            "retrieval.qdrant_api_key_file",
+        );
+        note(self.retrieval_sources > 0, "[[retrieval.sources]]");
+    }
+}
