@@ -1,0 +1,30 @@
+//! nfai's retrieval engine: vector stores of embedded chunks behind one trait.
+//!
+//! - [`VectorStore`] (`store`): create/open/drop collections pinned to an embedding model,
+//!   upsert chunks, delete a file's chunks, search with an OpenAI filter, count, optimize,
+//!   flush. The router holds an `Arc<dyn VectorStore>`.
+//! - [`EdgeStore`] (`edge`): qdrant-edge inside the process, one directory per collection,
+//!   HNSW with int8 scalar quantization and rescoring, payload indexes on attributes.
+//! - `filter`: OpenAI filters, each store's attribute registry, translation to Qdrant.
+//! - [`OptimizeScheduler`] (`optimize`): background, bounded index builds after ingestion.
+//! - `types`: chunks, payloads, queries and hits; `error`: [`RetrievalError`].
+
+mod edge;
+mod error;
+pub mod filter;
+mod optimize;
+mod store;
+mod types;
+
+pub use edge::{
+    EdgeCollection, EdgeStore, EdgeStoreOptions, MAX_COLLECTION_NAME, META_FILE, RawHit,
+    qdrant_filter,
+};
+pub use error::{AttributeKind, Result, RetrievalError};
+pub use filter::{AttributeFilter, AttributeRegistry, ComparisonOp, CompoundOp, FilterValue};
+pub use optimize::{OptimizeScheduler, OptimizeStats, Scheduled};
+pub use store::VectorStore;
+pub use types::{
+    ATTRIBUTES_KEY, AttributeValue, Chunk, ChunkPayload, CollectionInfo, CollectionSpec,
+    FILE_ID_KEY, MAX_SEARCH_LIMIT, SearchHit, SearchQuery, chunk_point_id,
+};
