@@ -5,6 +5,7 @@
 //!   flush. The router holds an `Arc<dyn VectorStore>`.
 //! - [`EdgeStore`] (`edge`): qdrant-edge inside the process, one directory per collection,
 //!   HNSW with int8 scalar quantization and rescoring, payload indexes on attributes.
+//! - [`QdrantServerStore`] (`server`): a Qdrant server over gRPC through qdrant-client.
 //! - `filter`: OpenAI filters, each store's attribute registry, translation to Qdrant.
 //! - [`OptimizeScheduler`] (`optimize`): background, bounded index builds after ingestion.
 //! - `types`: chunks, payloads, queries and hits; `error`: [`RetrievalError`].
@@ -13,6 +14,7 @@ mod edge;
 mod error;
 pub mod filter;
 mod optimize;
+mod server;
 mod store;
 mod types;
 
@@ -23,6 +25,10 @@ pub use edge::{
 pub use error::{AttributeKind, Result, RetrievalError};
 pub use filter::{AttributeFilter, AttributeRegistry, ComparisonOp, CompoundOp, FilterValue};
 pub use optimize::{OptimizeScheduler, OptimizeStats, Scheduled};
+pub use server::{
+    DIMENSION_METADATA_KEY, MODEL_METADATA_KEY, QdrantServerConfig, QdrantServerStore,
+    payload_to_json, to_grpc_filter, to_json, to_qdrant_payload, to_qdrant_value,
+};
 pub use store::VectorStore;
 pub use types::{
     ATTRIBUTES_KEY, AttributeValue, Chunk, ChunkPayload, CollectionInfo, CollectionSpec,

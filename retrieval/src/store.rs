@@ -1,5 +1,6 @@
 //! The [`VectorStore`] trait: the one interface the router holds (`Arc<dyn VectorStore>`),
-//! implemented by the embedded [`EdgeStore`](crate::EdgeStore).
+//! implemented by the embedded [`EdgeStore`](crate::EdgeStore) and by
+//! [`QdrantServerStore`](crate::QdrantServerStore).
 //!
 //! The trait is async and object-safe (methods return boxed futures). The embedded store's
 //! engine is synchronous: its implementation runs every call on tokio's blocking pool, so an
