@@ -2,8 +2,13 @@
 //!
 //! Models must be in the model dir (`nfai models fetch`, which the test command runs first).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed step is a failed test, reported where it happens"
+)]
+
 mod chat;
-mod common;
 mod completions;
 mod embeddings;
 mod errors;
@@ -16,3 +21,5 @@ mod upstream;
 mod upstream_affinity;
 mod upstream_faults;
 mod upstream_support;
+
+use nfai_tests::common;

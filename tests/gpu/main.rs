@@ -3,9 +3,13 @@
 //! as the driver reports it. Every test is ignored by default; on a GPU machine:
 //! `cargo test -p nfai-tests --features cuda --test gpu -- --ignored --test-threads 1`.
 
-#[path = "../e2e/common.rs"]
-#[allow(dead_code)]
-mod common;
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed step is a failed test, reported where it happens"
+)]
+
+use nfai_tests::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -1,1 +1,10 @@
-//! End-to-end test crate; the tests live in `e2e/`.
+//! Support for nfai's end-to-end tests (the tests live in `e2e/`, `cache/` and `gpu/`): the
+//! app on port 0 with the real models, and HTTP helpers.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test support: a failed setup is a failed test, reported where it happens"
+)]
+
+pub mod common;
