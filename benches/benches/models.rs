@@ -4,6 +4,12 @@
 //!
 //! `cargo bench -p nfai-benches --bench models`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark program stops at the first failed setup step"
+)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

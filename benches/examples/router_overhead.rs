@@ -8,6 +8,12 @@
 //! `router_overhead proxy <port> <upstream base URL>`: a bare forwarding proxy. Used by
 //! `benches/router_overhead.sh`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark program stops at the first failed setup step"
+)]
+
 use std::time::{Duration, Instant};
 
 use axum::Json;
