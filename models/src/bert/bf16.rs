@@ -177,9 +177,13 @@ unsafe fn micro_dispatch(nr: usize, ns: usize, t: &Tile) {
         ($($r:literal),*) => {
             match (nr, ns) {
                 $(
+                    // SAFETY: the caller upholds `micro`'s contract (ours).
                     ($r, 1) => unsafe { micro::<$r, 1>(t) },
+                    // SAFETY: the caller upholds `micro`'s contract (ours).
                     ($r, 2) => unsafe { micro::<$r, 2>(t) },
+                    // SAFETY: the caller upholds `micro`'s contract (ours).
                     ($r, 3) => unsafe { micro::<$r, 3>(t) },
+                    // SAFETY: the caller upholds `micro`'s contract (ours).
                     ($r, 4) => unsafe { micro::<$r, 4>(t) },
                 )*
                 _ => unreachable!("micro-tile {nr}×{ns}"),
@@ -196,7 +200,7 @@ unsafe fn micro_dispatch(nr: usize, ns: usize, t: &Tile) {
 /// `t.kc · 16` words, and `t.c` `R` rows of `16 S` floats, at their strides.
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn micro<const R: usize, const S: usize>(t: &Tile) {
-    // SAFETY (whole body): every pointer stays inside the extents the caller guarantees.
+    // SAFETY: every pointer stays inside the extents the caller guarantees.
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); S]; R];
         for (r, row) in acc.iter_mut().enumerate() {

@@ -8,7 +8,8 @@ use super::format::{ActFormat, RowOrder};
 const PARALLEL_ROWS: usize = 4;
 
 /// `rows` activation rows of `k` values each, quantised to signed bytes with one scale per block
-/// (32 values for Q8_0, 256 for Q8_K) and, for Q8_K, the sum of every 16 quantised values.
+/// (32 values for Q8_0 and Q8_1, 256 for Q8_K); for Q8_K also the sum of every 16 quantised
+/// values, for Q8_1 each block's `d · Σq`.
 #[derive(Debug, Clone)]
 pub struct Acts {
     pub format: ActFormat,
@@ -17,6 +18,9 @@ pub struct Acts {
     pub qs: Vec<i8>,
     pub d: Vec<f32>,
     pub bsums: Vec<i32>,
+    /// Q8_1 only: per block, the unrounded scale times the sum of its values, rounded to f16
+    /// (ggml's `block_q8_1.s`).
+    pub sums: Vec<f32>,
     /// The float order of each row's K-quant products (empty: every row [`RowOrder::default`]).
     pub orders: Vec<RowOrder>,
 }
@@ -30,7 +34,7 @@ impl Acts {
 
     pub fn block_len(&self) -> usize {
         match self.format {
-            ActFormat::Q8_0 => 32,
+            ActFormat::Q8_0 | ActFormat::Q8_1 => 32,
             ActFormat::Q8K => 256,
         }
     }
@@ -42,7 +46,7 @@ impl Acts {
     /// Quantises `x` (`rows × k`, row-major); `k` must be a multiple of the block length.
     pub fn quantize(format: ActFormat, x: &[f32], rows: usize, k: usize) -> Self {
         let block = match format {
-            ActFormat::Q8_0 => 32,
+            ActFormat::Q8_0 | ActFormat::Q8_1 => 32,
             ActFormat::Q8K => 256,
         };
         debug_assert_eq!(x.len(), rows * k);
@@ -54,8 +58,12 @@ impl Acts {
             qs: vec![0; rows * k],
             d: vec![0.0; rows * k / block],
             bsums: match format {
-                ActFormat::Q8_0 => Vec::new(),
+                ActFormat::Q8_0 | ActFormat::Q8_1 => Vec::new(),
                 ActFormat::Q8K => vec![0; rows * k / 16],
+            },
+            sums: match format {
+                ActFormat::Q8_1 => vec![0.0; rows * k / block],
+                ActFormat::Q8_0 | ActFormat::Q8K => Vec::new(),
             },
             orders: Vec::new(),
         };
@@ -64,6 +72,7 @@ impl Acts {
         let qs = SyncPtr(acts.qs.as_mut_ptr());
         let ds = SyncPtr(acts.d.as_mut_ptr());
         let sums = SyncPtr(acts.bsums.as_mut_ptr());
+        let block_sums = SyncPtr(acts.sums.as_mut_ptr());
         let quantize_rows = |range: std::ops::Range<usize>| {
             for row in range {
                 // SAFETY: each row's slices are disjoint from every other row's and lie within
@@ -72,11 +81,19 @@ impl Acts {
                 let x = &x[row * k..(row + 1) * k];
                 for ((xb, qb), d) in x.chunks_exact(block).zip(q.chunks_exact_mut(block)).zip(d) {
                     *d = match format {
-                        ActFormat::Q8_0 => simd::quantize_q8_0(xb, qb),
+                        ActFormat::Q8_0 | ActFormat::Q8_1 => simd::quantize_q8_0(xb, qb),
                         ActFormat::Q8K => simd::quantize_q8_k(xb, qb),
                     };
                 }
+                if format == ActFormat::Q8_1 {
+                    // SAFETY: as above, this row's `nb` sums are its own.
+                    let s = unsafe { block_sums.slice(row * nb, nb) };
+                    for ((xb, qb), s) in x.chunks_exact(block).zip(q.chunks_exact(block)).zip(s) {
+                        *s = q8_1_sum(xb, qb);
+                    }
+                }
                 if format == ActFormat::Q8K {
+                    // SAFETY: as above, this row's `groups` sums are its own.
                     let s = unsafe { sums.slice(row * groups, groups) };
                     for (q16, s) in q.chunks_exact(16).zip(s) {
                         *s = q16.iter().map(|&q| i32::from(q)).sum();
@@ -111,6 +128,14 @@ pub(super) fn quantize_q8_0(x: &[f32], q: &mut [i8]) -> f32 {
         *q = (v * id).round_ties_even().clamp(-128.0, 127.0) as i8;
     }
     d
+}
+
+/// ggml's `block_q8_1.s` of a block quantised by [`quantize_q8_0`]: the unrounded scale
+/// `amax/127` times the sum of the quantised values, rounded to f16.
+fn q8_1_sum(x: &[f32], q: &[i8]) -> f32 {
+    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let sum: i32 = q.iter().map(|&v| i32::from(v)).sum();
+    half::f16::from_f32(amax / 127.0 * sum as f32).to_f32()
 }
 
 /// One block of 256: the value of largest magnitude `max` (first one on ties) sets

@@ -32,6 +32,7 @@ macro_rules! by_format {
     ($rows:ident, $format:expr, $w:expr, $acts:expr, $first:expr, $out:expr) => {
         match $format {
             WeightFormat::Q4_0 => $rows::<Q4_0>($w, $acts, $first, $out),
+            WeightFormat::Q4_1 => super::q4_1::dot_rows($w, $acts, $first, $out),
             WeightFormat::Q5_0 => $rows::<Q5_0>($w, $acts, $first, $out),
             WeightFormat::Q8_0 => $rows::<Q8_0>($w, $acts, $first, $out),
             WeightFormat::Q4K => $rows::<Q4K>($w, $acts, $first, $out),
@@ -56,7 +57,7 @@ pub(super) fn sized(
         && first + out.len() <= acts.rows
         && acts.qs.len() == acts.rows * acts.k
         && acts.d.len() == acts.rows * nb
-        && (format.act_format() == super::ActFormat::Q8_0 || acts.bsums.len() == acts.qs.len() / 16)
+        && (format.act_format() != super::ActFormat::Q8K || acts.bsums.len() == acts.qs.len() / 16)
         && format.act_format() == acts.format
 }
 
@@ -67,13 +68,16 @@ macro_rules! tiled_rows {
         let (w, acts, first, out) = ($w, $acts, $first, $out);
         let mut i = 0;
         while i + 8 <= out.len() {
+            // SAFETY: inside the rows `sized` checked; the CPU has the features.
             unsafe { $tile::<$f, 8>(w, acts, first + i, &mut out[i..i + 8]) };
             i += 8;
         }
         while i + 4 <= out.len() {
+            // SAFETY: inside the rows `sized` checked; the CPU has the features.
             unsafe { $tile::<$f, 4>(w, acts, first + i, &mut out[i..i + 4]) };
             i += 4;
         }
+        // SAFETY: inside the rows `sized` checked; the CPU has the features.
         unsafe {
             match out.len() - i {
                 3 => $tile::<$f, 3>(w, acts, first + i, &mut out[i..]),
@@ -94,6 +98,7 @@ unsafe fn rows<const F: u8>(w: &[u8], acts: &Acts, first: usize, out: &mut [f32]
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn tile<const F: u8, const N: usize>(w: &[u8], acts: &Acts, row0: usize, out: &mut [f32]) {
+    // SAFETY: inside the rows `sized` checked; the CPU has the features.
     let res = unsafe {
         if F <= Q8_0 {
             tile32::<F, N>(w.as_ptr(), acts, row0)
@@ -158,6 +163,7 @@ fn hsum4_epi32(v: [__m128i; 4]) -> __m128i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn f16_at(p: *const u8) -> f32 {
+    // SAFETY: inside the rows `sized` checked; the CPU has the features.
     let bits = unsafe { std::ptr::read_unaligned(p as *const u16) };
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
 }
@@ -166,6 +172,7 @@ pub(super) unsafe fn f16_at(p: *const u8) -> f32 {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn nibbles(p: *const u8) -> __m256i {
+    // SAFETY: inside the rows `sized` checked; the CPU has the features.
     let t = unsafe { _mm_loadu_si128(p as *const __m128i) };
     let v = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
     _mm256_and_si256(v, _mm256_set1_epi8(0x0f))
@@ -189,6 +196,7 @@ fn bits_to_bytes(x: u32) -> __m256i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn decode32<const F: u8>(p: *const u8) -> __m256i {
+    // SAFETY: inside the rows `sized` checked; the CPU has the features.
     unsafe {
         match F {
             Q8_0 => _mm256_loadu_si256(p.add(2) as *const __m256i),
@@ -223,19 +231,25 @@ unsafe fn tile32<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
     let mut qs = [std::ptr::null::<i8>(); N];
     let mut ds = [std::ptr::null::<f32>(); N];
     for r in 0..N {
-        // SAFETY (here and below): rows row0..row0+N exist (checked by `dot_rows`).
+        // SAFETY: rows row0..row0+N exist (checked by `dot_rows`).
         qs[r] = unsafe { acts.qs.as_ptr().add((row0 + r) * acts.k) };
+        // SAFETY: inside the rows `sized` checked; the CPU has the features.
         ds[r] = unsafe { acts.d.as_ptr().add((row0 + r) * nb) };
     }
     for b in 0..nb {
+        // SAFETY: inside the rows `sized` checked; the CPU has the features.
         let wb = unsafe { w.add(b * block_bytes(F)) };
+        // SAFETY: inside the rows `sized` checked; the CPU has the features.
         let dw = _mm256_set1_ps(unsafe { f16_at(wb) });
+        // SAFETY: inside the rows `sized` checked; the CPU has the features.
         let q = unsafe { decode32::<F>(wb) };
         let aq = _mm256_sign_epi8(q, q);
         for r in 0..N {
+            // SAFETY: inside the rows `sized` checked; the CPU has the features.
             let a = unsafe { _mm256_loadu_si256(qs[r].add(b * 32) as *const __m256i) };
             let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(a, q)), ones);
             // `dw · da` in f32, as a broadcast load and one vector multiply.
+            // SAFETY: inside the rows `sized` checked; the CPU has the features.
             let d = _mm256_mul_ps(dw, unsafe { _mm256_broadcast_ss(&*ds[r].add(b)) });
             acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), acc[r]);
         }
@@ -252,6 +266,7 @@ unsafe fn tile32<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn decode_k_chunk<const F: u8>(wb: *const u8, c: usize) -> __m256i {
     let m4 = _mm256_set1_epi8(0x0f);
+    // SAFETY: inside the rows `sized` checked; the CPU has the features.
     unsafe {
         if F == Q6K {
             let (n, t) = (c / 4, c % 4);
@@ -391,7 +406,9 @@ impl<const N: usize> KTile<N> {
         );
         for (r, sum) in sums.iter().enumerate() {
             let blk = (row0 + r) * nb + b;
+            // SAFETY: inside the rows `sized` checked; the CPU has the features.
             let bs = unsafe { acts.bsums.as_ptr().add(blk * 16) };
+            // SAFETY: inside the rows `sized` checked; the CPU has the features.
             let (b0, b1) = unsafe {
                 (
                     _mm256_loadu_si256(bs as *const __m256i),
@@ -402,6 +419,7 @@ impl<const N: usize> KTile<N> {
                 _mm256_madd_epi16(kb.cw[0], b0),
                 _mm256_madd_epi16(kb.cw[1], b1),
             );
+            // SAFETY: inside the rows `sized` checked; the CPU has the features.
             let da = unsafe { *acts.d.as_ptr().add(blk) };
             let order = acts.order(row0 + r);
             if F == Q6K {
@@ -452,6 +470,7 @@ impl<const N: usize> KTile<N> {
         }
         if self.split && N == 8 {
             // Row r in lane r: `main += (da·dw)·sumi`, `min += (da·dmin)·corr`, per 64 values.
+            // SAFETY: inside the rows `sized` checked; the CPU has the features.
             let da = unsafe { _mm256_loadu_ps(das.as_ptr()) };
             let d = _mm256_mul_ps(da, _mm256_set1_ps(dw));
             let m = _mm256_mul_ps(da, _mm256_set1_ps(dmin));
@@ -492,15 +511,18 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
     let nb = acts.blocks_per_row();
     let mut tile = KTile::<N>::new::<F>(acts, row0);
     for b in 0..nb {
+        // SAFETY: inside the rows `sized` checked; the CPU has the features.
         let wb = unsafe { w.add(b * block_bytes(F)) };
         // SAFETY: one whole block of `w` (checked by `dot_rows`).
         let kb = k_block::<F>(unsafe { std::slice::from_raw_parts(wb, block_bytes(F)) });
         let mut sums = [_mm256_setzero_si256(); N];
         let mut parts = [[_mm_setzero_si128(); 4]; N];
         for (c, sc) in kb.sc.iter().enumerate() {
+            // SAFETY: inside the rows `sized` checked; the CPU has the features.
             let q = unsafe { decode_k_chunk::<F>(wb, c) };
             for (r, sum) in sums.iter_mut().enumerate() {
                 let blk = (row0 + r) * nb + b;
+                // SAFETY: inside the rows `sized` checked; the CPU has the features.
                 let a = unsafe {
                     _mm256_loadu_si256(acts.qs.as_ptr().add(blk * 256 + 32 * c) as *const __m256i)
                 };
@@ -521,6 +543,7 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
         for (t, p) in totals.iter_mut().zip(parts) {
             *t = hsum4_epi32(p);
         }
+        // SAFETY: inside the rows `sized` checked; the CPU has the features.
         unsafe { tile.add_block::<F>(&kb, &sums, &totals, acts, row0, b) };
     }
     tile.finish::<F>(acts, row0)

@@ -57,7 +57,7 @@ pub fn dot_tile(format: WeightFormat, w: &[u8], acts: &Acts, first: usize, out: 
         return;
     }
     let mut i = 0;
-    if format.block_len() == 32 {
+    if format.block_len() == 32 && format != WeightFormat::Q4_1 {
         while i + TILE_W <= wn {
             let (w, out) = (
                 &w[i * row_bytes..(i + TILE_W) * row_bytes],
@@ -157,6 +157,7 @@ unsafe fn rows<const F: u8>(w: &[u8], acts: &Acts, first: usize, out: &mut [f32]
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn tile<const F: u8, const N: usize>(w: &[u8], acts: &Acts, row0: usize, out: &mut [f32]) {
+    // SAFETY: inside the rows `sized` checked; the CPU has the features.
     let res = unsafe {
         if F <= Q8_0 {
             tile32::<F, N, 1>(w.as_ptr(), 0, acts, row0)[0]
@@ -237,6 +238,7 @@ unsafe fn tile32<const F: u8, const N: usize, const W: usize>(
     row0: usize,
 ) -> [[f32; N]; W] {
     if N == 1 {
+        // SAFETY: inside the rows `sized` checked; the CPU has the features.
         let one = unsafe { tile32_one::<F, W>(w, row_bytes, acts, row0) };
         let mut out = [[0f32; N]; W];
         for (o, v) in out.iter_mut().zip(one) {
@@ -253,8 +255,9 @@ unsafe fn tile32<const F: u8, const N: usize, const W: usize>(
     let mut qs = [std::ptr::null::<i8>(); N];
     let mut ds = [std::ptr::null::<f32>(); N];
     for r in 0..N {
-        // SAFETY (here and below): rows row0..row0+N exist (checked by the callers).
+        // SAFETY: rows row0..row0+N exist (checked by the callers).
         qs[r] = unsafe { acts.qs.as_ptr().add((row0 + r) * acts.k) };
+        // SAFETY: inside the rows `sized` checked; the CPU has the features.
         ds[r] = unsafe { acts.d.as_ptr().add((row0 + r) * nb) };
     }
     for b in 0..nb {
@@ -262,6 +265,7 @@ unsafe fn tile32<const F: u8, const N: usize, const W: usize>(
         let mut da = [_mm512_setzero_ps(); 4];
         for p in 0..N / 2 {
             let (r0, r1) = (2 * p, 2 * p + 1);
+            // SAFETY: inside the rows `sized` checked; the CPU has the features.
             unsafe {
                 a[p] = _mm512_xor_si512(
                     join(
@@ -278,6 +282,7 @@ unsafe fn tile32<const F: u8, const N: usize, const W: usize>(
             }
         }
         let (a_last, da_last) = if N % 2 == 1 {
+            // SAFETY: inside the rows `sized` checked; the CPU has the features.
             unsafe {
                 (
                     _mm256_xor_si256(
@@ -291,9 +296,12 @@ unsafe fn tile32<const F: u8, const N: usize, const W: usize>(
             (_mm256_setzero_si256(), _mm256_setzero_ps())
         };
         for i in 0..W {
+            // SAFETY: inside the rows `sized` checked; the CPU has the features.
             let wb = unsafe { w.add(i * row_bytes + b * block_bytes(F)) };
             prefetch_ahead(wb, W * row_bytes);
+            // SAFETY: inside the rows `sized` checked; the CPU has the features.
             let dw = unsafe { f16_at(wb) };
+            // SAFETY: inside the rows `sized` checked; the CPU has the features.
             let q = _mm512_broadcast_i64x4(unsafe { decode32::<F>(wb) });
             let corr = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offset, q));
             for p in 0..N / 2 {
@@ -339,17 +347,23 @@ unsafe fn tile32_one<const F: u8, const W: usize>(
     row: usize,
 ) -> [f32; W] {
     let nb = acts.blocks_per_row();
-    // SAFETY (here and below): the row exists (checked by the callers).
+    // SAFETY: the row exists (checked by the callers).
     let qs = unsafe { acts.qs.as_ptr().add(row * acts.k) };
+    // SAFETY: inside the rows `sized` checked; the CPU has the features.
     let ds = unsafe { acts.d.as_ptr().add(row * nb) };
     let mut acc = [_mm256_setzero_ps(); W];
     for b in 0..nb {
+        // SAFETY: inside the rows `sized` checked; the CPU has the features.
         let a = unsafe { _mm256_loadu_si256(qs.add(b * 32) as *const __m256i) };
+        // SAFETY: inside the rows `sized` checked; the CPU has the features.
         let da = unsafe { _mm256_broadcast_ss(&*ds.add(b)) };
         for (i, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: inside the rows `sized` checked; the CPU has the features.
             let wb = unsafe { w.add(i * row_bytes + b * block_bytes(F)) };
             prefetch_ahead(wb, W * row_bytes);
+            // SAFETY: inside the rows `sized` checked; the CPU has the features.
             let dw = unsafe { f16_at(wb) };
+            // SAFETY: inside the rows `sized` checked; the CPU has the features.
             let q = unsafe { decode32::<F>(wb) };
             let dot = _mm256_dpbusd_epi32(
                 _mm256_setzero_si256(),
@@ -372,6 +386,7 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
     let mut tile = KTile::<N>::new::<F>(acts, row0);
     let split = tile.split();
     for b in 0..nb {
+        // SAFETY: inside the rows `sized` checked; the CPU has the features.
         let wb = unsafe { w.add(b * block_bytes(F)) };
         // SAFETY: one whole block of `w` (checked by `dot_rows`).
         let kb = k_block::<F>(unsafe { std::slice::from_raw_parts(wb, block_bytes(F)) });
@@ -381,6 +396,7 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
         let mut q = [_mm512_setzero_si512(); 4];
         let mut sc = [_mm512_setzero_si512(); 4];
         for s in 0..4 {
+            // SAFETY: inside the rows `sized` checked; the CPU has the features.
             q[s] = unsafe {
                 join(
                     decode_k_chunk::<F>(wb, 2 * s),
@@ -390,9 +406,11 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
             sc[s] = join(kb.sc[2 * s], kb.sc[2 * s + 1]);
         }
         for (r, (sum, part)) in sums.iter_mut().zip(parts.iter_mut()).enumerate() {
+            // SAFETY: inside the rows `sized` checked; the CPU has the features.
             let a = unsafe { acts.qs.as_ptr().add(((row0 + r) * nb + b) * 256) };
             let mut p = [_mm512_setzero_si512(); 4];
             for s in 0..4 {
+                // SAFETY: inside the rows `sized` checked; the CPU has the features.
                 let a = unsafe { _mm512_loadu_si512(a.add(64 * s) as *const _) };
                 let prod = _mm512_maddubs_epi16(q[s], a);
                 if split {
@@ -409,6 +427,7 @@ unsafe fn tile_k<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
         for (f, s) in folded.iter_mut().zip(sums) {
             *f = fold256(s);
         }
+        // SAFETY: inside the rows `sized` checked; the CPU has the features.
         unsafe { tile.add_block::<F>(&kb, &folded, &parts, acts, row0, b) };
     }
     tile.finish::<F>(acts, row0)

@@ -7,6 +7,8 @@ use candle_core::quantized::GgmlDType;
 pub enum WeightFormat {
     /// 32 weights: f16 scale, 16 bytes of 4-bit values offset by 8.
     Q4_0,
+    /// 32 weights: f16 scale, f16 minimum, 16 bytes of unsigned 4-bit values.
+    Q4_1,
     /// 32 weights: f16 scale, 32 fifth bits, 16 bytes of low nibbles; values offset by 16.
     Q5_0,
     /// 32 weights: f16 scale, 32 signed bytes.
@@ -20,10 +22,12 @@ pub enum WeightFormat {
 }
 
 /// How activations are quantised for a weight format: per 32 values with an f16 scale (Q8_0),
-/// or per 256 with an f32 scale and sums of every 16 (Q8_K), as ggml pairs them.
+/// the same with the block's scaled sum (Q8_1, for weights with a minimum), or per 256 with an
+/// f32 scale and sums of every 16 (Q8_K), as ggml pairs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActFormat {
     Q8_0,
+    Q8_1,
     Q8K,
 }
 
@@ -31,6 +35,7 @@ impl WeightFormat {
     pub fn from_ggml(dtype: GgmlDType) -> Option<Self> {
         Some(match dtype {
             GgmlDType::Q4_0 => Self::Q4_0,
+            GgmlDType::Q4_1 => Self::Q4_1,
             GgmlDType::Q5_0 => Self::Q5_0,
             GgmlDType::Q8_0 => Self::Q8_0,
             GgmlDType::Q4K => Self::Q4K,
@@ -43,7 +48,7 @@ impl WeightFormat {
     /// Weights per block.
     pub const fn block_len(self) -> usize {
         match self {
-            Self::Q4_0 | Self::Q5_0 | Self::Q8_0 => 32,
+            Self::Q4_0 | Self::Q4_1 | Self::Q5_0 | Self::Q8_0 => 32,
             Self::Q4K | Self::Q5K | Self::Q6K => 256,
         }
     }
@@ -52,6 +57,7 @@ impl WeightFormat {
     pub const fn block_bytes(self) -> usize {
         match self {
             Self::Q4_0 => 18,
+            Self::Q4_1 => 20,
             Self::Q5_0 => 22,
             Self::Q8_0 => 34,
             Self::Q4K => 144,
@@ -63,6 +69,7 @@ impl WeightFormat {
     pub const fn act_format(self) -> ActFormat {
         match self {
             Self::Q4_0 | Self::Q5_0 | Self::Q8_0 => ActFormat::Q8_0,
+            Self::Q4_1 => ActFormat::Q8_1,
             Self::Q4K | Self::Q5K | Self::Q6K => ActFormat::Q8K,
         }
     }

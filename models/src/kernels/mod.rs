@@ -1,5 +1,5 @@
 //! Quantised matrix products on the CPU: `x · Wᵀ` for GGUF weights kept in their stored blocks
-//! (Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K).
+//! (Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K).
 //!
 //! Activations are quantised once per product to 8 bits ([`act`]), exactly as ggml's x86 backend
 //! quantises them; every weight row is then multiplied with all activation rows while its
@@ -26,6 +26,7 @@ mod avx2;
 mod avx512;
 pub mod format;
 pub mod packed;
+pub mod q4_1;
 pub mod scalar;
 
 use std::sync::Arc;
@@ -414,6 +415,8 @@ impl<T> SyncPtr<T> {
     /// `start..start + len` lies in the allocation and no other thread uses it meanwhile.
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn slice(&self, start: usize, len: usize) -> &mut [T] {
+        // SAFETY: the caller keeps `start..start + len` in the allocation and
+        // unshared (this function's contract).
         unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
     }
 }

@@ -171,13 +171,16 @@ mod avx512 {
         let mut mins = [_mm512_setzero_ps(); N];
         let groups: [bool; N] = std::array::from_fn(|r| acts.order(row0 + r).q4k_groups);
         for b in 0..blocks {
-            // SAFETY (here and below): inside the group's blocks and the rows' blocks.
+            // SAFETY: inside the group's blocks and the rows' blocks.
             let blk = unsafe { p.add(b * PACK) };
+            // SAFETY: inside the packed group, the rows and `out` (the contract).
             let dw = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(blk.add(DW) as *const __m256i) });
             let dmin =
+                // SAFETY: inside the packed group, the rows and `out` (the contract).
                 _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(blk.add(DMIN) as *const __m256i) });
             let at: [usize; N] = std::array::from_fn(|r| (row0 + r) * blocks + b);
             let a: [*const i8; N] =
+                // SAFETY: inside the packed group, the rows and `out` (the contract).
                 std::array::from_fn(|r| unsafe { acts.qs.as_ptr().add(at[r] * 256) });
             let da: [f32; N] = std::array::from_fn(|r| acts.d[at[r]]);
             // Whole-block sums for rows in the single-row order.
@@ -188,10 +191,12 @@ mod avx512 {
                 let mut hi_sums = [_mm512_setzero_si512(); N];
                 for g in 0..8 {
                     let raw =
+                        // SAFETY: inside the packed group, the rows and `out` (the contract).
                         unsafe { _mm512_loadu_si512(blk.add(QS + 512 * s + 64 * g) as *const _) };
                     let lo = _mm512_and_si512(raw, nibble);
                     let hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), nibble);
                     for r in 0..N {
+                        // SAFETY: inside the packed group, the rows and `out` (the contract).
                         let (al, ah) = unsafe {
                             (
                                 std::ptr::read_unaligned(a[r].add(64 * s + 4 * g) as *const i32),
@@ -204,13 +209,16 @@ mod avx512 {
                         hi_sums[r] = _mm512_dpbusd_epi32(hi_sums[r], hi, _mm512_set1_epi32(ah));
                     }
                 }
+                // SAFETY: inside the packed group, the rows and `out` (the contract).
                 let sc_lo = _mm512_cvtepu8_epi32(unsafe {
                     _mm_loadu_si128(blk.add(SC + 32 * s) as *const __m128i)
                 });
+                // SAFETY: inside the packed group, the rows and `out` (the contract).
                 let sc_hi = _mm512_cvtepu8_epi32(unsafe {
                     _mm_loadu_si128(blk.add(SC + 32 * s + 16) as *const __m128i)
                 });
                 // The mins of sub-blocks 2s and 2s+1 as i16 pairs, one row per lane.
+                // SAFETY: inside the packed group, the rows and `out` (the contract).
                 let min_pairs = unsafe {
                     let lo = _mm512_cvtepu8_epi32(_mm_loadu_si128(
                         blk.add(MINS + 32 * s) as *const __m128i
@@ -251,6 +259,7 @@ mod avx512 {
             }
         }
         for r in 0..N {
+            // SAFETY: inside the packed group, the rows and `out` (the contract).
             unsafe {
                 _mm512_storeu_ps(
                     out.add((row0 + r) * stride),

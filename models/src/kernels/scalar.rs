@@ -17,6 +17,7 @@ pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, first: usize, out: 
             WeightFormat::Q4_0 | WeightFormat::Q5_0 | WeightFormat::Q8_0 => {
                 dot_block32(format, w, acts, i)
             }
+            WeightFormat::Q4_1 => super::q4_1::dot_scalar(w, acts, i),
             WeightFormat::Q4K | WeightFormat::Q5K => dot_k(format, w, acts, i),
             WeightFormat::Q6K => dot_q6k(w, acts, i),
         };

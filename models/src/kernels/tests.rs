@@ -5,8 +5,9 @@ use super::*;
 use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
 
-const FORMATS: [WeightFormat; 6] = [
+const FORMATS: [WeightFormat; 7] = [
     WeightFormat::Q4_0,
+    WeightFormat::Q4_1,
     WeightFormat::Q5_0,
     WeightFormat::Q8_0,
     WeightFormat::Q4K,
@@ -36,7 +37,7 @@ fn random_row(format: WeightFormat, cols: usize, rng: &mut Rng) -> Vec<u8> {
         .collect();
     for block in row.chunks_exact_mut(bytes) {
         let fields: &[usize] = match format {
-            WeightFormat::Q4K | WeightFormat::Q5K => &[0, 2],
+            WeightFormat::Q4K | WeightFormat::Q5K | WeightFormat::Q4_1 => &[0, 2],
             WeightFormat::Q6K => &[208],
             _ => &[0],
         };
@@ -51,6 +52,7 @@ fn random_row(format: WeightFormat, cols: usize, rng: &mut Rng) -> Vec<u8> {
 fn to_ggml(format: WeightFormat) -> GgmlDType {
     match format {
         WeightFormat::Q4_0 => GgmlDType::Q4_0,
+        WeightFormat::Q4_1 => GgmlDType::Q4_1,
         WeightFormat::Q5_0 => GgmlDType::Q5_0,
         WeightFormat::Q8_0 => GgmlDType::Q8_0,
         WeightFormat::Q4K => GgmlDType::Q4K,
