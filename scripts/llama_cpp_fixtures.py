@@ -3,10 +3,14 @@
 
 Starts llama-server on a free local port, then writes:
 
-  <out>/tokenize.json  token ids (with BOS) for a fixed set of strings,
-                       obtained via POST /tokenize {"add_special": true}
+  <out>/tokenize.json  token ids (with BOS where the model adds one) for a fixed set of
+                       strings, obtained via POST /tokenize {"add_special": true}
   <out>/greedy.json    32-token greedy continuations of fixed prompts,
                        obtained via POST /completion with a token-id prompt
+
+--family picks the model's chat-format strings and checks: `gemma` (Gemma 3 270M, whose long
+prompt must exceed its 512-token sliding window) or `smollm2` (SmolLM2-135M-Instruct, ChatML
+turns, no BOS).
 
 Every tokenization is checked to round-trip through POST /detokenize, and the
 greedy requests are run twice to check that they are deterministic.
@@ -86,8 +90,6 @@ TOKENIZE_CASES: list[str] = [
     # degenerate inputs
     "",
     " ",
-    # Gemma chat template with special tokens
-    "<start_of_turn>user\nHello<end_of_turn>\n<start_of_turn>model\n",
     # numbers, URL, e-mail
     "3.14159 1,000,000 0x1F",
     "Visit https://example.com/path?query=1&lang=vi#section or mail support@nextflow.vn",
@@ -164,6 +166,29 @@ def long_meeting_notes() -> str:
     return "\n".join(lines)
 
 
+# Turn markers of each family's chat format, tokenized as special tokens.
+CHAT_TOKENIZE_CASE = {
+    "gemma": "<start_of_turn>user\nHello<end_of_turn>\n<start_of_turn>model\n",
+    "smollm2": "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n",
+}
+
+# A CRM question in each family's chat format, as its template renders it.
+CHAT_GREEDY_CASE = {
+    "gemma": (
+        "<start_of_turn>user\nWhat is a CRM system? Answer in one sentence.<end_of_turn>\n"
+        "<start_of_turn>model\n"
+    ),
+    "smollm2": (
+        "<|im_start|>system\nYou are a CRM assistant.<|im_end|>\n"
+        "<|im_start|>user\nWhat is a CRM system? Answer in one sentence.<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    ),
+}
+
+# End-of-generation token ids of each family (end of sequence, end of turn): `ignore_eos`
+# keeps llama.cpp from choosing them, so they are left out of the recorded top two.
+EOG_IDS = {"gemma": {1, 106}, "smollm2": {0, 2}}
+
 GREEDY_CASES: list[tuple[str, str]] = [
     ("english_short", "The three primary colors are"),
     (
@@ -171,11 +196,7 @@ GREEDY_CASES: list[tuple[str, str]] = [
         "Xin chào! Tôi là trợ lý ảo của NextFlow CRM. Hôm nay tôi có thể giúp gì cho bạn?",
     ),
     ("rust_code", "/// Returns the n-th Fibonacci number.\nfn fibonacci(n: u64) -> u64 {\n"),
-    (
-        "chat_template",
-        "<start_of_turn>user\nWhat is a CRM system? Answer in one sentence.<end_of_turn>\n"
-        "<start_of_turn>model\n",
-    ),
+    ("chat_template", ""),  # filled per family from CHAT_GREEDY_CASE
     ("long_meeting_notes", long_meeting_notes()),
 ]
 
@@ -263,24 +284,25 @@ def detokenize(server: Server, ids: list[int]) -> str:
     return server.post("/detokenize", {"tokens": ids})["content"]
 
 
-def make_tokenize_cases(server: Server) -> list[dict]:
+def make_tokenize_cases(server: Server, family: str) -> list[dict]:
     bos = tokenize(server, "")
-    if len(bos) != 1:
-        raise RuntimeError(f"expected the empty string to tokenize to [BOS], got {bos}")
-    bos_id = bos[0]
+    if len(bos) > 1:
+        raise RuntimeError(f"expected the empty string to tokenize to [BOS] or [], got {bos}")
     cases = []
-    for text in TOKENIZE_CASES:
+    texts = TOKENIZE_CASES[:]
+    texts.insert(texts.index("3.14159 1,000,000 0x1F"), CHAT_TOKENIZE_CASE[family])
+    for text in texts:
         ids = tokenize(server, text)
-        if not ids or ids[0] != bos_id:
+        if ids[: len(bos)] != bos:
             raise RuntimeError(f"missing BOS for {text!r}: {ids}")
-        back = detokenize(server, ids[1:])
+        back = detokenize(server, ids[len(bos) :])
         if back != text:
             raise RuntimeError(f"/detokenize does not round-trip {text!r}: got {back!r}")
         cases.append({"text": text, "ids": ids})
     return cases
 
 
-def greedy(server: Server, prompt_ids: list[int]) -> dict:
+def greedy(server: Server, prompt_ids: list[int], eog: set[int]) -> dict:
     body = {
         "prompt": prompt_ids,
         "n_predict": N_PREDICT,
@@ -290,9 +312,10 @@ def greedy(server: Server, prompt_ids: list[int]) -> dict:
         "cache_prompt": False,
         "return_tokens": True,
         "samplers": ["top_k"],
-        # Top-2 log-probabilities (softmax of the raw logits) to record how close
-        # each greedy choice was; they do not influence sampling.
-        "n_probs": 2,
+        # Top log-probabilities (softmax of the raw logits) to record how close each greedy
+        # choice was; they do not influence sampling. Four, so that two remain when the
+        # end-of-generation tokens, which `ignore_eos` keeps from being chosen, are left out.
+        "n_probs": 4,
     }
     res = server.post("/completion", body)
     tokens = res.get("tokens")
@@ -305,20 +328,32 @@ def greedy(server: Server, prompt_ids: list[int]) -> dict:
     if res.get("truncated"):
         raise RuntimeError("server reports the context was truncated")
     probs = res.get("completion_probabilities", res.get("probs"))
-    if not isinstance(probs, list) or len(probs) != N_PREDICT:
-        raise RuntimeError(f"expected {N_PREDICT} probability entries, got {probs!r}")
+    if not isinstance(probs, list) or not probs:
+        raise RuntimeError(f"expected probability entries, got {probs!r}")
+    # The server reports one entry per piece of text it streams, so a token that ends inside
+    # a UTF-8 character has no entry of its own: its margin is recorded as null.
+    entries = iter(probs)
+    entry = next(entries, None)
     margins = []
-    for tok, entry in zip(tokens, probs):
-        top = entry["top_logprobs"]
-        if entry["id"] != tok or top[0]["id"] != tok:
-            raise RuntimeError(f"greedy token {tok} is not the top-1 candidate: {entry!r}")
+    for tok in tokens:
+        if entry is None or entry["id"] != tok:
+            margins.append(None)
+            continue
+        top = [t for t in entry["top_logprobs"] if t["id"] not in eog]
+        entry = next(entries, None)
+        if len(top) < 2 or top[0]["id"] != tok:
+            raise RuntimeError(f"greedy token {tok} is not the top-1 candidate: {top!r}")
         margins.append(round(top[0]["logprob"] - top[1]["logprob"], 4))
+    if entry is not None:
+        raise RuntimeError(f"probability entries left over: {entry!r}")
     return {"ids": tokens, "text": res["content"], "margins": margins}
 
 
-def make_greedy_cases(server: Server) -> list[dict]:
+def make_greedy_cases(server: Server, family: str) -> list[dict]:
     cases = []
     for name, prompt in GREEDY_CASES:
+        if name == "chat_template":
+            prompt = CHAT_GREEDY_CASE[family]
         prompt_ids = tokenize(server, prompt)
         if name == "long_meeting_notes" and len(prompt_ids) <= LONG_PROMPT_MIN_TOKENS:
             raise RuntimeError(
@@ -326,10 +361,10 @@ def make_greedy_cases(server: Server) -> list[dict]:
             )
         if len(prompt_ids) + N_PREDICT > CTX:
             raise RuntimeError(f"prompt {name} does not fit in the {CTX}-token context")
-        out = greedy(server, prompt_ids)
+        out = greedy(server, prompt_ids, EOG_IDS[family])
         print(
             f"  {name}: {len(prompt_ids)} prompt tokens -> {out['text']!r} "
-            f"(smallest top-2 margin {min(out['margins']):.4f})",
+            f"(smallest top-2 margin {min(m for m in out['margins'] if m is not None):.4f})",
             file=sys.stderr,
         )
         cases.append(
@@ -344,13 +379,13 @@ def make_greedy_cases(server: Server) -> list[dict]:
         )
     # Determinism check: a second pass must produce identical ids.
     for case in cases:
-        again = greedy(server, case["prompt_ids"])
+        again = greedy(server, case["prompt_ids"], EOG_IDS[family])
         if again["ids"] != case["completion_ids"]:
             raise RuntimeError(
                 f"non-deterministic greedy output for {case['name']}: "
                 f"{case['completion_ids']} vs {again['ids']}"
             )
-    if not any(len(c["prompt_ids"]) > SLIDING_WINDOW for c in cases):
+    if family == "gemma" and not any(len(c["prompt_ids"]) > SLIDING_WINDOW for c in cases):
         raise RuntimeError("no greedy prompt exceeds the sliding window")
     return cases
 
@@ -373,7 +408,7 @@ def to_json(value, indent: int = 0) -> str:
         ]
         return "{\n" + ",\n".join(items) + "\n" + pad + "}"
     if isinstance(value, list):
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        if all(v is None or isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             return "[" + ", ".join(json.dumps(v) for v in value) + "]"
         items = [inner + to_json(v, indent + 1) for v in value]
         return "[\n" + ",\n".join(items) + "\n" + pad + "]"
@@ -401,6 +436,12 @@ def main() -> int:
     ap.add_argument("--model", required=True, type=Path, help="path to the GGUF model")
     ap.add_argument("--out", required=True, type=Path, help="output directory")
     ap.add_argument("--server", type=Path, default=DEFAULT_SERVER, help="llama-server binary")
+    ap.add_argument(
+        "--family",
+        choices=sorted(CHAT_GREEDY_CASE),
+        default="gemma",
+        help="chat-format strings and checks of the model's family (default: gemma)",
+    )
     ap.add_argument(
         "--llama-cpp-version",
         default=None,
@@ -435,9 +476,9 @@ def main() -> int:
         print(f"starting llama-server on port {server.port} (log: {log_path})", file=sys.stderr)
         server.wait_ready()
         print("tokenizing", file=sys.stderr)
-        tok_cases = make_tokenize_cases(server)
+        tok_cases = make_tokenize_cases(server, args.family)
         print("greedy decoding", file=sys.stderr)
-        greedy_cases = make_greedy_cases(server)
+        greedy_cases = make_greedy_cases(server, args.family)
     finally:
         server.stop()
 

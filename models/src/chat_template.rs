@@ -61,6 +61,10 @@ pub struct ChatTemplate {
     bos_token: String,
     eos_token: String,
     supports_tool: bool,
+    /// Set for a model without a template: why rendering fails.
+    missing: Option<String>,
+    /// Whether a leading BOS string is removed (the tokenizer adds its own BOS).
+    strip_bos: bool,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -69,6 +73,7 @@ impl std::fmt::Debug for ChatTemplate {
             .field("bos_token", &self.bos_token)
             .field("eos_token", &self.eos_token)
             .field("supports_tool", &self.supports_tool)
+            .field("missing", &self.missing.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -93,7 +98,40 @@ impl ChatTemplate {
             bos_token: bos_token.to_string(),
             eos_token: eos_token.to_string(),
             supports_tool: src.contains("'tool'") || src.contains("\"tool\""),
+            missing: None,
+            strip_bos: true,
         })
+    }
+
+    /// Keeps a leading BOS string in rendered prompts: for tokenizers that add no BOS of their
+    /// own (SmolLM2's BOS id is `<|im_start|>`, which its template writes as the start of the
+    /// first turn).
+    pub fn keep_leading_bos(mut self) -> Self {
+        self.strip_bos = false;
+        self
+    }
+
+    /// The template of a model whose file carries none (a base model, such as Gemma 3 270M's
+    /// GGUF): rendering fails with a message that says so and what to do instead, so chat
+    /// requests get a clear error while plain completions still run.
+    pub fn missing(model: &str) -> Self {
+        Self {
+            env: Environment::new(),
+            bos_token: String::new(),
+            eos_token: String::new(),
+            supports_tool: false,
+            strip_bos: false,
+            missing: Some(format!(
+                "the model file {model} has no chat template (`tokenizer.chat_template`); it is \
+                 probably a base model: use /v1/completions, or give the model a `chat_template` \
+                 in the configuration"
+            )),
+        }
+    }
+
+    /// Whether the model brought (or was given) a template; `false` for [`Self::missing`].
+    pub fn is_available(&self) -> bool {
+        self.missing.is_none()
     }
 
     /// The builtin Gemma template.
@@ -124,6 +162,9 @@ impl ChatTemplate {
     /// Renders `messages` into a prompt; with `add_generation_prompt`, the prompt ends where the
     /// assistant's reply starts. A leading BOS string is removed (see the module docs).
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        if let Some(why) = &self.missing {
+            return Err(ModelError::Template(why.clone()));
+        }
         for m in messages {
             let ok = matches!(m.role.as_str(), "system" | "user" | "assistant")
                 || (m.role == "tool" && self.supports_tool);
@@ -144,7 +185,7 @@ impl ChatTemplate {
         };
         let out = template.render(ctx).map_err(template_err)?;
         match out.strip_prefix(self.bos_token.as_str()) {
-            Some(rest) if !self.bos_token.is_empty() => Ok(rest.to_string()),
+            Some(rest) if self.strip_bos && !self.bos_token.is_empty() => Ok(rest.to_string()),
             _ => Ok(out),
         }
     }

@@ -42,8 +42,14 @@ impl GgufFile {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| ModelError::io(path, e))?;
         let mut reader = BufReader::with_capacity(1 << 20, file);
-        let content = Content::read(&mut reader)
-            .map_err(|e| ModelError::Format(format!("{}: {e}", path.display())))?;
+        let content = match Content::read(&mut reader) {
+            Ok(content) => content,
+            Err(e) => {
+                // A tensor type candle does not know fails the parse; name it if that is why.
+                crate::memory::check_tensor_types(path)?;
+                return Err(ModelError::Format(format!("{}: {e}", path.display())));
+            }
+        };
         Ok(Self {
             path: path.to_path_buf(),
             content,

@@ -2,6 +2,11 @@
 //!
 //! Everything here is synchronous and free of HTTP: the engines in `nfai-inference` drive these
 //! types from their own OS threads.
+//!
+//! Every `unsafe` block (SIMD kernels, memory maps, pointers shared by the compute pool) says
+//! why it is sound in a `// SAFETY:` comment; clippy enforces it.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod bert;
 pub mod chat_template;
@@ -10,10 +15,12 @@ pub mod e5;
 pub mod embedder;
 pub mod error;
 pub mod gemma3;
+pub mod ggml_types;
 pub mod gguf;
 pub mod hugepages;
 pub mod kernels;
 pub mod layers;
+pub mod llama;
 pub mod lm;
 pub mod loader;
 pub mod memory;
@@ -27,6 +34,7 @@ pub use embedder::{EmbedderFormat, InputKind, TextEmbedder, load_embedder};
 pub use error::{ModelError, Result};
 pub use gemma3::Gemma3;
 pub use gguf::GgufFile;
+pub use llama::Llama;
 pub use lm::{BatchEntry, CausalLm, LmInfo, SeqKvCache};
 pub use loader::{LoadedLm, load_gguf_lm};
 pub use tokenizer::TextTokenizer;

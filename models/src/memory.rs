@@ -51,6 +51,7 @@ pub fn estimate_gguf(
     let header = scan(&mut r).map_err(|e| match e {
         ScanError::Io(e) => ModelError::io(path, e),
         ScanError::Format(m) => ModelError::Format(format!("{}: {m}", path.display())),
+        ScanError::Unsupported(m) => ModelError::Unsupported(format!("{}: {m}", path.display())),
     })?;
     let arch = header
         .str("general.architecture")
@@ -117,6 +118,21 @@ fn window_layers(header: &Header, arch: &str, layers: u64) -> Option<(u64, u64)>
     Some((w, local))
 }
 
+/// Reads the header of the GGUF file at `path` and fails, naming the tensor and its type, when
+/// a tensor has a type nfai cannot run (see [`crate::ggml_types`]).
+pub fn check_tensor_types(path: &Path) -> Result<()> {
+    let file = File::open(path).map_err(|e| ModelError::io(path, e))?;
+    let mut r = BufReader::with_capacity(1 << 16, file);
+    match scan(&mut r) {
+        Ok(_) => Ok(()),
+        Err(ScanError::Io(e)) => Err(ModelError::io(path, e)),
+        Err(ScanError::Format(m)) => Err(ModelError::Format(format!("{}: {m}", path.display()))),
+        Err(ScanError::Unsupported(m)) => {
+            Err(ModelError::Unsupported(format!("{}: {m}", path.display())))
+        }
+    }
+}
+
 /// Estimates the bytes of a BERT-family folder: its safetensors files plus overhead.
 pub fn estimate_bert(dir: &Path) -> Result<u64> {
     let mut weights = 0;
@@ -136,6 +152,8 @@ pub fn estimate_bert(dir: &Path) -> Result<u64> {
 enum ScanError {
     Io(std::io::Error),
     Format(String),
+    /// A tensor of a type nfai cannot run.
+    Unsupported(String),
 }
 
 impl From<std::io::Error> for ScanError {
@@ -242,27 +260,6 @@ fn read_n<R: Read, const N: usize>(r: &mut R) -> std::io::Result<[u8; N]> {
     Ok(b)
 }
 
-/// (elements per block, bytes per block) of a ggml tensor type.
-fn block_layout(ty: u32) -> Option<(u64, u64)> {
-    Some(match ty {
-        0 => (1, 4),
-        1 | 30 => (1, 2),
-        2 => (32, 18),
-        3 => (32, 20),
-        6 => (32, 22),
-        7 => (32, 24),
-        8 => (32, 34),
-        9 => (32, 36),
-        10 => (256, 84),
-        11 => (256, 110),
-        12 => (256, 144),
-        13 => (256, 176),
-        14 => (256, 210),
-        15 => (256, 292),
-        _ => return None,
-    })
-}
-
 /// Reads the header; skips with `seek_relative`, which keeps the read buffer (a plain seek
 /// would drop it for each of the vocabulary's strings).
 fn scan(r: &mut BufReader<File>) -> Result<Header, ScanError> {
@@ -293,8 +290,8 @@ fn scan(r: &mut BufReader<File>) -> Result<Header, ScanError> {
         }
         let ty = u32_of(r)?;
         let _offset = u64_of(r)?;
-        let (block, size) = block_layout(ty)
-            .ok_or_else(|| ScanError::Format(format!("tensor {name}: unknown type {ty}")))?;
+        let (block, size) = crate::ggml_types::block_layout(ty)
+            .ok_or_else(|| ScanError::Unsupported(crate::ggml_types::unsupported(&name, ty)))?;
         tensor_bytes += elems / block * size;
     }
     Ok(Header { meta, tensor_bytes })

@@ -1,9 +1,11 @@
-//! Synthetic GGUF models: Gemma-3-architecture files with the dimensions of real models (a
-//! Llama-3-8B-shaped one at Q4_K is 4.5 GB) and random weights, streamed to disk block by block.
+//! Synthetic GGUF models: files of one of the architectures nfai runs (Gemma 3, Llama, Qwen2,
+//! Qwen3; see [`SynthArch`]) with the dimensions of real models (a Llama-3-8B-shaped one at Q4_K
+//! is 4.5 GB) or tiny ones, and random weights, streamed to disk block by block.
 //!
 //! They exist to measure loading, memory budgets, eviction and decode speed at realistic sizes
-//! on machines that cannot download models; their output is noise, so correctness tests use the
-//! real small models. The weights are random quantized blocks with scales chosen so activations
+//! on machines that cannot download models, and (tiny shapes) to compare each architecture's
+//! logits with llama.cpp's on the same file; their output is noise, so greedy-decoding tests
+//! use the real small models. The weights are random quantized blocks with scales chosen so activations
 //! stay finite through every layer; the vocabulary is SentencePiece-style (specials, the 256 byte
 //! tokens, then unused fillers), so any text tokenizes.
 
@@ -14,9 +16,34 @@ use candle_core::quantized::GgmlDType;
 
 use crate::{ModelError, Result};
 
+/// The architecture a synthetic file declares, which decides its tensors and metadata keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SynthArch {
+    /// Sandwich norms, per-head Q/K norms, a sliding window (`gemma3`).
+    Gemma3,
+    /// Pre-norm attention and SwiGLU (`llama`).
+    Llama,
+    /// Llama with Q/K/V biases (`qwen2`).
+    Qwen2,
+    /// Llama with per-head Q/K norms (`qwen3`).
+    Qwen3,
+}
+
+impl SynthArch {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gemma3 => "gemma3",
+            Self::Llama => "llama",
+            Self::Qwen2 => "qwen2",
+            Self::Qwen3 => "qwen3",
+        }
+    }
+}
+
 /// The dimensions of a synthetic decoder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SynthShape {
+    pub arch: SynthArch,
     pub hidden: usize,
     pub layers: usize,
     pub heads: usize,
@@ -30,9 +57,12 @@ pub struct SynthShape {
 }
 
 impl SynthShape {
-    /// Preset shapes by name: `llama3-8b`, `llama3-3b`, `gemma3-1b`, `gemma3-270m`.
+    /// Preset shapes by name: `llama3-8b`, `llama3-3b`, `gemma3-1b`, `gemma3-270m` (Gemma 3
+    /// files of those dimensions), `llama3-8b-llama` and `smollm2-135m` (Llama files), and the
+    /// tiny `llama-tiny`, `qwen2-tiny`, `qwen3-tiny` (a few hundred kilobytes, for tests).
     pub fn preset(name: &str) -> Option<Self> {
         let s = |hidden, layers, heads, kv_heads, head_dim, ffn, vocab, untied| SynthShape {
+            arch: SynthArch::Gemma3,
             hidden,
             layers,
             heads,
@@ -48,12 +78,38 @@ impl SynthShape {
             "llama3-3b" => s(3072, 28, 24, 8, 128, 8192, 128_256, false),
             "gemma3-1b" => s(1152, 26, 4, 1, 256, 6912, 262_144, false),
             "gemma3-270m" => s(640, 18, 4, 1, 256, 2048, 262_144, false),
+            "llama3-8b-llama" => Self {
+                arch: SynthArch::Llama,
+                ..s(4096, 32, 32, 8, 128, 14336, 128_256, true)
+            },
+            "smollm2-135m" => Self {
+                arch: SynthArch::Llama,
+                ..s(576, 30, 9, 3, 64, 1536, 49_152, false)
+            },
+            "llama-tiny" | "qwen2-tiny" | "qwen3-tiny" => Self {
+                arch: match name {
+                    "llama-tiny" => SynthArch::Llama,
+                    "qwen2-tiny" => SynthArch::Qwen2,
+                    _ => SynthArch::Qwen3,
+                },
+                context: 512,
+                ..s(128, 2, 4, 2, 32, 256, 512, name == "llama-tiny")
+            },
             _ => return None,
         })
     }
 
-    pub const PRESETS: &'static [&'static str] =
-        &["llama3-8b", "llama3-3b", "gemma3-1b", "gemma3-270m"];
+    pub const PRESETS: &'static [&'static str] = &[
+        "llama3-8b",
+        "llama3-3b",
+        "gemma3-1b",
+        "gemma3-270m",
+        "llama3-8b-llama",
+        "smollm2-135m",
+        "llama-tiny",
+        "qwen2-tiny",
+        "qwen3-tiny",
+    ];
 
     /// Every tensor: name, GGUF dimensions (columns first) and type.
     /// A matrix whose rows do not split into `dtype`'s blocks (640-wide rows and the 256-value
@@ -66,6 +122,8 @@ impl SynthShape {
         );
         let f32 = GgmlDType::F32;
         let mut t = vec![("token_embd.weight".to_string(), vec![h, self.vocab], dtype)];
+        let arch = self.arch;
+        let qk_norm = matches!(arch, SynthArch::Gemma3 | SynthArch::Qwen3);
         for i in 0..self.layers {
             let n = |s: &str| format!("blk.{i}.{s}.weight");
             t.extend([
@@ -73,16 +131,34 @@ impl SynthShape {
                 (n("attn_q"), vec![h, qd], dtype),
                 (n("attn_k"), vec![h, kvd], dtype),
                 (n("attn_v"), vec![h, kvd], dtype),
-                (n("attn_q_norm"), vec![self.head_dim], f32),
-                (n("attn_k_norm"), vec![self.head_dim], f32),
-                (n("attn_output"), vec![qd, h], dtype),
-                (n("post_attention_norm"), vec![h], f32),
+            ]);
+            if arch == SynthArch::Qwen2 {
+                let b = |s: &str| format!("blk.{i}.{s}.bias");
+                t.extend([
+                    (b("attn_q"), vec![qd], f32),
+                    (b("attn_k"), vec![kvd], f32),
+                    (b("attn_v"), vec![kvd], f32),
+                ]);
+            }
+            if qk_norm {
+                t.extend([
+                    (n("attn_q_norm"), vec![self.head_dim], f32),
+                    (n("attn_k_norm"), vec![self.head_dim], f32),
+                ]);
+            }
+            t.push((n("attn_output"), vec![qd, h], dtype));
+            if arch == SynthArch::Gemma3 {
+                t.push((n("post_attention_norm"), vec![h], f32));
+            }
+            t.extend([
                 (n("ffn_norm"), vec![h], f32),
                 (n("ffn_gate"), vec![h, self.ffn], dtype),
                 (n("ffn_up"), vec![h, self.ffn], dtype),
                 (n("ffn_down"), vec![self.ffn, h], dtype),
-                (n("post_ffw_norm"), vec![h], f32),
             ]);
+            if arch == SynthArch::Gemma3 {
+                t.push((n("post_ffw_norm"), vec![h], f32));
+            }
         }
         t.push(("output_norm.weight".into(), vec![h], f32));
         if self.untied_output {
@@ -114,6 +190,7 @@ fn tensor_bytes(dims: &[usize], t: GgmlDType) -> u64 {
 pub fn parse_dtype(s: &str) -> Option<GgmlDType> {
     Some(match s.to_ascii_lowercase().as_str() {
         "q4_0" => GgmlDType::Q4_0,
+        "q4_1" => GgmlDType::Q4_1,
         "q8_0" => GgmlDType::Q8_0,
         "q4_k" | "q4_k_m" => GgmlDType::Q4K,
         "q6_k" => GgmlDType::Q6K,
@@ -155,6 +232,12 @@ fn random_block(t: GgmlDType, cols: usize, rng: &mut Rng, out: &mut [u8]) {
         GgmlDType::Q8_0 => out[..2].copy_from_slice(&f16_bytes(std / 74.0)),
         // d, then nibbles 0..15 with 8 subtracted (std ≈ 4.6).
         GgmlDType::Q4_0 => out[..2].copy_from_slice(&f16_bytes(std / 4.6)),
+        // d, m, then nibbles 0..15 (mean 7.5, std ≈ 4.6): m = -7.5·d centres them.
+        GgmlDType::Q4_1 => {
+            let d = std / 4.6;
+            out[..2].copy_from_slice(&f16_bytes(d));
+            out[2..4].copy_from_slice(&f16_bytes(-7.5 * d));
+        }
         // d, dmin, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles. The value is
         // d·sc·q − dmin·m with sc, m ≈ U(0, 63), q ≈ U(0, 15): mean d·31.5·7.5 − dmin·31.5,
         // zero when dmin = 7.5·d; std ≈ d·190.
@@ -252,11 +335,17 @@ fn vocabulary(vocab: usize) -> (Vec<String>, Vec<f32>, Vec<i32>) {
 }
 
 fn metadata(shape: &SynthShape, name: &str) -> Vec<(String, Meta)> {
-    let a = |k: &str| format!("gemma3.{k}");
+    let arch = shape.arch.name();
+    let a = |k: &str| format!("{arch}.{k}");
     let u = |v: usize| Meta::U32(v as u32);
     let (tokens, scores, types) = vocabulary(shape.vocab);
-    vec![
-        ("general.architecture".into(), Meta::Str("gemma3".into())),
+    let (rope_base, eps) = match shape.arch {
+        SynthArch::Gemma3 => (1_000_000.0, 1e-6),
+        SynthArch::Llama => (10_000.0, 1e-5),
+        SynthArch::Qwen2 | SynthArch::Qwen3 => (1_000_000.0, 1e-6),
+    };
+    let mut meta = vec![
+        ("general.architecture".into(), Meta::Str(arch.into())),
         (
             "general.name".into(),
             Meta::Str(format!("synthetic {name}")),
@@ -270,9 +359,8 @@ fn metadata(shape: &SynthShape, name: &str) -> Vec<(String, Meta)> {
         (a("attention.head_count_kv"), u(shape.kv_heads)),
         (a("attention.key_length"), u(shape.head_dim)),
         (a("attention.value_length"), u(shape.head_dim)),
-        (a("attention.layer_norm_rms_epsilon"), Meta::F32(1e-6)),
-        (a("rope.freq_base"), Meta::F32(1_000_000.0)),
-        (a("attention.sliding_window"), u(512)),
+        (a("attention.layer_norm_rms_epsilon"), Meta::F32(eps)),
+        (a("rope.freq_base"), Meta::F32(rope_base)),
         ("tokenizer.ggml.model".into(), Meta::Str("llama".into())),
         ("tokenizer.ggml.pre".into(), Meta::Str("default".into())),
         ("tokenizer.ggml.tokens".into(), Meta::Strs(tokens)),
@@ -284,7 +372,11 @@ fn metadata(shape: &SynthShape, name: &str) -> Vec<(String, Meta)> {
         ("tokenizer.ggml.padding_token_id".into(), Meta::U32(0)),
         ("tokenizer.ggml.add_bos_token".into(), Meta::Bool(true)),
         ("tokenizer.ggml.add_space_prefix".into(), Meta::Bool(false)),
-    ]
+    ];
+    if shape.arch == SynthArch::Gemma3 {
+        meta.push((a("attention.sliding_window"), u(512)));
+    }
+    meta
 }
 
 const ALIGN: usize = 32;
@@ -360,12 +452,18 @@ pub fn write_synthetic(
     let mut written = 0u64;
     let mut rng = Rng(seed);
     let mut block = Vec::new();
-    for (_, dims, t) in &tensors {
+    for (tname, dims, t) in &tensors {
         let bytes = tensor_bytes(dims, *t);
         if *t == GgmlDType::F32 {
-            // Norm weights near 1 (GGUF files hold Gemma's norms with the 1 already added).
+            // Norm weights near 1 (GGUF files hold Gemma's norms with the 1 already added),
+            // biases near 0.
+            let (centre, spread) = if tname.ends_with(".bias") {
+                (0.0, 0.2)
+            } else {
+                (1.0, 0.05)
+            };
             for _ in 0..dims[0] {
-                let x = 1.0 + 0.05 * ((rng.next() % 1000) as f32 / 1000.0 - 0.5);
+                let x = centre + spread * ((rng.next() % 1000) as f32 / 1000.0 - 0.5);
                 w.write_all(&x.to_le_bytes()).map_err(io)?;
             }
         } else {

@@ -174,7 +174,15 @@ impl Block {
             let q_e = q.narrow(1, span.offset, span.len)?;
             outs.push(if cpu && span.len < GGML_FA_TILE_Q {
                 let q_e = round_to_f16(&q_e)?;
-                ggml_attention(&q_e, &k_all, &v_all, span.past, key_offset, self.window)?
+                ggml_attention(
+                    &q_e,
+                    &k_all,
+                    &v_all,
+                    span.past,
+                    key_offset,
+                    self.window,
+                    1.0,
+                )?
             } else {
                 let (k_all, v_all) = (k_all.to_dtype(q.dtype())?, v_all.to_dtype(q.dtype())?);
                 attention(

@@ -142,7 +142,7 @@ impl Gemma3 {
 }
 
 /// End-of-generation ids from the tokenizer metadata; none when the file has no vocabulary.
-fn model_eos_ids(g: &GgufFile) -> Result<Vec<u32>> {
+pub(crate) fn model_eos_ids(g: &GgufFile) -> Result<Vec<u32>> {
     if g.get("tokenizer.ggml.tokens").is_none() {
         return Ok(g
             .opt_u32("tokenizer.ggml.eos_token_id")?

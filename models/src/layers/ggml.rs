@@ -131,10 +131,12 @@ impl candle_core::CustomOp1 for GgmlRmsNorm<'_> {
     }
 }
 
-/// NeoX RoPE of `x` (`[heads, tokens, dim]`, contiguous f32 on the CPU) with `cos`/`sin` rows
+/// RoPE of `x` (`[heads, tokens, dim]`, contiguous f32 on the CPU) with `cos`/`sin` rows
 /// (`[tokens, dim/2]`), computed as ggml's CPU build computes it: `x0·cos − x1·sin` and
 /// `x0·sin + x1·cos`, each with its first product fused into the addition (GCC contracts them).
-pub(crate) fn ggml_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+/// NeoX style (`neox`) pairs value `i` with `i + dim/2`; the original (GPT-J, Llama) style pairs
+/// `2i` with `2i + 1`.
+pub(crate) fn ggml_rope(x: &Tensor, cos: &Tensor, sin: &Tensor, neox: bool) -> Result<Tensor> {
     let (_, tokens, dim) = x.dims3()?;
     let half = dim / 2;
     if cos.dims() != [tokens, half] || sin.dims() != [tokens, half] {
@@ -151,11 +153,18 @@ pub(crate) fn ggml_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor
         let src = &xs[r * dim..(r + 1) * dim];
         let t = r % tokens;
         let (c, s) = (&cs[t * half..(t + 1) * half], &ss[t * half..(t + 1) * half]);
-        let (lo, hi) = dst.split_at_mut(half);
-        for i in 0..half {
-            let (x0, x1) = (src[i], src[i + half]);
-            lo[i] = x0.mul_add(c[i], -(x1 * s[i]));
-            hi[i] = x0.mul_add(s[i], x1 * c[i]);
+        let rotate = |x0: f32, x1: f32, i: usize| {
+            (x0.mul_add(c[i], -(x1 * s[i])), x0.mul_add(s[i], x1 * c[i]))
+        };
+        if neox {
+            let (lo, hi) = dst.split_at_mut(half);
+            for i in 0..half {
+                (lo[i], hi[i]) = rotate(src[i], src[i + half], i);
+            }
+        } else {
+            for i in 0..half {
+                (dst[2 * i], dst[2 * i + 1]) = rotate(src[2 * i], src[2 * i + 1], i);
+            }
         }
     });
     Ok(Tensor::from_vec(out, x.shape(), x.device())?)

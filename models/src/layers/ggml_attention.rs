@@ -99,13 +99,13 @@ fn round_f16(y: &mut [f32]) {
 
 /// One query row over the keys `keys` of one KV head (`k`, `v`: `[n_keys, dim]`), written to
 /// `out` (`dim` long).
-fn row(q: &[f32], k: &[f32], v: &[f32], keys: std::ops::Range<usize>, out: &mut [f32]) {
+fn row(q: &[f32], k: &[f32], v: &[f32], keys: std::ops::Range<usize>, scale: f32, out: &mut [f32]) {
     let dim = q.len();
     let mut sum = 0f32;
     let mut max = f32::NEG_INFINITY;
     out.fill(0.0);
     for j in keys {
-        let s = dot_f16(&k[j * dim..(j + 1) * dim], q);
+        let s = dot_f16(&k[j * dim..(j + 1) * dim], q) * scale;
         let (mut ms, mut vs) = (1f32, 1f32);
         if s > max {
             ms = (max - s).exp();
@@ -124,7 +124,8 @@ fn row(q: &[f32], k: &[f32], v: &[f32], keys: std::ops::Range<usize>, out: &mut 
 }
 
 /// Grouped-query attention of one sequence as ggml computes it for short query chunks. `q`
-/// `[heads, queries, dim]` (already scaled and rounded to f16) at positions `query_start..`;
+/// `[heads, queries, dim]` (rounded to f16) at positions `query_start..`, each score `q · k`
+/// multiplied by `scale` in f32 (1 for queries scaled beforehand, as Gemma's are);
 /// `k`, `v` `[kv_heads, keys, dim]` (f16, or f32 rounded to f16) holding positions
 /// `key_offset..`; with a sliding `window`, a key is visible when `key + window > query`. CPU
 /// tensors only.
@@ -135,6 +136,7 @@ pub fn ggml_attention(
     query_start: usize,
     key_offset: usize,
     window: Option<usize>,
+    scale: f32,
 ) -> Result<Tensor> {
     let (heads, queries, dim) = q.dims3()?;
     let (kv_heads, n_keys, _) = k.dims3()?;
@@ -161,6 +163,7 @@ pub fn ggml_attention(
             &ks[kh * slab..(kh + 1) * slab],
             &vs[kh * slab..(kh + 1) * slab],
             keys,
+            scale,
             dst,
         );
     });
@@ -202,7 +205,7 @@ mod tests {
             let k = rounded((2, keys, 64), seed + 100)?;
             let v = rounded((2, keys, 64), seed + 200)?;
             let start = keys - queries;
-            let a = ggml_attention(&q, &k, &v, start, 0, window)?;
+            let a = ggml_attention(&q, &k, &v, start, 0, window, 1.0)?;
             let b = naive_attention(&q, &k, &v, start, window, 1.0)?;
             let diff = (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
             assert!(diff < 4e-3, "queries {queries} window {window:?}: {diff}");

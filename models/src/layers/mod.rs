@@ -11,6 +11,8 @@
 pub mod attention;
 pub mod ggml;
 pub mod ggml_attention;
+pub mod ggml_flash_tiled;
+pub mod ggml_silu;
 
 use std::sync::Arc;
 
@@ -20,6 +22,8 @@ use candle_core::{DType, Device, Module, Tensor};
 pub use attention::{BatchLayout, Span, attention, attention_mask};
 pub use ggml::{gelu_tanh, round_to_f16};
 pub use ggml_attention::{GGML_FA_TILE_Q, ggml_attention};
+pub use ggml_flash_tiled::ggml_attention_tiled;
+pub use ggml_silu::swiglu;
 
 use crate::gguf::GgufFile;
 use crate::kernels::{QMatrix, RowOrder};
@@ -176,19 +180,41 @@ impl RopeTable {
         positions: usize,
         device: &Device,
     ) -> Result<Arc<Self>> {
+        Self::with_factors(base, freq_scale, None, dim, positions, device)
+    }
+
+    /// [`Self::new`] with each frequency `i` divided by `factors[i]` (Llama 3's RoPE scaling,
+    /// stored in GGUF files as the `rope_freqs.weight` tensor, `dim/2` values).
+    pub fn with_factors(
+        base: f32,
+        freq_scale: f32,
+        factors: Option<&[f32]>,
+        dim: usize,
+        positions: usize,
+        device: &Device,
+    ) -> Result<Arc<Self>> {
         if dim == 0 || !dim.is_multiple_of(2) {
             return Err(ModelError::Format(format!(
                 "RoPE dimension {dim} must be even"
             )));
         }
         let half = dim / 2;
+        if let Some(f) = factors
+            && f.len() != half
+        {
+            return Err(ModelError::Format(format!(
+                "{} RoPE frequency factors for {half} frequencies",
+                f.len()
+            )));
+        }
         let theta_scale = base.powf(-2.0 / dim as f32);
         let mut cos = Vec::with_capacity(positions * half);
         let mut sin = Vec::with_capacity(positions * half);
         for p in 0..positions {
             let mut theta = p as f32;
-            for _ in 0..half {
-                let (s, c) = (freq_scale * theta).sin_cos();
+            for i in 0..half {
+                let extrap = factors.map_or(theta, |f| theta / f[i]);
+                let (s, c) = (freq_scale * extrap).sin_cos();
                 cos.push(c);
                 sin.push(s);
                 theta *= theta_scale;
@@ -222,10 +248,20 @@ impl RopeTable {
 /// from [`RopeTable::rows`]; on the CPU as ggml computes it ([`ggml::ggml_rope`]).
 pub fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == DType::F32 && x.rank() == 3 {
-        return ggml::ggml_rope(&x.contiguous()?, cos, sin);
+        return ggml::ggml_rope(&x.contiguous()?, cos, sin, true);
     }
     let x = x.contiguous()?.unsqueeze(0)?;
     Ok(candle_nn::rotary_emb::rope(&x, cos, sin)?.squeeze(0)?)
+}
+
+/// Rotates `x` (`[heads, tokens, dim]`) in the original style (adjacent pairs), as Llama's
+/// GGUF weights expect; on the CPU as ggml computes it ([`ggml::ggml_rope`]).
+pub fn apply_rope_pairs(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 && x.rank() == 3 {
+        return ggml::ggml_rope(&x.contiguous()?, cos, sin, false);
+    }
+    let x = x.contiguous()?.unsqueeze(0)?;
+    Ok(candle_nn::rotary_emb::rope_i(&x, cos, sin)?.squeeze(0)?)
 }
 
 #[cfg(test)]

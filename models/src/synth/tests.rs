@@ -6,6 +6,7 @@ use crate::lm::BatchEntry;
 
 fn small() -> SynthShape {
     SynthShape {
+        arch: SynthArch::Gemma3,
         hidden: 256,
         layers: 2,
         heads: 4,
@@ -139,4 +140,38 @@ fn rows_that_fill_no_block_are_refused() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("blocks"), "{err}");
+}
+
+/// Every tiny Llama-family preset writes a file that the loader runs: finite logits for a
+/// prompt, the declared architecture, and its own tensors (Qwen2 biases, Qwen3 Q/K norms).
+#[test]
+fn tiny_llama_family_presets_load_and_run() -> Result<()> {
+    for (name, arch) in [
+        ("llama-tiny", "llama"),
+        ("qwen2-tiny", "qwen2"),
+        ("qwen3-tiny", "qwen3"),
+    ] {
+        let shape = SynthShape::preset(name).ok_or_else(|| ModelError::Input(name.into()))?;
+        assert_eq!(shape.arch.name(), arch);
+        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_1, GgmlDType::Q4_0] {
+            let (_dir, path, size) = write(&shape, dtype, 3);
+            assert_eq!(size, std::fs::metadata(&path).unwrap().len());
+            let g = crate::GgufFile::open(&path)?;
+            assert_eq!(g.has_tensor("blk.0.attn_q.bias"), arch == "qwen2");
+            assert_eq!(g.has_tensor("blk.1.attn_k_norm.weight"), arch == "qwen3");
+            assert!(!g.has_tensor("blk.0.post_ffw_norm.weight"));
+            let lm = crate::load_gguf_lm(&path, &Device::Cpu, 64, None)?;
+            assert_eq!(lm.model.info().architecture, arch);
+            let ids = lm.tokenizer.encode("abc abc", true)?;
+            let mut cache = lm.model.new_cache();
+            let logits = lm.model.forward(&mut [BatchEntry {
+                tokens: &ids,
+                cache: &mut cache,
+            }])?;
+            let v = logits.flatten_all()?.to_vec1::<f32>()?;
+            assert_eq!(v.len(), shape.vocab);
+            assert!(v.iter().all(|x| x.is_finite()), "{name} {dtype:?}");
+        }
+    }
+    Ok(())
 }

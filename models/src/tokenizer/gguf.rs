@@ -379,6 +379,15 @@ fn byte_level_regex(pre: &str) -> &'static str {
     }
 }
 
+/// Whether llama.cpp splits every digit into its own piece before the main regex for this
+/// `tokenizer.ggml.pre` (SmolLM, StarCoder and their relatives).
+fn splits_digits(pre: &str) -> bool {
+    matches!(
+        pre,
+        "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b"
+    )
+}
+
 fn build_byte_level(gguf: &GgufFile, tokens: &[&str]) -> Result<Tokenizer> {
     let merges = gguf
         .string_array("tokenizer.ggml.merges")?
@@ -395,16 +404,24 @@ fn build_byte_level(gguf: &GgufFile, tokens: &[&str]) -> Result<Tokenizer> {
         .build()
         .map_err(tok_err)?;
     let pre = gguf.opt_string("tokenizer.ggml.pre")?.unwrap_or("default");
-    let split = Split::new(
-        SplitPattern::Regex(byte_level_regex(pre).to_string()),
-        SplitDelimiterBehavior::Isolated,
-        false,
-    )
-    .map_err(tok_err)?;
-    let pre_tokenizer = PreSequence::new(vec![
-        PreTokenizerWrapper::Split(split),
-        PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, false)),
-    ]);
+    let regex = |r: &str| -> Result<PreTokenizerWrapper> {
+        let split = Split::new(
+            SplitPattern::Regex(r.to_string()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .map_err(tok_err)?;
+        Ok(PreTokenizerWrapper::Split(split))
+    };
+    let mut steps = Vec::with_capacity(3);
+    if splits_digits(pre) {
+        steps.push(regex(r"\p{N}")?);
+    }
+    steps.push(regex(byte_level_regex(pre))?);
+    steps.push(PreTokenizerWrapper::ByteLevel(ByteLevel::new(
+        false, true, false,
+    )));
+    let pre_tokenizer = PreSequence::new(steps);
     let mut tokenizer = Tokenizer::new(bpe);
     tokenizer.with_pre_tokenizer(Some(pre_tokenizer));
     tokenizer.with_decoder(Some(ByteLevel::new(false, true, false)));
