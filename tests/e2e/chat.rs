@@ -12,7 +12,7 @@ async fn plain_chat_has_openai_shape() {
     assert!(body["id"].as_str().unwrap().starts_with("chatcmpl-"));
     assert_eq!(body["object"], "chat.completion");
     assert!(body["created"].as_u64().unwrap() > 1_700_000_000);
-    assert_eq!(body["model"], "gemma-3-270m");
+    assert_eq!(body["model"], "smollm2-135m-instruct");
     let choice = &body["choices"][0];
     assert_eq!(choice["index"], 0);
     assert_eq!(choice["message"]["role"], "assistant");
@@ -32,14 +32,14 @@ async fn greedy_is_deterministic_and_aliases_resolve() {
     let s = server();
     let mut req = greedy_chat("Write a short greeting for a customer.", 16);
     let (_, a) = post(s, "/v1/chat/completions", req.clone()).await;
-    req["model"] = json!("gemma3");
+    req["model"] = json!("smollm2");
     let (status, b) = post(s, "/v1/chat/completions", req).await;
     assert_eq!(status, 200, "{b}");
     assert_eq!(
         a["choices"][0]["message"]["content"],
         b["choices"][0]["message"]["content"]
     );
-    assert_eq!(b["model"], "gemma-3-270m");
+    assert_eq!(b["model"], "smollm2-135m-instruct");
 }
 
 #[tokio::test]
@@ -99,7 +99,7 @@ async fn streamed_chat_matches_plain_and_ends_with_usage_and_done() {
     // Without include_usage there is no usage chunk and no usage key.
     let res = client()
         .post(format!("{}/v1/chat/completions", s.base))
-        .json(&json!({"model":"gemma-3-270m","messages":[{"role":"user","content":"Hi"}],"max_tokens":3,"stream":true}))
+        .json(&json!({"model":"smollm2-135m-instruct","messages":[{"role":"user","content":"Hi"}],"max_tokens":3,"stream":true}))
         .send()
         .await
         .unwrap();
@@ -132,7 +132,7 @@ async fn stop_strings_cut_the_text_and_are_not_returned() {
 async fn system_and_multi_turn_conversations_render() {
     let s = server();
     let body = json!({
-        "model": "gemma-3-270m",
+        "model": "smollm2-135m-instruct",
         "messages": [
             {"role": "system", "content": "You are a CRM assistant."},
             {"role": "user", "content": [{"type": "text", "text": "Hello"}]},
@@ -207,7 +207,7 @@ async fn a_bad_request_timeout_header_is_a_400_naming_it() {
         ("/v1/chat/completions", greedy_chat("Hi", 1)),
         (
             "/api/chat",
-            json!({"model": "gemma-3-270m", "messages": []}),
+            json!({"model": "smollm2-135m-instruct", "messages": []}),
         ),
     ] {
         for bad in ["abc", "0", "-1", "inf", "NaN", ""] {

@@ -48,10 +48,10 @@ async fn run(base: &str, chat_model: &str, embed_model: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_ollama_client_works() {
-    run(&server().base, "gemma-3-270m", "all-minilm-l6-v2").await;
+    run(&server().base, "smollm2-135m-instruct", "all-minilm-l6-v2").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_ollama_client_works_through_routes() {
-    run(&routed_server().base, "ollama-gemma", "remote-minilm").await;
+    run(&routed_server().base, "ollama-smollm2", "remote-minilm").await;
 }

@@ -74,7 +74,7 @@ async fn ndjson(path: &str, body: Value) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nfai_answers_in_the_documented_shapes() {
     let opts = json!({ "temperature": 0, "num_predict": 6 });
-    let lines = ndjson("/api/chat", json!({"model": "gemma-3-270m", "messages": [{"role": "user", "content": "why is the sky blue?"}], "options": opts})).await;
+    let lines = ndjson("/api/chat", json!({"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "why is the sky blue?"}], "options": opts})).await;
     assert!(lines.len() >= 2, "{lines:?}");
     for l in &lines[..lines.len() - 1] {
         same_shape(&doc(DOC_CHAT_LINE), l, "chat");
@@ -90,7 +90,7 @@ async fn nfai_answers_in_the_documented_shapes() {
 
     let lines = ndjson(
         "/api/generate",
-        json!({"model": "gemma-3-270m", "prompt": "Why is the sky blue?", "options": opts}),
+        json!({"model": "smollm2-135m-instruct", "prompt": "Why is the sky blue?", "options": opts}),
     )
     .await;
     same_shape(&doc(DOC_GENERATE_LINE), &lines[0], "generate");
@@ -101,7 +101,7 @@ async fn nfai_answers_in_the_documented_shapes() {
     let (status, one) = post_json(
         server(),
         "/api/chat",
-        json!({"model": "gemma-3-270m:latest", "stream": false, "options": opts,
+        json!({"model": "smollm2-135m-instruct:latest", "stream": false, "options": opts,
         "messages": [{"role": "user", "content": "why is the sky blue?"}]}),
     )
     .await;

@@ -11,7 +11,7 @@ use crate::common::*;
 
 fn long_request() -> serde_json::Value {
     json!({
-        "model": "gemma-3-270m",
+        "model": "smollm2-135m-instruct",
         "messages": [{"role": "user", "content": "Tell me a long story."}],
         "max_tokens": 2000, "temperature": 0, "ignore_eos": true, "stream": true
     })
@@ -33,7 +33,12 @@ async fn a_full_queue_answers_429_with_retry_after_at_once() {
     running.next().await.unwrap().unwrap();
     let waiting = client().post(&url).json(&long_request()).send();
     let waiting = tokio::spawn(waiting);
-    let engine = s.state.registry().chat("gemma-3-270m", None).await.unwrap();
+    let engine = s
+        .state
+        .registry()
+        .chat("smollm2-135m-instruct", None)
+        .await
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while engine.engine.stats().waiting.load(Ordering::SeqCst) < 1 {
         assert!(Instant::now() < deadline, "second request never queued");
@@ -79,7 +84,12 @@ async fn a_model_that_is_not_loaded_is_503() {
 async fn a_disconnected_stream_frees_its_sequence() {
     let _guard = small_lock().await;
     let s = small_server();
-    let engine = s.state.registry().chat("gemma-3-270m", None).await.unwrap();
+    let engine = s
+        .state
+        .registry()
+        .chat("smollm2-135m-instruct", None)
+        .await
+        .unwrap();
     let stats = engine.engine.stats();
     // Wait for earlier tests' sequences to leave.
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -17,8 +17,8 @@ pub fn routed_server() -> &'static Server {
         let toml = format!(
             "serve = []\n\
              [[upstreams]]\nname = \"peer\"\nnodes = [\"{peer}\"]\nhealth_path = \"/health\"\nhealth_interval_ms = 500\n\
-             [[routes]]\nmodel = \"remote-gemma\"\ntargets = [\"openai:peer/gemma-3-270m\"]\n\
-             [[routes]]\nmodel = \"ollama-gemma\"\ntargets = [\"ollama:peer/gemma-3-270m\"]\n\
+             [[routes]]\nmodel = \"remote-smollm2\"\ntargets = [\"openai:peer/smollm2-135m-instruct\"]\n\
+             [[routes]]\nmodel = \"ollama-smollm2\"\ntargets = [\"ollama:peer/smollm2-135m-instruct\"]\n\
              [[routes]]\nmodel = \"remote-minilm\"\nkind = \"embedding\"\ntargets = [\"openai:peer/all-minilm-l6-v2\"]\n\
              [[routes]]\nmodel = \"ollama-minilm\"\nkind = \"embedding\"\ntargets = [\"ollama:peer/all-minilm-l6-v2\"]\n"
         );
@@ -36,7 +36,7 @@ async fn greedy_chat_through_either_protocol_matches_direct() {
     let req = greedy_chat("Name a colour.", 12);
     let (status, direct) = post(server(), "/v1/chat/completions", req.clone()).await;
     assert_eq!(status, 200, "{direct}");
-    for model in ["remote-gemma", "ollama-gemma"] {
+    for model in ["remote-smollm2", "ollama-smollm2"] {
         let (status, via) = post(
             routed_server(),
             "/v1/chat/completions",
@@ -81,7 +81,7 @@ async fn streamed_chat_through_an_upstream() {
             })
             .collect()
     };
-    for model in ["remote-gemma", "ollama-gemma"] {
+    for model in ["remote-smollm2", "ollama-smollm2"] {
         let res = client()
             .post(format!("{}/v1/chat/completions", routed_server().base))
             .json(&with_model(req.clone(), model))
@@ -102,9 +102,9 @@ async fn streamed_chat_through_an_upstream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completions_and_embeddings_through_an_upstream() {
-    let req = json!({"model": "gemma-3-270m", "prompt": "The capital of France is", "max_tokens": 6, "temperature": 0});
+    let req = json!({"model": "smollm2-135m-instruct", "prompt": "The capital of France is", "max_tokens": 6, "temperature": 0});
     let (_, direct) = post(server(), "/v1/completions", req.clone()).await;
-    for model in ["remote-gemma", "ollama-gemma"] {
+    for model in ["remote-smollm2", "ollama-smollm2"] {
         let (status, via) = post(
             routed_server(),
             "/v1/completions",
@@ -158,8 +158,8 @@ async fn routed_names_are_listed_and_upstream_errors_pass_through() {
         .map(|m| m["id"].as_str().unwrap())
         .collect();
     for id in [
-        "remote-gemma",
-        "ollama-gemma",
+        "remote-smollm2",
+        "ollama-smollm2",
         "remote-minilm",
         "ollama-minilm",
     ] {
@@ -173,14 +173,14 @@ async fn routed_names_are_listed_and_upstream_errors_pass_through() {
     let (status, body) = post(
         routed_server(),
         "/v1/chat/completions",
-        with_model(greedy_chat("x", 0), "remote-gemma"),
+        with_model(greedy_chat("x", 0), "remote-smollm2"),
     )
     .await;
     assert_eq!(status, 400, "{body}");
     let (status, _) = post(
         routed_server(),
         "/v1/embeddings",
-        json!({"model": "remote-gemma", "input": "x"}),
+        json!({"model": "remote-smollm2", "input": "x"}),
     )
     .await;
     assert_eq!(status, 400);
