@@ -8,11 +8,13 @@
 //! - [`QdrantServerStore`] (`server`): a Qdrant server over gRPC through qdrant-client.
 //! - `filter`: OpenAI filters, each store's attribute registry, translation to Qdrant.
 //! - [`OptimizeScheduler`] (`optimize`): background, bounded index builds after ingestion.
+//! - `ingest`: text extraction by file type, NFC normalisation, token chunking.
 //! - `types`: chunks, payloads, queries and hits; `error`: [`RetrievalError`].
 
 mod edge;
 mod error;
 pub mod filter;
+pub mod ingest;
 mod optimize;
 mod server;
 mod store;

@@ -1,0 +1,17 @@
+//! From an uploaded file to chunks ready to embed.
+//!
+//! - `extract`: the file's text by type (text, Markdown, HTML, JSON, CSV, PDF), or an
+//!   [`IngestError`] that marks the file `failed` without stopping other files.
+//! - `normalize`: Unicode NFC, so that NFC and NFD input (common with Vietnamese) embed alike.
+//! - `chunk`: token windows as OpenAI's `chunking_strategy` defines them, sized to the
+//!   embedder, over any tokenizer given as a [`Tokenize`] implementation or closure.
+
+mod chunk;
+mod error;
+mod extract;
+mod normalize;
+
+pub use chunk::{ChunkingStrategy, EmbedderLimits, TextChunk, Tokenize, chunk_text};
+pub use error::IngestError;
+pub use extract::{FileKind, extract_text};
+pub use normalize::normalize_text;
