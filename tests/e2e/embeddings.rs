@@ -128,7 +128,10 @@ async fn base64_and_token_inputs() {
         .embedding("all-minilm-l6-v2", None)
         .await
         .unwrap();
-    let ids: Vec<u32> = m.embedder.tokenize("hello world").unwrap();
+    let ids: Vec<u32> = m
+        .embedder
+        .tokenize("hello world", nfai_models::InputKind::Query)
+        .unwrap();
     let (status, by_ids) = post(
         s,
         "/v1/embeddings",
@@ -139,4 +142,76 @@ async fn base64_and_token_inputs() {
     let v = vectors(&by_ids);
     assert!(cosine(&v[0], &vectors(&floats)[0]) > 0.99999);
     assert_eq!(v.len(), 2);
+}
+
+/// multilingual-e5-small over HTTP: a Vietnamese question finds its passage, `input_type`
+/// selects e5's prefix, NFC and NFD spellings embed alike, and a bad `input_type` is named.
+#[tokio::test]
+async fn multilingual_e5_ranks_vietnamese_passages() {
+    let s = server();
+    let passages = [
+        "Đơn hàng số 4521 sẽ được giao vào thứ Sáu tuần này.",
+        "Khách hàng muốn đổi gói dịch vụ sang gói doanh nghiệp.",
+        "Quarterly revenue grew 12% thanks to new enterprise deals.",
+    ];
+    let (status, body) = post(
+        s,
+        "/v1/embeddings",
+        json!({"model": "multilingual-e5-small", "input": passages, "input_type": "passage"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let docs = vectors(&body);
+    assert!(docs.iter().all(|v| v.len() == 384));
+
+    let question = "Khi nào đơn hàng 4521 được giao?";
+    let (status, body) = post(
+        s,
+        "/v1/embeddings",
+        json!({"model": "e5-small", "input": question}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let q = &vectors(&body)[0];
+    let scores: Vec<f32> = docs.iter().map(|d| cosine(q, d)).collect();
+    println!("e5 scores {scores:?}");
+    assert!(scores[0] > scores[1] && scores[0] > scores[2], "{scores:?}");
+
+    // The same text as a passage is embedded with another prefix, so another vector.
+    let (_, body) = post(
+        s,
+        "/v1/embeddings",
+        json!({"model": "multilingual-e5-small", "input": question, "input_type": "passage"}),
+    )
+    .await;
+    let as_passage = &vectors(&body)[0];
+    assert!(
+        cosine(q, as_passage) < 0.9999,
+        "query and passage prefixes must differ"
+    );
+
+    // NFD (decomposed) Vietnamese embeds exactly as NFC.
+    let nfd = "Khi nào đơn hàng 4521 được giao?";
+    assert_ne!(nfd.as_bytes(), question.as_bytes());
+    let (_, body) = post(
+        s,
+        "/v1/embeddings",
+        json!({"model": "multilingual-e5-small", "input": nfd}),
+    )
+    .await;
+    assert!(cosine(q, &vectors(&body)[0]) > 0.99999);
+
+    let (status, body) = post(
+        s,
+        "/v1/embeddings",
+        json!({"model": "multilingual-e5-small", "input": "x", "input_type": "summary"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_error(
+        &body,
+        "invalid_request_error",
+        Some("input_type"),
+        Some("invalid_value"),
+    );
 }

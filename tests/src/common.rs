@@ -119,17 +119,17 @@ pub fn server() -> &'static Server {
     })
 }
 
-/// Gemma only, one sequence at a time and one waiting request: for overload and
+/// SmolLM2 only, one sequence at a time and one waiting request: for overload and
 /// disconnection tests. Its tests hold [`small_lock`].
 pub fn small_server() -> &'static Server {
     static S: OnceLock<Server> = OnceLock::new();
     S.get_or_init(|| {
         let catalog = nfai_router::catalog::Catalog::with_overrides(Vec::new()).unwrap();
-        let mut gemma = catalog.resolve("gemma-3-270m").unwrap().clone();
-        gemma.max_concurrent = 1;
+        let mut chat = catalog.resolve("smollm2-135m-instruct").unwrap().clone();
+        chat.max_concurrent = 1;
         let file = format!(
-            "serve = [\"gemma-3-270m\"]\n[engine]\nqueue_capacity = 1\n\n{}",
-            toml_models(&[gemma])
+            "serve = [\"smollm2-135m-instruct\"]\n[engine]\nqueue_capacity = 1\n\n{}",
+            toml_models(&[chat])
         );
         let args = config_args("small", &file);
         start_with(args)
@@ -194,7 +194,7 @@ pub async fn sse_data(res: reqwest::Response) -> Vec<String> {
 
 pub fn greedy_chat(content: &str, max_tokens: u32) -> Value {
     json!({
-        "model": "gemma-3-270m",
+        "model": "smollm2-135m-instruct",
         "messages": [{ "role": "user", "content": content }],
         "max_tokens": max_tokens,
         "temperature": 0

@@ -49,6 +49,33 @@ impl std::fmt::Debug for E5Embedder {
     }
 }
 
+/// An `E5S1` file's dimensions, as `/api/show` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct E5Info {
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub ffn: usize,
+    pub vocab: usize,
+    /// Token positions of one input, `<s>` and `</s>` included.
+    pub context_length: usize,
+}
+
+impl E5Info {
+    /// Reads the dimensions of the `E5S1` file at `path`, checking the file as a load does.
+    pub fn read(path: &Path) -> Result<Self> {
+        let h = E5File::open(path)?.header;
+        Ok(Self {
+            hidden: h.hidden,
+            layers: h.layers,
+            heads: h.heads,
+            ffn: h.ffn,
+            vocab: h.vocab_rows,
+            context_length: h.positions,
+        })
+    }
+}
+
 impl E5Embedder {
     /// Loads the `E5S1` file at `path`. Only the CPU runs this format.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {

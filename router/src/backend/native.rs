@@ -181,7 +181,8 @@ impl NativeBackend {
             .into());
         }
         let max = model.embedder.max_tokens();
-        let vocab = model.embedder.tokenizer().vocab_size();
+        let vocab = model.embedder.vocab_size();
+        let kind = req.input_kind;
         let n = req.inputs.len();
         let inputs = {
             let model = model.clone();
@@ -194,7 +195,7 @@ impl NativeBackend {
                         let mut ids = match p {
                             Prompt::Text(t) => model
                                 .embedder
-                                .tokenize(&t)
+                                .tokenize(&t, kind)
                                 .map_err(|e| FieldError::invalid(param.clone(), e.to_string()))?,
                             Prompt::Tokens(ids) => validate::in_vocab(ids, vocab, &param)?,
                         };

@@ -137,6 +137,9 @@ pub struct EmbeddingRequest {
     pub inputs: Vec<Prompt>,
     /// The vector size the client expects, if it said.
     pub dimensions: Option<usize>,
+    /// Whether the texts are queries or passages (models trained with prefixes, such as
+    /// multilingual-e5, embed them differently; others ignore it).
+    pub input_kind: nfai_models::InputKind,
     /// How long the model stays loaded after this request.
     pub keep_alive: Option<KeepAlive>,
     /// All of the request ends by then; `None`: no limit of its own.

@@ -40,6 +40,7 @@ pub async fn embed(
     let ereq = EmbeddingRequest {
         inputs: inputs.into_iter().map(Prompt::Text).collect(),
         dimensions: req.dimensions,
+        input_kind: nfai_models::InputKind::Query,
         keep_alive: super::wire::keep_alive(req.keep_alive.as_ref())?,
         deadline: crate::context::deadline(),
     };
@@ -66,6 +67,7 @@ pub async fn embeddings(
     let ereq = EmbeddingRequest {
         inputs: vec![Prompt::Text(req.prompt)],
         dimensions: None,
+        input_kind: nfai_models::InputKind::Query,
         keep_alive: super::wire::keep_alive(req.keep_alive.as_ref())?,
         deadline: crate::context::deadline(),
     };
@@ -108,6 +110,7 @@ async fn listed(state: &AppState) -> Vec<Listed> {
             format: match e.format {
                 ModelFormat::Gguf => "gguf",
                 ModelFormat::Bert => "safetensors",
+                ModelFormat::E5 => "e5s1",
             },
             family: match e.kind {
                 ModelKind::Chat => "chat",

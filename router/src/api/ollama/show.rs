@@ -119,9 +119,35 @@ fn describe(e: &ModelEntry, model_dir: &Path) -> Result<Value, BackendError> {
                 .chat_template
                 .clone()
                 .or_else(|| g.string("tokenizer.chat_template").ok().map(str::to_string))
-                .or_else(|| nfai_models::ChatTemplate::builtin_source(&family).map(str::to_string))
                 .unwrap_or_default();
             (info, "gguf", family, params, quant, template)
+        }
+        ModelFormat::E5 => {
+            let x = nfai_models::E5Info::read(&path).map_err(|x| unreadable(x.to_string()))?;
+            let params = (x.vocab + x.context_length) * x.hidden
+                + x.layers * (4 * x.hidden * x.hidden + 2 * x.hidden * x.ffn);
+            let mut info = Map::new();
+            for (k, v) in [
+                ("general.architecture", json!("xlm-roberta")),
+                ("general.parameter_count", json!(params)),
+                ("xlm-roberta.context_length", json!(x.context_length)),
+                ("xlm-roberta.embedding_length", json!(x.hidden)),
+                ("xlm-roberta.block_count", json!(x.layers)),
+                ("xlm-roberta.feed_forward_length", json!(x.ffn)),
+                ("xlm-roberta.attention.head_count", json!(x.heads)),
+                ("xlm-roberta.vocab_size", json!(x.vocab)),
+            ] {
+                info.insert(k.into(), v);
+            }
+            let params = params as u64;
+            (
+                info,
+                "e5s1",
+                "xlm-roberta".into(),
+                params,
+                "Q4_0".into(),
+                String::new(),
+            )
         }
         ModelFormat::Bert => {
             let text = std::fs::read_to_string(path.join("config.json"))

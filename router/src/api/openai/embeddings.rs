@@ -43,6 +43,15 @@ pub async fn handler(
         EmbeddingInput::Tokens(t) => PromptInput::Tokens(t),
         EmbeddingInput::TokenLists(t) => PromptInput::TokenLists(t),
     };
+    let input_kind = match req.input_type.as_deref() {
+        None => nfai_models::InputKind::Query,
+        Some(t) => nfai_models::InputKind::parse(t).ok_or_else(|| {
+            FieldError::invalid(
+                "input_type",
+                format!("'input_type' must be 'query', 'passage' or 'document', got '{t}'."),
+            )
+        })?,
+    };
     let inputs = validate::embedding_inputs(prompts(input, "input")?, "input")?;
     let keep_alive = validate::keep_alive(req.keep_alive.as_ref())?;
     let out = route
@@ -52,6 +61,7 @@ pub async fn handler(
             Valid {
                 inputs,
                 dimensions,
+                input_kind,
                 keep_alive,
                 deadline: crate::context::deadline(),
             },

@@ -9,6 +9,9 @@ pub struct EmbeddingRequest {
     pub encoding_format: Option<String>,
     pub dimensions: Option<i64>,
     pub user: Option<String>,
+    /// Extension: `query` (the default) or `passage`/`document`. Models trained with prefixes
+    /// (multilingual-e5) embed each kind with its own prefix; others ignore it.
+    pub input_type: Option<String>,
     /// Extension: how long the model stays loaded after this request ("10m", seconds, negative
     /// for forever, 0 to unload when done).
     pub keep_alive: Option<serde_json::Value>,
