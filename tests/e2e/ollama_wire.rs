@@ -274,10 +274,8 @@ async fn show_describes_native_models_from_their_files() {
     );
     assert_eq!(v["capabilities"], json!(["completion"]));
     assert!(v["modified_at"].is_string());
-    assert!(
-        v["template"].as_str().unwrap().contains("<start_of_turn>"),
-        "the template in use: {v}"
-    );
+    // Gemma 3 270M is a base model: its file has no chat template, and none is made up.
+    assert_eq!(v["template"], "", "the template in use: {v}");
     assert!(v["parameters"].as_str().unwrap().contains("top_k"), "{v}");
 
     let (status, v) = post_json(

@@ -15,11 +15,11 @@ client = OpenAI(base_url=sys.argv[1], api_key="unused", max_retries=0)
 
 models = client.models.list()
 ids = {m.id for m in models.data}
-assert {"gemma-3-270m", "all-minilm-l6-v2"} <= ids, ids
+assert {"smollm2-135m-instruct", "gemma-3-270m", "all-minilm-l6-v2", "multilingual-e5-small"} <= ids, ids
 assert client.models.retrieve("gemma-3-270m").id == "gemma-3-270m"
 
 chat = client.chat.completions.create(
-    model="gemma-3-270m",
+    model="default",
     messages=[{"role": "user", "content": "Say hello to a customer."}],
     max_tokens=12,
     temperature=0,
@@ -31,7 +31,7 @@ assert chat.choices[0].finish_reason in ("stop", "length")
 assert chat.usage.total_tokens == chat.usage.prompt_tokens + chat.usage.completion_tokens
 
 stream = client.chat.completions.create(
-    model="gemma-3-270m",
+    model="default",
     messages=[{"role": "user", "content": "Say hello to a customer."}],
     max_tokens=12,
     temperature=0,
@@ -78,10 +78,24 @@ except openai.NotFoundError as e:
 
 try:
     client.chat.completions.create(
-        model="gemma-3-270m", messages=[{"role": "user", "content": "x"}], temperature=9
+        model="default", messages=[{"role": "user", "content": "x"}], temperature=9
     )
     raise AssertionError("expected BadRequestError")
 except openai.BadRequestError as e:
     assert e.body["param"] == "temperature", e.body
+
+# A base model without a chat template serves completions, and refuses chat by name.
+try:
+    client.chat.completions.create(
+        model="gemma-3-270m", messages=[{"role": "user", "content": "x"}], max_tokens=2
+    )
+    raise AssertionError("expected BadRequestError")
+except openai.BadRequestError as e:
+    assert "chat template" in e.body["message"], e.body
+
+vi = client.embeddings.create(
+    model="multilingual-e5-small", input="Khách hàng hỏi về đơn hàng số 4521"
+)
+assert len(vi.data[0].embedding) == 384
 
 print("openai SDK", openai.__version__, "OK")
