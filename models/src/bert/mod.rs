@@ -243,28 +243,7 @@ impl BertEmbedder {
 
     /// Checks one input's token ids; `index` names it in the error.
     pub fn validate(&self, index: usize, ids: &[u32]) -> Result<()> {
-        if ids.is_empty() {
-            return Err(ModelError::Input(format!("input {index} has no tokens")));
-        }
-        if ids.len() > self.max_tokens {
-            return Err(ModelError::Input(format!(
-                "input {index} has {} tokens, more than this model's limit of {}",
-                ids.len(),
-                self.max_tokens
-            )));
-        }
-        let vocab = self.config.vocab_size;
-        if let Some((pos, id)) = ids
-            .iter()
-            .enumerate()
-            .find(|(_, id)| **id as usize >= vocab)
-        {
-            return Err(ModelError::Input(format!(
-                "input {index}: token id {id} at position {pos} is outside the vocabulary \
-                 (ids must be below {vocab})"
-            )));
-        }
-        Ok(())
+        crate::embedder::validate_ids(index, ids, self.max_tokens, self.config.vocab_size)
     }
 
     /// Unit-length embeddings of token sequences, in input order. The ids are used as given
