@@ -12,7 +12,7 @@ RPS="${1:-1000}"; SECS="${2:-10}"; CONNS="${3:-64}"
 UP_PORT=18181; NFAI_PORT=18180; PROXY_PORT=18182
 
 cargo build --release -p nfai-router --bin nfai -p nfai-benches --example router_overhead
-BENCH=target/release/examples/router_overhead
+BENCH="${CARGO_TARGET_DIR:-target}"/release/examples/router_overhead
 
 dir=$(mktemp -d)
 cat > "$dir/nfai.toml" <<TOML
@@ -36,7 +36,7 @@ if [ "$PIN" = 1 ]; then near="taskset -c 0"; own="taskset -c 1"; else near=""; o
 
 $near "$BENCH" upstream "$UP_PORT" & up=$!
 $own "$BENCH" proxy "$PROXY_PORT" "http://127.0.0.1:$UP_PORT" & proxy=$!
-RUST_LOG=warn $own target/release/nfai serve --config "$dir/nfai.toml" --port "$NFAI_PORT" --no-fetch & nfai=$!
+RUST_LOG=warn $own "${CARGO_TARGET_DIR:-target}"/release/nfai serve --config "$dir/nfai.toml" --port "$NFAI_PORT" --no-fetch & nfai=$!
 trap 'kill $up $proxy $nfai 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$NFAI_PORT/health" >/dev/null && break; sleep 0.1

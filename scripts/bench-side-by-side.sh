@@ -33,7 +33,7 @@ if [[ "${SKIP_LLAMA:-0}" != 1 ]]; then
 fi
 
 echo "## nfai (cargo run --release -p nfai-benches --example bench -- -t $THREADS -r $REPS)"
-./target/release/examples/bench -t "$THREADS" -r "$REPS"
+"${CARGO_TARGET_DIR:-target}"/release/examples/bench -t "$THREADS" -r "$REPS"
 
 if [[ "${SKIP_ST:-0}" != 1 ]]; then
     if [[ ! -x .venv-st/bin/python ]] || ! .venv-st/bin/python -c "import sentence_transformers" 2>/dev/null; then

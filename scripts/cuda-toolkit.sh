@@ -4,7 +4,8 @@
 #   source scripts/cuda-toolkit.sh [COMPUTE_CAP]     # 89 (RTX 40xx, default) or 90 (H100/H200)
 #   cargo build --features cuda -p nfai-router --bin nfai
 #
-# What it sets up, under .cache/cuda13 (ignored by git; reused when present):
+# What it sets up, under $NFAI_CUDA_ROOT (default ~/.cache/nfai/cuda13, outside the clone, so that
+# every clone on a machine shares one toolkit and cargo reuses the kernels built against it):
 # - venv/: the nvcc, headers and runtime libraries, every wheel pinned. nvcc's dependency on
 #   nvidia-nvvm is unpinned and the newest one emits PTX that the 13.0 ptxas and driver 580
 #   reject, so it is pinned here too.
@@ -21,7 +22,7 @@
 nfai_cuda_setup() {
   local cap="${1:-${CUDA_COMPUTE_CAP:-89}}"
   local root
-  root="$(pwd)/.cache/cuda13"
+  root="${NFAI_CUDA_ROOT:-$HOME/.cache/nfai/cuda13}"
   local venv="$root/venv" kit="$root/toolkit"
   local wheels=(
     nvidia-cuda-nvcc==13.0.88 nvidia-nvvm==13.0.88 nvidia-cuda-crt==13.0.88
