@@ -10,6 +10,7 @@ pub mod detok;
 pub mod embed;
 pub mod error;
 pub mod generate;
+pub mod histogram;
 pub mod sampling;
 pub mod stop;
 
