@@ -3,15 +3,19 @@
 # Prometheus and Alertmanager configs, the Grafana dashboard, every kustomize overlay rendered
 # and validated against Kubernetes' schemas (custom kinds against their CRD schemas), the
 # Compose file against the Compose specification, and that the generated files
-# (.env.example, PrometheusRule) are current. With a built nfai binary (NFAI_BIN, or
-# $CARGO_TARGET_DIR/debug/nfai) it also builds the runtime image with buildah and runs it
-# (deploy/docker/ci-image.sh); NFAI_CHECK_IMAGE=0 leaves that out.
+# (.env.example, PrometheusRule) are current. Then, with the built nfai binary (NFAI_BIN, else
+# $CARGO_TARGET_DIR/debug/nfai), it builds the runtime image with buildah and runs it
+# (deploy/docker/ci-image.sh), and restores a backup into a fresh data directory and compares
+# search results (deploy/tests/backup_restore.py). `--static` leaves those two out.
 #
 # Tools are installed on first use (apt: prometheus, prometheus-alertmanager, kubernetes-client
 # when kubectl is missing, nodejs/npm; pip into .venv-deploy; npm into .venv-deploy/npm);
 # later runs are offline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+static_only=0
+[ "${1:-}" = "--static" ] && static_only=1
 
 venv=.venv-deploy
 tmp="$(mktemp -d)"
@@ -91,13 +95,17 @@ for k in 1.32.0 1.37.0; do
 done
 node deploy/tools/validate-crds.cjs "$npmdir/node_modules" "${rendered[@]}"
 
-if [ "${NFAI_CHECK_IMAGE:-1}" != 0 ]; then
+if [ "$static_only" = 0 ]; then
   bin="${NFAI_BIN:-${CARGO_TARGET_DIR:-target}/debug/nfai}"
-  step "image: build deploy/docker/Dockerfile's runtime stage with buildah and run it"
+  models="${NFAI_MODEL_DIR:-$HOME/.cache/nfai/models}"
   if [ ! -x "$bin" ]; then
-    echo "check-deploy: no nfai binary at $bin (build it, or set NFAI_BIN)" >&2
+    echo "check-deploy: no nfai binary at $bin (build it, set NFAI_BIN, or pass --static)" >&2
     exit 1
   fi
-  deploy/docker/ci-image.sh "$bin" "${NFAI_MODEL_DIR:-$HOME/.cache/nfai/models}"
+  step "image: build deploy/docker/Dockerfile's runtime stage with buildah and run it"
+  deploy/docker/ci-image.sh "$bin" "$models"
+
+  step "backup and restore: a restored data directory gives the same search results"
+  python3 deploy/tests/backup_restore.py "$bin" "$models"
 fi
 echo "check-deploy: all deployment checks passed"
