@@ -20,6 +20,7 @@ put postgres_password "$(rand)"
 put redis_password "$(rand)"
 put qdrant_api_key "$(rand)"
 put admin_token "nfai-admin-$(rand)"
+put crm_api_key "nfai-$(rand)"
 put grafana_admin_password "$(rand)"
 put alert_webhook_token "${webhook_token:-$(rand)}"
 
@@ -29,6 +30,10 @@ put redis_url "redis://:$(get redis_password)@redis:6379/0"
 put redis.conf "requirepass $(get redis_password)"
 put qdrant_config.yaml "service:
   api_key: $(get qdrant_api_key)"
+# The CRM backend's key, which nfai checks (Authorization: Bearer <secrets/crm_api_key>).
+put api_keys.toml "[[keys]]
+name = \"crm-backend\"
+secret = \"$(get crm_api_key)\""
 # PgBouncer checks clients against this list and logs in to PostgreSQL with the same password.
 put pgbouncer_userlist.txt "\"nfai\" \"${pg}\""
 
