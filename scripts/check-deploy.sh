@@ -72,6 +72,19 @@ for path in sys.argv[1:]:
     assert exprs and all(e.strip() for e in exprs), f"{path}: empty query"
     print(f"{path}: {len(ids)} panels, {len(exprs)} queries")
 PY
+# The dashboard's PromQL, with Grafana's variables filled in, parsed by promtool as recording rules.
+python3 - deploy/grafana/dashboards/*.json > "$tmp/dashboard-queries.yml" <<'PY'
+import json, sys
+rules = []
+for path in sys.argv[1:]:
+    for p in json.load(open(path))["panels"]:
+        for t in p.get("targets", []):
+            e = t["expr"].replace("$__rate_interval", "5m").replace("$instance", ".*").replace("$model", ".*")
+            rules.append({"record": f"dashboard:query_{len(rules)}", "expr": e})
+print(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
+PY
+promtool check rules "$tmp/dashboard-queries.yml" >/dev/null
+echo "dashboard queries: valid PromQL"
 
 step "generated files are current"
 python3 deploy/tools/gen-env-example.py --check
