@@ -9,7 +9,8 @@
 #
 # Storage is buildah's `vfs` driver and RUN steps use chroot isolation: overlay mounts and user
 # namespaces are not available in this CI's container. `podman run` cannot start containers here
-# (crun cannot set RLIMIT_NPROC), so the image is run with `buildah run`. The debootstrap base is
+# (crun cannot set RLIMIT_NPROC), so the image is run with `buildah run`. `--format docker` keeps
+# the HEALTHCHECK (the OCI format has none). The debootstrap base is
 # made once and kept in buildah's storage; `--layers` reuses the apt layer of later builds.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -47,13 +48,17 @@ trap cleanup EXIT
 install -D -m 0755 "$bin" "$ctx/nfai-prebuilt/nfai"
 
 echo "ci-image: buildah bud --target runtime (BINARY_FROM=prebuilt)" >&2
-b bud --quiet --layers --pull-never --isolation chroot \
+b bud --quiet --layers --pull-never --isolation chroot --format docker \
   -f deploy/docker/Dockerfile \
-  --build-arg RUNTIME_IMAGE="$base" --build-arg BINARY_FROM=prebuilt \
+  --build-arg RUNTIME_IMAGE="$base" --build-arg BINARY_FROM=prebuilt --build-arg MODELS_FROM=no-models \
   --target runtime -t "$image" "$ctx" >/dev/null
 
 fail() { echo "ci-image: $*" >&2; exit 1; }
-cfg="$(b inspect --type image --format '{{.Docker.Config.User}}|{{json .Docker.Config.Entrypoint}}|{{json .Docker.Config.Cmd}}|{{json .Docker.Config.Healthcheck.Test}}' "$image")"
+cfg="$(b inspect --type image "$image" | python3 -c '
+import json, sys
+c = json.load(sys.stdin)["Docker"]["config"]
+print("|".join([c.get("User") or "", json.dumps(c.get("Entrypoint")), json.dumps(c.get("Cmd")),
+                json.dumps((c.get("Healthcheck") or {}).get("Test"))]))')"
 IFS='|' read -r user entry cmd health <<<"$cfg"
 [ "$user" = "10001:10001" ] || fail "image user is '$user', not 10001:10001"
 [ "$entry" = '["nfai"]' ] || fail "entrypoint is $entry"
