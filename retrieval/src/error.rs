@@ -55,6 +55,10 @@ pub enum RetrievalError {
     /// The disk is full or a file operation failed; data already stored is kept.
     #[error("vector store storage error: {0}")]
     Storage(String),
+    /// A record (uploaded file, vector store, store file, batch) that does not exist;
+    /// `what` names its kind as OpenAI does (`File`, `VectorStore`, …).
+    #[error("No such {what}: `{id}`")]
+    Missing { what: &'static str, id: String },
 }
 
 impl RetrievalError {
@@ -72,6 +76,7 @@ impl RetrievalError {
             Self::Unavailable(_) => "unavailable",
             Self::Timeout(_) => "timeout",
             Self::Storage(_) => "storage",
+            Self::Missing { .. } => "not_found",
         }
     }
 

@@ -9,6 +9,10 @@
 //! - `filter`: OpenAI filters, each store's attribute registry, translation to Qdrant.
 //! - [`OptimizeScheduler`] (`optimize`): background, bounded index builds after ingestion.
 //! - `ingest`: text extraction by file type, NFC normalisation, token chunking.
+//! - `records`: durable records of files, stores, store files and batches ([`records::Records`],
+//!   kept in the data directory by [`records::DirRecords`]); file bytes in [`records::BlobDir`].
+//! - `service`: [`service::RetrievalService`], OpenAI's Files and Vector Stores over the records,
+//!   a vector store and an [`service::Embed`] provider: background ingestion, cached search.
 //! - `types`: chunks, payloads, queries and hits; `error`: [`RetrievalError`].
 
 mod edge;
@@ -16,7 +20,9 @@ mod error;
 pub mod filter;
 pub mod ingest;
 mod optimize;
+pub mod records;
 mod server;
+pub mod service;
 mod store;
 mod types;
 

@@ -1,0 +1,67 @@
+//! Durable records of the retrieval service behind one async, object-safe trait
+//! ([`Records`]): uploaded files, vector stores, store files (the ingestion jobs) and
+//! batches. [`DirRecords`] keeps them in the data directory; file bytes stream to disk through
+//! [`BlobDir`].
+//!
+//! The trait stores and reads whole records; ordering, pagination and derived counts are the
+//! service's. Every `put_*` is durable when it returns (a crash never leaves half a record).
+
+mod blobs;
+mod dir;
+mod types;
+
+use futures::future::BoxFuture;
+
+pub use blobs::{BlobDir, BlobError, BlobWriter};
+pub use dir::DirRecords;
+pub use types::{BatchRecord, FileRecord, FileStatus, LastError, StoreFileRecord, StoreRecord};
+
+use crate::error::Result;
+
+/// Where the records live. Implementations: [`DirRecords`] (the data directory).
+pub trait Records: Send + Sync + std::fmt::Debug + 'static {
+    /// Creates or replaces an uploaded file's record.
+    fn put_file(&self, file: FileRecord) -> BoxFuture<'_, Result<()>>;
+    fn get_file<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<FileRecord>>>;
+    /// Every uploaded file, in no particular order.
+    fn list_files(&self) -> BoxFuture<'_, Result<Vec<FileRecord>>>;
+    /// Deletes a file's record; `false` if there was none.
+    fn delete_file<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool>>;
+
+    /// Creates or replaces a vector store's record.
+    fn put_store(&self, store: StoreRecord) -> BoxFuture<'_, Result<()>>;
+    fn get_store<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<StoreRecord>>>;
+    /// Every vector store, in no particular order.
+    fn list_stores(&self) -> BoxFuture<'_, Result<Vec<StoreRecord>>>;
+    /// Deletes a store with its store files and batches; `false` if there was none.
+    fn delete_store<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool>>;
+
+    /// Creates or replaces a store file's record.
+    fn put_store_file(&self, file: StoreFileRecord) -> BoxFuture<'_, Result<()>>;
+    fn get_store_file<'a>(
+        &'a self,
+        store_id: &'a str,
+        file_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoreFileRecord>>>;
+    /// Every file of a store, in no particular order.
+    fn list_store_files<'a>(
+        &'a self,
+        store_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<StoreFileRecord>>>;
+    /// Deletes a store file's record; `false` if there was none.
+    fn delete_store_file<'a>(
+        &'a self,
+        store_id: &'a str,
+        file_id: &'a str,
+    ) -> BoxFuture<'a, Result<bool>>;
+    /// Store files still `in_progress` in any store: the ingestion jobs to (re)run.
+    fn pending_store_files(&self) -> BoxFuture<'_, Result<Vec<StoreFileRecord>>>;
+
+    /// Creates or replaces a batch's record.
+    fn put_batch(&self, batch: BatchRecord) -> BoxFuture<'_, Result<()>>;
+    fn get_batch<'a>(
+        &'a self,
+        store_id: &'a str,
+        batch_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<BatchRecord>>>;
+}

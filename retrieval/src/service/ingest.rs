@@ -1,0 +1,347 @@
+//! Background ingestion: a bounded queue of store files and `ingest_concurrency` workers.
+//!
+//! A store file is a job while its record says `in_progress`. `submit` queues it without
+//! waiting; when the queue is full the record alone keeps it, and the sweeper (at start, then
+//! every `sweep_secs`) queues pending records that are not queued or running — which is also
+//! how a restart resumes them. A run extracts and chunks the file off the async workers,
+//! embeds the chunks in batches, upserts them, and records `completed` or `failed` with
+//! `last_error` (an unreadable, empty or unsupported file fails alone; other files go on).
+//! The outcome is recorded only if the record's revision is the one the run started from;
+//! otherwise (attributes updated, re-added) the run starts over, and a record deleted
+//! meanwhile has its chunks removed.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{Semaphore, mpsc};
+
+use super::RetrievalService;
+use super::embed::TextKind;
+use crate::error::{Result, RetrievalError};
+use crate::ingest::{ChunkingStrategy, FileKind, IngestError, Tokenize, chunk_text};
+use crate::ingest::{extract_text, normalize_text};
+use crate::records::{FileStatus, LastError, StoreFileRecord};
+use crate::types::{AttributeValue, Chunk, ChunkPayload, chunk_point_id};
+
+/// (store id, file id).
+pub(crate) type JobKey = (String, String);
+
+/// Waits between tries when the embedding engine is busy, and how many tries.
+const BUSY_WAIT: Duration = Duration::from_millis(250);
+const BUSY_TRIES: u32 = 240;
+
+/// How a run ended.
+enum Outcome {
+    Completed {
+        usage_bytes: u64,
+        chunks: u64,
+    },
+    Failed(LastError),
+    /// The record changed or went away during the run.
+    Superseded,
+}
+
+fn failed(code: &str, message: impl Into<String>) -> Outcome {
+    Outcome::Failed(LastError {
+        code: code.into(),
+        message: message.into(),
+    })
+}
+
+fn ingest_failed(e: &IngestError) -> Outcome {
+    failed(e.code(), e.to_string())
+}
+
+/// Precomputed token offsets, handed to the chunker.
+struct Offsets(Vec<Range<usize>>);
+
+impl Tokenize for Offsets {
+    fn token_offsets(&self, _text: &str) -> std::result::Result<Vec<Range<usize>>, String> {
+        Ok(self.0.clone())
+    }
+}
+
+pub(super) fn spawn_workers(service: &RetrievalService, mut rx: mpsc::Receiver<JobKey>) {
+    let permits = Arc::new(Semaphore::new(service.0.options.ingest_concurrency.max(1)));
+    let weak = Arc::downgrade(&service.0);
+    tokio::spawn(async move {
+        while let Some(key) = rx.recv().await {
+            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                return;
+            };
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            let service = RetrievalService(inner);
+            tokio::spawn(async move {
+                service.run_job(&key).await;
+                service
+                    .0
+                    .active
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&key);
+                drop(permit);
+            });
+        }
+    });
+    let weak = Arc::downgrade(&service.0);
+    let every = Duration::from_secs(service.0.options.sweep_secs.max(1));
+    tokio::spawn(async move {
+        loop {
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            let service = RetrievalService(inner);
+            match service.0.records.pending_store_files().await {
+                Ok(pending) => pending.iter().for_each(|f| service.submit(f)),
+                Err(e) => tracing::warn!(error = %e, "cannot list pending vector store files"),
+            }
+            drop(service);
+            tokio::time::sleep(every).await;
+        }
+    });
+}
+
+fn attributes(map: &serde_json::Map<String, Value>) -> BTreeMap<String, AttributeValue> {
+    map.iter()
+        .filter_map(|(k, v)| AttributeValue::from_json(v).map(|v| (k.clone(), v)))
+        .collect()
+}
+
+impl RetrievalService {
+    /// Queues a store file's ingestion unless it is queued or running already; never waits.
+    pub(crate) fn submit(&self, file: &StoreFileRecord) {
+        let key = (file.store_id.clone(), file.file_id.clone());
+        let mut active = self.0.active.lock().unwrap_or_else(PoisonError::into_inner);
+        if active.contains(&key) {
+            return;
+        }
+        match self.0.jobs.try_send(key.clone()) {
+            Ok(()) => {
+                active.insert(key);
+            }
+            // The record keeps the job; the sweeper queues it when there is room.
+            Err(mpsc::error::TrySendError::Full(_)) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("the ingestion queue is closed");
+            }
+        }
+    }
+
+    /// Runs a job until its outcome is recorded for the current revision.
+    async fn run_job(&self, (store_id, file_id): &JobKey) {
+        loop {
+            let record = match self.0.records.get_store_file(store_id, file_id).await {
+                Ok(Some(r)) if r.status == FileStatus::InProgress => r,
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(store_id, file_id, error = %e, "cannot read a store file");
+                    return;
+                }
+            };
+            self.0
+                .runs
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let outcome = match self.ingest(&record).await {
+                Ok(outcome) => outcome,
+                Err(e) => failed("server_error", e.to_string()),
+            };
+            match self.record_outcome(&record, outcome).await {
+                Ok(true) => return,
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(store_id, file_id, error = %e, "cannot record an ingestion");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Records the outcome if `started` is still the current revision; `false` to run again.
+    async fn record_outcome(&self, started: &StoreFileRecord, outcome: Outcome) -> Result<bool> {
+        let (store_id, file_id) = (&started.store_id, &started.file_id);
+        let _edit = self.0.edit.lock().await;
+        let current = self.0.records.get_store_file(store_id, file_id).await?;
+        let Some(mut current) = current else {
+            drop(_edit);
+            // Deleted during the run: remove whatever the run stored.
+            match self.0.store.delete_file(store_id, file_id).await {
+                Ok(_) | Err(RetrievalError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+            self.0.caches.bump(store_id);
+            return Ok(true);
+        };
+        if current.revision != started.revision {
+            if current.status == FileStatus::Cancelled {
+                drop(_edit);
+                self.0.store.delete_file(store_id, file_id).await?;
+                self.0.caches.bump(store_id);
+                return Ok(true);
+            }
+            return Ok(current.status != FileStatus::InProgress);
+        }
+        match outcome {
+            Outcome::Superseded => return Ok(false),
+            Outcome::Completed {
+                usage_bytes,
+                chunks,
+            } => {
+                current.status = FileStatus::Completed;
+                current.usage_bytes = usage_bytes;
+                current.chunks = chunks;
+                current.last_error = None;
+            }
+            Outcome::Failed(error) => {
+                tracing::info!(store_id, file_id, code = %error.code, "{}", error.message);
+                current.status = FileStatus::Failed;
+                current.usage_bytes = 0;
+                current.chunks = 0;
+                current.last_error = Some(error);
+                match self.0.store.delete_file(store_id, file_id).await {
+                    Ok(_) | Err(RetrievalError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.0.records.put_store_file(current).await?;
+        self.0.caches.bump(store_id);
+        Ok(true)
+    }
+
+    /// Whether `started` is still the current revision in progress.
+    async fn still_current(&self, started: &StoreFileRecord) -> Result<bool> {
+        Ok(self
+            .0
+            .records
+            .get_store_file(&started.store_id, &started.file_id)
+            .await?
+            .is_some_and(|r| r.revision == started.revision && r.status == FileStatus::InProgress))
+    }
+
+    /// One run: extract, chunk, embed, upsert.
+    async fn ingest(&self, job: &StoreFileRecord) -> Result<Outcome> {
+        let store_id = &job.store_id;
+        let Some(file) = self.0.records.get_file(&job.file_id).await? else {
+            return Ok(failed(
+                "invalid_file",
+                format!("the file `{}` was deleted", job.file_id),
+            ));
+        };
+        let store = self.store_record(store_id).await?;
+        let strategy = match ChunkingStrategy::from_json(&job.chunking_strategy) {
+            Ok(s) => s,
+            Err(e) => return Ok(ingest_failed(&e)),
+        };
+        let blobs = self.0.blobs.clone();
+        let read = {
+            let file = file.clone();
+            tokio::task::spawn_blocking(move || -> std::result::Result<String, Outcome> {
+                let bytes = blobs.read_blocking(&file.id).map_err(|e| {
+                    failed("server_error", format!("cannot read the file's bytes: {e}"))
+                })?;
+                if bytes.is_empty() {
+                    return Err(failed("invalid_file", "The file is empty (0 bytes)."));
+                }
+                let kind = FileKind::detect(&file.filename, file.content_type.as_deref())
+                    .map_err(|e| ingest_failed(&e))?;
+                let text = extract_text(kind, &bytes).map_err(|e| ingest_failed(&e))?;
+                let text = normalize_text(&text);
+                if text.trim().is_empty() {
+                    return Err(failed("invalid_file", "The file contains no text."));
+                }
+                Ok(text)
+            })
+            .await
+            .map_err(|e| RetrievalError::Unavailable(format!("extraction task failed: {e}")))?
+        };
+        let text: Arc<str> = match read {
+            Ok(text) => text.into(),
+            Err(outcome) => return Ok(outcome),
+        };
+        let info = self.0.embed.describe(&store.model).await?;
+        let offsets = self
+            .0
+            .embed
+            .token_offsets(&store.model, Arc::clone(&text))
+            .await?;
+        let chunks = {
+            let text = Arc::clone(&text);
+            tokio::task::spawn_blocking(move || {
+                chunk_text(&text, strategy, info.limits, &Offsets(offsets))
+            })
+            .await
+            .map_err(|e| RetrievalError::Unavailable(format!("chunking task failed: {e}")))?
+        };
+        let chunks = match chunks {
+            Ok(c) if c.is_empty() => return Ok(failed("invalid_file", "The file has no text.")),
+            Ok(c) => c,
+            Err(e) => return Ok(ingest_failed(&e)),
+        };
+        // Chunks of an earlier run of this file (re-added, re-attributed) go first.
+        self.0.store.delete_file(store_id, &file.id).await?;
+        let attrs = attributes(&job.attributes);
+        let mut usage_bytes = 0u64;
+        for batch in chunks.chunks(self.0.options.embed_batch.max(1)) {
+            if !self.still_current(job).await? {
+                return Ok(Outcome::Superseded);
+            }
+            let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
+            let vectors = self.embed_patiently(&store.model, texts).await?;
+            let points = batch
+                .iter()
+                .zip(vectors)
+                .map(|(c, vector)| Chunk {
+                    id: chunk_point_id(&file.id, c.index),
+                    vector,
+                    payload: ChunkPayload {
+                        file_id: file.id.clone(),
+                        filename: file.filename.clone(),
+                        chunk_index: c.index,
+                        text: c.text.clone(),
+                        attributes: attrs.clone(),
+                    },
+                })
+                .collect();
+            match self.0.store.upsert(store_id, points).await {
+                Ok(()) => {}
+                Err(e @ RetrievalError::AttributeType { .. }) => {
+                    return Ok(failed("invalid_file", e.to_string()));
+                }
+                Err(e) => return Err(e),
+            }
+            usage_bytes += batch.iter().map(|c| c.text.len() as u64).sum::<u64>();
+            self.0.caches.bump(store_id);
+        }
+        self.0.store.flush(store_id).await?;
+        self.0.optimizer.schedule(store_id);
+        Ok(Outcome::Completed {
+            usage_bytes,
+            chunks: chunks.len() as u64,
+        })
+    }
+
+    /// Embeds passages, waiting while the engine's queue is full.
+    async fn embed_patiently(&self, model: &str, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
+        let mut tries = 0;
+        loop {
+            match self
+                .0
+                .embed
+                .embed(model, texts.clone(), TextKind::Passage)
+                .await
+            {
+                Err(RetrievalError::Unavailable(why)) if tries < BUSY_TRIES => {
+                    tracing::debug!(model, %why, "embedding engine busy; waiting");
+                    tries += 1;
+                    tokio::time::sleep(BUSY_WAIT).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
