@@ -9,6 +9,7 @@
 //! - `filter`: OpenAI filters, each store's attribute registry, translation to Qdrant.
 //! - [`OptimizeScheduler`] (`optimize`): background, bounded index builds after ingestion.
 //! - `ingest`: text extraction by file type, NFC normalisation, token chunking.
+//! - `pg`: pooled PostgreSQL (deadpool-postgres) with statement modes and metrics.
 //! - `records`: durable records of files, stores, store files and batches ([`records::Records`],
 //!   kept in the data directory by [`records::DirRecords`]); file bytes in [`records::BlobDir`].
 //! - `service`: [`service::RetrievalService`], OpenAI's Files and Vector Stores over the records,
@@ -20,6 +21,7 @@ mod error;
 pub mod filter;
 pub mod ingest;
 mod optimize;
+pub mod pg;
 pub mod records;
 mod server;
 pub mod service;

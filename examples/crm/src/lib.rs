@@ -21,7 +21,8 @@ pub const SCHEMA: &str = include_str!("../schema.sql");
 pub const NFAI_TOML: &str = include_str!("../nfai.toml");
 
 /// Drops the demo tables (children first).
-pub const DROP: &str = "DROP TABLE IF EXISTS activities, tickets, deals, contacts, customers CASCADE";
+pub const DROP: &str =
+    "DROP TABLE IF EXISTS activities, tickets, deals, contacts, customers CASCADE";
 
 /// Rows sent per COPY chunk.
 const CHUNK_ROWS: u64 = 2_000;

@@ -30,12 +30,18 @@ async fn main() -> anyhow::Result<()> {
     let conn = tokio::spawn(connection);
     let started = Instant::now();
     let mut last = String::new();
-    let plan = nfai_crm_demo::load(&client, args.rows, args.seed, args.reset, |table, done, of| {
-        if done == of && last != table {
-            eprintln!("{table}: {of} rows");
-            last = table.to_owned();
-        }
-    })
+    let plan = nfai_crm_demo::load(
+        &client,
+        args.rows,
+        args.seed,
+        args.reset,
+        |table, done, of| {
+            if done == of && last != table {
+                eprintln!("{table}: {of} rows");
+                last = table.to_owned();
+            }
+        },
+    )
     .await?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(

@@ -120,7 +120,11 @@ pub fn customer(seed: u64, id: u64) -> Vec<String> {
             .copied()
             .unwrap_or(("", ""))
     };
-    let industry = if lang == "vi" { industry_vi } else { industry_en };
+    let industry = if lang == "vi" {
+        industry_vi
+    } else {
+        industry_en
+    };
     let domain = if lang == "vi" { "vn" } else { "com" };
     let (c, u) = created_updated(&mut rng);
     vec![
@@ -132,7 +136,12 @@ pub fn customer(seed: u64, id: u64) -> Vec<String> {
         lang.to_owned(),
         rng.pick(TIERS).to_owned(),
         format!("contact{id}@{}.{domain}", ascii_slug(&name)),
-        format!("+84 9{:02} {:03} {:03}", rng.below(100), rng.below(1000), rng.below(1000)),
+        format!(
+            "+84 9{:02} {:03} {:03}",
+            rng.below(100),
+            rng.below(1000),
+            rng.below(1000)
+        ),
         timestamp(c),
         timestamp(u),
     ]
@@ -156,7 +165,12 @@ pub fn contact(seed: u64, plan: &Plan, id: u64) -> Vec<String> {
         name.clone(),
         title.to_owned(),
         format!("{}.{id}@example.com", ascii_slug(&name)),
-        format!("+84 8{:02} {:03} {:03}", rng.below(100), rng.below(1000), rng.below(1000)),
+        format!(
+            "+84 8{:02} {:03} {:03}",
+            rng.below(100),
+            rng.below(1000),
+            rng.below(1000)
+        ),
         lang.to_owned(),
         timestamp(c),
         timestamp(u),
@@ -216,42 +230,102 @@ fn ticket_text(rng: &mut Rng, lang: &str, order: u64, company: &str) -> (String,
     let case = rng.below(8);
     if lang == "vi" {
         let (s, b) = match case {
-            0 => (format!("Không nhận được hóa đơn tháng {month}"),
-                  format!("{company} chưa nhận được hóa đơn VAT tháng {month} cho {pvi}. Kế toán cần hóa đơn trước cuối tuần để quyết toán.")),
-            1 => (format!("Đơn hàng số {order} giao trễ"),
-                  format!("Đơn hàng số {order} ({pvi}) đã trễ {days} ngày so với hẹn. Khách hàng {company} yêu cầu cập nhật ngày giao mới.")),
-            2 => ("Lỗi đăng nhập vào cổng khách hàng".to_owned(),
-                  format!("Nhân viên của {company} không đăng nhập được cổng khách hàng sau khi đổi mật khẩu, báo lỗi mã {order}.")),
-            3 => (format!("Yêu cầu hoàn tiền cho đơn {order}"),
-                  format!("{company} yêu cầu hoàn tiền đơn {order} vì {pvi} không đúng cấu hình đã đặt.")),
-            4 => (format!("Sản phẩm bị lỗi khi nhận hàng, đơn {order}"),
-                  format!("Lô {pvi} trong đơn {order} bị hỏng khi nhận. {company} gửi ảnh và đề nghị đổi hàng trong {days} ngày.")),
-            5 => (format!("Cần hỗ trợ cài đặt {pvi}"),
-                  format!("{company} cần kỹ thuật viên hỗ trợ cài đặt {pvi} tại văn phòng trong {days} ngày tới.")),
-            6 => (format!("Thay đổi địa chỉ giao hàng đơn {order}"),
-                  format!("{company} muốn đổi địa chỉ giao hàng của đơn {order} sang chi nhánh mới.")),
-            _ => (format!("Hỏi về chính sách bảo hành {pvi}"),
-                  format!("{company} hỏi thời hạn bảo hành của {pvi} mua tháng {month} và thủ tục bảo hành.")),
+            0 => (
+                format!("Không nhận được hóa đơn tháng {month}"),
+                format!(
+                    "{company} chưa nhận được hóa đơn VAT tháng {month} cho {pvi}. Kế toán cần hóa đơn trước cuối tuần để quyết toán."
+                ),
+            ),
+            1 => (
+                format!("Đơn hàng số {order} giao trễ"),
+                format!(
+                    "Đơn hàng số {order} ({pvi}) đã trễ {days} ngày so với hẹn. Khách hàng {company} yêu cầu cập nhật ngày giao mới."
+                ),
+            ),
+            2 => (
+                "Lỗi đăng nhập vào cổng khách hàng".to_owned(),
+                format!(
+                    "Nhân viên của {company} không đăng nhập được cổng khách hàng sau khi đổi mật khẩu, báo lỗi mã {order}."
+                ),
+            ),
+            3 => (
+                format!("Yêu cầu hoàn tiền cho đơn {order}"),
+                format!(
+                    "{company} yêu cầu hoàn tiền đơn {order} vì {pvi} không đúng cấu hình đã đặt."
+                ),
+            ),
+            4 => (
+                format!("Sản phẩm bị lỗi khi nhận hàng, đơn {order}"),
+                format!(
+                    "Lô {pvi} trong đơn {order} bị hỏng khi nhận. {company} gửi ảnh và đề nghị đổi hàng trong {days} ngày."
+                ),
+            ),
+            5 => (
+                format!("Cần hỗ trợ cài đặt {pvi}"),
+                format!(
+                    "{company} cần kỹ thuật viên hỗ trợ cài đặt {pvi} tại văn phòng trong {days} ngày tới."
+                ),
+            ),
+            6 => (
+                format!("Thay đổi địa chỉ giao hàng đơn {order}"),
+                format!("{company} muốn đổi địa chỉ giao hàng của đơn {order} sang chi nhánh mới."),
+            ),
+            _ => (
+                format!("Hỏi về chính sách bảo hành {pvi}"),
+                format!(
+                    "{company} hỏi thời hạn bảo hành của {pvi} mua tháng {month} và thủ tục bảo hành."
+                ),
+            ),
         };
         (s, b)
     } else {
         match case {
-            0 => (format!("Invoice for month {month} not received"),
-                  format!("{company} has not received the VAT invoice for month {month} for {pen}. Their accountant needs it before the end of the week.")),
-            1 => (format!("Order #{order} delivered late"),
-                  format!("Order #{order} ({pen}) is {days} days late. {company} asks for a new delivery date.")),
-            2 => ("Cannot log in to the customer portal".to_owned(),
-                  format!("Staff at {company} cannot log in to the customer portal after a password change, error code {order}.")),
-            3 => (format!("Refund request for order #{order}"),
-                  format!("{company} requests a refund for order #{order} because the {pen} do not match the configuration ordered.")),
-            4 => (format!("Damaged goods on delivery, order #{order}"),
-                  format!("Part of the {pen} in order #{order} arrived damaged. {company} sent photos and asks for a replacement within {days} days.")),
-            5 => (format!("Help installing {pen}"),
-                  format!("{company} needs a technician to help install {pen} at their office within {days} days.")),
-            6 => (format!("Change delivery address for order #{order}"),
-                  format!("{company} wants order #{order} delivered to their new branch instead.")),
-            _ => (format!("Warranty question about {pen}"),
-                  format!("{company} asks how long the warranty on the {pen} bought in month {month} lasts and how to claim it.")),
+            0 => (
+                format!("Invoice for month {month} not received"),
+                format!(
+                    "{company} has not received the VAT invoice for month {month} for {pen}. Their accountant needs it before the end of the week."
+                ),
+            ),
+            1 => (
+                format!("Order #{order} delivered late"),
+                format!(
+                    "Order #{order} ({pen}) is {days} days late. {company} asks for a new delivery date."
+                ),
+            ),
+            2 => (
+                "Cannot log in to the customer portal".to_owned(),
+                format!(
+                    "Staff at {company} cannot log in to the customer portal after a password change, error code {order}."
+                ),
+            ),
+            3 => (
+                format!("Refund request for order #{order}"),
+                format!(
+                    "{company} requests a refund for order #{order} because the {pen} do not match the configuration ordered."
+                ),
+            ),
+            4 => (
+                format!("Damaged goods on delivery, order #{order}"),
+                format!(
+                    "Part of the {pen} in order #{order} arrived damaged. {company} sent photos and asks for a replacement within {days} days."
+                ),
+            ),
+            5 => (
+                format!("Help installing {pen}"),
+                format!(
+                    "{company} needs a technician to help install {pen} at their office within {days} days."
+                ),
+            ),
+            6 => (
+                format!("Change delivery address for order #{order}"),
+                format!("{company} wants order #{order} delivered to their new branch instead."),
+            ),
+            _ => (
+                format!("Warranty question about {pen}"),
+                format!(
+                    "{company} asks how long the warranty on the {pen} bought in month {month} lasts and how to claim it."
+                ),
+            ),
         }
     }
 }
@@ -296,14 +370,30 @@ pub fn activity(seed: u64, plan: &Plan, id: u64) -> Vec<String> {
         .unwrap_or(("", ""));
     let pct = 5 + rng.below(20);
     let body = match (lang, kind) {
-        ("vi", "call") => format!("Gọi điện cho {who} ({company}) về {pvi}. Khách muốn giảm giá {pct}% nếu ký hợp đồng trong tháng này."),
-        ("vi", "email") => format!("Gửi email báo giá {pvi} cho {who} tại {company}, kèm điều khoản thanh toán 30 ngày."),
-        ("vi", "meeting") => format!("Họp với {who} của {company} để trình bày demo {pvi}; khách đánh giá tốt và hẹn gặp lại."),
-        ("vi", _) => format!("Ghi chú: {company} đang so sánh {pvi} với đối thủ; {who} là người quyết định, quan tâm đến chiết khấu {pct}%."),
-        (_, "call") => format!("Called {who} at {company} about {pen}. They want a {pct}% discount if they sign this month."),
-        (_, "email") => format!("Emailed {who} at {company} a quote for {pen} with 30-day payment terms."),
-        (_, "meeting") => format!("Met {who} from {company} to demo {pen}; the feedback was positive and a follow-up is booked."),
-        _ => format!("Note: {company} is comparing our {pen} with a competitor; {who} decides and cares about a {pct}% discount."),
+        ("vi", "call") => format!(
+            "Gọi điện cho {who} ({company}) về {pvi}. Khách muốn giảm giá {pct}% nếu ký hợp đồng trong tháng này."
+        ),
+        ("vi", "email") => format!(
+            "Gửi email báo giá {pvi} cho {who} tại {company}, kèm điều khoản thanh toán 30 ngày."
+        ),
+        ("vi", "meeting") => format!(
+            "Họp với {who} của {company} để trình bày demo {pvi}; khách đánh giá tốt và hẹn gặp lại."
+        ),
+        ("vi", _) => format!(
+            "Ghi chú: {company} đang so sánh {pvi} với đối thủ; {who} là người quyết định, quan tâm đến chiết khấu {pct}%."
+        ),
+        (_, "call") => format!(
+            "Called {who} at {company} about {pen}. They want a {pct}% discount if they sign this month."
+        ),
+        (_, "email") => {
+            format!("Emailed {who} at {company} a quote for {pen} with 30-day payment terms.")
+        }
+        (_, "meeting") => format!(
+            "Met {who} from {company} to demo {pen}; the feedback was positive and a follow-up is booked."
+        ),
+        _ => format!(
+            "Note: {company} is comparing our {pen} with a competitor; {who} decides and cares about a {pct}% discount."
+        ),
     };
     let (c, u) = created_updated(&mut rng);
     vec![

@@ -56,20 +56,44 @@ pub const EN_LAST: &[&str] = &[
 
 pub const VI_COMPANY_KIND: &[&str] = &["Công ty TNHH", "Công ty Cổ phần", "Tập đoàn"];
 pub const VI_COMPANY_FIELD: &[&str] = &[
-    "Thương mại", "Dịch vụ", "Sản xuất", "Công nghệ", "Xây dựng", "Vận tải", "Thực phẩm",
+    "Thương mại",
+    "Dịch vụ",
+    "Sản xuất",
+    "Công nghệ",
+    "Xây dựng",
+    "Vận tải",
+    "Thực phẩm",
     "Dệt may",
 ];
 pub const VI_COMPANY_NAME: &[&str] = &[
-    "Sao Mai", "Hoàng Long", "Phú Thịnh", "An Phát", "Minh Khang", "Đại Việt", "Thành Công",
-    "Bình Minh", "Hưng Thịnh", "Việt Tiến", "Trường Sơn", "Hòa Bình",
+    "Sao Mai",
+    "Hoàng Long",
+    "Phú Thịnh",
+    "An Phát",
+    "Minh Khang",
+    "Đại Việt",
+    "Thành Công",
+    "Bình Minh",
+    "Hưng Thịnh",
+    "Việt Tiến",
+    "Trường Sơn",
+    "Hòa Bình",
 ];
 pub const EN_COMPANY_A: &[&str] = &[
     "Blue", "Silver", "Northern", "Pacific", "Golden", "Summit", "Harbor", "Green", "Atlas",
     "Crescent",
 ];
 pub const EN_COMPANY_B: &[&str] = &[
-    "River", "Peak", "Logistics", "Foods", "Systems", "Textiles", "Electronics", "Trading",
-    "Analytics", "Builders",
+    "River",
+    "Peak",
+    "Logistics",
+    "Foods",
+    "Systems",
+    "Textiles",
+    "Electronics",
+    "Trading",
+    "Analytics",
+    "Builders",
 ];
 pub const EN_COMPANY_SUFFIX: &[&str] = &["Ltd", "Inc", "Group", "Co."];
 
@@ -85,7 +109,13 @@ pub const INDUSTRIES: &[(&str, &str)] = &[
     ("Nông nghiệp", "agriculture"),
 ];
 pub const VI_CITIES: &[&str] = &[
-    "Hà Nội", "TP. Hồ Chí Minh", "Đà Nẵng", "Hải Phòng", "Cần Thơ", "Nha Trang", "Huế",
+    "Hà Nội",
+    "TP. Hồ Chí Minh",
+    "Đà Nẵng",
+    "Hải Phòng",
+    "Cần Thơ",
+    "Nha Trang",
+    "Huế",
     "Biên Hòa",
 ];
 pub const EN_CITIES: &[(&str, &str)] = &[
@@ -100,11 +130,19 @@ pub const EN_CITIES: &[(&str, &str)] = &[
 ];
 pub const TIERS: &[&str] = &["bronze", "silver", "gold", "platinum"];
 pub const VI_TITLES: &[&str] = &[
-    "Giám đốc", "Trưởng phòng kinh doanh", "Kế toán trưởng", "Nhân viên mua hàng",
-    "Giám đốc điều hành", "Trưởng phòng IT",
+    "Giám đốc",
+    "Trưởng phòng kinh doanh",
+    "Kế toán trưởng",
+    "Nhân viên mua hàng",
+    "Giám đốc điều hành",
+    "Trưởng phòng IT",
 ];
 pub const EN_TITLES: &[&str] = &[
-    "CEO", "Sales manager", "Chief accountant", "Purchasing officer", "Operations director",
+    "CEO",
+    "Sales manager",
+    "Chief accountant",
+    "Purchasing officer",
+    "Operations director",
     "IT manager",
 ];
 /// Products: (Vietnamese, English).
@@ -118,7 +156,14 @@ pub const PRODUCTS: &[(&str, &str)] = &[
     ("máy chủ lưu trữ", "storage servers"),
     ("đào tạo nhân viên", "staff training"),
 ];
-pub const STAGES: &[&str] = &["lead", "qualified", "proposal", "negotiation", "won", "lost"];
+pub const STAGES: &[&str] = &[
+    "lead",
+    "qualified",
+    "proposal",
+    "negotiation",
+    "won",
+    "lost",
+];
 pub const TICKET_STATUS: &[&str] = &["open", "pending", "resolved", "closed"];
 pub const PRIORITIES: &[&str] = &["low", "normal", "high", "urgent"];
 pub const ACTIVITY_KINDS: &[&str] = &["note", "call", "email", "meeting"];
