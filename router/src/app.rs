@@ -17,11 +17,19 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     router: Router,
     state: AppState,
+    /// HTTPS: the live rustls config (reloaded when its files change).
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
 }
 
 impl Application {
     /// Fetches missing models (when allowed), loads the served models and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Keys and TLS first: a server that may not start fails before loading models.
+        let (keyring, limiter) = crate::auth::setup::setup(&config).await?;
+        let tls = match &config.tls {
+            Some(files) => Some((crate::tls::load(files).await?, files.clone())),
+            None => None,
+        };
         let serve_entries: Vec<_> = config
             .serve
             .iter()
@@ -58,16 +66,22 @@ impl Application {
             .preload(config.preload.iter().cloned())
             .await?;
         let state = AppState::new(registry, config.preload.clone(), config.admin_token.clone())
-            .with_routing(&config.routing)?;
+            .with_routing(&config.routing)?
+            .with_auth(Some(keyring), limiter, config.reserved.private_metrics)?;
         let addr = SocketAddr::new(config.host, config.port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
         let router = router(state.clone(), config.max_body_bytes);
+        let tls = tls.map(|(live, files)| {
+            crate::tls::watch(live.clone(), files);
+            live
+        });
         Ok(Self {
             listener,
             router,
             state,
+            tls,
         })
     }
 
@@ -89,9 +103,26 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
+        let Some(tls) = self.tls else {
+            return axum::serve(self.listener, self.router)
+                .with_graceful_shutdown(shutdown)
+                .await;
+        };
+        let handle = axum_server::Handle::new();
+        let on_signal = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            on_signal.graceful_shutdown(None);
+        });
+        axum_server::from_tcp_rustls(self.listener.into_std()?, tls)?
+            .handle(handle)
+            .serve(self.router.into_make_service())
             .await
+    }
+
+    /// Whether the server answers HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 }
 

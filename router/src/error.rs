@@ -154,6 +154,20 @@ impl ApiError {
             .with_code("invalid_admin_token")
     }
 
+    /// 401 for a missing, malformed, unknown or expired API key.
+    pub fn invalid_api_key(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_request_error", message)
+            .with_code("invalid_api_key")
+    }
+
+    /// 429 for a key over its requests or tokens per minute.
+    pub fn rate_limited(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "requests", message)
+            .with_code("rate_limit_exceeded");
+        e.retry_after_secs = Some(retry_after_secs.max(1));
+        e
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
             .with_code("internal_error")

@@ -15,6 +15,7 @@
 pub mod admin_cli;
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod backend;
 pub mod budgets;
 pub mod catalog;
@@ -22,9 +23,12 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod fetch;
+pub mod keys_cli;
+pub mod limits;
 pub mod registry;
 pub mod state;
 pub mod time;
+pub mod tls;
 pub mod validate;
 
 pub use api::router;

@@ -93,6 +93,9 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
             _,
         ) => tokio::task::spawn_blocking(move || synth(args)).await?,
         (Command::Models { command }, _) => nfai_router::admin_cli::run(command).await,
+        (Command::Keys { command }, _) => {
+            tokio::task::spawn_blocking(move || nfai_router::keys_cli::run(command)).await?
+        }
     }
 }
 

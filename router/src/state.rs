@@ -3,12 +3,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::auth::Keyring;
 use crate::backend::Backend;
 use crate::backend::error::BackendError;
 use crate::backend::native::NativeBackend;
 use crate::backend::routed::table::RouteTable;
 use crate::config::Secret;
 use crate::config::routing::RoutingConfig;
+use crate::limits::RateLimiter;
 use crate::registry::ModelRegistry;
 
 /// Cheap to clone; everything inside is immutable or synchronises itself.
@@ -25,6 +27,11 @@ struct Inner {
     /// Every preloaded model has been Ready once: from then on, readiness only needs their
     /// engines alive (an evicted one loads again on demand).
     preloads_done: AtomicBool,
+    /// The API keys; `None`: requests need no key.
+    keyring: Option<Arc<Keyring>>,
+    limiter: Arc<RateLimiter>,
+    /// `/metrics` needs a key or the admin token.
+    private_metrics: bool,
 }
 
 /// Where a model name's requests go.
@@ -47,7 +54,40 @@ impl AppState {
             routes,
             started_unix: crate::time::unix_now(),
             preloads_done: AtomicBool::new(false),
+            keyring: None,
+            limiter: RateLimiter::new(false),
+            private_metrics: false,
         }))
+    }
+
+    /// Installs the API keys and rate limits (before the state is shared).
+    pub fn with_auth(
+        mut self,
+        keyring: Option<Arc<Keyring>>,
+        limiter: Arc<RateLimiter>,
+        private_metrics: bool,
+    ) -> anyhow::Result<Self> {
+        let inner = Arc::get_mut(&mut self.0)
+            .ok_or_else(|| anyhow::anyhow!("keys must be set before the state is shared"))?;
+        inner.keyring = keyring;
+        inner.limiter = limiter;
+        inner.private_metrics = private_metrics;
+        Ok(self)
+    }
+
+    /// The API keys, when key checks are on.
+    pub fn keyring(&self) -> Option<&Arc<Keyring>> {
+        self.0.keyring.as_ref()
+    }
+
+    /// Per-key rate limits and usage.
+    pub fn limiter(&self) -> &Arc<RateLimiter> {
+        &self.0.limiter
+    }
+
+    /// Whether `/metrics` needs a key or the admin token.
+    pub fn private_metrics(&self) -> bool {
+        self.0.private_metrics
     }
 
     /// Installs the route table of `routing` (before the state is shared) and starts its

@@ -8,15 +8,19 @@
     reason = "test code: a failed step is a failed test, reported where it happens"
 )]
 
+mod auth;
+mod auth_support;
 mod chat;
 mod completions;
 mod embeddings;
 mod errors;
+mod limits;
 mod models;
 mod ollama_sdk;
 mod ollama_wire;
 mod openai_sdk;
 mod overload;
+mod tls;
 mod upstream;
 mod upstream_affinity;
 mod upstream_faults;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::common::server;
 
-const OPENAI_VERSION: &str = "3.54.0";
+pub(crate) const OPENAI_VERSION: &str = "3.54.0";
 
 fn python() -> PathBuf {
     crate::common::python_with(".venv-test", "openai", OPENAI_VERSION, "NFAI_TEST_PYTHON")

@@ -25,7 +25,7 @@ pub async fn handler(State(state): State<AppState>) -> Result<impl IntoResponse,
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        render(&m),
+        format!("{}{}", render(&m), state.limiter().render_metrics()),
     ))
 }
 

@@ -4,6 +4,7 @@
 //! `crate::context`), call a `Backend`, and answer errors through `crate::error`.
 
 pub mod admin;
+pub mod gate;
 pub mod health;
 pub mod json;
 pub mod layer;
@@ -31,6 +32,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(ollama::routes())
         .fallback(|uri: Uri| async move { ApiError::not_found_route(uri.path()) })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gate::gate,
+        ))
         .layer(layer::ContextLayer)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::Extension(json::BodyLimit(max_body_bytes)))

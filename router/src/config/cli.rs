@@ -30,6 +30,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Manage API keys in the data directory (works offline, before the server starts).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,15 +171,24 @@ pub struct ServeArgs {
     /// File holding the PostgreSQL URL (reserved).
     #[arg(long, env = "NFAI_DATABASE_URL_FILE")]
     pub database_url_file: Option<PathBuf>,
-    /// Redis URL (reserved).
+    /// Redis URL: rate limits shared by every replica.
     #[arg(long, env = "NFAI_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Secret>,
-    /// File holding the Redis URL (reserved).
+    /// File holding the Redis URL.
     #[arg(long, env = "NFAI_REDIS_URL_FILE")]
     pub redis_url_file: Option<PathBuf>,
-    /// File listing the callers' API keys (reserved).
+    /// TOML file of static API keys (besides those made with `nfai keys` or the admin API).
     #[arg(long, env = "NFAI_AUTH_KEYS_FILE")]
     pub auth_keys_file: Option<PathBuf>,
+    /// Serve without API keys even on a public (non-loopback) address.
+    #[arg(long, env = "NFAI_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
+    /// PEM certificate chain: serve HTTPS (HTTP/2 and HTTP/1.1); reloaded when it changes.
+    #[arg(long, env = "NFAI_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`; reloaded when it changes.
+    #[arg(long, env = "NFAI_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Log format, `text` or `json` (`json` is reserved) [default: text].
     #[arg(long, env = "NFAI_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -184,6 +198,52 @@ pub struct ServeArgs {
     /// File holding Qdrant's API key (reserved).
     #[arg(long, env = "NFAI_QDRANT_API_KEY_FILE")]
     pub qdrant_api_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a key and print its secret (shown once).
+    Create {
+        #[command(flatten)]
+        store: KeysStoreArgs,
+        /// A name for the key (who uses it).
+        #[arg(long)]
+        name: String,
+        /// Models the key may use, comma-separated [default: every model].
+        #[arg(long, value_delimiter = ',')]
+        models: Option<Vec<String>>,
+        /// Requests per minute [default: unlimited].
+        #[arg(long)]
+        rpm: Option<u64>,
+        /// Tokens per minute, prompt plus completion [default: unlimited].
+        #[arg(long)]
+        tpm: Option<u64>,
+        /// Unix time after which the key is refused.
+        #[arg(long)]
+        expires_at: Option<u64>,
+    },
+    /// List the keys (never their secrets).
+    List {
+        #[command(flatten)]
+        store: KeysStoreArgs,
+    },
+    /// Delete a key by id; requests with it are refused from then on.
+    Revoke {
+        #[command(flatten)]
+        store: KeysStoreArgs,
+        id: String,
+    },
+}
+
+/// Where `nfai keys` finds the keys.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KeysStoreArgs {
+    /// TOML config file (for `[data] dir`).
+    #[arg(long, env = "NFAI_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Folder for nfai's own state [default: ~/.local/share/nfai].
+    #[arg(long, env = "NFAI_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

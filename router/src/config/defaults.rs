@@ -29,8 +29,10 @@ pub const MAX_WAITERS: usize = 256;
 pub const KEEP_ALIVE: KeepAlive = KeepAlive::DEFAULT;
 /// `database.max_connections`.
 pub const DATABASE_MAX_CONNECTIONS: usize = 8;
-/// `auth.allow_unauthenticated`.
-pub const ALLOW_UNAUTHENTICATED: bool = true;
+/// `auth.allow_unauthenticated`: a server on a public address refuses to start without keys.
+pub const ALLOW_UNAUTHENTICATED: bool = false;
+/// `redis.key_prefix`.
+pub const REDIS_KEY_PREFIX: &str = "nfai:";
 /// `logging.format`.
 pub const LOG_FORMAT: &str = "text";
 /// `files.max_bytes`: 512 MiB, OpenAI's limit per file.

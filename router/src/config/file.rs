@@ -69,6 +69,10 @@ pub struct ServerFile {
     pub host: Option<IpAddr>,
     pub port: Option<u16>,
     pub max_body_bytes: Option<usize>,
+    /// PEM certificate chain: serve HTTPS; `NFAI_TLS_CERT`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key; `NFAI_TLS_KEY`.
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

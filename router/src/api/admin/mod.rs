@@ -1,8 +1,10 @@
-//! The admin API under `/admin`: model residency (load, unload, pin) and memory, guarded by the
+//! The admin API under `/admin`: model residency (load, unload, pin), memory and API keys
+//! (`keys`), guarded by the
 //! admin token (`Authorization: Bearer <token>`). Without a configured token every call is 401.
 //! Wire types are in [`wire`], handlers in `handlers`.
 
 mod handlers;
+mod keys;
 pub mod wire;
 
 use axum::Router;
@@ -25,6 +27,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/models/{id}/pin", post(pin))
         .route("/admin/models/{id}/unpin", post(unpin))
         .route("/admin/memory", get(memory))
+        .route("/admin/keys", get(keys::list).post(keys::create))
+        .route("/admin/keys/{id}", axum::routing::delete(keys::delete))
+        .route("/admin/keys/{id}/usage", get(keys::usage))
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 
