@@ -126,6 +126,45 @@ impl SeqKvCache {
         self.len
     }
 
+    /// A new cache holding copies of this cache's first `len` positions (at most its length), so
+    /// that another sequence whose prompt starts with the same tokens continues from there while
+    /// this one is kept. `None` when a sliding-window layer has already dropped positions a
+    /// continuation at `len` would see. The copy's buffers are sized to `len` rows, rounded
+    /// up as appending would.
+    pub fn copy_prefix(&self, len: usize) -> Result<Option<SeqKvCache>> {
+        let len = self.len.min(len);
+        let visible = self.layers.iter().all(|l| match l.window {
+            Some(w) => l.start <= len.saturating_sub(w - 1),
+            None => true,
+        });
+        if !visible {
+            return Ok(None);
+        }
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for l in &self.layers {
+            let rows = len - l.start;
+            let copy = |buf: &Option<Tensor>| -> Result<Option<Tensor>> {
+                match buf {
+                    Some(b) if rows > 0 => {
+                        let (heads, _, dim) = b.dims3()?;
+                        let cap = rows.next_power_of_two().max(64);
+                        let out = Tensor::zeros((heads, cap, dim), b.dtype(), b.device())?;
+                        out.slice_set(&b.narrow(1, 0, rows)?.contiguous()?, 1, 0)?;
+                        Ok(Some(out))
+                    }
+                    _ => Ok(None),
+                }
+            };
+            layers.push(LayerKv {
+                k: copy(&l.k)?,
+                v: copy(&l.v)?,
+                window: l.window,
+                start: l.start,
+            });
+        }
+        Ok(Some(SeqKvCache { layers, len }))
+    }
+
     /// Bytes held by the buffers (capacity, not length).
     pub fn allocated_bytes(&self) -> usize {
         self.layers
@@ -233,6 +272,46 @@ pub fn kv_dtype(device: &Device) -> DType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_prefix_keeps_the_source_and_continues_from_the_prefix() -> Result<()> {
+        let dev = Device::Cpu;
+        let mut c = SeqKvCache::new(1);
+        let a = Tensor::arange(0f32, 8., &dev)?.reshape((1, 4, 2))?;
+        c.append(0, &a, &a)?;
+        c.commit(4);
+        let mut copy = c.copy_prefix(3)?.expect("no window, always copied");
+        assert_eq!(copy.len(), 3);
+        let b = Tensor::arange(20f32, 22., &dev)?.reshape((1, 1, 2))?;
+        let (k, _, _) = copy.append(0, &b, &b)?;
+        copy.commit(1);
+        assert_eq!(
+            k.flatten_all()?.to_vec1::<f32>()?,
+            vec![0., 1., 2., 3., 4., 5., 20., 21.]
+        );
+        // The source is untouched.
+        let (k, _, _) = c.append(0, &b, &b)?;
+        assert_eq!(
+            k.flatten_all()?.to_vec1::<f32>()?,
+            vec![0., 1., 2., 3., 4., 5., 6., 7., 20., 21.]
+        );
+        assert!(c.copy_prefix(100)?.is_some_and(|p| p.len() == 4));
+        Ok(())
+    }
+
+    #[test]
+    fn copy_prefix_refuses_positions_a_window_dropped() -> Result<()> {
+        let dev = Device::Cpu;
+        let mut c = SeqKvCache::with_windows(vec![Some(4)]);
+        for i in 0..200 {
+            let t = Tensor::full(i as f32, (1, 1, 2), &dev)?;
+            c.append(0, &t, &t)?;
+            c.commit(1);
+        }
+        assert!(c.copy_prefix(10)?.is_none());
+        assert!(c.copy_prefix(200)?.is_some());
+        Ok(())
+    }
 
     #[test]
     fn append_grows_and_keeps_earlier_positions() -> Result<()> {
