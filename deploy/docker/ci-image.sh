@@ -78,7 +78,7 @@ b run --isolation chroot --user 10001:10001 \
     nfai serve > /tmp/nfai.log 2>&1 &
     pid=$!
     for i in $(seq 1 300); do
-      curl -fsS -o /dev/null "http://127.0.0.1:$NFAI_PORT/ready" && break
+      curl -fs -o /dev/null "http://127.0.0.1:$NFAI_PORT/ready" && break
       kill -0 $pid 2>/dev/null || { cat /tmp/nfai.log; exit 1; }
       sleep 0.2
     done
