@@ -98,8 +98,17 @@ async fn https_serves_the_openai_sdk_over_http2_and_http1() {
     let dir = tempfile::tempdir().unwrap();
     let p = pki("sdk");
     let s = tls_server(dir.path(), &p, &["smollm2-135m-instruct"]);
-    let key = create_key(&s, json!({"name": "tls"})).await;
     let addr = s.base.trim_start_matches("https://").to_string();
+    let port = addr.rsplit(':').next().unwrap().to_string();
+    let res = trusting(&p.ca)
+        .post(format!("https://localhost:{port}/admin/keys"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "tls"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let key: serde_json::Value = res.json().await.unwrap();
     assert_eq!(
         negotiated(&addr, &p.ca, &[b"h2", b"http/1.1"])
             .await
