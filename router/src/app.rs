@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
@@ -68,6 +69,8 @@ impl Application {
         let state = AppState::new(registry, config.preload.clone(), config.admin_token.clone())
             .with_routing(&config.routing)?
             .with_auth(Some(keyring), limiter, config.reserved.private_metrics)?;
+        let retrieval = crate::retrieval::start(&config.reserved, Arc::clone(state.native()))?;
+        let state = state.with_retrieval(retrieval)?;
         let addr = SocketAddr::new(config.host, config.port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await

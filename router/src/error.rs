@@ -10,6 +10,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use nfai_cache::CacheError;
 use nfai_inference::{EngineError, SubmitError};
+use nfai_retrieval::RetrievalError;
+use nfai_retrieval::records::BlobError;
 use serde::Serialize;
 
 use crate::backend::error::BackendError;
@@ -349,6 +351,54 @@ impl From<BackendError> for ApiError {
             },
             BackendError::Busy(_) => Self::overloaded(msg, 1),
             BackendError::Internal(_) => Self::internal(msg),
+        }
+    }
+}
+
+/// Every retrieval error's status: the one exhaustive match for files and vector stores.
+impl From<RetrievalError> for ApiError {
+    fn from(e: RetrievalError) -> Self {
+        let msg = e.to_string();
+        let bad = |param: &str| Self::invalid(param.to_owned(), msg.clone());
+        match &e {
+            RetrievalError::Missing { .. } | RetrievalError::NotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "invalid_request_error", msg)
+                    .with_code("not_found")
+            }
+            RetrievalError::AlreadyExists(_) => Self::conflict(msg).with_code("already_exists"),
+            RetrievalError::InvalidName { .. } => bad("vector_store_id"),
+            RetrievalError::InvalidFilter { .. } => bad("filters").with_code("invalid_filter"),
+            RetrievalError::AttributeType { .. } => bad("attributes"),
+            RetrievalError::InvalidVector(_) => bad("query"),
+            RetrievalError::InvalidArgument { field, .. } => bad(field),
+            RetrievalError::ModelMismatch { .. } => bad("embedding_model"),
+            RetrievalError::Unavailable(_) => {
+                Self::unavailable(msg).with_code("vector_store_unavailable")
+            }
+            RetrievalError::Storage(_) => Self::unavailable(msg).with_code("storage_error"),
+            RetrievalError::Timeout(_) => {
+                server_error(StatusCode::GATEWAY_TIMEOUT, "vector_store_timeout", msg)
+            }
+        }
+    }
+}
+
+/// An upload that cannot be stored: too large (413) or a disk fault (503).
+impl From<BlobError> for ApiError {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::TooLarge { limit } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                format!(
+                    "The file is larger than the limit of {limit} bytes (`[files] max_bytes`)."
+                ),
+            )
+            .with_param("file")
+            .with_code("file_too_large"),
+            BlobError::Io(m) => {
+                Self::unavailable(format!("Cannot store the file: {m}")).with_code("storage_error")
+            }
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod fetch;
 pub mod keys_cli;
 pub mod limits;
 pub mod registry;
+pub mod retrieval;
 pub mod state;
 pub mod time;
 pub mod tls;

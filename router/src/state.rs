@@ -32,6 +32,8 @@ struct Inner {
     limiter: Arc<RateLimiter>,
     /// `/metrics` needs a key or the admin token.
     private_metrics: bool,
+    /// Files and vector stores (`/v1/files`, `/v1/vector_stores`); `None` until installed.
+    retrieval: Option<nfai_retrieval::service::RetrievalService>,
 }
 
 /// Where a model name's requests go.
@@ -57,6 +59,7 @@ impl AppState {
             keyring: None,
             limiter: RateLimiter::new(false),
             private_metrics: false,
+            retrieval: None,
         }))
     }
 
@@ -100,6 +103,28 @@ impl AppState {
         inner.routes = table;
         inner.routes.start_polling();
         Ok(self)
+    }
+
+    /// Installs the files and vector stores service (before the state is shared).
+    pub fn with_retrieval(
+        mut self,
+        retrieval: nfai_retrieval::service::RetrievalService,
+    ) -> anyhow::Result<Self> {
+        let inner = Arc::get_mut(&mut self.0).ok_or_else(|| {
+            anyhow::anyhow!("the retrieval service must be set before the state is shared")
+        })?;
+        inner.retrieval = Some(retrieval);
+        Ok(self)
+    }
+
+    /// The files and vector stores service, when installed.
+    pub fn retrieval(&self) -> Option<&nfai_retrieval::service::RetrievalService> {
+        self.0.retrieval.as_ref()
+    }
+
+    /// The backend of the models in this process.
+    pub fn native(&self) -> &Arc<NativeBackend> {
+        &self.0.native
     }
 
     /// The routed names (`[[routes]]`).

@@ -1,9 +1,11 @@
 //! The HTTP layer: one module per protocol, each with its own wire types, handlers and routes
-//! ([`openai`], [`ollama`], [`admin`]), plus health, readiness and metrics. Handlers convert
+//! ([`openai`], [`ollama`], [`admin`]; OpenAI's [`files`] and [`vector_stores`]), plus health,
+//! readiness and metrics. Handlers convert
 //! wire requests once into `crate::validate`'s types (carrying the deadline from
 //! `crate::context`), call a `Backend`, and answer errors through `crate::error`.
 
 pub mod admin;
+pub mod files;
 pub mod gate;
 pub mod health;
 pub mod json;
@@ -11,6 +13,7 @@ pub mod layer;
 pub mod metrics;
 pub mod ollama;
 pub mod openai;
+pub mod vector_stores;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -25,6 +28,12 @@ use crate::state::AppState;
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(openai::routes())
+        .merge(files::routes(
+            state
+                .retrieval()
+                .map_or(0, |r| r.options().max_file_bytes),
+        ))
+        .merge(vector_stores::routes())
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics::handler))

@@ -367,7 +367,12 @@ mod tests {
             !format!("{c:?}").contains("crm@db"),
             "secrets stay out of Debug"
         );
-        for name in ["database.url", "logging.format", "retrieval.qdrant_url"] {
+        assert!(
+            !c.warnings.iter().any(|w| w.contains("retrieval.qdrant_url")),
+            "the Qdrant URL is used: {:?}",
+            c.warnings
+        );
+        for name in ["database.url", "logging.format"] {
             assert!(
                 c.warnings.iter().any(|w| w.contains(name)),
                 "{name}: {:?}",

@@ -260,7 +260,9 @@ impl ReservedConfig {
         Ok(c)
     }
 
-    /// Warnings naming the settings given that this version does not act on yet.
+    /// Warnings naming the settings given that this version does not act on yet. `[data]`,
+    /// `[files]`, `retrieval.qdrant_url` and `retrieval.qdrant_api_key_file` are used by the
+    /// files and vector stores service.
     fn unused(&self, warnings: &mut Vec<String>) {
         let mut note = |set: bool, name: &str| {
             if set {
@@ -275,11 +277,6 @@ impl ReservedConfig {
             "logging.format = \"json\"",
         );
         note(self.log_bodies, "logging.log_bodies");
-        note(self.qdrant_url.is_some(), "retrieval.qdrant_url");
-        note(
-            self.qdrant_api_key.is_some(),
-            "retrieval.qdrant_api_key_file",
-        );
         note(self.retrieval_sources > 0, "[[retrieval.sources]]");
     }
 }

@@ -1,0 +1,79 @@
+//! `GET /v1/files`, `GET`/`DELETE /v1/files/{id}` and `GET /v1/files/{id}/content` (the bytes,
+//! streamed from disk).
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+
+use super::common::{ListParams, list, service};
+use super::wire;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Bytes read from disk per piece of a streamed download.
+const READ_BYTES: usize = 64 * 1024;
+
+pub async fn list_files(
+    State(state): State<AppState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let service = service(&state)?;
+    let params = ListParams::from_query(params)?;
+    let page = service
+        .list_files(&params.list_query()?, params.purpose.as_deref())
+        .await?;
+    Ok(Json(list(page, wire::file)))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let record = service(&state)?.file(&id).await?;
+    Ok(Json(wire::file(record)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    service(&state)?.delete_file(&id).await?;
+    Ok(Json(json!({"id": id, "object": "file", "deleted": true})))
+}
+
+pub async fn content(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (record, path) = service(&state)?.file_content_path(&id).await?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("Cannot read the file {id}: {e}")))?;
+    let stream = futures::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; READ_BYTES];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(buf), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+    .boxed();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, record.bytes.to_string()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
