@@ -6,6 +6,7 @@
 //! dead engine is reported as [`SubmitError::Stopped`], so callers can answer 429 or 503
 //! straight away.
 
+pub mod constrain;
 pub mod detok;
 pub mod embed;
 pub mod error;

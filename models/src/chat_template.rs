@@ -61,6 +61,8 @@ pub struct ChatTemplate {
     bos_token: String,
     eos_token: String,
     supports_tool: bool,
+    /// Whether the template reads a `tools` variable (tool definitions go through it).
+    uses_tools: bool,
     /// Set for a model without a template: why rendering fails.
     missing: Option<String>,
     /// Whether a leading BOS string is removed (the tokenizer adds its own BOS).
@@ -98,6 +100,7 @@ impl ChatTemplate {
             bos_token: bos_token.to_string(),
             eos_token: eos_token.to_string(),
             supports_tool: src.contains("'tool'") || src.contains("\"tool\""),
+            uses_tools: src.contains("tools"),
             missing: None,
             strip_bos: true,
         })
@@ -120,6 +123,7 @@ impl ChatTemplate {
             bos_token: String::new(),
             eos_token: String::new(),
             supports_tool: false,
+            uses_tools: false,
             strip_bos: false,
             missing: Some(format!(
                 "the model file {model} has no chat template (`tokenizer.chat_template`); it is \
@@ -162,6 +166,23 @@ impl ChatTemplate {
     /// Renders `messages` into a prompt; with `add_generation_prompt`, the prompt ends where the
     /// assistant's reply starts. A leading BOS string is removed (see the module docs).
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        self.render_with_tools(messages, None, add_generation_prompt)
+    }
+
+    /// Whether the template takes tool definitions in a `tools` variable; otherwise they go
+    /// through [`crate::tool_prompt`].
+    pub fn uses_tools(&self) -> bool {
+        self.uses_tools
+    }
+
+    /// Like [`Self::render`], with `tools` (OpenAI's tool objects) passed to the template as
+    /// `tools`.
+    pub fn render_with_tools(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[serde_json::Value]>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         if let Some(why) = &self.missing {
             return Err(ModelError::Template(why.clone()));
         }
@@ -182,6 +203,7 @@ impl ChatTemplate {
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token.as_str(),
             eos_token => self.eos_token.as_str(),
+            tools => tools.map(Value::from_serialize),
         };
         let out = template.render(ctx).map_err(template_err)?;
         match out.strip_prefix(self.bos_token.as_str()) {

@@ -26,6 +26,7 @@ pub mod loader;
 pub mod memory;
 pub mod synth;
 pub mod tokenizer;
+pub mod tool_prompt;
 
 pub use bert::{BertConfig, BertEmbedder, Pooling};
 pub use chat_template::{ChatMessage, ChatTemplate};

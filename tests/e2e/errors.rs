@@ -122,14 +122,14 @@ async fn out_of_range_parameters_are_400_naming_them() {
             "unsupported_parameter",
         ),
         (
-            json!({"tools": [{"type": "function", "function": {"name": "f"}}]}),
-            "tools",
+            json!({"functions": [{"name": "f"}]}),
+            "functions",
             "unsupported_parameter",
         ),
         (
-            json!({"response_format": {"type": "json_object"}}),
-            "response_format",
-            "unsupported_parameter",
+            json!({"response_format": {"type": "yaml"}}),
+            "response_format.type",
+            "invalid_value",
         ),
     ];
     for (extra, param, code) in cases {

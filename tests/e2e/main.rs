@@ -20,6 +20,8 @@ mod ollama_sdk;
 mod ollama_wire;
 mod openai_sdk;
 mod overload;
+mod structured;
+mod structured_sdk;
 mod tls;
 mod upstream;
 mod upstream_affinity;

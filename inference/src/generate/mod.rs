@@ -29,6 +29,9 @@ pub struct GenerateRequest {
     pub stop: Vec<String>,
     /// Keep going past end-of-sequence tokens (benchmarks, reference comparisons).
     pub ignore_eos: bool,
+    /// The grammar the output must follow (structured outputs, tool calls); compiled by
+    /// [`GenerationEngine::constrain`].
+    pub constraint: Option<crate::constrain::Constraint>,
 }
 
 /// Why a sequence ended.
@@ -122,6 +125,12 @@ pub struct GenerationEngine {
     tokenizer: Arc<TextTokenizer>,
     model: Arc<dyn CausalLm>,
     queue_capacity: usize,
+    /// The model's grammar compiler, built on first use and shared by every clone.
+    grammars: Arc<
+        std::sync::OnceLock<
+            Result<Arc<crate::constrain::Grammars>, crate::constrain::ConstraintError>,
+        >,
+    >,
 }
 
 impl std::fmt::Debug for GenerationEngine {
@@ -156,7 +165,21 @@ impl GenerationEngine {
             tokenizer,
             model,
             queue_capacity,
+            grammars: Arc::default(),
         })
+    }
+
+    /// Compiles `format` for this model's vocabulary. The first call builds the model's token
+    /// trie (tens of milliseconds for a large vocabulary); run it off the async workers.
+    pub fn constrain(
+        &self,
+        format: &crate::constrain::OutputFormat,
+    ) -> Result<crate::constrain::Constraint, crate::constrain::ConstraintError> {
+        let grammars = self.grammars.get_or_init(|| {
+            crate::constrain::Grammars::new(&self.tokenizer, self.model.info().vocab_size)
+                .map(Arc::new)
+        });
+        grammars.as_ref().map_err(Clone::clone)?.compile(format)
     }
 
     /// Queues a request without waiting. The receiver yields events until `Finished` or

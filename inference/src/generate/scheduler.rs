@@ -177,7 +177,14 @@ impl Scheduler {
             self.row.clear();
             self.row
                 .extend_from_slice(&flat[r * vocab..(r + 1) * vocab]);
-            let id = seq.sampler.sample(&mut self.row);
+            let id = match seq.sample(&mut self.row) {
+                Ok(id) => id,
+                Err(e) => {
+                    seq.fail(e);
+                    done.push(i);
+                    continue;
+                }
+            };
             if let Step::Done = seq.on_token(id, &self.tokenizer) {
                 done.push(i);
             }

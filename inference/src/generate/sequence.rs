@@ -22,6 +22,8 @@ pub(super) struct Sequence {
     pub ignore_eos: bool,
     pub cache: SeqKvCache,
     pub sampler: Sampler,
+    /// The grammar the output follows, if the request has one.
+    constraint: Option<crate::constrain::Constraint>,
     decoder: IncrementalDecoder,
     stops: StopMatcher,
     events: mpsc::Sender<GenerateEvent>,
@@ -49,6 +51,7 @@ impl Sequence {
             ignore_eos: request.ignore_eos,
             cache,
             sampler,
+            constraint: request.constraint,
             decoder: IncrementalDecoder::new(),
             stops: StopMatcher::new(request.stop),
             events,
@@ -95,6 +98,15 @@ impl Sequence {
     }
 
     /// Handles a sampled token: emits its text, checks EOS, stop strings and length.
+    /// Picks the next token from `row` (changed in place), within the grammar if there is one.
+    pub fn sample(&mut self, row: &mut [f32]) -> Result<u32, EngineError> {
+        if let Some(c) = self.constraint.as_mut() {
+            c.mask(row)
+                .map_err(|e| EngineError::Compute(format!("constrained decoding: {e}")))?;
+        }
+        Ok(self.sampler.sample(row))
+    }
+
     pub fn on_token(&mut self, id: u32, tokenizer: &Arc<TextTokenizer>) -> Step {
         self.sampler.accept(id);
         self.generated += 1;
@@ -104,6 +116,17 @@ impl Sequence {
             let text = self.final_text(tokenizer);
             return self.finish(FinishReason::Stop, text);
         }
+        let complete = match self
+            .constraint
+            .as_mut()
+            .map(|c| c.accept(id).map(|()| c.is_complete()))
+        {
+            Some(Err(e)) => {
+                return self.fail(EngineError::Compute(format!("constrained decoding: {e}")));
+            }
+            Some(Ok(done)) => done,
+            None => false,
+        };
         let piece = match self.decoder.push(tokenizer, id) {
             Ok(p) => p,
             Err(e) => return self.fail(EngineError::Compute(e.to_string())),
@@ -115,7 +138,11 @@ impl Sequence {
             }
             StopOutcome::Continue(text) => {
                 self.send(GenerateEvent::Token { id, text });
-                if self.generated >= self.max_new_tokens {
+                if complete {
+                    // The grammar allows nothing but end-of-sequence: end without another step.
+                    let text = self.final_text(tokenizer);
+                    self.finish(FinishReason::Stop, text)
+                } else if self.generated >= self.max_new_tokens {
                     let text = self.final_text(tokenizer);
                     self.finish(FinishReason::Length, text)
                 } else {

@@ -99,6 +99,7 @@ fn req(prompt: Vec<u32>, max_new: usize) -> GenerateRequest {
         sampling: SamplingParams::greedy(),
         stop: Vec::new(),
         ignore_eos: false,
+        constraint: None,
     }
 }
 

@@ -10,6 +10,7 @@
 pub mod error;
 pub mod native;
 pub mod routed;
+pub mod structured;
 pub mod upstream;
 
 use std::sync::Arc;

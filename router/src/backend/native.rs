@@ -66,6 +66,7 @@ fn start(
         sampling: opts.sampling.resolve(&model.entry.sampling),
         stop: opts.stop.clone(),
         ignore_eos: opts.ignore_eos,
+        constraint: None,
     })
 }
 
@@ -102,19 +103,21 @@ fn encode(model: &ChatModel, text: &str, param: &str) -> Result<Vec<u32>, Backen
 impl NativeBackend {
     async fn run_chat(&self, name: &str, req: ChatRequest) -> Result<Generation, BackendError> {
         let model = Arc::new(self.registry.chat(name, req.options.keep_alive).await?);
-        let prompt_ids = {
+        let (prompt_ids, constraint) = {
             let model = model.clone();
-            let messages = req.messages;
+            let (messages, tools, output) = (req.messages, req.tools, req.output);
             blocking(move || {
-                let prompt = model
-                    .template
-                    .render(&messages, true)
+                let prompt = super::structured::render(&model.template, messages, &tools.tools)
                     .map_err(|e| FieldError::invalid("messages", e.to_string()))?;
-                encode(&model, &prompt, "messages")
+                let constraint = output
+                    .map(|spec| super::structured::compile(&model.engine, &spec))
+                    .transpose()?;
+                Ok((encode(&model, &prompt, "messages")?, constraint))
             })
             .await?
         };
-        let gen_req = start(&model, prompt_ids, &req.options, "messages")?;
+        let mut gen_req = start(&model, prompt_ids, &req.options, "messages")?;
+        gen_req.constraint = constraint;
         submit(&model, gen_req, String::new())
     }
 

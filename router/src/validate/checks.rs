@@ -139,10 +139,11 @@ pub fn chat_messages(messages: Vec<MessageInput>) -> Result<Vec<ChatMessage>, Fi
                 "system" | "developer" => "system",
                 "user" => "user",
                 "assistant" => "assistant",
+                "tool" => "tool",
                 other => {
                     return Err(FieldError::invalid(
                         format!("messages[{i}].role"),
-                        format!("Unsupported role '{other}'; use system, developer, user or assistant."),
+                        format!("Unsupported role '{other}'; use system, developer, user, assistant or tool."),
                     ));
                 }
             };
@@ -349,7 +350,7 @@ mod tests {
         };
         let ok = chat_messages(vec![m("developer", ContentInput::Text("x".into()))]).unwrap();
         assert_eq!(ok[0].role, "system");
-        let e = chat_messages(vec![m("tool", ContentInput::Text(String::new()))]).unwrap_err();
+        let e = chat_messages(vec![m("robot", ContentInput::Text(String::new()))]).unwrap_err();
         assert_eq!(e.param, "messages[0].role");
         let part = PartInput {
             kind: "image_url".into(),

@@ -7,6 +7,7 @@
 
 pub mod checks;
 pub mod request;
+pub mod structured;
 
 pub use checks::*;
 pub use request::*;

@@ -105,11 +105,15 @@ pub struct GenerationOptions {
 }
 
 /// A validated chat request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ChatRequest {
-    /// Non-empty; roles are system, user or assistant.
+    /// Non-empty; roles are system, user, assistant or tool.
     pub messages: Vec<ChatMessage>,
     pub options: GenerationOptions,
+    /// The tools offered to the model (see [`super::structured`]).
+    pub tools: super::structured::ToolSetup,
+    /// The grammar the answer must follow: a response format or a tool call.
+    pub output: Option<super::structured::OutputSpec>,
 }
 
 /// One prompt of a text completion.

@@ -16,11 +16,13 @@ use serde::Serialize;
 use super::extract::{OllamaJson, route};
 use super::wire::{self, Counts, ErrorLine, GenerateLine, MessageOut, refuse_unsupported};
 use crate::api::json::JsonBody;
+use crate::api::openai::tool_calls::{self, HeldText};
 use crate::backend::error::BackendError;
 use crate::backend::{EventStream, collect};
 use crate::error::{ApiError, OllamaError};
 use crate::state::AppState;
 use crate::time::now_rfc3339;
+use crate::validate::structured::{self, ToolMode};
 use crate::validate::{
     self, ChatRequest, CompletionRequest, ContentInput, FieldError, MessageInput, Prompt,
 };
@@ -31,6 +33,9 @@ struct Shape {
     model: String,
     chat: bool,
     started: Instant,
+    /// Set when the answer may be a tool call; its text is held back until the end.
+    tool_mode: Option<ToolMode>,
+    held: HeldText,
 }
 
 impl Shape {
@@ -41,6 +46,7 @@ impl Shape {
             message: self.chat.then_some(MessageOut {
                 role: "assistant",
                 content: text,
+                tool_calls: None,
             }),
             response: (!self.chat).then_some(text),
             done,
@@ -51,7 +57,26 @@ impl Shape {
 
     fn done<'a>(&'a self, text: &'a str, reason: FinishReason, usage: Usage) -> GenerateLine<'a> {
         let total = self.started.elapsed().as_nanos() as u64;
+        let call = match (self.tool_mode, reason) {
+            (Some(mode), FinishReason::Stop) => tool_calls::parse(mode, text),
+            _ => None,
+        };
+        let message = match call {
+            Some(c) => {
+                let arguments: serde_json::Value =
+                    serde_json::from_str(&c.function.arguments).unwrap_or_default();
+                Some(MessageOut {
+                    role: "assistant",
+                    content: "",
+                    tool_calls: Some(vec![serde_json::json!({
+                        "function": { "name": c.function.name, "arguments": arguments }
+                    })]),
+                })
+            }
+            None => self.line(text, true).message,
+        };
         GenerateLine {
+            message,
             done_reason: Some(reason.as_str()),
             counts: Some(Counts {
                 total_duration: total,
@@ -97,6 +122,7 @@ fn ndjson(shape: Shape, events: EventStream) -> Response {
                     usage,
                     text,
                 }) => {
+                    let text = shape.held.take().unwrap_or(text);
                     return Some((line(&shape.done(&text, reason, usage)), None));
                 }
                 Some(GenerateEvent::Failed(e)) => {
@@ -135,15 +161,28 @@ pub async fn chat(
         .messages
         .iter()
         .any(|m| m.images.as_ref().is_some_and(|i| !i.is_empty()));
-    refuse_unsupported(
-        &req.format,
-        images,
-        req.tools.as_ref().is_some_and(|t| !t.is_empty()),
-    )?;
+    refuse_unsupported(images)?;
+    let (tools, tool_output) = structured::tools(req.tools.as_deref(), None)?;
+    let format_output = match &req.format {
+        Some(f) => structured::ollama_format(f)?,
+        None => None,
+    };
+    let output = match (tool_output, format_output) {
+        (Some(_), Some(_)) => {
+            return Err(FieldError::unsupported(
+                "format",
+                "'format' cannot be combined with 'tools'.",
+            )
+            .into());
+        }
+        (t, f) => t.or(f),
+    };
     let shape = Shape {
         model: req.model.clone(),
         chat: true,
         started,
+        tool_mode: tools.mode,
+        held: HeldText::default(),
     };
     if req.messages.is_empty() {
         return Ok(shape.loaded());
@@ -154,9 +193,23 @@ pub async fn chat(
         .generation(req.keep_alive.as_ref(), req.stream)?;
     let generation = r
         .backend
-        .chat(&r.model, ChatRequest { messages, options })
+        .chat(
+            &r.model,
+            ChatRequest {
+                messages,
+                options,
+                tools,
+                output,
+            },
+        )
         .await?;
-    respond(shape, req.stream, generation.events).await
+    let events = match shape.tool_mode {
+        Some(mode) if req.stream => {
+            tool_calls::hold_calls(generation.events, mode, shape.held.clone())
+        }
+        _ => generation.events,
+    };
+    respond(shape, req.stream, events).await
 }
 
 pub async fn generate(
@@ -165,11 +218,18 @@ pub async fn generate(
 ) -> Result<Response, OllamaError> {
     let started = Instant::now();
     let r = route(&state, &req.model)?;
-    refuse_unsupported(
-        &req.format,
-        req.images.as_ref().is_some_and(|i| !i.is_empty()),
-        false,
-    )?;
+    refuse_unsupported(req.images.as_ref().is_some_and(|i| !i.is_empty()))?;
+    let output = match &req.format {
+        Some(f) => structured::ollama_format(f)?,
+        None => None,
+    };
+    if output.is_some() && req.raw {
+        return Err(FieldError::unsupported(
+            "format",
+            "'format' is not supported with 'raw' prompts; leave out 'raw'.",
+        )
+        .into());
+    }
     if req.suffix.as_ref().is_some_and(|s| !s.is_empty()) {
         return Err(
             FieldError::unsupported("suffix", "suffix (insertion) is not supported.").into(),
@@ -179,6 +239,8 @@ pub async fn generate(
         model: req.model.clone(),
         chat: false,
         started,
+        tool_mode: None,
+        held: HeldText::default(),
     };
     if req.prompt.is_empty() {
         return Ok(shape.loaded());
@@ -210,7 +272,15 @@ pub async fn generate(
         });
         let messages = validate::chat_messages(messages)?;
         r.backend
-            .chat(&r.model, ChatRequest { messages, options })
+            .chat(
+                &r.model,
+                ChatRequest {
+                    messages,
+                    options,
+                    output,
+                    ..ChatRequest::default()
+                },
+            )
             .await?
             .events
     };

@@ -64,13 +64,25 @@ pub struct Message {
     #[serde(default)]
     pub content: String,
     pub images: Option<Vec<Value>>,
+    /// Calls an assistant turn made (`[{"function": {"name", "arguments": {…}}}]`), written into
+    /// the conversation as text.
+    pub tool_calls: Option<Vec<Value>>,
 }
 
 impl From<Message> for MessageInput {
     fn from(m: Message) -> Self {
+        let mut content = m.content;
+        for call in m.tool_calls.unwrap_or_default() {
+            let f = &call["function"];
+            let name = f["name"].as_str().unwrap_or_default();
+            content.push_str(&nfai_models::tool_prompt::tool_call_text(
+                name,
+                &f["arguments"],
+            ));
+        }
         MessageInput {
             role: m.role,
-            content: ContentInput::Text(m.content),
+            content: ContentInput::Text(content),
         }
     }
 }
@@ -136,27 +148,11 @@ pub fn keep_alive(v: Option<&Value>) -> Result<Option<KeepAlive>, FieldError> {
 }
 
 /// Refuses what nfai cannot do, by name.
-pub fn refuse_unsupported(
-    format: &Option<Value>,
-    images: bool,
-    tools: bool,
-) -> Result<(), FieldError> {
-    if format.as_ref().is_some_and(|f| !f.is_null() && f != "") {
-        return Err(FieldError::unsupported(
-            "format",
-            "Structured output (format) is not supported.",
-        ));
-    }
+pub fn refuse_unsupported(images: bool) -> Result<(), FieldError> {
     if images {
         return Err(FieldError::unsupported(
             "images",
             "Images are not supported.",
-        ));
-    }
-    if tools {
-        return Err(FieldError::unsupported(
-            "tools",
-            "Tool calling is not supported.",
         ));
     }
     Ok(())
@@ -167,6 +163,9 @@ pub fn refuse_unsupported(
 pub struct MessageOut<'a> {
     pub role: &'static str,
     pub content: &'a str,
+    /// `[{"function": {"name", "arguments": {…}}}]` when the answer is a tool call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<Value>>,
 }
 
 /// One NDJSON line (or the whole body) of `/api/chat` and `/api/generate`; the counts are set

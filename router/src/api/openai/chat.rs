@@ -6,12 +6,14 @@ use axum::response::{IntoResponse, Response};
 use nfai_inference::FinishReason;
 
 use super::stream::{self, ChunkWriter};
+use super::tool_calls::{self, HeldText};
 use super::wire::chat::*;
 use super::wire::{Usage, new_id};
 use crate::api::json::{JsonBody, OpenAiJson};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::time::unix_now;
+use crate::validate::structured::{self, ToolMode};
 use crate::validate::{self, ChatRequest, FieldError, GenerationOptions};
 
 pub async fn handler(
@@ -19,35 +21,32 @@ pub async fn handler(
     OpenAiJson(req): OpenAiJson<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
     let route = state.route(&req.model)?;
-    if req.tools.as_ref().is_some_and(|t| !t.is_empty()) || req.functions.is_some() {
+    if req.functions.is_some() {
         return Err(FieldError::unsupported(
-            "tools",
-            "Tool calling is not supported by this model.",
-        )
-        .into());
-    }
-    if req.tool_choice.is_some() {
-        return Err(FieldError::unsupported(
-            "tool_choice",
-            "Tool calling is not supported by this model.",
+            "functions",
+            "The legacy 'functions' field is not supported; use 'tools'.",
         )
         .into());
     }
     if req.logprobs == Some(true) || req.top_logprobs.is_some() {
         return Err(FieldError::unsupported("logprobs", "logprobs are not supported.").into());
     }
-    if let Some(rf) = &req.response_format
-        && rf.kind != "text"
-    {
-        return Err(FieldError::unsupported(
-            "response_format",
-            format!(
-                "response_format '{}' is not supported; only 'text'.",
-                rf.kind
-            ),
-        )
-        .into());
-    }
+    let (tools, tool_output) = structured::tools(req.tools.as_deref(), req.tool_choice.as_ref())?;
+    let format_output = match &req.response_format {
+        Some(rf) => structured::response_format(&rf.kind, rf.json_schema.as_ref())?,
+        None => None,
+    };
+    let output = match (tool_output, format_output) {
+        (Some(_), Some(_)) => {
+            return Err(FieldError::unsupported(
+                "response_format",
+                "A response_format other than 'text' cannot be combined with tools unless tool_choice is 'none'.",
+            )
+            .into());
+        }
+        (t, f) => t.or(f),
+    };
+    let tool_mode = tools.mode;
     let (sampling, stop) = validate::sampling(&req.sampling.input())?;
     let messages = validate::chat_messages(req.messages.into_iter().map(Into::into).collect())?;
     let (max_tokens_param, raw_max) = match (req.max_completion_tokens, req.max_tokens) {
@@ -66,21 +65,40 @@ pub async fn handler(
     };
     let generation = route
         .backend
-        .chat(&route.model, ChatRequest { messages, options })
+        .chat(
+            &route.model,
+            ChatRequest {
+                messages,
+                options,
+                tools,
+                output,
+            },
+        )
         .await?;
     let id = new_id("chatcmpl");
     let created = unix_now();
     if req.stream {
         let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
+        let held = HeldText::default();
+        let events = match tool_mode {
+            Some(mode) => tool_calls::hold_calls(generation.events, mode, held.clone()),
+            None => generation.events,
+        };
         let writer = ChatWriter {
             id,
             created,
             model: route.display,
             include_usage,
+            tool_mode,
+            held,
         };
-        return Ok(stream::sse(writer, vec![generation.events], include_usage));
+        return Ok(stream::sse(writer, vec![events], include_usage));
     }
     let (content, reason, usage) = crate::backend::collect(generation.events).await?;
+    let call = match (tool_mode, reason) {
+        (Some(mode), FinishReason::Stop) => tool_calls::parse(mode, &content),
+        _ => None,
+    };
     Ok(JsonBody(ChatCompletion {
         id,
         object: "chat.completion",
@@ -88,13 +106,18 @@ pub async fn handler(
         model: route.display,
         choices: vec![ChatChoice {
             index: 0,
+            finish_reason: if call.is_some() {
+                "tool_calls"
+            } else {
+                reason.as_str()
+            },
             message: ChatMessageOut {
                 role: "assistant",
-                content,
+                content: call.is_none().then_some(content),
                 refusal: None,
+                tool_calls: call.map(|c| vec![c]),
             },
             logprobs: None,
-            finish_reason: reason.as_str(),
         }],
         usage: Usage::new(usage.prompt_tokens, usage.completion_tokens),
         system_fingerprint: None,
@@ -107,6 +130,9 @@ struct ChatWriter {
     created: u64,
     model: String,
     include_usage: bool,
+    /// Set when the answer may be a tool call, whose text `held` keeps until the end.
+    tool_mode: Option<ToolMode>,
+    held: HeldText,
 }
 
 impl ChatWriter {
@@ -131,6 +157,37 @@ impl ChatWriter {
             finish_reason: finish.map(FinishReason::as_str),
         }
     }
+
+    /// The last chunk of a choice whose text was held back: its tool call and `tool_calls`, or
+    /// the text itself when it is not a whole call.
+    fn release(&self, index: usize, mode: ToolMode, text: &str, reason: FinishReason) -> String {
+        let call = match reason {
+            FinishReason::Stop => tool_calls::parse(mode, text),
+            FinishReason::Length => None,
+        };
+        let choice = match call {
+            Some(mut call) => {
+                call.index = Some(0);
+                ChunkChoice {
+                    index,
+                    delta: Delta {
+                        tool_calls: Some(vec![call]),
+                        ..Delta::default()
+                    },
+                    logprobs: None,
+                    finish_reason: Some("tool_calls"),
+                }
+            }
+            None => {
+                let delta = Delta {
+                    content: Some(text),
+                    ..Delta::default()
+                };
+                Self::choice(index, delta, Some(reason))
+            }
+        };
+        self.chunk(vec![choice], None)
+    }
 }
 
 impl ChunkWriter for ChatWriter {
@@ -140,6 +197,7 @@ impl ChunkWriter for ChatWriter {
                 let delta = Delta {
                     role: Some("assistant"),
                     content: Some(""),
+                    ..Delta::default()
                 };
                 self.chunk(vec![Self::choice(i, delta, None)], None)
             })
@@ -150,11 +208,17 @@ impl ChunkWriter for ChatWriter {
         let delta = Delta {
             role: None,
             content: Some(text),
+            ..Delta::default()
         };
         self.chunk(vec![Self::choice(index, delta, None)], None)
     }
 
     fn finish(&self, index: usize, reason: FinishReason) -> String {
+        if let Some(mode) = self.tool_mode
+            && let Some(text) = self.held.take()
+        {
+            return self.release(index, mode, &text, reason);
+        }
         self.chunk(
             vec![Self::choice(index, Delta::default(), Some(reason))],
             None,

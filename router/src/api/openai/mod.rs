@@ -7,6 +7,7 @@ pub mod completions;
 pub mod embeddings;
 pub mod models;
 pub mod stream;
+pub mod tool_calls;
 pub mod wire;
 
 use axum::Router;

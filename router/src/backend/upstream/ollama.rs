@@ -238,6 +238,7 @@ impl OllamaClient {
     }
 
     async fn run_chat(&self, model: &str, req: ChatRequest) -> Result<Generation, BackendError> {
+        crate::validate::structured::not_forwarded(&req)?;
         let call = self.node.call();
         let o = &req.options;
         let body = ChatBody {

@@ -333,6 +333,7 @@ impl OpenAiClient {
     }
 
     async fn run_chat(&self, model: &str, req: ChatRequest) -> Result<Generation, BackendError> {
+        crate::validate::structured::not_forwarded(&req)?;
         let call = self.node.call();
         let body = GenerationBody {
             messages: Some(&req.messages),

@@ -31,6 +31,8 @@ pub struct ChatCompletionRequest {
 pub struct ResponseFormat {
     #[serde(rename = "type")]
     pub kind: String,
+    /// For `json_schema`: `{name, schema, strict, description}`.
+    pub json_schema: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -39,12 +41,41 @@ pub struct ChatMessageIn {
     #[serde(default)]
     pub content: Option<MessageContent>,
     pub name: Option<String>,
+    /// Calls an assistant turn made; written into the conversation as text (see
+    /// `nfai_models::tool_prompt`).
+    pub tool_calls: Option<Vec<ToolCallIn>>,
+    pub tool_call_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ToolCallIn {
+    pub function: FunctionCallIn,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FunctionCallIn {
+    pub name: String,
+    /// The arguments as a JSON string.
+    #[serde(default)]
+    pub arguments: String,
 }
 
 impl From<ChatMessageIn> for MessageInput {
     fn from(m: ChatMessageIn) -> Self {
+        let calls: String = m
+            .tool_calls
+            .unwrap_or_default()
+            .iter()
+            .map(|c| {
+                let args = serde_json::from_str(&c.function.arguments)
+                    .unwrap_or(serde_json::Value::String(c.function.arguments.clone()));
+                nfai_models::tool_prompt::tool_call_text(&c.function.name, &args)
+            })
+            .collect();
         let content = match m.content {
+            None if !calls.is_empty() => ContentInput::Text(calls),
             None => ContentInput::Text(String::new()),
+            Some(MessageContent::Text(t)) if !calls.is_empty() => ContentInput::Text(t + &calls),
             Some(MessageContent::Text(t)) => ContentInput::Text(t),
             Some(MessageContent::Parts(parts)) => ContentInput::Parts(
                 parts
@@ -100,8 +131,29 @@ pub struct ChatChoice {
 #[derive(Debug, Serialize)]
 pub struct ChatMessageOut {
     pub role: &'static str,
-    pub content: String,
+    /// `null` when the answer is a tool call.
+    pub content: Option<String>,
     pub refusal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallOut>>,
+}
+
+/// A tool call in an answer (in a stream chunk, with its `index`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolCallOut {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: FunctionCallOut,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FunctionCallOut {
+    pub name: String,
+    /// The arguments as a JSON string, as OpenAI sends them.
+    pub arguments: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -130,4 +182,6 @@ pub struct Delta<'a> {
     pub role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallOut>>,
 }

@@ -1,0 +1,95 @@
+//! What a request asks the output to be ([`OutputFormat`]) and the llguidance grammar for it.
+//!
+//! JSON is generated compactly (no free whitespace between tokens: `whitespace_flexible` off),
+//! which keeps a small model from spending its tokens on runs of spaces and makes every object
+//! end. Tool calls are one JSON object `{"name": <one of the tool names>, "arguments": <that
+//! tool's parameters schema>}`; when the model may answer in text instead (`tool_choice`
+//! `auto`), the output is either text that does not start with `<`, or [`TOOL_CALL_PREFIX`]
+//! followed by such an object.
+
+use llguidance::api::TopLevelGrammar;
+use serde_json::{Value, json};
+
+/// What marks a tool call in an output that may also be text.
+pub const TOOL_CALL_PREFIX: &str = "<tool_call>";
+
+/// One callable tool: its name and the JSON Schema of its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    pub name: String,
+    /// A JSON Schema object.
+    pub parameters: Value,
+}
+
+/// The shape a generation must take.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputFormat {
+    /// Any JSON object.
+    JsonObject,
+    /// A JSON value valid against the schema.
+    JsonSchema(Value),
+    /// One call of one of the tools (`tool_choice` `required`, or a single named tool).
+    ToolCall(Vec<ToolSpec>),
+    /// Text, or [`TOOL_CALL_PREFIX`] and then a call of one of the tools (`tool_choice` `auto`).
+    TextOrToolCall(Vec<ToolSpec>),
+}
+
+/// Compiler options every JSON grammar is built with.
+fn options() -> Value {
+    json!({ "whitespace_flexible": false, "item_separator": ",", "key_separator": ":" })
+}
+
+/// `schema` with llguidance's options added (an object schema) or wrapped (`true`, `{}`).
+fn with_options(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => {
+            let mut map = map.clone();
+            map.insert("x-guidance".into(), options());
+            Value::Object(map)
+        }
+        other => json!({ "allOf": [other], "x-guidance": options() }),
+    }
+}
+
+/// The schema of one call of any of `tools`.
+pub fn tool_call_schema(tools: &[ToolSpec]) -> Value {
+    let calls: Vec<Value> = tools
+        .iter()
+        .map(|t| {
+            json!({
+                "type": "object",
+                "properties": {
+                    "name": { "const": t.name },
+                    "arguments": t.parameters,
+                },
+                "required": ["name", "arguments"],
+                "additionalProperties": false,
+            })
+        })
+        .collect();
+    match <[Value; 1]>::try_from(calls) {
+        Ok([one]) => one,
+        Err(calls) => json!({ "anyOf": calls }),
+    }
+}
+
+impl OutputFormat {
+    /// The grammar for this format.
+    pub fn grammar(&self) -> TopLevelGrammar {
+        match self {
+            Self::JsonObject => {
+                TopLevelGrammar::from_json_schema(with_options(&json!({ "type": "object" })))
+            }
+            Self::JsonSchema(schema) => TopLevelGrammar::from_json_schema(with_options(schema)),
+            Self::ToolCall(tools) => {
+                TopLevelGrammar::from_json_schema(with_options(&tool_call_schema(tools)))
+            }
+            Self::TextOrToolCall(tools) => {
+                let call = with_options(&tool_call_schema(tools));
+                TopLevelGrammar::from_lark(format!(
+                    "start: TEXT | \"{TOOL_CALL_PREFIX}\" call\ncall: %json {call}\nTEXT: /[^<][\\s\\S]*/\n"
+                ))
+            }
+        }
+    }
+}

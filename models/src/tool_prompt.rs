@@ -1,0 +1,119 @@
+//! The tool prompt: how tools reach a model whose chat template does not take a `tools`
+//! variable.
+//!
+//! Templates that reference `tools` (Llama 3.1+, Qwen 2.5+, Mistral's newer ones) get the tool
+//! list through the template itself. For every other template, [`tool_system_prompt`] writes
+//! one system message, put before the conversation (or merged into its system message), that
+//! lists each tool as JSON and says how to call one:
+//!
+//! ```text
+//! You can call these tools. To call one, answer with <tool_call> followed by one JSON object
+//! {"name": <tool name>, "arguments": <arguments object>} and nothing else.
+//! {"type":"function","function":{"name":"get_order",...}}
+//! ```
+//!
+//! Earlier calls in the conversation are written the same way, and tool results come back as
+//! user messages that start with `Tool result:` when the template has no `tool` role
+//! ([`tool_result_message`]). Constrained decoding holds the model to that call format.
+
+use serde_json::Value;
+
+use crate::ChatMessage;
+
+/// Marks a tool call in text (the same marker constrained decoding uses).
+pub const TOOL_CALL_TAG: &str = "<tool_call>";
+
+/// The system prompt that lists `tools` (OpenAI's `{"type": "function", "function": …}`).
+pub fn tool_system_prompt(tools: &[Value]) -> String {
+    let mut out = format!(
+        "You can call these tools. To call one, answer with {TOOL_CALL_TAG} followed by one JSON \
+         object {{\"name\": <tool name>, \"arguments\": <arguments object>}} and nothing else."
+    );
+    for t in tools {
+        out.push('\n');
+        out.push_str(&t.to_string());
+    }
+    out
+}
+
+/// `messages` with the tool prompt in front: merged into a leading system message, else as a
+/// system message of its own.
+pub fn with_tool_prompt(mut messages: Vec<ChatMessage>, tools: &[Value]) -> Vec<ChatMessage> {
+    let prompt = tool_system_prompt(tools);
+    match messages.first_mut() {
+        Some(first) if first.role == "system" => {
+            first.content = format!("{}\n\n{prompt}", first.content);
+        }
+        _ => messages.insert(0, ChatMessage::new("system", prompt)),
+    }
+    messages
+}
+
+/// A tool call written as text, for an assistant turn in the conversation.
+pub fn tool_call_text(name: &str, arguments: &Value) -> String {
+    let call = serde_json::json!({ "name": name, "arguments": arguments });
+    format!("{TOOL_CALL_TAG}{call}")
+}
+
+/// A tool's result as a user message, for templates without a `tool` role.
+pub fn tool_result_message(content: &str) -> ChatMessage {
+    ChatMessage::new("user", format!("Tool result: {content}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn tools() -> Vec<Value> {
+        vec![json!({
+            "type": "function",
+            "function": { "name": "get_order", "parameters": { "type": "object" } }
+        })]
+    }
+
+    #[test]
+    fn the_prompt_lists_every_tool_and_the_call_format() {
+        let p = tool_system_prompt(&tools());
+        assert!(p.contains(TOOL_CALL_TAG));
+        assert!(p.contains("\"name\":\"get_order\""), "{p}");
+        assert_eq!(p.lines().count(), 2);
+    }
+
+    #[test]
+    fn the_prompt_joins_a_system_message_or_leads_the_conversation() {
+        let merged = with_tool_prompt(
+            vec![
+                ChatMessage::new("system", "You are a CRM assistant."),
+                ChatMessage::new("user", "hi"),
+            ],
+            &tools(),
+        );
+        assert_eq!(merged.len(), 2);
+        assert!(
+            merged[0]
+                .content
+                .starts_with("You are a CRM assistant.\n\nYou can call")
+        );
+        let added = with_tool_prompt(vec![ChatMessage::new("user", "hi")], &tools());
+        assert_eq!(added.len(), 2);
+        assert_eq!(added[0].role, "system");
+        assert_eq!(added[1].content, "hi");
+    }
+
+    #[test]
+    fn calls_and_results_are_written_as_text() {
+        let t = tool_call_text("get_order", &json!({ "id": 7 }));
+        let call: Value = serde_json::from_str(t.strip_prefix(TOOL_CALL_TAG).unwrap()).unwrap();
+        assert_eq!(
+            call,
+            json!({ "name": "get_order", "arguments": { "id": 7 } })
+        );
+        let r = tool_result_message("shipped");
+        assert_eq!(
+            (r.role.as_str(), r.content.as_str()),
+            ("user", "Tool result: shipped")
+        );
+    }
+}

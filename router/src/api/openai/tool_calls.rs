@@ -1,0 +1,162 @@
+//! Tool calls out of generated text: the answer of a tool grammar becomes OpenAI's
+//! `tool_calls` (with `finish_reason` `tool_calls`), in one JSON body or in a stream.
+//!
+//! In a stream, text that may be a call is held back until the generation ends: the whole
+//! answer under `tool_choice` `required` or a named tool, and under `auto` an answer whose first
+//! character is `<` (the grammar lets plain text start with anything else). Plain text streams
+//! as it comes.
+
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use nfai_inference::GenerateEvent;
+use nfai_inference::constrain::TOOL_CALL_PREFIX;
+use serde_json::Value;
+
+use super::wire::chat::{FunctionCallOut, ToolCallOut};
+use crate::backend::EventStream;
+use crate::validate::structured::ToolMode;
+
+/// The call in `text`, if the whole text is one: `{"name": …, "arguments": {…}}`, after the
+/// call marker under `auto`.
+pub fn parse(mode: ToolMode, text: &str) -> Option<ToolCallOut> {
+    let json = match mode {
+        ToolMode::Required => text,
+        ToolMode::Auto => text.strip_prefix(TOOL_CALL_PREFIX)?,
+    };
+    let v: Value = serde_json::from_str(json.trim()).ok()?;
+    let name = v.get("name")?.as_str()?.to_string();
+    let arguments = v.get("arguments")?.to_string();
+    Some(ToolCallOut {
+        index: None,
+        id: crate::api::openai::wire::new_id("call"),
+        kind: "function",
+        function: FunctionCallOut { name, arguments },
+    })
+}
+
+/// Text held back from a stream, shared with the chunk writer that releases it at the end.
+#[derive(Debug, Clone, Default)]
+pub struct HeldText(Arc<Mutex<Option<String>>>);
+
+impl HeldText {
+    /// The held text, if the stream held any.
+    pub fn take(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|mut t| t.take())
+    }
+
+    fn push(&self, text: &str) {
+        if let Ok(mut t) = self.0.lock() {
+            t.get_or_insert_with(String::new).push_str(text);
+        }
+    }
+
+    fn is_holding(&self) -> bool {
+        self.0.lock().is_ok_and(|t| t.is_some())
+    }
+}
+
+/// `events` with the text of a possible call moved into `held` (the events keep their token
+/// ids and usage, with empty text).
+pub fn hold_calls(events: EventStream, mode: ToolMode, held: HeldText) -> EventStream {
+    let mut decided = mode == ToolMode::Required;
+    if decided {
+        held.push("");
+    }
+    events
+        .map(move |e| {
+            let text = match &e {
+                GenerateEvent::Token { text, .. } | GenerateEvent::Finished { text, .. } => text,
+                GenerateEvent::Failed(_) => return e,
+            };
+            if !decided && !text.is_empty() {
+                decided = true;
+                if text.starts_with('<') {
+                    held.push("");
+                }
+            }
+            if !held.is_holding() {
+                return e;
+            }
+            held.push(text);
+            match e {
+                GenerateEvent::Token { id, .. } => GenerateEvent::Token {
+                    id,
+                    text: String::new(),
+                },
+                GenerateEvent::Finished { reason, usage, .. } => GenerateEvent::Finished {
+                    reason,
+                    usage,
+                    text: String::new(),
+                },
+                other => other,
+            }
+        })
+        .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_are_parsed_in_either_mode() {
+        let c = parse(ToolMode::Required, r#"{"name":"f","arguments":{"a":1}}"#).unwrap();
+        assert_eq!(c.function.name, "f");
+        assert_eq!(c.function.arguments, r#"{"a":1}"#);
+        assert!(c.id.starts_with("call"));
+        let c = parse(ToolMode::Auto, r#"<tool_call>{"name":"g","arguments":{}}"#).unwrap();
+        assert_eq!(c.function.name, "g");
+        assert!(parse(ToolMode::Auto, r#"{"name":"g","arguments":{}}"#).is_none());
+        assert!(parse(ToolMode::Required, r#"{"name":"g","argu"#).is_none());
+        assert!(parse(ToolMode::Auto, "Hello").is_none());
+    }
+
+    #[tokio::test]
+    async fn streams_hold_back_calls_and_pass_text() {
+        use nfai_inference::{FinishReason, Usage};
+        let events = |texts: &[&str]| -> EventStream {
+            let mut v: Vec<GenerateEvent> = texts
+                .iter()
+                .map(|t| GenerateEvent::Token {
+                    id: 1,
+                    text: (*t).to_string(),
+                })
+                .collect();
+            v.push(GenerateEvent::Finished {
+                reason: FinishReason::Stop,
+                usage: Usage::default(),
+                text: String::new(),
+            });
+            futures::stream::iter(v).boxed()
+        };
+        let text_of = |evs: Vec<GenerateEvent>| -> String {
+            evs.into_iter()
+                .map(|e| match e {
+                    GenerateEvent::Token { text, .. } | GenerateEvent::Finished { text, .. } => {
+                        text
+                    }
+                    GenerateEvent::Failed(_) => String::new(),
+                })
+                .collect()
+        };
+        let held = HeldText::default();
+        let out: Vec<_> = hold_calls(events(&["", "Hi", " there"]), ToolMode::Auto, held.clone())
+            .collect()
+            .await;
+        assert_eq!(text_of(out), "Hi there");
+        assert_eq!(held.take(), None);
+        let held = HeldText::default();
+        let out: Vec<_> = hold_calls(events(&["<tool", "_call>{}"]), ToolMode::Auto, held.clone())
+            .collect()
+            .await;
+        assert_eq!(text_of(out), "");
+        assert_eq!(held.take().as_deref(), Some("<tool_call>{}"));
+        let held = HeldText::default();
+        let out: Vec<_> = hold_calls(events(&["{", "}"]), ToolMode::Required, held.clone())
+            .collect()
+            .await;
+        assert_eq!(text_of(out), "");
+        assert_eq!(held.take().as_deref(), Some("{}"));
+    }
+}
