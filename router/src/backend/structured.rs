@@ -60,7 +60,10 @@ pub fn compile(engine: &GenerationEngine, spec: &OutputSpec) -> Result<Constrain
         }
         FieldError::invalid(
             spec.param.clone(),
-            format!("The schema cannot be used for constrained decoding: {e}"),
+            format!(
+                "The schema in '{}' cannot be used for constrained decoding: {e}",
+                spec.param
+            ),
         )
     })
 }
