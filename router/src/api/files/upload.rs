@@ -69,7 +69,12 @@ pub async fn create(
                     .await
                     .map_err(|e| multipart_error(&e, limit))?
                 {
-                    writer.write(&piece).await?;
+                    if let Err(e) = writer.write(&piece).await {
+                        // Read the rest (bounded by the route's body limit) so that the client
+                        // gets the 413 rather than a reset connection.
+                        while let Ok(Some(_)) = field.chunk().await {}
+                        return Err(e.into());
+                    }
                 }
                 upload = Some((id, writer, filename, content_type));
             }
