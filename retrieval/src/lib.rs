@@ -10,6 +10,7 @@
 //! - [`OptimizeScheduler`] (`optimize`): background, bounded index builds after ingestion.
 //! - `ingest`: text extraction by file type, NFC normalisation, token chunking.
 //! - `pg`: pooled PostgreSQL (deadpool-postgres) with statement modes and metrics.
+//! - `sources`: CRM rows from PostgreSQL queries synced into vector stores as files.
 //! - `records`: durable records of files, stores, store files and batches ([`records::Records`],
 //!   kept in the data directory by [`records::DirRecords`]); file bytes in [`records::BlobDir`].
 //! - `service`: [`service::RetrievalService`], OpenAI's Files and Vector Stores over the records,
@@ -24,6 +25,7 @@ mod optimize;
 pub mod pg;
 pub mod records;
 mod server;
+pub mod sources;
 pub mod service;
 mod store;
 mod types;

@@ -16,5 +16,7 @@ pub use config::{PgConfig, Recycling, StatementMode};
 pub use error::PgError;
 pub use metrics::{HistogramSnapshot, LATENCY_BUCKETS_SECONDS, PgMetrics, PgPoolSnapshot};
 pub use pool::{Param, PgConn, PgPool};
+/// The error of reading a column of a [`Row`] (`Row::try_get`).
+pub use tokio_postgres::Error as PgReadError;
 pub use tokio_postgres::Row;
 pub use tokio_postgres::types::{ToSql, Type};
