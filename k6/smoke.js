@@ -3,7 +3,7 @@
 // asserts status classes and error rates only (latency on a shared CI machine is a
 // measurement, not a test): each scenario's unexpected statuses are zero, every check passes,
 // and the spike was refused in part (429 with Retry-After) without any other error. Run by
-// scripts/loadtest.sh --smoke against an nfai with a small queue (NFAI_QUEUE_CAPACITY=4).
+// scripts/loadtest.sh --smoke against an nfai with a small queue (NFAI_QUEUE_CAPACITY=16).
 import { chat, chatBody, ROUTE } from './chat.js';
 import { nongen } from './nongen.js';
 import { embeddings } from './embeddings.js';

@@ -9,11 +9,13 @@
 # Without --url it starts `nfai serve` on a free loopback port with a temporary data dir
 # (binary: NFAI_BIN, else $CARGO_TARGET_DIR/release/nfai for measurements and debug/nfai for
 # the smoke; models from NFAI_MODEL_DIR, never fetched). The smoke runs the server with a queue
-# of 4 per model, so that its spike must see 429s. Vector search is included when the server
-# answers GET /v1/vector_stores. Raw k6 summaries go to k6/results/<UTC time>/.
+# of 16 per model: room for the other scenarios' chats, while the spike still overflows it.
+# Vector search is included when the server answers GET /v1/vector_stores. Raw k6 summaries go to k6/results/<UTC time>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# One function, read whole before it runs: editing this file during a run cannot change it.
+main() {
 mode=measure
 url=""
 record=0
@@ -53,7 +55,7 @@ if [ -z "$url" ]; then
   [ -x "$bin" ] || { echo "loadtest: no nfai binary at $bin (build it, or set NFAI_BIN)" >&2; exit 1; }
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   queue=64
-  [ "$mode" = smoke ] && queue=4
+  [ "$mode" = smoke ] && queue=16
   echo "loadtest: starting $bin on 127.0.0.1:$port (queue $queue per model)" >&2
   NFAI_HOST=127.0.0.1 NFAI_PORT="$port" NFAI_NO_FETCH=true NFAI_DATA_DIR="$work/data" \
     NFAI_SERVE=smollm2-135m-instruct,all-minilm-l6-v2,multilingual-e5-small \
@@ -112,3 +114,6 @@ if [ "$record" = 1 ]; then
   echo "loadtest: figures written into docs/CAPACITY.md" >&2
 fi
 exit "$status"
+}
+
+main "$@"
