@@ -68,6 +68,7 @@ impl Application {
             .await?;
         let state = AppState::new(registry, config.preload.clone(), config.admin_token.clone())
             .with_routing(&config.routing)?
+            .with_logging(config.reserved.log_bodies, config.max_body_bytes)?
             .with_auth(Some(keyring), limiter, config.reserved.private_metrics)?;
         let retrieval = crate::retrieval::start(&config.reserved, Arc::clone(state.native()))?;
         let state = state.with_retrieval(retrieval)?;

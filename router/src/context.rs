@@ -16,6 +16,8 @@ pub struct RequestContext {
     pub request_id: Arc<str>,
     /// All attempts of the request end by then.
     pub deadline: Option<Instant>,
+    /// What the request did, for its metrics and access log line (none outside a request).
+    pub record: Option<Arc<crate::metrics::RequestRecord>>,
 }
 
 /// A header that makes no valid context.
@@ -37,6 +39,11 @@ pub fn current() -> RequestContext {
 /// The deadline of the request this task serves, if it has one.
 pub fn deadline() -> Option<Instant> {
     CONTEXT.try_with(|c| c.deadline).ok().flatten()
+}
+
+/// The record of the request this task serves, if any.
+pub fn record() -> Option<Arc<crate::metrics::RequestRecord>> {
+    CONTEXT.try_with(|c| c.record.clone()).ok().flatten()
 }
 
 /// Runs `fut` with `ctx` as the request context.
@@ -66,6 +73,7 @@ pub fn from_headers(
     Ok(RequestContext {
         request_id,
         deadline,
+        record: None,
     })
 }
 
@@ -83,7 +91,7 @@ pub fn parse_timeout(raw: &[u8]) -> Result<Duration, ContextError> {
 }
 
 /// A request id: 16 random hex digits.
-fn new_request_id() -> String {
+pub fn new_request_id() -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let n: u64 = rand::random();
     (0..16)

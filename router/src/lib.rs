@@ -25,6 +25,8 @@ pub mod error;
 pub mod fetch;
 pub mod keys_cli;
 pub mod limits;
+pub mod logging;
+pub mod metrics;
 pub mod registry;
 pub mod retrieval;
 pub mod state;

@@ -6,24 +6,20 @@ use clap::Parser;
 use nfai_router::config::{Cli, Command, Config, ModelsCommand};
 use nfai_router::fetch::{FetchOptions, fetch_models};
 use nfai_router::{Application, shutdown_signal};
-use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
     if let Err(e) = nfai_models::kernels::check_cpu() {
         eprintln!("nfai: {e}");
         return std::process::ExitCode::FAILURE;
     }
-    let filter = EnvFilter::try_from_env("NFAI_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let logging = nfai_router::logging::init();
     let cli = Cli::parse();
     // A server's configuration is read, and the compute pools sized, before any other thread
     // exists.
     let config = match &cli.command {
         Command::Serve(args) => match Config::from_serve_args(args) {
             Ok(config) => {
+                logging.apply(config.reserved.log_format);
                 nfai_models::kernels::init_compute_pool(config.engine.threads);
                 Some(config)
             }
@@ -95,6 +91,10 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
         (Command::Models { command }, _) => nfai_router::admin_cli::run(command).await,
         (Command::Keys { command }, _) => {
             tokio::task::spawn_blocking(move || nfai_router::keys_cli::run(command)).await?
+        }
+        (Command::Openapi, _) => {
+            print!("{}", nfai_router::api::openapi::document_json());
+            Ok(())
         }
     }
 }

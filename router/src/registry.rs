@@ -275,6 +275,22 @@ impl ModelRegistry {
         engines.get(id).and_then(EngineRef::alive)
     }
 
+    /// The loaded chat models, by id, for their engines' counters (`/metrics`).
+    pub fn chat_engines(&self) -> Vec<(String, Arc<ChatModel>)> {
+        let Ok(engines) = self.loader.engines.lock() else {
+            return Vec::new();
+        };
+        let mut out: Vec<_> = engines
+            .iter()
+            .filter_map(|(id, e)| match e {
+                EngineRef::Chat(m) => m.upgrade().map(|m| (id.clone(), m)),
+                EngineRef::Embedding(_) => None,
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     async fn acquire(
         &self,
         name: &str,

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::auth::Keyring;
 use crate::backend::Backend;
 use crate::backend::error::BackendError;
+use crate::backend::metered::Metered;
 use crate::backend::native::NativeBackend;
 use crate::backend::routed::table::RouteTable;
 use crate::config::Secret;
@@ -24,6 +25,12 @@ struct Inner {
     admin_token: Option<Secret>,
     routes: RouteTable,
     started_unix: u64,
+    /// Request metrics (`/metrics`), which other components may add collectors to.
+    metrics: Arc<crate::metrics::Metrics>,
+    /// Access lines carry request and response bodies (`[logging] log_bodies`).
+    log_bodies: bool,
+    /// The request body limit (`server.max_body_bytes`).
+    max_body_bytes: usize,
     /// Every preloaded model has been Ready once: from then on, readiness only needs their
     /// engines alive (an evicted one loads again on demand).
     preloads_done: AtomicBool,
@@ -55,6 +62,9 @@ impl AppState {
             admin_token,
             routes,
             started_unix: crate::time::unix_now(),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+            log_bodies: false,
+            max_body_bytes: crate::config::defaults::MAX_BODY_BYTES,
             preloads_done: AtomicBool::new(false),
             keyring: None,
             limiter: RateLimiter::new(false),
@@ -105,6 +115,25 @@ impl AppState {
         Ok(self)
     }
 
+    /// Sets how requests are logged and the body limit (before the state is shared).
+    pub fn with_logging(mut self, log_bodies: bool, max_body_bytes: usize) -> anyhow::Result<Self> {
+        let inner = Arc::get_mut(&mut self.0)
+            .ok_or_else(|| anyhow::anyhow!("logging must be set before the state is shared"))?;
+        inner.log_bodies = log_bodies;
+        inner.max_body_bytes = max_body_bytes;
+        Ok(self)
+    }
+
+    /// Whether access lines carry request and response bodies.
+    pub fn log_bodies(&self) -> bool {
+        self.0.log_bodies
+    }
+
+    /// The request body limit.
+    pub fn max_body_bytes(&self) -> usize {
+        self.0.max_body_bytes
+    }
+
     /// Installs the files and vector stores service (before the state is shared).
     pub fn with_retrieval(
         mut self,
@@ -141,7 +170,7 @@ impl AppState {
     pub fn route(&self, name: &str) -> Result<Route, BackendError> {
         if let Some(r) = self.0.routes.get(name) {
             return Ok(Route {
-                backend: r.backend.clone(),
+                backend: Arc::new(Metered::new(r.backend.clone(), r.config.model.clone())),
                 model: r.config.model.clone(),
                 display: r.config.model.clone(),
             });
@@ -152,7 +181,7 @@ impl AppState {
             .resolve(name)
             .ok_or_else(|| BackendError::ModelNotFound(name.to_string()))?;
         Ok(Route {
-            backend: self.0.native.clone(),
+            backend: Arc::new(Metered::new(self.0.native.clone(), entry.id.clone())),
             model: entry.id.clone(),
             display: entry.id.clone(),
         })
@@ -179,5 +208,10 @@ impl AppState {
 
     pub fn started_unix(&self) -> u64 {
         self.0.started_unix
+    }
+
+    /// The request metrics of this app.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.0.metrics
     }
 }

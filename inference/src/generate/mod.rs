@@ -15,6 +15,7 @@ use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use nfai_models::{CausalLm, TextTokenizer};
 use tokio::sync::mpsc;
 
+use crate::histogram::{self, AtomicHistogram};
 use crate::sampling::SamplingParams;
 use crate::{EngineError, SubmitError};
 
@@ -100,10 +101,12 @@ impl Default for GenerationConfig {
 pub(crate) struct Admission {
     request: GenerateRequest,
     events: mpsc::Sender<GenerateEvent>,
+    /// When the request was queued; its wait for a batch slot is measured from here.
+    queued_at: std::time::Instant,
 }
 
 /// Counters the engine thread keeps up to date, for metrics and tests.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EngineStats {
     /// Sequences in the running batch.
     pub active: AtomicUsize,
@@ -115,6 +118,24 @@ pub struct EngineStats {
     pub steps: AtomicUsize,
     /// False once the thread has exited.
     pub alive: AtomicBool,
+    /// Sequences in each forward step.
+    pub batch_size: AtomicHistogram,
+    /// Seconds each admitted request waited in the queue for a batch slot.
+    pub queue_wait: AtomicHistogram,
+}
+
+impl Default for EngineStats {
+    fn default() -> Self {
+        Self {
+            active: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            cancelled: AtomicUsize::new(0),
+            steps: AtomicUsize::new(0),
+            alive: AtomicBool::new(false),
+            batch_size: AtomicHistogram::new(histogram::BATCH_SIZES),
+            queue_wait: AtomicHistogram::new(histogram::LATENCY_SECONDS),
+        }
+    }
 }
 
 /// A cheap, cloneable handle to one model's generation thread.
@@ -195,7 +216,12 @@ impl GenerationEngine {
         }
         let (events, rx) = mpsc::channel(request.max_new_tokens + 2);
         self.stats.waiting.fetch_add(1, Ordering::SeqCst);
-        match self.tx.try_send(Admission { request, events }) {
+        let queued_at = std::time::Instant::now();
+        match self.tx.try_send(Admission {
+            request,
+            events,
+            queued_at,
+        }) {
             Ok(()) => Ok(rx),
             Err(e) => {
                 self.stats.waiting.fetch_sub(1, Ordering::SeqCst);

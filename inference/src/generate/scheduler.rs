@@ -56,6 +56,7 @@ impl Scheduler {
             if self.active.is_empty() {
                 continue;
             }
+            self.stats.batch_size.observe(self.active.len() as f64);
             let outcome = catch_unwind(AssertUnwindSafe(|| self.step()));
             self.stats.steps.fetch_add(1, Ordering::Relaxed);
             match outcome {
@@ -110,6 +111,9 @@ impl Scheduler {
             self.stats.cancelled.fetch_add(1, Ordering::SeqCst);
             return;
         }
+        self.stats
+            .queue_wait
+            .observe(a.queued_at.elapsed().as_secs_f64());
         let cache = self.model.new_cache();
         self.active.push(Sequence::new(a.request, a.events, cache));
     }

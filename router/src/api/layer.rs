@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
@@ -13,6 +14,7 @@ use futures::future::Either;
 use tokio::task::futures::TaskLocalFuture;
 
 use crate::context::{self, RequestContext};
+use crate::metrics::RequestRecord;
 use crate::error::ApiError;
 
 /// Whether `path` is one of Ollama's routes (answered in Ollama's error shape).
@@ -56,7 +58,10 @@ where
         let id = headers.get("x-request-id").and_then(|v| v.to_str().ok());
         let timeout = headers.get("x-request-timeout").map(|v| v.as_bytes());
         match context::from_headers(id, timeout) {
-            Ok(ctx) => Either::Left(context::scope(ctx, self.inner.call(req))),
+            Ok(mut ctx) => {
+                ctx.record = req.extensions().get::<Arc<RequestRecord>>().cloned();
+                Either::Left(context::scope(ctx, self.inner.call(req)))
+            }
             Err(e) => {
                 let e = ApiError::from(e);
                 let res = if is_ollama_path(req.uri().path()) {

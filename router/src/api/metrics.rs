@@ -1,13 +1,17 @@
-//! `GET /metrics`: Prometheus text exposition of the model cache.
+//! `GET /metrics`: Prometheus text exposition of the model cache, the request metrics
+//! (`crate::metrics`) and the generation engines' counters.
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use nfai_cache::{CacheMetrics, EvictionReason, ModelState};
+use nfai_inference::generate::EngineStats;
 
 use crate::error::ApiError;
+use crate::metrics::Exposition;
 use crate::state::AppState;
 
 const STATES: [ModelState; 5] = [
@@ -20,13 +24,100 @@ const STATES: [ModelState; 5] = [
 
 pub async fn handler(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let m = state.registry().cache().metrics().await?;
+    let mut out = Exposition::new();
+    out.raw(&render(&m));
+    state.metrics().render(&mut out);
+    render_engines(&state, &mut out);
+    out.raw(&state.limiter().render_metrics());
     Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        format!("{}{}", render(&m), state.limiter().render_metrics()),
+        out.into_string(),
     ))
+}
+
+/// Name, type, help and value of an engine family.
+type EngineFamily = (&'static str, &'static str, &'static str, fn(&EngineStats) -> usize);
+
+/// The generation engines of the loaded chat models.
+fn render_engines(state: &AppState, out: &mut Exposition) {
+    let engines = state.registry().chat_engines();
+    let gauges: [EngineFamily; 8] = [
+        (
+            "nfai_engine_running_sequences",
+            "gauge",
+            "Sequences in the model's running batch.",
+            |s| s.active.load(Ordering::Relaxed),
+        ),
+        (
+            "nfai_engine_waiting_sequences",
+            "gauge",
+            "Requests queued for a batch slot.",
+            |s| s.waiting.load(Ordering::Relaxed),
+        ),
+        (
+            "nfai_engine_cancelled_sequences_total",
+            "counter",
+            "Sequences dropped because their client went away.",
+            |s| s.cancelled.load(Ordering::Relaxed),
+        ),
+        (
+            "nfai_engine_steps_total",
+            "counter",
+            "Batched forward steps run.",
+            |s| s.steps.load(Ordering::Relaxed),
+        ),
+        (
+            "nfai_prefix_cache_hits_total",
+            "counter",
+            "Requests that started from a cached prompt prefix.",
+            |s| s.prefix_hits.load(Ordering::Relaxed),
+        ),
+        (
+            "nfai_prefix_cache_misses_total",
+            "counter",
+            "Requests that found no cached prompt prefix.",
+            |s| s.prefix_misses.load(Ordering::Relaxed),
+        ),
+        (
+            "nfai_prefix_cache_tokens_total",
+            "counter",
+            "Prompt tokens served from the prefix cache instead of prefilled.",
+            |s| s.prefix_cached_tokens.load(Ordering::Relaxed),
+        ),
+        (
+            "nfai_prefix_cache_bytes",
+            "gauge",
+            "Bytes of KV cache the prefix cache holds.",
+            |s| s.prefix_bytes.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, kind, help, get) in gauges {
+        out.family(name, kind, help);
+        for (id, m) in &engines {
+            out.sample(name, &[("model", id)], get(m.engine.stats()) as f64);
+        }
+    }
+    out.family(
+        "nfai_engine_batch_size",
+        "histogram",
+        "Sequences in each forward step.",
+    );
+    for (id, m) in &engines {
+        let h = m.engine.stats().batch_size.snapshot();
+        out.histogram("nfai_engine_batch_size", &[("model", id)], &h);
+    }
+    out.family(
+        "nfai_engine_queue_wait_seconds",
+        "histogram",
+        "Time a request waited in the model's queue for a batch slot.",
+    );
+    for (id, m) in &engines {
+        let h = m.engine.stats().queue_wait.snapshot();
+        out.histogram("nfai_engine_queue_wait_seconds", &[("model", id)], &h);
+    }
 }
 
 /// Escapes a label value.

@@ -5,14 +5,17 @@
 //! `crate::context`), call a `Backend`, and answer errors through `crate::error`.
 
 pub mod admin;
+pub mod console;
 pub mod files;
 pub mod gate;
 pub mod health;
 pub mod json;
 pub mod layer;
 pub mod metrics;
+pub mod metrics_layer;
 pub mod ollama;
 pub mod openai;
+pub mod openapi;
 pub mod vector_stores;
 
 use axum::Router;
@@ -37,7 +40,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics::handler))
+        .route("/openapi.json", get(openapi::handler))
         .merge(admin::router(state.clone()))
+        .merge(console::routes())
         .merge(ollama::routes())
         .fallback(|uri: Uri| async move { ApiError::not_found_route(uri.path()) })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
@@ -49,5 +54,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::Extension(json::BodyLimit(max_body_bytes)))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics_layer::observe,
+        ))
         .with_state(state)
 }

@@ -8,6 +8,7 @@
 //! of [`GenerateEvent`]s (dropping a stream cancels the request), or a typed [`BackendError`].
 
 pub mod error;
+pub mod metered;
 pub mod native;
 pub mod routed;
 pub mod structured;

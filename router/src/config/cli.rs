@@ -35,6 +35,8 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Print the OpenAPI 3.1 description of the HTTP API (`nfai openapi > docs/openapi.json`).
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]

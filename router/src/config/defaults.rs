@@ -33,7 +33,7 @@ pub const DATABASE_MAX_CONNECTIONS: usize = 8;
 pub const ALLOW_UNAUTHENTICATED: bool = false;
 /// `redis.key_prefix`.
 pub const REDIS_KEY_PREFIX: &str = "nfai:";
-/// `logging.format`.
+/// `logging.format` when stdout is a terminal; otherwise JSON lines are the default.
 pub const LOG_FORMAT: &str = "text";
 /// `files.max_bytes`: 512 MiB, OpenAI's limit per file.
 pub const FILES_MAX_BYTES: u64 = 512 * 1024 * 1024;

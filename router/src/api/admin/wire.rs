@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One model as the admin API shows it. Times are Unix seconds.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct AdminModel {
     pub id: String,
     pub kind: String,
@@ -25,13 +25,13 @@ pub struct AdminModel {
     pub last_error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AdminModelList {
     pub object: &'static str,
     pub data: Vec<AdminModel>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoadBody {
     pub keep_alive: Option<serde_json::Value>,
@@ -40,7 +40,7 @@ pub struct LoadBody {
     pub device: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnloadBody {
     #[serde(default)]
@@ -49,7 +49,7 @@ pub struct UnloadBody {
 }
 
 /// One device as the admin API shows it.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct AdminDevice {
     pub device: String,
     pub budget_bytes: Option<u64>,

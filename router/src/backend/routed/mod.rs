@@ -237,9 +237,17 @@ impl RoutedBackend {
                     )));
                 };
                 attempts += 1;
+                let record = crate::context::record();
+                if let Some(r) = &record {
+                    r.upstream_attempt(&target.label);
+                }
                 let node = guard.as_ref().map(|g| g.0.clone());
                 let attempt = self.attempt(target, backend.as_ref(), op.clone(), guard, deadline);
-                match tokio::time::timeout_at(deadline, attempt).await {
+                let outcome = tokio::time::timeout_at(deadline, attempt).await;
+                if let (Some(r), Err(_) | Ok(Err(_))) = (&record, &outcome) {
+                    r.upstream_error(&target.label);
+                }
+                match outcome {
                     Err(_) => {
                         if let Some(n) = &node {
                             n.record_failure(&self.policy.cooldown);

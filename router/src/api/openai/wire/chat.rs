@@ -5,13 +5,17 @@ use serde::{Deserialize, Serialize};
 use super::{SamplingFields, StreamOptions, Usage};
 use crate::validate::{ContentInput, MessageInput, PartInput};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ChatCompletionRequest {
     pub model: String,
     pub messages: Vec<ChatMessageIn>,
     #[serde(flatten)]
     pub sampling: SamplingFields,
+    /// At most the model's context length less the prompt (1,048,576 is the largest context).
+    #[schema(minimum = 1, maximum = 1048576)]
     pub max_tokens: Option<i64>,
+    /// At most the model's context length less the prompt (1,048,576 is the largest context).
+    #[schema(minimum = 1, maximum = 1048576)]
     pub max_completion_tokens: Option<i64>,
     #[serde(default)]
     pub stream: bool,
@@ -27,7 +31,7 @@ pub struct ChatCompletionRequest {
     pub keep_alive: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ResponseFormat {
     #[serde(rename = "type")]
     pub kind: String,
@@ -35,7 +39,7 @@ pub struct ResponseFormat {
     pub json_schema: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ChatMessageIn {
     pub role: String,
     #[serde(default)]
@@ -47,12 +51,12 @@ pub struct ChatMessageIn {
     pub tool_call_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ToolCallIn {
     pub function: FunctionCallIn,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct FunctionCallIn {
     pub name: String,
     /// The arguments as a JSON string.
@@ -95,21 +99,21 @@ impl From<ChatMessageIn> for MessageInput {
 }
 
 /// Message content: a string or a list of typed parts.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum MessageContent {
     Text(String),
     Parts(Vec<ContentPart>),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ContentPart {
     #[serde(rename = "type")]
     pub kind: String,
     pub text: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChatCompletion {
     pub id: String,
     pub object: &'static str,
@@ -120,7 +124,7 @@ pub struct ChatCompletion {
     pub system_fingerprint: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChatChoice {
     pub index: usize,
     pub message: ChatMessageOut,
@@ -128,7 +132,7 @@ pub struct ChatChoice {
     pub finish_reason: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChatMessageOut {
     pub role: &'static str,
     /// `null` when the answer is a tool call.
@@ -139,7 +143,7 @@ pub struct ChatMessageOut {
 }
 
 /// A tool call in an answer (in a stream chunk, with its `index`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ToolCallOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<usize>,
@@ -149,7 +153,7 @@ pub struct ToolCallOut {
     pub function: FunctionCallOut,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FunctionCallOut {
     pub name: String,
     /// The arguments as a JSON string, as OpenAI sends them.

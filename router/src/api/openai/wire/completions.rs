@@ -4,12 +4,14 @@ use serde::{Deserialize, Serialize};
 
 use super::{SamplingFields, StreamOptions, Usage};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CompletionRequest {
     pub model: String,
     pub prompt: PromptInput,
     #[serde(flatten)]
     pub sampling: SamplingFields,
+    /// At most the model's context length less the prompt (1,048,576 is the largest context).
+    #[schema(minimum = 1, maximum = 1048576)]
     pub max_tokens: Option<i64>,
     #[serde(default)]
     pub stream: bool,
@@ -25,7 +27,7 @@ pub struct CompletionRequest {
 }
 
 /// `prompt`: a string, strings, token ids, or lists of token ids.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum PromptInput {
     Text(String),
@@ -34,7 +36,7 @@ pub enum PromptInput {
     TokenLists(Vec<Vec<i64>>),
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Completion {
     pub id: String,
     pub object: &'static str,
@@ -46,7 +48,7 @@ pub struct Completion {
     pub system_fingerprint: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CompletionChoice {
     pub text: String,
     pub index: usize,
