@@ -27,6 +27,16 @@ cargo run --locked -q -p nfai-router --bin nfai -- models fetch
 step "cargo test"
 cargo test --workspace --locked
 
+# Alert rules, Alertmanager/Prometheus configs, dashboards, kustomize overlays, the Compose file,
+# the runtime image built and run with buildah, and a backup restored into a fresh data dir
+# (see deploy/README.md). Then every k6 load scenario briefly against the debug build: status
+# classes and error rates only (see docs/CAPACITY.md).
+step "deployment files (scripts/check-deploy.sh)"
+bash scripts/check-deploy.sh
+
+step "k6 smoke of the load scenarios (scripts/loadtest.sh --smoke)"
+bash scripts/loadtest.sh --smoke
+
 # The `cuda` feature compiles here without a GPU (nvcc and the CUDA headers from PyPI wheels);
 # its GPU tests need a GPU and are run there (see README, "GPU builds").
 # nfai-retrieval has no `cuda` feature and nothing in it changes with one: it is left out here,
