@@ -31,5 +31,8 @@ mod upstream;
 mod upstream_affinity;
 mod upstream_faults;
 mod upstream_support;
+mod vector_stores;
+mod vector_stores_sdk;
+mod vector_stores_support;
 
 use nfai_tests::common;
