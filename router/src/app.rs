@@ -71,6 +71,11 @@ impl Application {
             .with_logging(config.reserved.log_bodies, config.max_body_bytes)?
             .with_auth(Some(keyring), limiter, config.reserved.private_metrics)?;
         let retrieval = crate::retrieval::start(&config.reserved, Arc::clone(state.native()))?;
+        state
+            .metrics()
+            .register(Arc::new(crate::retrieval::metrics::RetrievalMetrics(
+                retrieval.clone(),
+            )));
         let state = state.with_retrieval(retrieval)?;
         let addr = SocketAddr::new(config.host, config.port);
         let listener = tokio::net::TcpListener::bind(addr)

@@ -7,6 +7,7 @@
 //! instead; records and bytes stay in the data directory.
 
 pub mod embed;
+pub mod metrics;
 
 use std::sync::Arc;
 
