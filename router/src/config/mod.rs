@@ -350,7 +350,8 @@ mod tests {
              [auth]\nallow_unauthenticated = true\n\
              [logging]\nformat = \"json\"\nlog_bodies = false\n\
              [retrieval]\nqdrant_url = \"http://qdrant:6334\"\n\
-             [[retrieval.sources]]\nname = \"tickets\"\n\
+             [[retrieval.sources]]\nname = \"tickets\"\nvector_store = \"crm\"\n\
+             sql = \"SELECT id, subject, updated_at FROM tickets\"\ntext_columns = [\"subject\"]\n\
              [files]\nmax_bytes = 1048576\n",
             url_file.display()
         ));
@@ -372,11 +373,13 @@ mod tests {
             "the Qdrant URL is used: {:?}",
             c.warnings
         );
-        assert!(
-            c.warnings.iter().any(|w| w.contains("database.url")),
-            "database.url: {:?}",
-            c.warnings
-        );
+        for name in ["logging.format"] {
+            assert!(
+                c.warnings.iter().any(|w| w.contains(name)),
+                "{name}: {:?}",
+                c.warnings
+            );
+        }
         for bad in [
             "[logging]\nformat = \"xml\"\n",
             "[files]\nmax_bytes = 0\n",

@@ -6,8 +6,11 @@
 //! named in a warning at start, never silently ignored. Every secret has a `*_FILE` twin.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::ensure;
+use nfai_retrieval::pg::{PgConfig, Recycling, StatementMode};
+use nfai_retrieval::sources::SourceConfig;
 use serde::Deserialize;
 
 use super::cli::ServeArgs;
@@ -32,6 +35,64 @@ pub struct DatabaseFile {
     pub url_file: Option<PathBuf>,
     /// Connections in the pool [default: 8].
     pub max_connections: Option<usize>,
+    /// `prepared`, `unnamed` or `transaction` (the last two work through PgBouncer in
+    /// transaction mode) [default: prepared].
+    pub statement_mode: Option<String>,
+    /// Longest wait for a free connection, then 503 [default: 2000].
+    pub wait_timeout_ms: Option<u64>,
+    /// Longest time to open a connection [default: 5000].
+    pub create_timeout_ms: Option<u64>,
+    /// Longest recycling check of a pooled connection [default: 2000].
+    pub recycle_timeout_ms: Option<u64>,
+    /// `verified` (a round trip before reuse) or `fast` [default: verified].
+    pub recycling: Option<String>,
+}
+
+/// The pool settings of `[database]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatabasePool {
+    pub statement_mode: StatementMode,
+    pub recycling: Recycling,
+    pub wait_timeout: Duration,
+    pub create_timeout: Duration,
+    pub recycle_timeout: Duration,
+}
+
+impl DatabasePool {
+    fn layer(f: &DatabaseFile) -> anyhow::Result<Self> {
+        let ms = |v: Option<u64>, default: u64, name: &str| -> anyhow::Result<Duration> {
+            let v = v.unwrap_or(default);
+            ensure!(v >= 1, "database.{name} must be at least 1");
+            Ok(Duration::from_millis(v))
+        };
+        Ok(Self {
+            statement_mode: f
+                .statement_mode
+                .as_deref()
+                .unwrap_or("prepared")
+                .parse::<StatementMode>()?,
+            recycling: f
+                .recycling
+                .as_deref()
+                .unwrap_or("verified")
+                .parse::<Recycling>()?,
+            wait_timeout: ms(f.wait_timeout_ms, 2_000, "wait_timeout_ms")?,
+            create_timeout: ms(f.create_timeout_ms, 5_000, "create_timeout_ms")?,
+            recycle_timeout: ms(f.recycle_timeout_ms, 2_000, "recycle_timeout_ms")?,
+        })
+    }
+
+    /// The pool config for `url` with `max_size` connections.
+    pub fn pg_config(&self, url: &str, max_size: usize) -> PgConfig {
+        let mut c = PgConfig::new(url);
+        c.max_size = max_size;
+        c.statement_mode = self.statement_mode;
+        c.recycling = self.recycling;
+        c.wait_timeout = self.wait_timeout;
+        c.create_timeout = self.create_timeout;
+        c.recycle_timeout = self.recycle_timeout;
+        c
+    }
 }
 
 /// `[redis]`: shared caches and rate limits across replicas.
@@ -77,9 +138,9 @@ pub struct RetrievalFile {
     pub qdrant_url: Option<String>,
     /// File holding Qdrant's API key; `NFAI_QDRANT_API_KEY_FILE`.
     pub qdrant_api_key_file: Option<PathBuf>,
-    /// `[[retrieval.sources]]`: tables indexed into collections (their fields come later).
+    /// `[[retrieval.sources]]`: PostgreSQL queries whose rows are synced into vector stores.
     #[serde(default)]
-    pub sources: Vec<toml::Table>,
+    pub sources: Vec<SourceConfig>,
 }
 
 /// `[files]`: uploaded files.
@@ -114,6 +175,10 @@ pub struct ReservedConfig {
     pub qdrant_api_key: Option<Secret>,
     /// `[[retrieval.sources]]` entries, as written.
     pub retrieval_sources: usize,
+    /// `[database]`'s pool settings.
+    pub database_pool: DatabasePool,
+    /// `[[retrieval.sources]]`, validated.
+    pub sources: Vec<SourceConfig>,
     pub files_max_bytes: u64,
 }
 
@@ -169,6 +234,7 @@ impl ReservedConfig {
         f: ReservedFiles,
         warnings: &mut Vec<String>,
     ) -> anyhow::Result<Self> {
+        let database_pool = DatabasePool::layer(&f.database)?;
         let database_url_file = args.database_url_file.clone().or(f.database.url_file);
         let database_url = secret_or_file(
             args.database_url.as_ref().or(f.database.url.as_ref()),
@@ -186,6 +252,20 @@ impl ReservedConfig {
             database_max_connections >= 1,
             "database.max_connections must be at least 1"
         );
+        let mut source_names = std::collections::HashSet::new();
+        for source in &f.retrieval.sources {
+            source.validate().map_err(anyhow::Error::msg)?;
+            ensure!(
+                source_names.insert(source.name.clone()),
+                "retrieval.sources: the name `{}` is used twice",
+                source.name
+            );
+            ensure!(
+                source.database_url_env.is_some() || database_url.is_some(),
+                "retrieval.sources `{}` needs a database: set database.url (NFAI_DATABASE_URL) or its database_url_env",
+                source.name
+            );
+        }
         let redis_url_file = args.redis_url_file.clone().or(f.redis.url_file);
         let redis_url = secret_or_file(
             args.redis_url.as_ref().or(f.redis.url.as_ref()),
@@ -208,13 +288,16 @@ impl ReservedConfig {
             .ok()
             .or(f.redis.key_prefix)
             .unwrap_or_else(|| defaults::REDIS_KEY_PREFIX.to_string());
-        let log_format = match args.log_format.clone().or(f.logging.format).as_deref() {
-            // JSON lines for a log collector, text for a person at a terminal.
-            None if !std::io::IsTerminal::is_terminal(&std::io::stdout()) => LogFormat::Json,
-            None => LogFormat::Text,
-            Some(f) if f == defaults::LOG_FORMAT => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => anyhow::bail!("logging.format must be \"text\" or \"json\", got {other:?}"),
+        let log_format = match args
+            .log_format
+            .clone()
+            .or(f.logging.format)
+            .as_deref()
+            .unwrap_or(defaults::LOG_FORMAT)
+        {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => anyhow::bail!("logging.format must be \"text\" or \"json\", got {other:?}"),
         };
         let log_bodies = f.logging.log_bodies.unwrap_or(false);
         let qdrant_url = args.qdrant_url.clone().or(f.retrieval.qdrant_url);
@@ -251,6 +334,8 @@ impl ReservedConfig {
             qdrant_url,
             qdrant_api_key,
             retrieval_sources: f.retrieval.sources.len(),
+            database_pool,
+            sources: f.retrieval.sources,
             files_max_bytes,
         };
         c.unused(warnings);
@@ -268,7 +353,14 @@ impl ReservedConfig {
                 ));
             }
         };
-        note(self.database_url.is_some(), "database.url");
-        note(self.retrieval_sources > 0, "[[retrieval.sources]]");
+        note(
+            self.database_url.is_some() && self.sources.is_empty(),
+            "database.url",
+        );
+        note(
+            self.log_format == LogFormat::Json,
+            "logging.format = \"json\"",
+        );
+        note(self.log_bodies, "logging.log_bodies");
     }
 }
