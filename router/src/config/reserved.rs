@@ -288,16 +288,13 @@ impl ReservedConfig {
             .ok()
             .or(f.redis.key_prefix)
             .unwrap_or_else(|| defaults::REDIS_KEY_PREFIX.to_string());
-        let log_format = match args
-            .log_format
-            .clone()
-            .or(f.logging.format)
-            .as_deref()
-            .unwrap_or(defaults::LOG_FORMAT)
-        {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => anyhow::bail!("logging.format must be \"text\" or \"json\", got {other:?}"),
+        let log_format = match args.log_format.clone().or(f.logging.format).as_deref() {
+            // JSON lines for a log collector, text for a person at a terminal.
+            None if !std::io::IsTerminal::is_terminal(&std::io::stdout()) => LogFormat::Json,
+            None => LogFormat::Text,
+            Some(f) if f == defaults::LOG_FORMAT => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => anyhow::bail!("logging.format must be \"text\" or \"json\", got {other:?}"),
         };
         let log_bodies = f.logging.log_bodies.unwrap_or(false);
         let qdrant_url = args.qdrant_url.clone().or(f.retrieval.qdrant_url);
@@ -357,10 +354,5 @@ impl ReservedConfig {
             self.database_url.is_some() && self.sources.is_empty(),
             "database.url",
         );
-        note(
-            self.log_format == LogFormat::Json,
-            "logging.format = \"json\"",
-        );
-        note(self.log_bodies, "logging.log_bodies");
     }
 }
