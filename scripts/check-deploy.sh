@@ -10,7 +10,7 @@
 #
 # Tools are installed on first use (apt: prometheus, prometheus-alertmanager, kubernetes-client
 # when kubectl is missing, nodejs/npm; pip into .venv-deploy; npm into .venv-deploy/npm);
-# later runs are offline.
+# later runs of the static checks are offline. The image's apt step needs the Debian mirror.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -11,7 +11,8 @@
 # namespaces are not available in this CI's container. `podman run` cannot start containers here
 # (crun cannot set RLIMIT_NPROC), so the image is run with `buildah run`. `--format docker` keeps
 # the HEALTHCHECK (the OCI format has none). The debootstrap base is
-# made once and kept in buildah's storage; `--layers` reuses the apt layer of later builds.
+# made once and kept in buildah's storage; the runtime stage's apt step runs on every build
+# (it needs the Debian mirror).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -40,8 +41,14 @@ fi
 
 ctx="$(mktemp -d)"
 ctr=""
+# vfs storage keeps a full copy of the root per layer: the built image and its layers are
+# removed afterwards (the debootstrap base stays), so runs do not pile up gigabytes.
 cleanup() {
   [ -n "$ctr" ] && b rm "$ctr" >/dev/null 2>&1 || true
+  b rmi -f "$image" >/dev/null 2>&1 || true
+  # bud leaves its stages' working containers behind; this storage is the CI's own.
+  b rm --all >/dev/null 2>&1 || true
+  b rmi --prune >/dev/null 2>&1 || true
   rm -rf "$ctx"
 }
 trap cleanup EXIT
