@@ -141,7 +141,7 @@ impl NativeLoader {
             e.max_concurrent,
             kv_bytes(e),
         )
-        .map(|est| est.kv_bytes)
+        .map(|est| est.kv_bytes + self.settings.prefix_cache_bytes)
         .unwrap_or(0)
     }
 }
@@ -156,7 +156,7 @@ impl Loader for NativeLoader {
             ModelFormat::Gguf => {
                 let ctx = e.context_length.unwrap_or(DEFAULT_CONTEXT);
                 memory::estimate_gguf(&path, ctx, e.max_concurrent, kv_bytes(e))
-                    .map(|est| est.total_bytes)
+                    .map(|est| est.total_bytes + self.settings.prefix_cache_bytes)
             }
             ModelFormat::Bert => memory::estimate_bert(&path),
             ModelFormat::E5 => memory::estimate_e5(&path),
@@ -387,6 +387,7 @@ fn load_one(
                 max_batch: entry.max_concurrent,
                 queue_capacity: s.queue_capacity,
                 prefill_chunk: s.prefill_chunk,
+                prefix_cache_bytes: usize::try_from(s.prefix_cache_bytes).unwrap_or(usize::MAX),
             };
             let engine = GenerationEngine::start(&entry.id, lm.model, lm.tokenizer, cfg)?;
             NativeModel::Chat(Arc::new(ChatModel {

@@ -24,6 +24,7 @@ mod ollama_wire;
 mod openai_sdk;
 mod openapi;
 mod overload;
+mod prefix_cache;
 mod structured;
 mod structured_sdk;
 mod tls;

@@ -14,7 +14,20 @@ pub struct Server {
 }
 
 /// Starts an app with `args` on its own runtime thread; returns once its preloads are Ready.
-pub fn start_with(args: ServeArgs) -> Server {
+/// Without a data directory (in `args` or its config file) it gets a fresh one of its own, so
+/// that no test sees the machine's `~/.local/share/nfai` (its keys, files or stores).
+pub fn start_with(mut args: ServeArgs) -> Server {
+    let file_sets_data = args.common.config.as_ref().is_some_and(|p| {
+        std::fs::read_to_string(p).is_ok_and(|t| t.lines().any(|l| l.trim() == "[data]"))
+    });
+    if args.data_dir.is_none() && !file_sets_data {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("nfai-e2e-{}-data-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        args.data_dir = Some(dir);
+    }
     let (tx, rx) = std::sync::mpsc::channel::<Result<(SocketAddr, AppState), String>>();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()

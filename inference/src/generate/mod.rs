@@ -5,8 +5,11 @@
 //! and their KV caches. Each request gets its own bounded event channel, sized so the thread
 //! never waits on a slow client: one step emits at most one event per sequence.
 
+mod prefix;
 mod scheduler;
 mod sequence;
+
+pub use prefix::MIN_PREFIX_TOKENS;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -58,6 +61,8 @@ impl FinishReason {
 pub struct Usage {
     pub prompt_tokens: usize,
     pub completion_tokens: usize,
+    /// Prompt tokens whose keys and values came from the prefix cache instead of a prefill.
+    pub cached_tokens: usize,
 }
 
 /// What the engine sends back for one request.
@@ -86,6 +91,9 @@ pub struct GenerationConfig {
     /// Prompt tokens processed per step across all sequences being prefilled, so that long
     /// prompts do not stall the decode of running sequences for long.
     pub prefill_chunk: usize,
+    /// Bytes of KV cache kept from finished sequences for prompts that share their prefix; 0
+    /// turns the prefix cache off.
+    pub prefix_cache_bytes: usize,
 }
 
 impl Default for GenerationConfig {
@@ -94,6 +102,7 @@ impl Default for GenerationConfig {
             max_batch: 4,
             queue_capacity: 64,
             prefill_chunk: 512,
+            prefix_cache_bytes: 64 << 20,
         }
     }
 }
@@ -122,6 +131,13 @@ pub struct EngineStats {
     pub batch_size: AtomicHistogram,
     /// Seconds each admitted request waited in the queue for a batch slot.
     pub queue_wait: AtomicHistogram,
+    /// Requests that started from a cached prefix, and those that found none.
+    pub prefix_hits: AtomicUsize,
+    pub prefix_misses: AtomicUsize,
+    /// Prompt tokens taken from the prefix cache instead of prefilled.
+    pub prefix_cached_tokens: AtomicUsize,
+    /// Bytes the prefix cache holds.
+    pub prefix_bytes: AtomicUsize,
 }
 
 impl Default for EngineStats {
@@ -134,6 +150,10 @@ impl Default for EngineStats {
             alive: AtomicBool::new(false),
             batch_size: AtomicHistogram::new(histogram::BATCH_SIZES),
             queue_wait: AtomicHistogram::new(histogram::LATENCY_SECONDS),
+            prefix_hits: AtomicUsize::new(0),
+            prefix_misses: AtomicUsize::new(0),
+            prefix_cached_tokens: AtomicUsize::new(0),
+            prefix_bytes: AtomicUsize::new(0),
         }
     }
 }

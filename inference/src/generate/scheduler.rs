@@ -13,6 +13,7 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 
 use nfai_models::{BatchEntry, CausalLm, TextTokenizer};
 
+use super::prefix::{PrefixCache, usable_prefix};
 use super::sequence::{Sequence, Step};
 use super::{Admission, EngineStats, GenerationConfig};
 use crate::EngineError;
@@ -24,6 +25,8 @@ pub(super) struct Scheduler {
     rx: Receiver<Admission>,
     stats: Arc<EngineStats>,
     active: Vec<Sequence>,
+    /// Caches of finished sequences, for prompts that share their prefix.
+    prefixes: PrefixCache,
     /// Scratch row for sampling, reused across steps.
     row: Vec<f32>,
 }
@@ -39,6 +42,7 @@ impl Scheduler {
         Self {
             model,
             tokenizer,
+            prefixes: PrefixCache::new(config.prefix_cache_bytes),
             config,
             rx,
             stats,
@@ -114,14 +118,74 @@ impl Scheduler {
         self.stats
             .queue_wait
             .observe(a.queued_at.elapsed().as_secs_f64());
-        let cache = self.model.new_cache();
-        self.active.push(Sequence::new(a.request, a.events, cache));
+        let (cache, cached) = self.reuse(&a.request.prompt_ids);
+        self.active
+            .push(Sequence::new(a.request, a.events, cache, cached));
+    }
+
+    /// A cache for a new prompt: a copy of the longest shared prefix held by a running
+    /// sequence or by the prefix cache, or an empty one; and how many prompt tokens it holds.
+    fn reuse(&mut self, prompt: &[u32]) -> (nfai_models::SeqKvCache, usize) {
+        if self.prefixes.is_enabled() {
+            let running = self
+                .active
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let held: Vec<u32> = s.cached_tokens().collect();
+                    (i, usable_prefix(&held, prompt))
+                })
+                .max_by_key(|&(_, n)| n);
+            let stored = self.prefixes.best(prompt);
+            let copied = match (running, stored) {
+                (Some((i, n)), stored)
+                    if n >= super::MIN_PREFIX_TOKENS && stored.is_none_or(|(_, m)| n >= m) =>
+                {
+                    self.active[i].cache.copy_prefix(n)
+                }
+                (_, Some((e, m))) => self.prefixes.copy(e, m),
+                _ => Ok(None),
+            };
+            match copied {
+                Ok(Some(cache)) => {
+                    let n = cache.len();
+                    self.stats.prefix_hits.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .prefix_cached_tokens
+                        .fetch_add(n, Ordering::Relaxed);
+                    return (cache, n);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "copying a cached prefix failed"),
+            }
+            self.stats.prefix_misses.fetch_add(1, Ordering::Relaxed);
+        }
+        (self.model.new_cache(), 0)
+    }
+
+    /// Keeps a sequence's cache for later prompts with the same prefix.
+    fn keep_prefix(&mut self, seq: Sequence) {
+        if self.prefixes.is_enabled() {
+            let (tokens, cache) = seq.into_cache();
+            self.prefixes.insert(tokens, cache);
+            self.stats
+                .prefix_bytes
+                .store(self.prefixes.bytes(), Ordering::Relaxed);
+        }
     }
 
     fn drop_cancelled(&mut self) {
-        let before = self.active.len();
-        self.active.retain(|s| !s.is_cancelled());
-        let gone = before - self.active.len();
+        let mut gone = 0;
+        let mut i = 0;
+        while i < self.active.len() {
+            if self.active[i].is_cancelled() {
+                let seq = self.active.swap_remove(i);
+                self.keep_prefix(seq);
+                gone += 1;
+            } else {
+                i += 1;
+            }
+        }
         if gone > 0 {
             self.stats.cancelled.fetch_add(gone, Ordering::SeqCst);
             self.stats.active.store(self.active.len(), Ordering::SeqCst);
@@ -194,7 +258,8 @@ impl Scheduler {
             }
         }
         for i in done.into_iter().rev() {
-            self.active.swap_remove(i);
+            let seq = self.active.swap_remove(i);
+            self.keep_prefix(seq);
         }
     }
 

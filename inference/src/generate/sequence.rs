@@ -18,6 +18,10 @@ pub(super) struct Sequence {
     /// The last sampled token, fed at the next decode step.
     pub next_input: Option<u32>,
     pub generated: usize,
+    /// The sampled tokens, in order.
+    pub output: Vec<u32>,
+    /// Leading prompt tokens whose cache came from the prefix cache.
+    pub cached: usize,
     pub max_new_tokens: usize,
     pub ignore_eos: bool,
     pub cache: SeqKvCache,
@@ -36,17 +40,21 @@ pub(super) enum Step {
 }
 
 impl Sequence {
+    /// A sequence whose `cache` already holds its first `cached` prompt tokens.
     pub fn new(
         request: GenerateRequest,
         events: mpsc::Sender<GenerateEvent>,
         cache: SeqKvCache,
+        cached: usize,
     ) -> Self {
         let sampler = Sampler::new(request.sampling, &request.prompt_ids);
         Self {
             prompt: request.prompt_ids,
-            prefilled: 0,
+            prefilled: cached,
             next_input: None,
             generated: 0,
+            output: Vec::new(),
+            cached,
             max_new_tokens: request.max_new_tokens,
             ignore_eos: request.ignore_eos,
             cache,
@@ -86,6 +94,23 @@ impl Sequence {
         (tokens, &mut self.cache)
     }
 
+    /// The tokens whose keys and values the cache holds, in order.
+    pub fn cached_tokens(&self) -> impl Iterator<Item = u32> + '_ {
+        self.prompt
+            .iter()
+            .chain(&self.output)
+            .copied()
+            .take(self.cache.len())
+    }
+
+    /// Gives up the cache and the tokens it holds (for the prefix cache).
+    pub fn into_cache(self) -> (Vec<u32>, SeqKvCache) {
+        let mut tokens = self.prompt;
+        tokens.extend(self.output);
+        tokens.truncate(self.cache.len());
+        (tokens, self.cache)
+    }
+
     pub fn is_prefilling(&self) -> bool {
         self.next_input.is_none()
     }
@@ -94,6 +119,7 @@ impl Sequence {
         Usage {
             prompt_tokens: self.prompt.len(),
             completion_tokens: self.generated,
+            cached_tokens: self.cached,
         }
     }
 
@@ -110,6 +136,7 @@ impl Sequence {
     pub fn on_token(&mut self, id: u32, tokenizer: &Arc<TextTokenizer>) -> Step {
         self.sampler.accept(id);
         self.generated += 1;
+        self.output.push(id);
         self.next_input = Some(id);
         let is_eos = !self.ignore_eos && tokenizer.eos_ids().contains(&id);
         if is_eos {

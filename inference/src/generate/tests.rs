@@ -18,6 +18,8 @@ struct Counting {
     info: LmInfo,
     /// Batch sizes of every forward call.
     batches: std::sync::Mutex<Vec<usize>>,
+    /// Tokens fed to each entry of every forward call.
+    fed: std::sync::Mutex<Vec<Vec<usize>>>,
     delay: Duration,
     /// Fails when this token is fed.
     poison: Option<u32>,
@@ -35,6 +37,7 @@ impl Counting {
                 kv_bytes_per_token: 0,
             },
             batches: Default::default(),
+            fed: Default::default(),
             delay,
             poison,
             calls: AtomicUsize::new(0),
@@ -52,6 +55,10 @@ impl CausalLm for Counting {
     fn forward(&self, entries: &mut [BatchEntry<'_>]) -> nfai_models::Result<Tensor> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.batches.lock().unwrap().push(entries.len());
+        self.fed
+            .lock()
+            .unwrap()
+            .push(entries.iter().map(|e| e.tokens.len()).collect());
         std::thread::sleep(self.delay);
         let mut rows = Vec::new();
         for e in entries.iter_mut() {
@@ -88,6 +95,7 @@ fn engine(model: Arc<Counting>, max_batch: usize, queue: usize) -> GenerationEng
         max_batch,
         queue_capacity: queue,
         prefill_chunk: 512,
+        prefix_cache_bytes: 0,
     };
     GenerationEngine::start("toy", model, tokenizer(), cfg).unwrap()
 }
@@ -137,7 +145,8 @@ async fn decodes_until_length_and_reports_usage() {
         usage,
         Usage {
             prompt_tokens: 2,
-            completion_tokens: 3
+            completion_tokens: 3,
+            cached_tokens: 0,
         }
     );
 }
@@ -234,4 +243,104 @@ async fn model_errors_fail_the_step_and_the_engine_keeps_serving() {
     );
     let (ids, _, _) = collect(e.submit(req(vec![1], 2)).unwrap()).await;
     assert_eq!(ids, vec![2, 3]);
+}
+
+fn engine_with(model: Arc<Counting>, cfg: GenerationConfig) -> GenerationEngine {
+    GenerationEngine::start("toy", model, tokenizer(), cfg).unwrap()
+}
+
+/// Token ids 1..=30 repeated: never the EOS id.
+fn long_prompt(n: usize) -> Vec<u32> {
+    (0..n).map(|i| (i % 30) as u32 + 1).collect()
+}
+
+#[tokio::test]
+async fn a_repeated_prompt_prefills_only_its_last_token() {
+    let model = Arc::new(Counting::new(Duration::ZERO, None));
+    let cfg = GenerationConfig {
+        max_batch: 4,
+        queue_capacity: 8,
+        prefill_chunk: 512,
+        prefix_cache_bytes: 1 << 20,
+    };
+    let e = engine_with(model.clone(), cfg);
+    let prompt = long_prompt(40);
+    let (first, _, _) = collect(e.submit(req(prompt.clone(), 4)).unwrap()).await;
+    let calls = model.fed.lock().unwrap().len();
+    let (second, _, last) = collect(e.submit(req(prompt.clone(), 4)).unwrap()).await;
+    assert_eq!(
+        first, second,
+        "a cached prefix changes nothing in the output"
+    );
+    let GenerateEvent::Finished { usage, .. } = last else {
+        panic!("{last:?}")
+    };
+    assert_eq!(usage.prompt_tokens, 40);
+    assert_eq!(usage.cached_tokens, 39);
+    // The second request's prefill fed one token, not forty.
+    assert_eq!(model.fed.lock().unwrap()[calls], vec![1]);
+    assert_eq!(e.stats().prefix_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(e.stats().prefix_misses.load(Ordering::SeqCst), 1);
+
+    // A prompt that continues the first exchange reuses the prompt and the answer.
+    let mut follow_up = prompt.clone();
+    follow_up.extend(&first);
+    follow_up.extend(long_prompt(5));
+    let (_, _, last) = collect(e.submit(req(follow_up, 2)).unwrap()).await;
+    let GenerateEvent::Finished { usage, .. } = last else {
+        panic!("{last:?}")
+    };
+    // The cache of a finished sequence holds its prompt and all but the last sampled token.
+    assert_eq!(usage.cached_tokens, 40 + first.len() - 1);
+}
+
+#[tokio::test]
+async fn a_short_or_different_prompt_is_prefilled_in_full() {
+    let model = Arc::new(Counting::new(Duration::ZERO, None));
+    let cfg = GenerationConfig {
+        max_batch: 4,
+        queue_capacity: 8,
+        prefill_chunk: 512,
+        prefix_cache_bytes: 1 << 20,
+    };
+    let e = engine_with(model, cfg);
+    collect(e.submit(req(long_prompt(40), 2)).unwrap()).await;
+    let other: Vec<u32> = long_prompt(40).into_iter().rev().collect();
+    let (_, _, last) = collect(e.submit(req(other, 2)).unwrap()).await;
+    let GenerateEvent::Finished { usage, .. } = last else {
+        panic!("{last:?}")
+    };
+    assert_eq!(usage.cached_tokens, 0);
+    assert_eq!(e.stats().prefix_hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_long_prompt_never_stalls_running_decodes_for_more_than_one_chunk() {
+    let model = Arc::new(Counting::new(Duration::from_millis(2), None));
+    let cfg = GenerationConfig {
+        max_batch: 4,
+        queue_capacity: 8,
+        prefill_chunk: 256,
+        prefix_cache_bytes: 0,
+    };
+    let e = engine_with(model.clone(), cfg);
+    let mut decode = req(vec![1], 60);
+    decode.ignore_eos = true;
+    let running = e.submit(decode).unwrap();
+    while e.stats().steps.load(Ordering::SeqCst) < 2 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let long = e.submit(req(long_prompt(2000), 2)).unwrap();
+    let (ids, _, _) = collect(running).await;
+    assert_eq!(ids.len(), 60);
+    collect(long).await;
+    let fed = model.fed.lock().unwrap();
+    // Every step that fed part of the long prompt fed at most one chunk, and the running
+    // sequence decoded in the same step (it is one of the entries).
+    let prefill_steps: Vec<&Vec<usize>> = fed.iter().filter(|f| f.iter().any(|&n| n > 1)).collect();
+    assert_eq!(prefill_steps.len(), 2000usize.div_ceil(256));
+    for f in prefill_steps {
+        assert!(f.iter().all(|&n| n <= 256), "{f:?}");
+        assert!(f.contains(&1), "the running sequence skipped a step: {f:?}");
+    }
 }

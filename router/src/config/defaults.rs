@@ -15,6 +15,9 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 pub const QUEUE_CAPACITY: usize = 64;
 /// `engine.prefill_chunk`: prompt tokens per scheduler step.
 pub const PREFILL_CHUNK: usize = 512;
+/// `engine.prefix_cache_bytes`: KV cache each chat model keeps for shared prompt prefixes
+/// (64 MiB: about 2,800 positions of SmolLM2-135M, 2,000 of Gemma 3 270M).
+pub const PREFIX_CACHE_BYTES: u64 = 64 << 20;
 /// `engine.embed_batch_tokens`: padded tokens per embedding batch.
 pub const EMBED_BATCH_TOKENS: usize = 16_384;
 /// `cache.ram_budget_share`: of the memory available at start.

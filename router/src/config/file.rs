@@ -81,6 +81,7 @@ pub struct EngineFile {
     pub queue_capacity: Option<usize>,
     pub threads: Option<usize>,
     pub prefill_chunk: Option<usize>,
+    pub prefix_cache_bytes: Option<u64>,
     pub embed_batch_tokens: Option<usize>,
 }
 

@@ -31,6 +31,9 @@ pub struct EngineSettings {
     pub queue_capacity: usize,
     /// Prompt tokens per scheduler step.
     pub prefill_chunk: usize,
+    /// Bytes of KV cache each chat model keeps for shared prompt prefixes (0: off); part of the
+    /// model's memory estimate.
+    pub prefix_cache_bytes: u64,
     /// Padded tokens per embedding batch.
     pub embed_batch_tokens: usize,
     /// Threads of the one compute pool all native models share.
@@ -176,6 +179,9 @@ impl Config {
                 defaults::QUEUE_CAPACITY
             }),
             prefill_chunk: layer(None, file.engine.prefill_chunk, || defaults::PREFILL_CHUNK),
+            prefix_cache_bytes: layer(None, file.engine.prefix_cache_bytes, || {
+                defaults::PREFIX_CACHE_BYTES
+            }),
             embed_batch_tokens: layer(None, file.engine.embed_batch_tokens, || {
                 defaults::EMBED_BATCH_TOKENS
             }),

@@ -119,7 +119,7 @@ pub async fn handler(
             },
             logprobs: None,
         }],
-        usage: Usage::new(usage.prompt_tokens, usage.completion_tokens),
+        usage: Usage::from(usage),
         system_fingerprint: None,
     })
     .into_response())

@@ -80,10 +80,7 @@ pub async fn handler(
     let mut usage = Usage::new(0, 0);
     for (index, (events, echo)) in streams.into_iter().zip(echoes).enumerate() {
         let (text, reason, u) = crate::backend::collect(events).await?;
-        usage = Usage::new(
-            usage.prompt_tokens + u.prompt_tokens,
-            usage.completion_tokens + u.completion_tokens,
-        );
+        usage.add(&u);
         choices.push(CompletionChoice {
             text: echo + &text,
             index,

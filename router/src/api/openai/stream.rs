@@ -93,10 +93,7 @@ impl<W: ChunkWriter> Driver<W> {
                     self.queue.push_back(self.writer.token(i, &text));
                 }
                 self.queue.push_back(self.writer.finish(i, reason));
-                self.usage = Usage::new(
-                    self.usage.prompt_tokens + usage.prompt_tokens,
-                    self.usage.completion_tokens + usage.completion_tokens,
-                );
+                self.usage.add(&usage);
                 if let Some(f) = self.finished.get_mut(i) {
                     *f = true;
                 }

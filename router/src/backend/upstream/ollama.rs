@@ -207,6 +207,7 @@ impl LineParser for NdjsonParser {
             let usage = Usage {
                 prompt_tokens: v.prompt_eval_count.unwrap_or(0) as usize,
                 completion_tokens: v.eval_count.unwrap_or(0) as usize,
+                cached_tokens: 0,
             };
             return vec![GenerateEvent::Finished {
                 reason: finish_reason(v.done_reason.as_deref()),

@@ -121,6 +121,14 @@ struct WireUsage {
     prompt_tokens: Option<u64>,
     #[serde(default)]
     completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<WireTokenDetails>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+struct WireTokenDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
 }
 
 impl From<WireUsage> for Usage {
@@ -128,6 +136,10 @@ impl From<WireUsage> for Usage {
         Usage {
             prompt_tokens: u.prompt_tokens.unwrap_or(0) as usize,
             completion_tokens: u.completion_tokens.unwrap_or(0) as usize,
+            cached_tokens: u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0) as usize,
         }
     }
 }
@@ -143,6 +155,9 @@ fn usage(v: &Value) -> Usage {
     Usage {
         prompt_tokens: v["prompt_tokens"].as_u64().unwrap_or(0) as usize,
         completion_tokens: v["completion_tokens"].as_u64().unwrap_or(0) as usize,
+        cached_tokens: v["prompt_tokens_details"]["cached_tokens"]
+            .as_u64()
+            .unwrap_or(0) as usize,
     }
 }
 
@@ -221,10 +236,7 @@ impl SseParser {
             chat,
             label,
             reason: None,
-            usage: Usage {
-                prompt_tokens: 0,
-                completion_tokens: 0,
-            },
+            usage: Usage::default(),
         }
     }
 

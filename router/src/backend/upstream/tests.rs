@@ -26,6 +26,7 @@ fn ollama_lines_become_tokens_and_a_finish() {
     let usage = Usage {
         prompt_tokens: 26,
         completion_tokens: 282,
+        cached_tokens: 0,
     };
     assert_eq!(
         p.line(last),
@@ -73,6 +74,7 @@ fn sse_chunks_finish_at_done_with_usage() {
     let usage = Usage {
         prompt_tokens: 3,
         completion_tokens: 1,
+        cached_tokens: 0,
     };
     assert_eq!(
         p.line("data: [DONE]"),

@@ -34,6 +34,13 @@ pub struct Usage {
     pub prompt_tokens: usize,
     pub completion_tokens: usize,
     pub total_tokens: usize,
+    pub prompt_tokens_details: PromptTokensDetails,
+}
+
+/// `usage.prompt_tokens_details`: prompt tokens served from the prefix cache.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct PromptTokensDetails {
+    pub cached_tokens: usize,
 }
 
 impl Usage {
@@ -42,7 +49,24 @@ impl Usage {
             prompt_tokens,
             completion_tokens,
             total_tokens: prompt_tokens + completion_tokens,
+            prompt_tokens_details: PromptTokensDetails::default(),
         }
+    }
+
+    /// Adds the counts of one finished sequence (a request with `n` > 1 sums its choices).
+    pub fn add(&mut self, u: &nfai_inference::Usage) {
+        self.prompt_tokens += u.prompt_tokens;
+        self.completion_tokens += u.completion_tokens;
+        self.total_tokens = self.prompt_tokens + self.completion_tokens;
+        self.prompt_tokens_details.cached_tokens += u.cached_tokens;
+    }
+}
+
+impl From<nfai_inference::Usage> for Usage {
+    fn from(u: nfai_inference::Usage) -> Self {
+        let mut out = Self::new(0, 0);
+        out.add(&u);
+        out
     }
 }
 
