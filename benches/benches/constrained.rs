@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use candle_core::Device;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use nfai_inference::constrain::{Constraint, Grammars, OutputFormat};
-use nfai_models::{BatchEntry, CausalLm, LoadedLm, load_gguf_lm};
+use nfai_models::{BatchEntry, LoadedLm, load_gguf_lm};
 use serde_json::json;
 
 const DOC: &str = r#"{"intent":"delivery","urgent":true,"order":4521,"customer":"Nguyen Van An","notes":"Asked when order 4521 arrives; it was due yesterday and the customer needs it before Friday."}"#;

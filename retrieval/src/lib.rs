@@ -25,8 +25,8 @@ mod optimize;
 pub mod pg;
 pub mod records;
 mod server;
-pub mod sources;
 pub mod service;
+pub mod sources;
 mod store;
 mod types;
 

@@ -144,7 +144,10 @@ fn tool_request(choice: Value, stream: bool) -> Value {
 
 fn assert_call(call: &Value, name: Option<&str>) {
     assert_eq!(call["type"], "function", "{call}");
-    assert!(call["id"].as_str().is_some_and(|id| !id.is_empty()), "{call}");
+    assert!(
+        call["id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{call}"
+    );
     let f = &call["function"];
     let args: Value = serde_json::from_str(f["arguments"].as_str().unwrap()).unwrap();
     match f["name"].as_str().unwrap() {
@@ -259,7 +262,11 @@ async fn a_tool_result_goes_back_into_the_conversation() {
     });
     let (status, resp) = post(server(), "/v1/chat/completions", body).await;
     assert_eq!(status, 200, "{resp}");
-    assert!(resp["choices"][0]["message"]["content"].as_str().is_some_and(|c| !c.is_empty()));
+    assert!(
+        resp["choices"][0]["message"]["content"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+    );
 }
 
 #[tokio::test]
@@ -286,7 +293,13 @@ async fn ollama_chat_takes_format_and_tools() {
     });
     let (status, resp) = post(server(), "/api/chat", body).await;
     assert_eq!(status, 200, "{resp}");
-    assert!(resp["message"]["content"].as_str().unwrap().starts_with('{'), "{resp}");
+    assert!(
+        resp["message"]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with('{'),
+        "{resp}"
+    );
 
     // Streamed, with tools: plain text streams; a call arrives on the last line.
     for seed in 0..3 {
@@ -305,7 +318,10 @@ async fn ollama_chat_takes_format_and_tools() {
             .text()
             .await
             .unwrap();
-        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         let last = lines.last().unwrap();
         assert_eq!(last["done"], true, "{text}");
         if let Some(calls) = last["message"]["tool_calls"].as_array() {
@@ -365,7 +381,12 @@ async fn schemas_and_tools_the_engine_cannot_use_are_400s() {
         }
         let (status, resp) = post(server(), "/v1/chat/completions", body).await;
         assert_eq!(status, 400, "{param}: {resp}");
-        assert_error(&resp, "invalid_request_error", Some(param), Some("invalid_value"));
+        assert_error(
+            &resp,
+            "invalid_request_error",
+            Some(param),
+            Some("invalid_value"),
+        );
     }
     let body = json!({
         "model": MODEL,
@@ -375,5 +396,8 @@ async fn schemas_and_tools_the_engine_cannot_use_are_400s() {
     });
     let (status, resp) = post(server(), "/api/chat", body).await;
     assert_eq!(status, 400, "{resp}");
-    assert!(resp["error"].as_str().is_some_and(|e| e.contains("format")), "{resp}");
+    assert!(
+        resp["error"].as_str().is_some_and(|e| e.contains("format")),
+        "{resp}"
+    );
 }

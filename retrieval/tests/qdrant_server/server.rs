@@ -63,6 +63,7 @@ fn status(e: RetrievalError) -> Status {
         RetrievalError::NotFound(name) => {
             Status::not_found(format!("Not found: Collection `{name}` doesn't exist!"))
         }
+        RetrievalError::Missing { .. } => Status::not_found(e.to_string()),
         RetrievalError::AlreadyExists(name) => {
             Status::already_exists(format!("Collection `{name}` already exists!"))
         }

@@ -14,8 +14,8 @@ use futures::future::Either;
 use tokio::task::futures::TaskLocalFuture;
 
 use crate::context::{self, RequestContext};
-use crate::metrics::RequestRecord;
 use crate::error::ApiError;
+use crate::metrics::RequestRecord;
 
 /// Whether `path` is one of Ollama's routes (answered in Ollama's error shape).
 pub fn is_ollama_path(path: &str) -> bool {

@@ -39,7 +39,12 @@ pub async fn handler(State(state): State<AppState>) -> Result<impl IntoResponse,
 }
 
 /// Name, type, help and value of an engine family.
-type EngineFamily = (&'static str, &'static str, &'static str, fn(&EngineStats) -> usize);
+type EngineFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&EngineStats) -> usize,
+);
 
 /// The generation engines of the loaded chat models.
 fn render_engines(state: &AppState, out: &mut Exposition) {

@@ -170,7 +170,7 @@ impl Done {
     /// Records the metrics and writes the access line; `complete`: the whole body was sent.
     fn finish(self, complete: bool, response_body: Option<&[u8]>) {
         let r = &self.record;
-        r.metrics().finish(r, self.status);
+        r.finish(self.status);
         let s = r.summary();
         let duration_ms = r.started.elapsed().as_secs_f64() * 1e3;
         let ttft_ms = s.ttft_seconds.map(|t| t * 1e3);

@@ -32,9 +32,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(openai::routes())
         .merge(files::routes(
-            state
-                .retrieval()
-                .map_or(0, |r| r.options().max_file_bytes),
+            state.retrieval().map_or(0, |r| r.options().max_file_bytes),
         ))
         .merge(vector_stores::routes())
         .route("/health", get(health::health))

@@ -375,7 +375,9 @@ mod tests {
             "secrets stay out of Debug"
         );
         assert!(
-            !c.warnings.iter().any(|w| w.contains("retrieval.qdrant_url")),
+            !c.warnings
+                .iter()
+                .any(|w| w.contains("retrieval.qdrant_url")),
             "the Qdrant URL is used: {:?}",
             c.warnings
         );

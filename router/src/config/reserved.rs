@@ -294,7 +294,9 @@ impl ReservedConfig {
             None => LogFormat::Text,
             Some(f) if f == defaults::LOG_FORMAT => LogFormat::Text,
             Some("json") => LogFormat::Json,
-            Some(other) => anyhow::bail!("logging.format must be \"text\" or \"json\", got {other:?}"),
+            Some(other) => {
+                anyhow::bail!("logging.format must be \"text\" or \"json\", got {other:?}")
+            }
         };
         let log_bodies = f.logging.log_bodies.unwrap_or(false);
         let qdrant_url = args.qdrant_url.clone().or(f.retrieval.qdrant_url);

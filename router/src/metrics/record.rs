@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use super::Metrics;
+use super::registry::Metrics;
 
 /// One request's figures; cheap to share (atomics and set-once cells).
 #[derive(Debug)]
@@ -40,6 +40,24 @@ pub struct Summary {
 }
 
 impl RequestRecord {
+    /// A request was answered: its status, latency and tokens.
+    pub fn finish(&self, status: u16) {
+        let m = &self.metrics;
+        let s = self.summary();
+        let model = s.model.as_deref().unwrap_or("");
+        let route = self.route;
+        let status = status.to_string();
+        m.requests.inc([route, model, &status]);
+        m.duration
+            .observe([route, model], self.started.elapsed().as_secs_f64());
+        if s.prompt_tokens > 0 || s.completion_tokens > 0 {
+            m.prompt_tokens.add([route, model], s.prompt_tokens);
+            m.completion_tokens.add([route, model], s.completion_tokens);
+            m.request_prompt_tokens
+                .observe([route, model], s.prompt_tokens as f64);
+        }
+    }
+
     pub fn new(metrics: Arc<Metrics>, route: &'static str) -> Self {
         Self {
             metrics,

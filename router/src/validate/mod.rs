@@ -6,6 +6,7 @@
 //! deadline explicitly, so a backend never reads it from anywhere else.
 
 pub mod checks;
+pub mod field;
 pub mod request;
 pub mod structured;
 

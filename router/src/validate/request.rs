@@ -1,5 +1,5 @@
-//! The protocol-neutral, validated request types every backend accepts, and [`FieldError`],
-//! the error that names the request field at fault.
+//! The protocol-neutral, validated request types every backend accepts (and, re-exported from
+//! `field`, [`FieldError`], the error that names the request field at fault).
 
 pub use nfai_cache::KeepAlive;
 use nfai_inference::SamplingParams;
@@ -8,50 +8,7 @@ use tokio::time::Instant;
 
 use crate::catalog::SamplingDefaults;
 
-/// What is wrong with a field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldErrorKind {
-    /// Missing, malformed or out of range.
-    Invalid,
-    /// A feature this server does not offer.
-    Unsupported,
-    /// The prompt and completion do not fit the model's context.
-    ContextLength,
-    /// The named model cannot do what the request asks (an embedding model asked to chat).
-    WrongModelKind,
-}
-
-/// A request field at fault, with a message for the client.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct FieldError {
-    pub kind: FieldErrorKind,
-    /// The field's path in the request (`messages[0].role`), or the header's name.
-    pub param: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::new(FieldErrorKind::Invalid, param, message)
-    }
-
-    pub fn unsupported(param: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::new(FieldErrorKind::Unsupported, param, message)
-    }
-
-    pub fn context_length(param: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::new(FieldErrorKind::ContextLength, param, message)
-    }
-
-    pub fn new(kind: FieldErrorKind, param: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            param: param.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use super::field::{FieldError, FieldErrorKind};
 
 /// Sampling fields as the client sent them: ranges checked, defaults not yet applied.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -148,4 +105,20 @@ pub struct EmbeddingRequest {
     pub keep_alive: Option<KeepAlive>,
     /// All of the request ends by then; `None`: no limit of its own.
     pub deadline: Option<Instant>,
+}
+
+impl ChatRequest {
+    /// Refuses, by name, tools and structured outputs on a route to another server: they are not
+    /// forwarded to upstream targets yet, and answering without them would break the contract.
+    pub fn not_forwarded(&self) -> Result<(), FieldError> {
+        let field = match (&self.output, self.tools.tools.is_empty()) {
+            (_, false) => "tools",
+            (Some(spec), true) => spec.param.split('.').next().unwrap_or("response_format"),
+            (None, true) => return Ok(()),
+        };
+        Err(FieldError::unsupported(
+            field,
+            format!("'{field}' is not forwarded to upstream servers; use a model served by nfai."),
+        ))
+    }
 }

@@ -17,7 +17,7 @@
 use nfai_inference::constrain::{OutputFormat, ToolSpec};
 use serde_json::{Value, json};
 
-use super::request::FieldError;
+use super::field::FieldError;
 
 /// The grammar a generation must follow, and the request field a compile error names.
 #[derive(Debug, Clone, PartialEq)]
@@ -253,20 +253,6 @@ pub fn tools(
         tool_params,
     };
     Ok((setup, Some(spec)))
-}
-
-/// Refuses, by name, tools and structured outputs on a route to another server: they are not
-/// forwarded to upstream targets yet, and answering without them would break the contract.
-pub fn not_forwarded(req: &super::request::ChatRequest) -> Result<(), FieldError> {
-    let field = match (&req.output, req.tools.tools.is_empty()) {
-        (_, false) => "tools",
-        (Some(spec), true) => spec.param.split('.').next().unwrap_or("response_format"),
-        (None, true) => return Ok(()),
-    };
-    Err(FieldError::unsupported(
-        field,
-        format!("'{field}' is not forwarded to upstream servers; use a model served by nfai."),
-    ))
 }
 
 #[cfg(test)]

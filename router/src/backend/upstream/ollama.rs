@@ -239,7 +239,7 @@ impl OllamaClient {
     }
 
     async fn run_chat(&self, model: &str, req: ChatRequest) -> Result<Generation, BackendError> {
-        crate::validate::structured::not_forwarded(&req)?;
+        req.not_forwarded()?;
         let call = self.node.call();
         let o = &req.options;
         let body = ChatBody {

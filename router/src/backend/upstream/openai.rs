@@ -345,7 +345,7 @@ impl OpenAiClient {
     }
 
     async fn run_chat(&self, model: &str, req: ChatRequest) -> Result<Generation, BackendError> {
-        crate::validate::structured::not_forwarded(&req)?;
+        req.not_forwarded()?;
         let call = self.node.call();
         let body = GenerationBody {
             messages: Some(&req.messages),
