@@ -259,7 +259,8 @@ async fn unload_returns_the_memory_and_the_model_loads_again() {
     // and what the load really took (the KV reservation is not allocated until sequences run).
     let est = nfai_models::memory::estimate_gguf(&path, 4096, 4, 2).unwrap();
     let estimate = est.total_bytes;
-    let resident = loaded["actual_bytes"].as_u64().unwrap() - est.kv_bytes;
+    let prefix_cache = nfai_router::config::defaults::PREFIX_CACHE_BYTES;
+    let resident = loaded["actual_bytes"].as_u64().unwrap() - est.kv_bytes - prefix_cache;
     let before = rss(s).await;
     let (status, unloaded) = admin(
         s,
@@ -354,8 +355,8 @@ async fn a_budget_for_one_model_evicts_the_idle_other() {
     )
     .unwrap();
     let bert = nfai_models::memory::estimate_bert(&dir.join("all-minilm-l6-v2")).unwrap();
-    // Either model fits alone; both do not.
-    let budget = gemma.total_bytes + bert / 4;
+    // Either model fits alone (Gemma with its prefix cache); both do not.
+    let budget = gemma.total_bytes + nfai_router::config::defaults::PREFIX_CACHE_BYTES + bert / 4;
     let args = ServeArgs {
         port: Some(0),
         no_fetch: true,

@@ -30,6 +30,7 @@ try:
     wait.until(lambda d: "refused" in d.find_element(By.ID, "login-error").text)
     assert not driver.find_element(By.ID, "console").is_displayed()
 
+    driver.find_element(By.ID, "token").clear()
     driver.find_element(By.ID, "token").send_keys(token)
     driver.find_element(By.ID, "login-button").click()
     row = f'#models tr[data-model="{model}"]'

@@ -207,7 +207,8 @@ async fn the_ollama_client_reads_documented_answers_and_maps_options() {
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
     assert_eq!(
         body["usage"],
-        json!({"prompt_tokens": 26, "completion_tokens": 282, "total_tokens": 308})
+        json!({"prompt_tokens": 26, "completion_tokens": 282, "total_tokens": 308,
+               "prompt_tokens_details": {"cached_tokens": 0}})
     );
     let sent = seen.lock().unwrap()[0].clone();
     assert_eq!(sent["model"], "llama3.2");

