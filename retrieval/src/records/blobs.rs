@@ -44,13 +44,16 @@ impl BlobDir {
         Ok(Self { root })
     }
 
-    /// The path of a stored file's bytes. `id` must be a record id (letters, digits, `-`, `_`).
+    /// The path of a stored file's bytes. `id` must be a record id (see `safe_id`).
     pub fn path(&self, id: &str) -> PathBuf {
         self.root.join(id)
     }
 
     /// Starts an upload of at most `limit` bytes for `id`.
     pub async fn begin(&self, id: &str, limit: u64) -> Result<BlobWriter, BlobError> {
+        if !super::safe_id(id) {
+            return Err(BlobError::Io(format!("`{id}` is not a valid file id")));
+        }
         let tmp = self.root.join(format!(".upload-{id}"));
         let file = tokio::fs::File::create(&tmp)
             .await

@@ -16,6 +16,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::safe_id;
 use super::{BatchRecord, FileRecord, FileStatus, Records, StoreFileRecord, StoreRecord};
 use crate::error::{Result, RetrievalError};
 
@@ -41,22 +42,15 @@ struct State {
     batches: HashMap<String, BTreeMap<String, BatchRecord>>,
 }
 
-/// Ids become file names: only ASCII letters, digits, `-` and `_`.
-fn safe_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 fn check_id(id: &str) -> Result<()> {
     if safe_id(id) {
         Ok(())
     } else {
         Err(RetrievalError::InvalidArgument {
             field: "id",
-            reason: format!("`{id}` may hold only ASCII letters, digits, `-` and `_`"),
+            reason: format!(
+                "`{id}` may hold only ASCII letters, digits, `-`, `_`, `:`, `.` and `@`, and may not start with `.`"
+            ),
         })
     }
 }

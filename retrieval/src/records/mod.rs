@@ -18,6 +18,17 @@ pub use types::{BatchRecord, FileRecord, FileStatus, LastError, StoreFileRecord,
 
 use crate::error::Result;
 
+/// Ids become file names: only ASCII letters, digits, `-`, `_`, `:` (source rows are
+/// `<source>:<row id>`), `.` and `@`, not starting with `.`.
+pub(crate) fn safe_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.' | b'@'))
+}
+
 /// Where the records live. Implementations: [`DirRecords`] (the data directory).
 pub trait Records: Send + Sync + std::fmt::Debug + 'static {
     /// Creates or replaces an uploaded file's record.

@@ -11,5 +11,9 @@
 )]
 
 mod bouncer;
+mod cluster;
+mod embed;
 mod pool;
+mod sources;
+mod sources_fault;
 mod support;

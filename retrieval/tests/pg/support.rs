@@ -186,3 +186,21 @@ impl Drop for Bouncer {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `test` on a runtime of its own with a scratch directory, and shuts the runtime down
+/// (every task that holds a store of the directory ends) before the directory is removed.
+pub fn in_scratch_dir<F, Fut>(test: F)
+where
+    F: FnOnce(std::path::PathBuf) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(test(dir.path().to_owned()));
+    drop(runtime);
+    drop(dir);
+}
