@@ -22,4 +22,4 @@ pub use config::{MAX_ATTRIBUTE_COLUMNS, SourceConfig, is_identifier};
 pub use query::{IdKind, SourceQuery, SourceRow};
 pub use runner::SourceRunner;
 pub use status::{Progress, SourceStatus, SyncState};
-pub use sync::{SyncError, file_id, filename, resolve_store, sync_once};
+pub use sync::{SyncError, file_id, filename, plan, read_rows, resolve_store, sync_once};

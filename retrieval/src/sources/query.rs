@@ -32,6 +32,9 @@ enum AttrKind {
 pub struct SourceQuery {
     pub page_sql: String,
     pub ids_sql: String,
+    /// The rows whose ids are in a text array (the parameter after the source's own), for
+    /// fresh reads at search time.
+    pub rows_sql: String,
     pub id_kind: IdKind,
     pub updated_at_type: Type,
     attributes: Vec<(String, AttrKind)>,
@@ -136,9 +139,16 @@ impl SourceQuery {
                 .map(|d| format!(" WHERE {} IS NULL", q(d)))
                 .unwrap_or_default()
         );
+        let rows_sql = format!(
+            "SELECT {} FROM ({inner}) AS src WHERE {}::text = ANY(${}::text[])",
+            select.join(", "),
+            q(&source.id_column),
+            n + 1
+        );
         Ok(Self {
             page_sql,
             ids_sql,
+            rows_sql,
             id_kind,
             updated_at_type,
             attributes,
@@ -238,6 +248,10 @@ mod tests {
                 .contains("FROM (SELECT * FROM tickets WHERE kind <> $1) AS src")
         );
         assert!(plan.page_sql.contains("> ($2, $3)") && plan.page_sql.ends_with("LIMIT $4"));
+        assert!(
+            plan.rows_sql
+                .ends_with("src.\"id\"::text = ANY($2::text[])")
+        );
         let err = SourceQuery::plan(&source, &cols(&[])).unwrap_err();
         assert!(err.contains("`prio`") && err.contains("subject"), "{err}");
     }

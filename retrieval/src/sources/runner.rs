@@ -11,8 +11,9 @@ use tokio::sync::Notify;
 
 use super::checkpoint::CheckpointDir;
 use super::config::SourceConfig;
+use super::query::{SourceQuery, SourceRow};
 use super::status::{Progress, SourceStatus, SyncState};
-use super::sync::{SyncError, resolve_store, sync_once};
+use super::sync::{SyncError, plan, read_rows, resolve_store, sync_once};
 use crate::pg::PgPool;
 use crate::service::RetrievalService;
 
@@ -24,6 +25,8 @@ struct Source {
     pool: PgPool,
     progress: Progress,
     wake: Notify,
+    /// The statements of fresh reads, planned on first use and again after a failure.
+    plan: tokio::sync::Mutex<Option<Arc<SourceQuery>>>,
 }
 
 /// The running sources. Cheap to clone.
@@ -56,6 +59,7 @@ impl SourceRunner {
                 config,
                 pool,
                 wake: Notify::new(),
+                plan: tokio::sync::Mutex::new(None),
             });
             let task = Arc::clone(&source);
             let service = service.clone();
@@ -133,6 +137,52 @@ impl SourceRunner {
                 return Some(source.progress.get());
             }
         }
+    }
+
+    /// The source and row id of a store file written by a source (`<source>:<row id>`).
+    pub fn source_of_file<'a>(&self, file_id: &'a str) -> Option<(&str, &'a str)> {
+        let (source, row) = file_id.split_once(':')?;
+        let (name, _) = self.sources.get_key_value(source)?;
+        Some((name.as_str(), row))
+    }
+
+    /// Reads the rows of the named source with these row ids now, through its pool (rows
+    /// deleted since come back marked or not at all). `None` if there is no such source.
+    pub async fn read_rows(
+        &self,
+        name: &str,
+        row_ids: &[String],
+    ) -> Option<Result<Vec<SourceRow>, SyncError>> {
+        let source = self.sources.get(name)?;
+        Some(
+            async {
+                let plan = {
+                    let mut cached = source.plan.lock().await;
+                    match cached.as_ref() {
+                        Some(p) => Arc::clone(p),
+                        None => {
+                            let p = Arc::new(plan(&source.config, &source.pool).await?);
+                            *cached = Some(Arc::clone(&p));
+                            p
+                        }
+                    }
+                };
+                let rows = read_rows(&source.config, &source.pool, &plan, row_ids).await;
+                if rows.is_err() {
+                    // The query or its columns may have changed: plan again next time.
+                    *source.plan.lock().await = None;
+                }
+                rows
+            }
+            .await,
+        )
+    }
+
+    /// Names of every source.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<_> = self.sources.keys().cloned().collect();
+        v.sort();
+        v
     }
 
     /// Watches a source's status (for a progress bar).

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::checkpoint::{Checkpoint, CheckpointDir};
 use super::config::SourceConfig;
-use super::query::{IdKind, SourceQuery};
+use super::query::{IdKind, SourceQuery, SourceRow};
 use super::status::Progress;
 use crate::error::RetrievalError;
 use crate::pg::{Param, PgError, PgPool, ToSql, Type};
@@ -115,6 +115,39 @@ fn from_micros(us: i64) -> SystemTime {
     }
 }
 
+/// Plans the source's statements from the columns its query returns now.
+pub async fn plan(source: &SourceConfig, pool: &PgPool) -> Result<SourceQuery, SyncError> {
+    let mut conn = pool.get().await?;
+    let columns = conn
+        .describe(&format!(
+            "SELECT * FROM ({}) AS src",
+            source.sql.trim().trim_end_matches(';')
+        ))
+        .await?;
+    SourceQuery::plan(source, &columns).map_err(SyncError::Failed)
+}
+
+/// Reads the rows of `source` with the given ids now (deleted rows come back marked, missing
+/// ones do not come back).
+pub async fn read_rows(
+    source: &SourceConfig,
+    pool: &PgPool,
+    plan: &SourceQuery,
+    ids: &[String],
+) -> Result<Vec<SourceRow>, SyncError> {
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut params: Vec<Param<'_>> = source
+        .params
+        .iter()
+        .map(|p| (p as &(dyn ToSql + Sync), Type::TEXT))
+        .collect();
+    params.push((&ids, Type::TEXT_ARRAY));
+    let rows = pool.query(&plan.rows_sql, &params).await?;
+    rows.iter()
+        .map(|r| plan.read(r).map_err(SyncError::Failed))
+        .collect()
+}
+
 /// 1900-01-01: the start of a first sync.
 const BEGINNING_US: i64 = -2_208_988_800_000_000;
 
@@ -127,15 +160,7 @@ pub async fn sync_once(
     checkpoints: &CheckpointDir,
     progress: &Progress,
 ) -> Result<(), SyncError> {
-    let mut conn = pool.get().await?;
-    let columns = conn
-        .describe(&format!(
-            "SELECT * FROM ({}) AS src",
-            source.sql.trim().trim_end_matches(';')
-        ))
-        .await?;
-    let plan = SourceQuery::plan(source, &columns).map_err(SyncError::Failed)?;
-    drop(conn);
+    let plan = plan(source, pool).await?;
     let saved = checkpoints.load(&source.name).await?;
     let lag_us = i64::try_from(source.lag_secs.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
     let (mut ts_us, mut last_id, mut rows_total): (i64, Option<(i64, String)>, u64) = match &saved {
