@@ -20,6 +20,8 @@ pub struct Application {
     state: AppState,
     /// HTTPS: the live rustls config (reloaded when its files change).
     tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    /// The data directory this server holds (`server_file` names it there).
+    data_dir: std::path::PathBuf,
 }
 
 impl Application {
@@ -76,7 +78,19 @@ impl Application {
             .register(Arc::new(crate::retrieval::metrics::RetrievalMetrics(
                 retrieval.clone(),
             )));
-        let state = state.with_retrieval(retrieval)?;
+        let sources = crate::retrieval::sources::start(
+            &config.reserved,
+            &config.reserved.data_dir,
+            retrieval.clone(),
+        )?;
+        if let Some(s) = &sources {
+            state
+                .metrics()
+                .register(Arc::new(crate::retrieval::pool_metrics::PoolMetrics(
+                    s.pools.clone(),
+                )));
+        }
+        let state = state.with_retrieval(retrieval)?.with_sources(sources)?;
         let addr = SocketAddr::new(config.host, config.port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -86,11 +100,16 @@ impl Application {
             crate::tls::watch(live.clone(), files);
             live
         });
+        let url = crate::server_file::local_url(listener.local_addr()?, tls.is_some());
+        if let Err(e) = crate::server_file::write(&config.reserved.data_dir, &url) {
+            tracing::warn!(error = %e, "cannot record the server in the data directory");
+        }
         Ok(Self {
             listener,
             router,
             state,
             tls,
+            data_dir: config.reserved.data_dir.clone(),
         })
     }
 
@@ -109,6 +128,16 @@ impl Application {
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
     pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let data_dir = self.data_dir.clone();
+        let served = self.serve(shutdown).await;
+        crate::server_file::remove(&data_dir);
+        served
+    }
+
+    async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {

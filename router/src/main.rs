@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use nfai_router::config::{Cli, Command, Config, ModelsCommand};
+use nfai_router::config::{Cli, Command, Config, IndexArgs, ModelsCommand};
 use nfai_router::fetch::{FetchOptions, fetch_models};
 use nfai_router::{Application, shutdown_signal};
 
@@ -17,17 +17,19 @@ fn main() -> std::process::ExitCode {
     // A server's configuration is read, and the compute pools sized, before any other thread
     // exists.
     let config = match &cli.command {
-        Command::Serve(args) => match Config::from_serve_args(args) {
-            Ok(config) => {
-                logging.apply(config.reserved.log_format);
-                nfai_models::kernels::init_compute_pool(config.engine.threads);
-                Some(config)
+        Command::Serve(args) | Command::Index(IndexArgs { serve: args, .. }) => {
+            match Config::from_serve_args(args) {
+                Ok(config) => {
+                    logging.apply(config.reserved.log_format);
+                    nfai_models::kernels::init_compute_pool(config.engine.threads);
+                    Some(config)
+                }
+                Err(e) => {
+                    eprintln!("nfai: {e:#}");
+                    return std::process::ExitCode::FAILURE;
+                }
             }
-            Err(e) => {
-                eprintln!("nfai: {e:#}");
-                return std::process::ExitCode::FAILURE;
-            }
-        },
+        }
         _ => None,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -75,7 +77,10 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
             app.run_until(shutdown_signal()).await?;
             Ok(())
         }
-        (Command::Serve(_), None) => anyhow::bail!("no configuration"),
+        (Command::Index(args), Some(config)) => {
+            nfai_router::index_cli::run(config, args.source).await
+        }
+        (Command::Serve(_) | Command::Index(_), None) => anyhow::bail!("no configuration"),
         (
             Command::Models {
                 command: ModelsCommand::Fetch(args),

@@ -41,6 +41,8 @@ struct Inner {
     private_metrics: bool,
     /// Files and vector stores (`/v1/files`, `/v1/vector_stores`); `None` until installed.
     retrieval: Option<nfai_retrieval::service::RetrievalService>,
+    /// `[[retrieval.sources]]` and their database pools; `None` without sources.
+    sources: Option<crate::retrieval::sources::Sources>,
 }
 
 /// Where a model name's requests go.
@@ -70,6 +72,7 @@ impl AppState {
             limiter: RateLimiter::new(false),
             private_metrics: false,
             retrieval: None,
+            sources: None,
         }))
     }
 
@@ -144,6 +147,22 @@ impl AppState {
         })?;
         inner.retrieval = Some(retrieval);
         Ok(self)
+    }
+
+    /// Installs the running sources (before the state is shared).
+    pub fn with_sources(
+        mut self,
+        sources: Option<crate::retrieval::sources::Sources>,
+    ) -> anyhow::Result<Self> {
+        let inner = Arc::get_mut(&mut self.0)
+            .ok_or_else(|| anyhow::anyhow!("the sources must be set before the state is shared"))?;
+        inner.sources = sources;
+        Ok(self)
+    }
+
+    /// The configured sources, when any.
+    pub fn sources(&self) -> Option<&crate::retrieval::sources::Sources> {
+        self.0.sources.as_ref()
     }
 
     /// The files and vector stores service, when installed.

@@ -37,6 +37,18 @@ pub enum Command {
     },
     /// Print the OpenAPI 3.1 description of the HTTP API (`nfai openapi > docs/openapi.json`).
     Openapi,
+    /// Sync `[[retrieval.sources]]` (all, or SOURCE) into their vector stores and wait until
+    /// the rows are embedded: through the server that holds the data directory when one runs
+    /// (its admin token is needed), else in this process. Takes the server's options.
+    Index(IndexArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IndexArgs {
+    /// Only this source.
+    pub source: Option<String>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 #[derive(Debug, Subcommand)]

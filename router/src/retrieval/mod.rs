@@ -7,7 +7,10 @@
 //! instead; records and bytes stay in the data directory.
 
 pub mod embed;
+pub mod fresh;
 pub mod metrics;
+pub mod pool_metrics;
+pub mod sources;
 
 use std::sync::Arc;
 

@@ -1,10 +1,11 @@
-//! The admin API under `/admin`: model residency (load, unload, pin), memory and API keys
-//! (`keys`), guarded by the
+//! The admin API under `/admin`: model residency (load, unload, pin), memory, API keys
+//! (`keys`) and source syncs (`sources`), guarded by the
 //! admin token (`Authorization: Bearer <token>`). Without a configured token every call is 401.
 //! Wire types are in [`wire`], handlers in `handlers`.
 
 mod handlers;
 mod keys;
+mod sources;
 pub mod wire;
 
 use axum::Router;
@@ -30,6 +31,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/keys", get(keys::list).post(keys::create))
         .route("/admin/keys/{id}", axum::routing::delete(keys::delete))
         .route("/admin/keys/{id}/usage", get(keys::usage))
+        .route("/admin/sources", get(sources::list))
+        .route(
+            "/admin/vector_stores/{id}/sync",
+            post(sources::start).get(sources::progress),
+        )
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 

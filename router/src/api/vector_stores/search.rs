@@ -1,6 +1,7 @@
 //! `POST /v1/vector_stores/{id}/search`: `query` (string or list), `filters`,
 //! `max_num_results` (1..=50, default 10), `ranking_options.score_threshold`. `rewrite_query:
-//! true` is refused by name: this server does not rewrite queries.
+//! true` is refused by name: this server does not rewrite queries. `fresh: true` (nfai's
+//! extension) re-reads hits of source rows from the database.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -63,5 +64,9 @@ pub async fn search(
             },
         )
         .await?;
+    if body.fresh {
+        let hits = crate::retrieval::fresh::refresh(state.sources(), &hits).await?;
+        return Ok(Json(wire::search_page(queries, &hits)));
+    }
     Ok(Json(wire::search_page(queries, &hits)))
 }

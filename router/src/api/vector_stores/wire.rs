@@ -67,9 +67,14 @@ pub struct SearchBody {
     pub max_num_results: Option<i64>,
     pub ranking_options: Option<RankingOptions>,
     pub rewrite_query: Option<bool>,
+    /// nfai's extension: re-read hits of source rows from the database (see
+    /// `crate::retrieval::fresh`).
+    #[serde(default)]
+    pub fresh: bool,
 }
 
-fn counts(c: FileCounts) -> Value {
+/// A store's `file_counts` object.
+pub fn counts(c: FileCounts) -> Value {
     json!({
         "in_progress": c.in_progress,
         "completed": c.completed,
