@@ -12,6 +12,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nfai/target}"
 
 step() { printf '\n== %s\n' "$*"; }
 
+step "services the tests use (PostgreSQL, Redis, pgbouncer)"
+bash scripts/services.sh
+
 step "router modules: no import cycle"
 python3 scripts/check-module-cycles.py
 

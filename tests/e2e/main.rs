@@ -25,6 +25,7 @@ mod openai_sdk;
 mod openapi;
 mod overload;
 mod prefix_cache;
+mod sources;
 mod structured;
 mod structured_sdk;
 mod tls;
