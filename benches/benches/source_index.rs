@@ -1,0 +1,137 @@
+//! Indexing the demo CRM from PostgreSQL, as `nfai index` does it with no server running:
+//! `examples/crm/nfai.toml`'s four sources (customers, tickets, deals, activities) read through
+//! the pool, each row written as a store file, chunked, embedded with multilingual-e5-small
+//! and stored in the embedded vector store. Prints rows/s, text tokens/s (the rows' own
+//! tokens) and embedded tokens/s (with `<s>`, `passage: ` and `</s>`), with the CPU model.
+//!
+//! The data: `nfai-crm-demo` with `SOURCE_INDEX_ROWS` rows in all (default 10,000; contacts
+//! are not indexed), seed 42, in a scratch database of the local server, dropped at the end.
+//! Threads: the compute pool of `NFAI_THREADS` (default every core).
+//!
+//! `cargo bench -p nfai-benches --bench source_index` (after `nfai models fetch`)
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark program stops at the first failed setup step"
+)]
+
+use std::time::Instant;
+
+use candle_core::Device;
+use nfai_models::{E5Embedder, InputKind};
+use nfai_router::Config;
+use nfai_router::config::{Secret, ServeArgs};
+
+const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+async fn sql(db: &str, statement: &str) {
+    let (client, conn) = tokio_postgres::connect(&format!("{SERVER}/{db}"), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let task = tokio::spawn(conn);
+    client.batch_execute(statement).await.unwrap();
+    drop(client);
+    let _ = task.await;
+}
+
+fn cpu() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    info.lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("?")
+        .trim()
+        .to_owned()
+}
+
+fn main() {
+    let rows: u64 = std::env::var("SOURCE_INDEX_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let threads = std::env::var("NFAI_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    nfai_models::kernels::init_compute_pool(threads);
+    let db = format!("nfai_bench_index_{}", std::process::id());
+    let url = format!("{SERVER}/{db}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        sql("postgres", &format!("CREATE DATABASE {db}")).await;
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let task = tokio::spawn(conn);
+        nfai_crm_demo::load(&client, rows, 42, false, |_, _, _| {})
+            .await
+            .unwrap();
+        drop(client);
+        let _ = task.await;
+    });
+    drop(rt);
+
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("nfai.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "serve = [\"multilingual-e5-small\"]\n[cache]\npreload = []\n{}",
+            nfai_crm_demo::NFAI_TOML
+        ),
+    )
+    .unwrap();
+    let mut args = ServeArgs {
+        port: Some(0),
+        no_fetch: true,
+        data_dir: Some(dir.path().join("data")),
+        database_url: Some(Secret::new(url.clone())),
+        ..Default::default()
+    };
+    args.common.config = Some(config_path);
+    if let Some(models) = std::env::var_os("NFAI_MODEL_DIR") {
+        args.common.model_dir = Some(models.into());
+    }
+    let config = Config::from_serve_args(&args).unwrap();
+    let model_dir = config.model_dir.clone();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let started = Instant::now();
+    rt.block_on(nfai_router::index_cli::run(config, None))
+        .unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    drop(rt);
+
+    // What was embedded: every store file's text, tokenized by the model's own tokenizer.
+    let e5 = E5Embedder::load(
+        &model_dir.join("multilingual-e5-small/e5-small-q4.bin"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let prefix = e5
+        .tokenizer()
+        .encode(InputKind::Passage.prefix().trim_end())
+        .len() as u64;
+    let (mut files, mut text_tokens) = (0u64, 0u64);
+    for entry in std::fs::read_dir(dir.path().join("data/files")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        files += 1;
+        text_tokens += e5.tokenizer().encode(&text).len() as u64;
+    }
+    let embedded = text_tokens + files * (prefix + 2);
+    println!("CPU: {}, {threads} threads", cpu());
+    println!(
+        "{rows} demo rows, {files} indexed rows in {secs:.1} s: {:.0} rows/s, {:.0} text tokens/s, {:.0} embedded tokens/s",
+        files as f64 / secs,
+        text_tokens as f64 / secs,
+        embedded as f64 / secs
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(sql("postgres", &format!("DROP DATABASE {db} WITH (FORCE)")));
+}
