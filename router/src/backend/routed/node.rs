@@ -210,7 +210,11 @@ impl NodePool {
                 .filter(|&i| !self.nodes[i].holds_any())
                 .filter(|i| !last.iter().any(|(m, n)| n == i && m != key))
                 .collect();
-            self.two_choices(if unclaimed.is_empty() { free } else { &unclaimed })
+            self.two_choices(if unclaimed.is_empty() {
+                free
+            } else {
+                &unclaimed
+            })
         };
         last.insert(key.to_string(), chosen);
         chosen
