@@ -202,7 +202,7 @@ impl App {
         if let Some(r) = self.running.take() {
             let _ = r.stop.send(how);
             drop(r.state);
-            r.thread.join().unwrap();
+            let _ = r.thread.join();
         }
     }
 
