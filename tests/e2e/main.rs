@@ -15,6 +15,7 @@ mod completions;
 mod console;
 mod embeddings;
 mod errors;
+mod fleet;
 mod limits;
 mod logs;
 mod metrics;

@@ -351,4 +351,9 @@ async fn bad_route_tables_are_refused_at_start() {
         "[[routes]]\nmodel = \"x\"\ntargets = [\"native:nope\"]\n",
     );
     assert!(e.contains("nope"), "{e}");
+    let e = config_error(
+        "bad5",
+        "[[upstreams]]\nname = \"u\"\nnodes = [\"http://h:1\"]\nbalance = \"random\"\n",
+    );
+    assert!(e.contains("random") && e.contains("round_robin"), "{e}");
 }

@@ -1,5 +1,5 @@
 //! Support for nfai's end-to-end tests (the tests live in `e2e/`, `cache/` and `gpu/`): the
-//! app on port 0 with the real models, and HTTP helpers.
+//! app on port 0 with the real models, HTTP helpers, and a fleet of nodes behind a front.
 
 #![allow(
     clippy::unwrap_used,
@@ -8,3 +8,4 @@
 )]
 
 pub mod common;
+pub mod fleet;

@@ -34,6 +34,20 @@ pub struct UpstreamFile {
     pub num_ctx: Option<usize>,
     /// Ollama `keep_alive` sent when the client gave none.
     pub keep_alive: Option<String>,
+    /// How a node is chosen: `affinity` or `round_robin` [default: affinity].
+    pub balance: Option<Balance>,
+}
+
+/// How the nodes of an upstream share its requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// Nodes with the model resident first, then the node the model last went to, then a node
+    /// no other model went to last, then the less busy of two random nodes.
+    #[default]
+    Affinity,
+    /// Every node in turn, whatever it holds: the baseline affinity is measured against.
+    RoundRobin,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +150,7 @@ pub struct UpstreamConfig {
     pub health_interval: Duration,
     pub num_ctx: Option<usize>,
     pub keep_alive: Option<String>,
+    pub balance: Balance,
 }
 
 impl std::fmt::Debug for UpstreamConfig {
@@ -148,6 +163,7 @@ impl std::fmt::Debug for UpstreamConfig {
             .field("first_byte_timeout", &self.first_byte_timeout)
             .field("total_timeout", &self.total_timeout)
             .field("health_path", &self.health_path)
+            .field("balance", &self.balance)
             .finish_non_exhaustive()
     }
 }
@@ -284,6 +300,7 @@ fn upstream(f: UpstreamFile) -> anyhow::Result<UpstreamConfig> {
         health_path: f.health_path,
         num_ctx: f.num_ctx,
         keep_alive: f.keep_alive,
+        balance: f.balance.unwrap_or_default(),
         name,
         nodes,
         api_key,

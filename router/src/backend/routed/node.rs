@@ -1,6 +1,7 @@
-//! Nodes of an upstream and how one is chosen: least outstanding requests with power-of-two
-//! random choices, model affinity (nodes with the model resident first, then the node the model
-//! was last sent to), per-node concurrency limits, and cooldown after repeated failures.
+//! Nodes of an upstream and how one is chosen ([`Balance`]): by model affinity (nodes with the
+//! model resident first, then the node the model was last sent to, then a node that holds no
+//! other model, then least outstanding requests with power-of-two random choices) or round robin;
+//! per-node concurrency limits, and cooldown after repeated failures.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -9,7 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::time::Instant;
 
 use crate::backend::upstream::http::BaseUri;
-use crate::config::routing::Cooldown;
+use crate::config::routing::{Balance, Cooldown};
 
 /// One server of an upstream.
 #[derive(Debug)]
@@ -69,6 +70,11 @@ impl Node {
             .unwrap_or(false)
     }
 
+    /// Whether the last residency poll found any model loaded.
+    fn holds_any(&self) -> bool {
+        self.resident.read().map(|r| !r.is_empty()).unwrap_or(false)
+    }
+
     pub fn in_cooldown(&self, now: Instant) -> bool {
         self.cooldown_until
             .lock()
@@ -119,8 +125,11 @@ impl Drop for NodeGuard {
 #[derive(Debug)]
 pub struct NodePool {
     pub nodes: Vec<Arc<Node>>,
+    balance: Balance,
     /// The node each model was last sent to, to keep a model's requests together.
     last: Mutex<HashMap<String, usize>>,
+    /// Round robin: the turn of the next request.
+    turn: AtomicUsize,
 }
 
 /// Why no node was picked.
@@ -133,10 +142,12 @@ pub enum NoNode {
 }
 
 impl NodePool {
-    pub fn new(nodes: Vec<Arc<Node>>) -> Self {
+    pub fn new(nodes: Vec<Arc<Node>>, balance: Balance) -> Self {
         Self {
             nodes,
+            balance,
             last: Mutex::new(HashMap::new()),
+            turn: AtomicUsize::new(0),
         }
     }
 
@@ -158,26 +169,10 @@ impl NodePool {
         if free.is_empty() {
             return Err(NoNode::Busy);
         }
-        let resident: Vec<usize> = free
-            .iter()
-            .copied()
-            .filter(|&i| self.nodes[i].has_resident(model))
-            .collect();
-        let key = normalize(model).to_string();
-        let sticky = self
-            .last
-            .lock()
-            .ok()
-            .and_then(|l| l.get(&key).copied())
-            .filter(|i| free.contains(i));
-        let set = if !resident.is_empty() {
-            resident
-        } else if let Some(i) = sticky {
-            vec![i]
-        } else {
-            free
+        let chosen = match self.balance {
+            Balance::Affinity => self.affine(model, &free),
+            Balance::RoundRobin => self.in_turn(&free),
         };
-        let chosen = self.two_choices(&set);
         // Claim a slot; if a concurrent pick took the last one, report busy rather than exceed.
         let node = &self.nodes[chosen];
         let prev = node.outstanding.fetch_add(1, Ordering::Relaxed);
@@ -185,10 +180,54 @@ impl NodePool {
         if prev >= node.max_concurrency {
             return Err(NoNode::Busy);
         }
-        if let Ok(mut l) = self.last.lock() {
-            l.insert(key, chosen);
-        }
         Ok((chosen, guard))
+    }
+
+    /// Affinity: a node with `model` resident, else the node it last went to, else a node that
+    /// neither holds a model nor is another model's last node (so that models spread over the
+    /// nodes before they share one), else any; the less busy of two among those. The choice
+    /// becomes the model's last node, under one lock so that two models starting together do not
+    /// take the same empty node.
+    fn affine(&self, model: &str, free: &[usize]) -> usize {
+        let key = normalize(model);
+        let resident: Vec<usize> = free
+            .iter()
+            .copied()
+            .filter(|&i| self.nodes[i].has_resident(model))
+            .collect();
+        let Ok(mut last) = self.last.lock() else {
+            return self.two_choices(if resident.is_empty() { free } else { &resident });
+        };
+        let sticky = last.get(key).copied().filter(|i| free.contains(i));
+        let chosen = if !resident.is_empty() {
+            self.two_choices(&resident)
+        } else if let Some(i) = sticky {
+            i
+        } else {
+            let unclaimed: Vec<usize> = free
+                .iter()
+                .copied()
+                .filter(|&i| !self.nodes[i].holds_any())
+                .filter(|i| !last.iter().any(|(m, n)| n == i && m != key))
+                .collect();
+            self.two_choices(if unclaimed.is_empty() {
+                free
+            } else {
+                &unclaimed
+            })
+        };
+        last.insert(key.to_string(), chosen);
+        chosen
+    }
+
+    /// Round robin: the first of `free` from the next turn on.
+    fn in_turn(&self, free: &[usize]) -> usize {
+        let n = self.nodes.len().max(1);
+        let start = self.turn.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|k| (start + k) % n)
+            .find(|i| free.contains(i))
+            .unwrap_or(free[0])
     }
 
     fn two_choices(&self, set: &[usize]) -> usize {
@@ -215,11 +254,52 @@ mod tests {
     use super::*;
 
     fn pool(n: usize, max: usize) -> NodePool {
+        pool_with(n, max, Balance::Affinity)
+    }
+
+    fn pool_with(n: usize, max: usize, balance: Balance) -> NodePool {
         NodePool::new(
             (0..n)
                 .map(|i| Arc::new(Node::new(format!("http://n{i}"), max).unwrap()))
                 .collect(),
+            balance,
         )
+    }
+
+    #[test]
+    fn models_spread_over_empty_nodes_then_stay() {
+        for _ in 0..20 {
+            let p = pool(3, 8);
+            let first: Vec<usize> = ["a", "b", "c"]
+                .iter()
+                .map(|m| p.pick(m, &[]).unwrap().0)
+                .collect();
+            let mut distinct = first.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(distinct.len(), 3, "{first:?}");
+            for (m, &node) in ["a", "b", "c"].iter().zip(&first) {
+                assert_eq!(p.pick(m, &[]).unwrap().0, node);
+            }
+            // A fourth model finds no empty node and shares one.
+            assert!(p.pick("d", &[]).is_ok());
+        }
+        // A node that reports another model resident is not empty.
+        for _ in 0..10 {
+            let p = pool(2, 8);
+            p.nodes[0].set_resident(["other".to_string()].into());
+            assert_eq!(p.pick("new", &[]).unwrap().0, 1);
+        }
+    }
+
+    #[test]
+    fn round_robin_takes_nodes_in_turn_whatever_they_hold() {
+        let p = pool_with(3, 8, Balance::RoundRobin);
+        p.nodes[2].set_resident(["m".to_string()].into());
+        let order: Vec<usize> = (0..6).map(|_| p.pick("m", &[]).unwrap().0).collect();
+        assert_eq!(order, [0, 1, 2, 0, 1, 2]);
+        // Tried nodes are skipped: the next one in turn.
+        assert_eq!(p.pick("m", &[0]).unwrap().0, 1);
     }
 
     #[test]

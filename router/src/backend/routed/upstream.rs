@@ -41,8 +41,8 @@ impl Upstream {
             }
         }
         Ok(Self {
+            pool: NodePool::new(nodes, cfg.balance),
             cfg,
-            pool: NodePool::new(nodes),
             protocols,
             ollama,
             openai,
