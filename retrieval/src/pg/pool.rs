@@ -92,9 +92,21 @@ impl PgPool {
         }
     }
 
-    /// Checks out a connection and runs one statement on it.
+    /// Checks out a connection and runs one statement on it. When a connection reused from the
+    /// pool fails as unavailable (the server ended it while it sat idle: a restart, a
+    /// terminated backend, an idle timeout, which the client may only notice when using it),
+    /// it is dropped and the statement runs once more on another: the pool's statements are
+    /// reads. A failure on a new connection is the server's state, answered as is.
     pub async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, PgError> {
-        self.get().await?.query(sql, params).await
+        let mut conn = self.get().await?;
+        let reused = Object::metrics(&conn.client).recycled.is_some();
+        match conn.query(sql, params).await {
+            Err(PgError::Unavailable(_)) if reused => {
+                drop(Object::take(conn.client));
+                self.get().await?.query(sql, params).await
+            }
+            done => done,
+        }
     }
 
     /// The pool's state and counters now.

@@ -74,7 +74,8 @@ async fn a_connection_the_server_dropped_is_replaced_at_checkout() {
     let pool = pool(&db.url(), StatementMode::Prepared, 1);
     let pid: i32 = pool.query("SELECT pg_backend_pid()", &[]).await.unwrap()[0].get(0);
     db.sql(&format!("SELECT pg_terminate_backend({pid})"));
-    // The verified recycling check notices the dead connection and opens a new one.
+    // The recycling check (fast: the client saw the connection close) notices the dead
+    // connection and opens a new one.
     let rows = pool.query("SELECT pg_backend_pid()", &[]).await.unwrap();
     assert_ne!(rows[0].get::<_, i32>(0), pid);
 }

@@ -44,7 +44,8 @@ pub struct DatabaseFile {
     pub create_timeout_ms: Option<u64>,
     /// Longest recycling check of a pooled connection [default: 2000].
     pub recycle_timeout_ms: Option<u64>,
-    /// `verified` (a round trip before reuse) or `fast` [default: verified].
+    /// `fast` (a connection the server closed is replaced) or `verified` (also a round trip
+    /// before each reuse) [default: fast].
     pub recycling: Option<String>,
 }
 
@@ -74,7 +75,7 @@ impl DatabasePool {
             recycling: f
                 .recycling
                 .as_deref()
-                .unwrap_or("verified")
+                .unwrap_or("fast")
                 .parse::<Recycling>()?,
             wait_timeout: ms(f.wait_timeout_ms, 2_000, "wait_timeout_ms")?,
             create_timeout: ms(f.create_timeout_ms, 5_000, "create_timeout_ms")?,
