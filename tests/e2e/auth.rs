@@ -296,4 +296,56 @@ async fn a_key_restricted_to_one_model_sees_no_other() {
     )
     .await;
     assert_eq!(res.status(), 200);
+
+    // The model lists show the key its model only; the admin token sees every one.
+    let names = |v: &Value, list: &str, field: &str| -> Vec<String> {
+        v[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m[field].as_str().unwrap().to_string())
+            .collect()
+    };
+    for (path, list, field) in [
+        ("/v1/models", "data", "id"),
+        ("/api/tags", "models", "name"),
+    ] {
+        let res = get(&s, path, Some(secret)).await;
+        assert_eq!(res.status(), 200, "{path}");
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(
+            names(&v, list, field),
+            ["smollm2-135m-instruct"],
+            "{path}: {v}"
+        );
+        let v: Value = get(&s, path, Some(ADMIN)).await.json().await.unwrap();
+        let all = names(&v, list, field);
+        for id in ["smollm2-135m-instruct", "all-minilm-l6-v2"] {
+            assert!(all.iter().any(|n| n == id), "{path}: {v}");
+        }
+    }
+    let v: Value = get(&s, "/api/ps", Some(secret)).await.json().await.unwrap();
+    assert!(
+        names(&v, "models", "name")
+            .iter()
+            .all(|n| n == "smollm2-135m-instruct"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn keys_without_a_model_list_and_open_servers_list_every_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = bare(dir.path());
+    let count = |v: Value| v["data"].as_array().unwrap().len();
+    let open: Value = get(&s, "/v1/models", None).await.json().await.unwrap();
+    let key = create_key(&s, json!({"name": "all-models"})).await;
+    let secret = key["secret"].as_str().unwrap();
+    let keyed: Value = get(&s, "/v1/models", Some(secret))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(count(open.clone()) >= 2, "{open}");
+    assert_eq!(count(keyed), count(open));
 }

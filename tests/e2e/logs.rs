@@ -96,6 +96,12 @@ async fn each_request_has_one_json_access_line_without_bodies_or_secrets() {
     assert!(line["duration_ms"].as_f64().unwrap() >= line["ttft_ms"].as_f64().unwrap());
     assert!(line.get("request_body").is_none());
     let answer = body["choices"][0]["message"]["content"].as_str().unwrap();
+    // The log-bodies test shares the log and logs its own request's body: leave its lines out.
+    let all: String = all
+        .lines()
+        .filter(|l| !l.contains("logs-test-bodies"))
+        .collect::<Vec<_>>()
+        .join("\n");
     for hidden in [PROMPT, "sk-logs-test"] {
         assert!(!all.contains(hidden), "{hidden:?} was logged");
     }
@@ -134,4 +140,35 @@ async fn log_bodies_adds_the_request_and_response_bodies() {
     let logged: Value = serde_json::from_str(line["response_body"].as_str().unwrap()).unwrap();
     assert_eq!(logged["choices"], body["choices"]);
     assert!(!all.contains("sk-logs-test"), "headers are never logged");
+}
+
+/// A request made with a key logs the key's id (never its secret); one made with the admin
+/// token logs none.
+#[tokio::test]
+async fn the_access_line_names_the_key() {
+    use crate::auth_support::{ADMIN, args, create_key, tiny_chat};
+    captured();
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_with(args(dir.path(), &["smollm2-135m-instruct"]));
+    let key = create_key(&s, serde_json::json!({"name": "logged"})).await;
+    let secret = key["secret"].as_str().unwrap();
+    for (id, token) in [("logs-test-key", secret), ("logs-test-admin", ADMIN)] {
+        let res = client()
+            .post(format!("{}/v1/chat/completions", s.base))
+            .header("x-request-id", id)
+            .bearer_auth(token)
+            .json(&tiny_chat("smollm2-135m-instruct", 2))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.bytes().await.unwrap();
+    }
+    let (line, all) = access_line("logs-test-key").await;
+    assert_eq!(line["key_id"], key["id"], "{line}");
+    assert!(key["id"].as_str().unwrap().starts_with("key-"), "{key}");
+    assert!(!all.contains(secret), "the key's secret was logged");
+    assert!(!all.contains(ADMIN), "the admin token was logged");
+    let (line, _) = access_line("logs-test-admin").await;
+    assert!(line.get("key_id").is_none(), "{line}");
 }

@@ -34,6 +34,7 @@ mod upstream;
 mod upstream_affinity;
 mod upstream_faults;
 mod upstream_support;
+mod upstream_tools;
 mod vector_stores;
 mod vector_stores_sdk;
 mod vector_stores_support;

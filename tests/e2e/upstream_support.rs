@@ -171,4 +171,106 @@ pub fn ollama_node(label: &'static str, model: &'static str) -> Router {
         )
 }
 
+/// The request bodies a fake upstream received, in order.
+pub type Seen = Arc<std::sync::Mutex<Vec<serde_json::Value>>>;
+
+/// The call the tool-calling fakes answer with, and the text they answer otherwise.
+pub const FAKE_CALL: &str = "get_order";
+pub const FAKE_TEXT: &str = "{\"name\":\"Ann\"}";
+
+/// An OpenAI-compatible upstream that records each chat body in `seen` and answers a request
+/// with `tools` by calling [`FAKE_CALL`] with `{"order_id": 4521}` (streamed as argument deltas
+/// when asked to stream), and any other with [`FAKE_TEXT`].
+pub fn openai_tool_node(seen: Seen) -> Router {
+    use axum::body::Body;
+    use axum::response::IntoResponse;
+    use serde_json::json;
+    let handler = move |axum::Json(req): axum::Json<serde_json::Value>| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push(req.clone());
+            let calls = req.get("tools").is_some();
+            let usage = json!({"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13});
+            if req["stream"] != true {
+                let message = if calls {
+                    json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_up", "type": "function",
+                        "function": {"name": FAKE_CALL, "arguments": "{\"order_id\":4521}"}}]})
+                } else {
+                    json!({"role": "assistant", "content": FAKE_TEXT})
+                };
+                let reason = if calls { "tool_calls" } else { "stop" };
+                return axum::Json(json!({"id": "x", "object": "chat.completion", "created": 0, "model": "up",
+                    "choices": [{"index": 0, "message": message, "finish_reason": reason}], "usage": usage}))
+                .into_response();
+            }
+            let chunk = |delta: serde_json::Value, reason: Option<&str>| {
+                let c = json!({"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "up",
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": reason}]});
+                format!("data: {c}\n\n")
+            };
+            let mut body = chunk(json!({"role": "assistant", "content": ""}), None);
+            if calls {
+                let arg =
+                    |a: &str| json!({"tool_calls": [{"index": 0, "function": {"arguments": a}}]});
+                body += &chunk(
+                    json!({"tool_calls": [{"index": 0, "id": "call_up", "type": "function",
+                    "function": {"name": FAKE_CALL, "arguments": ""}}]}),
+                    None,
+                );
+                body += &chunk(arg("{\"order_id\":"), None);
+                body += &chunk(arg("4521}"), None);
+                body += &chunk(json!({}), Some("tool_calls"));
+            } else {
+                body += &chunk(json!({"content": FAKE_TEXT}), None);
+                body += &chunk(json!({}), Some("stop"));
+            }
+            let last = json!({"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "up",
+                "choices": [], "usage": usage});
+            body += &format!("data: {last}\n\ndata: [DONE]\n\n");
+            axum::response::Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from(body))
+                .unwrap()
+        }
+    };
+    Router::new().route("/v1/chat/completions", axum::routing::post(handler))
+}
+
+/// An Ollama node that records each `/api/chat` body in `seen` and answers like
+/// [`openai_tool_node`], in `message.tool_calls` (arguments as an object), streamed or not.
+pub fn ollama_tool_node(seen: Seen) -> Router {
+    use serde_json::json;
+    let handler = move |axum::Json(req): axum::Json<serde_json::Value>| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push(req.clone());
+            let message = if req.get("tools").is_some() {
+                json!({"role": "assistant", "content": "", "tool_calls": [{"function": {"name": FAKE_CALL, "arguments": {"order_id": 4521}}}]})
+            } else {
+                json!({"role": "assistant", "content": FAKE_TEXT})
+            };
+            let line = |message: serde_json::Value, done: bool| {
+                let mut l = json!({"model": "llama3.2", "created_at": "2023-08-04T19:22:45.499127Z",
+                    "message": message, "done": done});
+                if done {
+                    l["done_reason"] = json!("stop");
+                    l["prompt_eval_count"] = json!(9);
+                    l["eval_count"] = json!(4);
+                }
+                l
+            };
+            if req["stream"] == false {
+                return (
+                    [("content-type", "application/json")],
+                    line(message, true).to_string(),
+                );
+            }
+            let end = line(json!({"role": "assistant", "content": ""}), true);
+            let body = format!("{}\n{end}\n", line(message, false));
+            ([("content-type", "application/x-ndjson")], body)
+        }
+    };
+    Router::new().route("/api/chat", axum::routing::post(handler))
+}
+
 use futures::StreamExt as _;

@@ -87,7 +87,8 @@ fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 fn remove(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        // Nothing was removed (the directory itself may not exist yet): nothing to sync.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io(path, &e)),
     }
     if let Some(dir) = path.parent() {

@@ -5,7 +5,8 @@
 //!   `Authorization: Bearer <key or admin token>`; otherwise 401 (`invalid_api_key`).
 //! - The [`Caller`] goes into the request's extensions (handlers read it to own files, vector
 //!   stores and responses per key) and into the response's (for the access log).
-//! - A key limited to some models gets 404 for any other, as if it did not exist.
+//! - A key limited to some models gets 404 for any other, as if it did not exist, and the model
+//!   lists (`/v1/models`, `/api/tags`, `/api/ps`) show it only those ([`lists_model`]).
 //! - A key with `rpm`/`tpm` is admitted against its minute window (the prompt estimate plus the
 //!   completion maximum reserved), answered 429 with `Retry-After` over a limit, and its
 //!   reservation is settled with the real usage when the answer's body ends. Every answer to a
@@ -89,6 +90,15 @@ fn authenticate(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Cal
             "Incorrect API key provided (unknown or revoked).",
         )),
         Err(Rejection::Expired) => Err(ApiError::invalid_api_key("The API key has expired.")),
+    }
+}
+
+/// Whether `caller` sees the model named `model` in the model lists: a key limited to some
+/// models sees only those; the admin token, other keys and a server without keys see them all.
+pub fn lists_model(state: &AppState, caller: Option<&Caller>, model: &str) -> bool {
+    match caller.and_then(|c| c.key.as_deref()) {
+        Some(key) => may_use(state, key, model),
+        None => true,
     }
 }
 

@@ -3,7 +3,10 @@
 //!
 //! Request and response bodies are the wire types' own schemas (`utoipa::ToSchema` derives on
 //! `api::openai::wire`, `api::admin::wire`); this module lists the routes, their statuses and
-//! the error shapes. Ollama's routes are described with open objects.
+//! the error shapes. Ollama's routes are described with open objects; the files and vector
+//! store routes and their objects are in [`retrieval`].
+
+mod retrieval;
 
 use axum::Json;
 use axum::response::IntoResponse;
@@ -12,8 +15,9 @@ use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
-    ComponentsBuilder, ContentBuilder, HttpMethod, InfoBuilder, ObjectBuilder, OpenApi,
-    OpenApiBuilder, PathItem, PathsBuilder, Ref, RefOr, Required, ResponseBuilder, Schema, Type,
+    ComponentsBuilder, ContentBuilder, HttpMethod, InfoBuilder, KnownFormat, ObjectBuilder,
+    OpenApi, OpenApiBuilder, PathItem, PathsBuilder, Ref, RefOr, Required, ResponseBuilder, Schema,
+    SchemaFormat, Type,
 };
 use utoipa::{PartialSchema, ToSchema};
 
@@ -79,6 +83,38 @@ fn text() -> RefOr<Schema> {
     ))
 }
 
+/// Bytes (a download).
+fn binary() -> RefOr<Schema> {
+    RefOr::T(Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .build(),
+    ))
+}
+
+/// The schema of a query parameter of the list routes, by name.
+fn query_schema(name: &str) -> RefOr<Schema> {
+    let b = ObjectBuilder::new();
+    let b = match name {
+        "limit" => b
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(100)),
+        "order" => b
+            .schema_type(Type::String)
+            .enum_values(Some(["asc", "desc"])),
+        "filter" => b.schema_type(Type::String).enum_values(Some([
+            "in_progress",
+            "completed",
+            "failed",
+            "cancelled",
+        ])),
+        _ => b.schema_type(Type::String),
+    };
+    RefOr::T(Schema::Object(b.build()))
+}
+
 /// What a route answers besides its 200.
 #[derive(Clone, Copy, PartialEq)]
 enum Errors {
@@ -94,11 +130,13 @@ struct Op {
     tag: &'static str,
     summary: &'static str,
     body: Option<RefOr<Schema>>,
+    /// The content type of `body`.
+    body_type: &'static str,
     /// `(content type, schema)` of the 200.
     ok: Vec<(&'static str, RefOr<Schema>)>,
     errors: Errors,
-    /// A `{id}` path parameter.
-    id: bool,
+    /// Optional query parameters.
+    query: Vec<&'static str>,
 }
 
 fn op(method: HttpMethod, path: &'static str, tag: &'static str, summary: &'static str) -> Op {
@@ -108,9 +146,10 @@ fn op(method: HttpMethod, path: &'static str, tag: &'static str, summary: &'stat
         tag,
         summary,
         body: None,
+        body_type: "application/json",
         ok: Vec::new(),
         errors: Errors::OpenAi,
-        id: false,
+        query: Vec::new(),
     }
 }
 
@@ -127,8 +166,13 @@ impl Op {
         self.errors = e;
         self
     }
-    fn with_id(mut self) -> Self {
-        self.id = true;
+    fn multipart(mut self, s: RefOr<Schema>) -> Self {
+        self.body = Some(s);
+        self.body_type = "multipart/form-data";
+        self
+    }
+    fn query(mut self, names: &[&'static str]) -> Self {
+        self.query.extend_from_slice(names);
         self
     }
 
@@ -146,19 +190,34 @@ impl Op {
                 RequestBodyBuilder::new()
                     .required(Some(Required::True))
                     .content(
-                        "application/json",
+                        self.body_type,
                         ContentBuilder::new().schema(Some(body)).build(),
                     )
                     .build(),
             ));
         }
-        if self.id {
+        // `{name}` segments of the path.
+        for name in self
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+        {
             b = b.parameter(
                 ParameterBuilder::new()
-                    .name("id")
+                    .name(name)
                     .parameter_in(ParameterIn::Path)
                     .required(Required::True)
                     .schema(Some(text()))
+                    .build(),
+            );
+        }
+        for name in self.query {
+            b = b.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .schema(Some(query_schema(name)))
                     .build(),
             );
         }
@@ -221,7 +280,7 @@ impl Op {
 pub fn document() -> OpenApi {
     use HttpMethod::{Get, Post};
     let json = "application/json";
-    let ops = vec![
+    let mut ops = vec![
         op(
             Post,
             "/v1/chat/completions",
@@ -244,9 +303,7 @@ pub fn document() -> OpenApi {
             .body(reference("EmbeddingRequest"))
             .ok(json, reference("EmbeddingResponse")),
         op(Get, "/v1/models", "openai", "Models").ok(json, reference("ModelList")),
-        op(Get, "/v1/models/{id}", "openai", "One model")
-            .with_id()
-            .ok(json, reference("ModelObject")),
+        op(Get, "/v1/models/{id}", "openai", "One model").ok(json, reference("ModelObject")),
         op(
             Post,
             "/api/chat",
@@ -322,21 +379,17 @@ pub fn document() -> OpenApi {
             "admin",
             "Load a model (waits until Ready)",
         )
-        .with_id()
         .body(reference("LoadBody"))
         .ok(json, reference("AdminModel"))
         .errors(Errors::Admin),
         op(Post, "/admin/models/{id}/unload", "admin", "Unload a model")
-            .with_id()
             .body(reference("UnloadBody"))
             .ok(json, reference("AdminModel"))
             .errors(Errors::Admin),
         op(Post, "/admin/models/{id}/pin", "admin", "Pin a model")
-            .with_id()
             .ok(json, reference("AdminModel"))
             .errors(Errors::Admin),
         op(Post, "/admin/models/{id}/unpin", "admin", "Unpin a model")
-            .with_id()
             .ok(json, reference("AdminModel"))
             .errors(Errors::Admin),
         op(Get, "/admin/memory", "admin", "Memory per device")
@@ -359,6 +412,7 @@ pub fn document() -> OpenApi {
         .ok("text/html", text())
         .errors(Errors::None),
     ];
+    ops.extend(retrieval::ops());
     let mut paths = PathsBuilder::new();
     for o in ops {
         let (path, item) = o.build();
@@ -380,6 +434,7 @@ pub fn document() -> OpenApi {
     components = add::<ErrorResponse>(components);
     components = add::<OllamaError>(components);
     components = add::<Status>(components);
+    components = retrieval::components(components);
     let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
     components = components
         .security_scheme("api_key", bearer())
@@ -398,7 +453,8 @@ pub fn document() -> OpenApi {
         .paths(paths.build())
         .components(Some(components.build()))
         .tags(Some(
-            ["openai", "ollama", "admin", "service"].map(|t| TagBuilder::new().name(t).build()),
+            ["openai", "ollama", "retrieval", "admin", "service"]
+                .map(|t| TagBuilder::new().name(t).build()),
         ))
         .build()
 }

@@ -53,10 +53,12 @@ impl NativeEmbed {
 
 fn to_retrieval(model: &str, e: BackendError) -> RetrievalError {
     match e {
-        BackendError::ModelNotFound(_) => RetrievalError::InvalidArgument {
-            field: "embedding_model",
-            reason: format!("`{model}` is not a served model"),
-        },
+        BackendError::ModelNotFound(_) | BackendError::NotServed(_) => {
+            RetrievalError::InvalidArgument {
+                field: "embedding_model",
+                reason: format!("`{model}` is not a served model"),
+            }
+        }
         BackendError::Field(f) if f.param == "model" => RetrievalError::InvalidArgument {
             field: "embedding_model",
             reason: f.message,

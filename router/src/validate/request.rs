@@ -106,19 +106,3 @@ pub struct EmbeddingRequest {
     /// All of the request ends by then; `None`: no limit of its own.
     pub deadline: Option<Instant>,
 }
-
-impl ChatRequest {
-    /// Refuses, by name, tools and structured outputs on a route to another server: they are not
-    /// forwarded to upstream targets yet, and answering without them would break the contract.
-    pub fn not_forwarded(&self) -> Result<(), FieldError> {
-        let field = match (&self.output, self.tools.tools.is_empty()) {
-            (_, false) => "tools",
-            (Some(spec), true) => spec.param.split('.').next().unwrap_or("response_format"),
-            (None, true) => return Ok(()),
-        };
-        Err(FieldError::unsupported(
-            field,
-            format!("'{field}' is not forwarded to upstream servers; use a model served by nfai."),
-        ))
-    }
-}

@@ -12,7 +12,8 @@
 //!   time).
 //! - Whether a schema compiles is known only to the engine that runs it: the native backend
 //!   compiles [`OutputSpec::format`] and names [`OutputSpec::param`] when it cannot. Upstreams get
-//!   the fields unchanged.
+//!   the fields unchanged: [`ToolSetup::choice`] and [`OutputSpec::json_schema`] keep what the
+//!   grammar does not need (`tool_choice` as sent; the schema's `name`, `strict`, `description`).
 
 use nfai_inference::constrain::{OutputFormat, ToolSpec};
 use serde_json::{Value, json};
@@ -26,6 +27,8 @@ pub struct OutputSpec {
     pub param: String,
     /// For tool grammars: the field of each tool's parameters, in the order of the tools.
     pub tool_params: Vec<String>,
+    /// `response_format.json_schema` as the client sent it, for OpenAI-compatible upstreams.
+    pub json_schema: Option<Value>,
 }
 
 /// How the answer's text becomes tool calls.
@@ -45,6 +48,8 @@ pub struct ToolSetup {
     pub tools: Vec<Value>,
     /// `None` when no call can be made.
     pub mode: Option<ToolMode>,
+    /// `tool_choice` as the client sent it (absent: `auto`), for OpenAI-compatible upstreams.
+    pub choice: Option<Value>,
 }
 
 /// `response_format` (`type` and, for `json_schema`, its `json_schema` object).
@@ -52,11 +57,12 @@ pub fn response_format(
     kind: &str,
     json_schema: Option<&Value>,
 ) -> Result<Option<OutputSpec>, FieldError> {
-    let spec = |format| {
+    let spec = |format, sent: &Value| {
         Some(OutputSpec {
             format,
             param: "response_format.json_schema".into(),
             tool_params: Vec::new(),
+            json_schema: Some(sent.clone()),
         })
     };
     match kind {
@@ -65,15 +71,16 @@ pub fn response_format(
             format: OutputFormat::JsonObject,
             param: "response_format".into(),
             tool_params: Vec::new(),
+            json_schema: None,
         })),
         "json_schema" => {
-            let Some(js) = json_schema.and_then(Value::as_object) else {
+            let Some(sent) = json_schema.filter(|v| v.is_object()) else {
                 return Err(FieldError::invalid(
                     "response_format.json_schema",
                     "'response_format.json_schema' must be an object with a 'name' and a 'schema'.",
                 ));
             };
-            let schema = match js.get("schema") {
+            let schema = match sent.get("schema") {
                 None => json!({}),
                 Some(s @ (Value::Object(_) | Value::Bool(_))) => s.clone(),
                 Some(_) => {
@@ -83,7 +90,7 @@ pub fn response_format(
                     ));
                 }
             };
-            Ok(spec(OutputFormat::JsonSchema(schema)))
+            Ok(spec(OutputFormat::JsonSchema(schema), sent))
         }
         other => Err(FieldError::invalid(
             "response_format.type",
@@ -112,6 +119,7 @@ pub fn ollama_format(format: &Value) -> Result<Option<OutputSpec>, FieldError> {
         format,
         param: "format".into(),
         tool_params: Vec::new(),
+        json_schema: None,
     }))
 }
 
@@ -186,6 +194,7 @@ pub fn tools(
             format!("Two tools are named '{}'.", dup.name),
         ));
     }
+    let sent_choice = choice.filter(|c| !c.is_null()).cloned();
     let choice = match choice {
         None | Some(Value::Null) => "auto",
         Some(Value::String(s)) if matches!(s.as_str(), "auto" | "none" | "required") => s.as_str(),
@@ -209,11 +218,13 @@ pub fn tools(
             let setup = ToolSetup {
                 tools: tools.to_vec(),
                 mode: Some(ToolMode::Required),
+                choice: sent_choice,
             };
             let spec = OutputSpec {
                 format: OutputFormat::ToolCall(vec![specs[i].clone()]),
                 param: "tools".into(),
                 tool_params: vec![format!("tools[{i}].function.parameters")],
+                json_schema: None,
             };
             return Ok((setup, Some(spec)));
         }
@@ -246,11 +257,13 @@ pub fn tools(
     let setup = ToolSetup {
         tools: tools.to_vec(),
         mode: Some(mode),
+        choice: sent_choice,
     };
     let spec = OutputSpec {
         format,
         param: "tools".into(),
         tool_params,
+        json_schema: None,
     };
     Ok((setup, Some(spec)))
 }

@@ -57,22 +57,27 @@ impl Shape {
 
     fn done<'a>(&'a self, text: &'a str, reason: FinishReason, usage: Usage) -> GenerateLine<'a> {
         let total = self.started.elapsed().as_nanos() as u64;
-        let call = match (self.tool_mode, reason) {
+        let calls = match (self.tool_mode, reason) {
             (Some(mode), FinishReason::Stop) => tool_calls::parse(mode, text),
             _ => None,
         };
-        let message = match call {
-            Some(c) => {
-                let arguments: serde_json::Value =
-                    serde_json::from_str(&c.function.arguments).unwrap_or_default();
-                Some(MessageOut {
-                    role: "assistant",
-                    content: "",
-                    tool_calls: Some(vec![serde_json::json!({
-                        "function": { "name": c.function.name, "arguments": arguments }
-                    })]),
-                })
-            }
+        let message = match calls {
+            Some(calls) => Some(MessageOut {
+                role: "assistant",
+                content: "",
+                tool_calls: Some(
+                    calls
+                        .into_iter()
+                        .map(|c| {
+                            let arguments: serde_json::Value =
+                                serde_json::from_str(&c.function.arguments).unwrap_or_default();
+                            serde_json::json!({
+                                "function": { "name": c.function.name, "arguments": arguments }
+                            })
+                        })
+                        .collect(),
+                ),
+            }),
             None => self.line(text, true).message,
         };
         GenerateLine {

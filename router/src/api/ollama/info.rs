@@ -4,9 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use nfai_cache::{ModelState, ModelStatus};
 
 use super::extract::{OllamaJson, route};
@@ -14,7 +14,9 @@ use super::wire::{
     Details, EmbedInput, EmbedRequest, EmbedResponse, EmbeddingsRequest, EmbeddingsResponse,
     ModelList, PsModel, TagModel, Version,
 };
+use crate::api::gate::lists_model;
 use crate::api::json::JsonBody;
+use crate::auth::Caller;
 use crate::catalog::{ModelFormat, ModelKind};
 use crate::error::OllamaError;
 use crate::state::AppState;
@@ -87,7 +89,8 @@ struct Listed {
 }
 
 /// Catalog models and routed names, with whether each is resident somewhere.
-async fn listed(state: &AppState) -> Vec<Listed> {
+/// The models `caller` may see (all of them without a key limited to some).
+async fn listed(state: &AppState, caller: Option<Extension<Caller>>) -> Vec<Listed> {
     let registry = state.registry();
     let statuses: HashMap<String, ModelStatus> = registry
         .cache()
@@ -131,6 +134,8 @@ async fn listed(state: &AppState) -> Vec<Listed> {
             context_length: None,
         });
     }
+    let caller = caller.map(|Extension(c)| c);
+    out.retain(|l| lists_model(state, caller.as_ref(), &l.name));
     out
 }
 
@@ -138,9 +143,9 @@ fn details(l: &Listed) -> Details<'_> {
     Details::new(l.format, l.family, "", "")
 }
 
-pub async fn tags(State(state): State<AppState>) -> Response {
+pub async fn tags(State(state): State<AppState>, caller: Option<Extension<Caller>>) -> Response {
     let modified = rfc3339(u128::from(state.started_unix()) * 1_000_000_000);
-    let listed = listed(&state).await;
+    let listed = listed(&state, caller).await;
     let models = listed
         .iter()
         .map(|l| TagModel {
@@ -155,11 +160,11 @@ pub async fn tags(State(state): State<AppState>) -> Response {
     JsonBody(ModelList { models }).into_response()
 }
 
-pub async fn ps(State(state): State<AppState>) -> Response {
+pub async fn ps(State(state): State<AppState>, caller: Option<Extension<Caller>>) -> Response {
     // Models without an idle expiry (leased, pinned, preloaded, kept forever) report one far
     // ahead.
     let far = std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 86_400);
-    let listed = listed(&state).await;
+    let listed = listed(&state, caller).await;
     let models = listed
         .iter()
         .filter(|l| l.resident)

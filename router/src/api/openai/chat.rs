@@ -95,7 +95,7 @@ pub async fn handler(
         return Ok(stream::sse(writer, vec![events], include_usage));
     }
     let (content, reason, usage) = crate::backend::collect(generation.events).await?;
-    let call = match (tool_mode, reason) {
+    let calls = match (tool_mode, reason) {
         (Some(mode), FinishReason::Stop) => tool_calls::parse(mode, &content),
         _ => None,
     };
@@ -106,16 +106,16 @@ pub async fn handler(
         model: route.display,
         choices: vec![ChatChoice {
             index: 0,
-            finish_reason: if call.is_some() {
+            finish_reason: if calls.is_some() {
                 "tool_calls"
             } else {
                 reason.as_str()
             },
             message: ChatMessageOut {
                 role: "assistant",
-                content: call.is_none().then_some(content),
+                content: calls.is_none().then_some(content),
                 refusal: None,
-                tool_calls: call.map(|c| vec![c]),
+                tool_calls: calls,
             },
             logprobs: None,
         }],
@@ -158,20 +158,22 @@ impl ChatWriter {
         }
     }
 
-    /// The last chunk of a choice whose text was held back: its tool call and `tool_calls`, or
+    /// The last chunk of a choice whose text was held back: its tool calls and `tool_calls`, or
     /// the text itself when it is not a whole call.
     fn release(&self, index: usize, mode: ToolMode, text: &str, reason: FinishReason) -> String {
-        let call = match reason {
+        let calls = match reason {
             FinishReason::Stop => tool_calls::parse(mode, text),
             FinishReason::Length => None,
         };
-        let choice = match call {
-            Some(mut call) => {
-                call.index = Some(0);
+        let choice = match calls {
+            Some(mut calls) => {
+                for (i, call) in calls.iter_mut().enumerate() {
+                    call.index = Some(i);
+                }
                 ChunkChoice {
                     index,
                     delta: Delta {
-                        tool_calls: Some(vec![call]),
+                        tool_calls: Some(calls),
                         ..Delta::default()
                     },
                     logprobs: None,

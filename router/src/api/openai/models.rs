@@ -1,12 +1,15 @@
-//! `GET /v1/models` and `GET /v1/models/{id}`, with each model's residency as extension fields.
+//! `GET /v1/models` and `GET /v1/models/{id}`, with each model's residency as extension fields;
+//! a key limited to some models is listed only those.
 
 use std::collections::HashSet;
 
-use axum::Json;
 use axum::extract::{Path, State};
+use axum::{Extension, Json};
 use nfai_cache::{ModelState, ModelStatus};
 
 use super::wire::models::{ModelList, ModelObject};
+use crate::api::gate::lists_model;
+use crate::auth::Caller;
 use crate::backend::error::BackendError;
 use crate::backend::routed::table::RouteEntry;
 use crate::catalog::{ModelEntry, ModelKind};
@@ -71,7 +74,10 @@ async fn statuses(state: &AppState) -> Result<Vec<ModelStatus>, ApiError> {
     Ok(state.registry().cache().status().await?)
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<ModelList>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+) -> Result<Json<ModelList>, ApiError> {
     let st = statuses(&state).await?;
     let mut data: Vec<ModelObject> = state
         .registry()
@@ -89,6 +95,8 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<ModelList>, ApiE
             .iter()
             .map(|r| routed_object(r, state.started_unix(), &ready)),
     );
+    let caller = caller.map(|Extension(c)| c);
+    data.retain(|m| lists_model(&state, caller.as_ref(), &m.id));
     Ok(Json(ModelList {
         object: "list",
         data,

@@ -10,29 +10,38 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use nfai_inference::GenerateEvent;
-use nfai_inference::constrain::TOOL_CALL_PREFIX;
-use serde_json::Value;
 
 use super::wire::chat::{FunctionCallOut, ToolCallOut};
 use crate::backend::EventStream;
+use crate::backend::structured::{read_call, read_calls};
 use crate::validate::structured::ToolMode;
 
-/// The call in `text`, if the whole text is one: `{"name": …, "arguments": {…}}`, after the
-/// call marker under `auto`.
-pub fn parse(mode: ToolMode, text: &str) -> Option<ToolCallOut> {
-    let json = match mode {
-        ToolMode::Required => text,
-        ToolMode::Auto => text.strip_prefix(TOOL_CALL_PREFIX)?,
+/// The calls in `text`, if the whole text is calls: one or more `{"name": …, "arguments": {…}}`,
+/// each after the call marker (the marker may be left out of a single call under `required`).
+/// An upstream may answer several calls at once; the native grammar writes one.
+pub fn parse(mode: ToolMode, text: &str) -> Option<Vec<ToolCallOut>> {
+    let calls = match (mode, read_calls(text)) {
+        (_, Some(calls)) => calls,
+        (ToolMode::Required, None) => {
+            let (call, used) = read_call(text)?;
+            text[used..].trim().is_empty().then(|| vec![call])?
+        }
+        (ToolMode::Auto, None) => return None,
     };
-    let v: Value = serde_json::from_str(json.trim()).ok()?;
-    let name = v.get("name")?.as_str()?.to_string();
-    let arguments = v.get("arguments")?.to_string();
-    Some(ToolCallOut {
-        index: None,
-        id: crate::api::openai::wire::new_id("call"),
-        kind: "function",
-        function: FunctionCallOut { name, arguments },
-    })
+    Some(
+        calls
+            .into_iter()
+            .map(|(name, arguments)| ToolCallOut {
+                index: None,
+                id: crate::api::openai::wire::new_call_id(),
+                kind: "function",
+                function: FunctionCallOut {
+                    name,
+                    arguments: arguments.to_string(),
+                },
+            })
+            .collect(),
+    )
 }
 
 /// Text held back from a stream, shared with the chunk writer that releases it at the end.
@@ -102,11 +111,18 @@ mod tests {
     #[test]
     fn calls_are_parsed_in_either_mode() {
         let c = parse(ToolMode::Required, r#"{"name":"f","arguments":{"a":1}}"#).unwrap();
-        assert_eq!(c.function.name, "f");
-        assert_eq!(c.function.arguments, r#"{"a":1}"#);
-        assert!(c.id.starts_with("call"));
+        assert_eq!(c[0].function.name, "f");
+        assert_eq!(c[0].function.arguments, r#"{"a":1}"#);
+        assert!(c[0].id.starts_with("call_"), "{}", c[0].id);
         let c = parse(ToolMode::Auto, r#"<tool_call>{"name":"g","arguments":{}}"#).unwrap();
-        assert_eq!(c.function.name, "g");
+        assert_eq!(c[0].function.name, "g");
+        let two =
+            r#"<tool_call>{"name":"g","arguments":{}}<tool_call>{"name":"h","arguments":{"x":1}}"#;
+        for mode in [ToolMode::Auto, ToolMode::Required] {
+            let c = parse(mode, two).unwrap();
+            assert_eq!((c.len(), c[1].function.name.as_str()), (2, "h"));
+            assert_ne!(c[0].id, c[1].id);
+        }
         assert!(parse(ToolMode::Auto, r#"{"name":"g","arguments":{}}"#).is_none());
         assert!(parse(ToolMode::Required, r#"{"name":"g","argu"#).is_none());
         assert!(parse(ToolMode::Auto, "Hello").is_none());

@@ -1,5 +1,6 @@
 //! OpenAI's vector store objects (`vector_store`, `vector_store.file`,
-//! `vector_store.files_batch`, `vector_store.search_results.page`) and request bodies.
+//! `vector_store.files_batch`, `vector_store.search_results.page`) and request bodies, whose
+//! schemas the OpenAPI description takes (the objects' are in `api::openapi::retrieval`).
 
 use nfai_retrieval::SearchHit;
 use nfai_retrieval::records::StoreFileRecord;
@@ -8,12 +9,15 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 /// `POST /v1/vector_stores`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct CreateStoreBody {
     pub name: Option<String>,
     pub file_ids: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Map<String, Value>>,
+    #[schema(value_type = Option<Object>)]
     pub expires_after: Option<Value>,
+    #[schema(value_type = Option<Object>)]
     pub chunking_strategy: Option<Value>,
     pub description: Option<String>,
     /// Extension: the embedding model of the store (default multilingual-e5-small).
@@ -21,31 +25,39 @@ pub struct CreateStoreBody {
 }
 
 /// `POST /v1/vector_stores/{id}/files`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct AddFileBody {
     pub file_id: String,
+    /// Up to 16 keys; values are strings, numbers or booleans.
+    #[schema(value_type = Option<Object>)]
     pub attributes: Option<Map<String, Value>>,
+    #[schema(value_type = Option<Object>)]
     pub chunking_strategy: Option<Value>,
 }
 
 /// `POST /v1/vector_stores/{id}/files/{file_id}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct UpdateFileBody {
+    /// Up to 16 keys; values are strings, numbers or booleans.
+    #[schema(value_type = Option<Object>)]
     pub attributes: Option<Map<String, Value>>,
 }
 
 /// `POST /v1/vector_stores/{id}/file_batches`: `file_ids` with shared attributes, or `files`
 /// each with its own.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct CreateBatchBody {
     pub file_ids: Option<Vec<String>>,
     pub files: Option<Vec<AddFileBody>>,
+    /// Up to 16 keys; values are strings, numbers or booleans.
+    #[schema(value_type = Option<Object>)]
     pub attributes: Option<Map<String, Value>>,
+    #[schema(value_type = Option<Object>)]
     pub chunking_strategy: Option<Value>,
 }
 
 /// `query`: one string or several.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum QueryInput {
     One(String),
@@ -53,17 +65,20 @@ pub enum QueryInput {
 }
 
 /// `ranking_options`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct RankingOptions {
     pub ranker: Option<String>,
     pub score_threshold: Option<f32>,
 }
 
 /// `POST /v1/vector_stores/{id}/search`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SearchBody {
     pub query: QueryInput,
+    /// A comparison (`{"type": "eq", "key", "value"}`) or a compound (`and`, `or`) filter.
+    #[schema(value_type = Option<Object>)]
     pub filters: Option<Value>,
+    #[schema(minimum = 1, maximum = 50)]
     pub max_num_results: Option<i64>,
     pub ranking_options: Option<RankingOptions>,
     pub rewrite_query: Option<bool>,

@@ -1,7 +1,8 @@
 //! [`OllamaClient`]: one Ollama node as a [`Backend`]. `/api/chat`, `/api/generate` (raw, for
 //! text completions) and `/api/embed`; NDJSON streams (or one line with `"stream": false`)
-//! turned into [`GenerateEvent`]s; OpenAI-style parameters sent as Ollama `options`. Request
-//! and answer bodies are typed wire structs.
+//! turned into [`GenerateEvent`]s; OpenAI-style parameters sent as Ollama `options`; tools and
+//! output formats as Ollama's `tools` and `format`, its tool calls read back as tool-call text
+//! (see [`super::structured`]). Request and answer bodies are typed wire structs.
 
 use std::sync::Arc;
 
@@ -12,11 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use super::http::NodeHttp;
 use super::lines::LineParser;
+use super::structured::{Dialect, OllamaFields, WireMessage, messages, ollama_calls};
 use crate::backend::error::BackendError;
 use crate::backend::{Backend, BackendHealth, Embeddings, Generation};
 use crate::validate::{
-    ChatMessage, ChatRequest, CompletionRequest, EmbeddingRequest, FieldError, GenerationOptions,
-    KeepAlive, Prompt,
+    ChatRequest, CompletionRequest, EmbeddingRequest, FieldError, GenerationOptions, KeepAlive,
+    Prompt,
 };
 
 /// `options` of an Ollama request; only the fields the client set.
@@ -86,11 +88,13 @@ impl From<KeepAlive> for KeepAliveValue {
 #[derive(Serialize)]
 struct ChatBody<'a> {
     model: &'a str,
-    messages: &'a [ChatMessage],
+    messages: Vec<WireMessage<'a>>,
     stream: bool,
     options: Options<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     keep_alive: Option<KeepAliveValue>,
+    #[serde(flatten)]
+    structured: OllamaFields<'a>,
 }
 
 #[derive(Serialize)]
@@ -145,6 +149,8 @@ struct Line {
 struct LineMessage {
     #[serde(default)]
     content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<serde_json::Value>>,
 }
 
 /// `/api/ps` and `/api/tags`.
@@ -170,7 +176,8 @@ pub fn finish_reason(done_reason: Option<&str>) -> FinishReason {
     }
 }
 
-/// Parses Ollama's NDJSON lines: chat's `message.content` or generate's `response`.
+/// Parses Ollama's NDJSON lines: chat's `message.content` (its `tool_calls` as tool-call text
+/// instead, when it has some) or generate's `response`.
 pub struct NdjsonParser {
     pub chat: bool,
     pub label: String,
@@ -197,10 +204,10 @@ impl LineParser for NdjsonParser {
                 self.label
             )))];
         }
-        let text = if self.chat {
-            v.message.and_then(|m| m.content)
-        } else {
-            v.response
+        let text = match v.message {
+            Some(m) if self.chat => m.tool_calls.as_deref().and_then(ollama_calls).or(m.content),
+            _ if self.chat => None,
+            _ => v.response,
         };
         let text = text.unwrap_or_default();
         if v.done {
@@ -239,12 +246,12 @@ impl OllamaClient {
     }
 
     async fn run_chat(&self, model: &str, req: ChatRequest) -> Result<Generation, BackendError> {
-        req.not_forwarded()?;
         let call = self.node.call();
         let o = &req.options;
         let body = ChatBody {
             model,
-            messages: &req.messages,
+            messages: messages(&req.messages, Dialect::Ollama),
+            structured: OllamaFields::new(&req),
             stream: o.stream,
             options: Options::new(o, call.cfg.num_ctx),
             keep_alive: self.keep_alive(o.keep_alive),

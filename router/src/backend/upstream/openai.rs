@@ -1,6 +1,8 @@
 //! [`OpenAiClient`]: one node of an OpenAI-compatible server (llama-server, vLLM, another nfai, a
 //! cloud API) as a [`Backend`]. `/v1/chat/completions` and `/v1/completions`, streamed as SSE
 //! when the client streams and asked for one whole answer otherwise, and `/v1/embeddings`.
+//! Tools and response formats go through unchanged, and calls come back as tool-call text
+//! (see [`super::structured`]).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -8,12 +10,12 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use nfai_inference::{EngineError, FinishReason, GenerateEvent, Usage};
-use nfai_models::chat_template::ChatMessage;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::http::{Call, NodeHttp, Response};
 use super::lines::LineParser;
+use super::structured::{CallDeltas, Dialect, OpenAiFields, WireMessage, messages, openai_calls};
 use crate::backend::error::BackendError;
 use crate::backend::{Backend, BackendHealth, Embeddings, EventStream, Generation};
 use crate::validate::{
@@ -25,7 +27,7 @@ use crate::validate::{
 struct GenerationBody<'a> {
     model: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    messages: Option<&'a [ChatMessage]>,
+    messages: Option<Vec<WireMessage<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     prompt: Option<PromptRef<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,6 +53,8 @@ struct GenerationBody<'a> {
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
+    #[serde(flatten)]
+    structured: OpenAiFields<'a>,
 }
 
 #[derive(Serialize)]
@@ -86,6 +90,7 @@ impl<'a> GenerationBody<'a> {
             stream_options: o.stream.then_some(StreamOptions {
                 include_usage: true,
             }),
+            structured: OpenAiFields::default(),
         }
     }
 }
@@ -113,6 +118,9 @@ struct AnswerChoice<'a> {
 struct AnswerMessage<'a> {
     #[serde(borrow, default)]
     content: Option<Cow<'a, str>>,
+    /// Whole calls in an answer, call deltas in a chunk.
+    #[serde(default)]
+    tool_calls: Option<Vec<Value>>,
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]
@@ -177,10 +185,13 @@ async fn answer(call: &Call<'_>, res: Response, chat: bool) -> Result<EventStrea
     let choice = v.choices.into_iter().next();
     let (text, reason) = match choice {
         Some(c) => {
-            let text = if chat {
-                c.message.and_then(|m| m.content)
-            } else {
-                c.text
+            let text = match c.message {
+                Some(m) if chat => match m.tool_calls.as_deref().and_then(openai_calls) {
+                    Some(calls) => Some(Cow::Owned(calls)),
+                    None => m.content,
+                },
+                _ if chat => None,
+                _ => c.text,
             };
             (text, c.finish_reason.as_deref().map(reason))
         }
@@ -222,12 +233,14 @@ struct ChunkChoice<'a> {
     finish_reason: Option<Cow<'a, str>>,
 }
 
-/// Parses SSE `data:` lines of chat or text completion chunks.
+/// Parses SSE `data:` lines of chat or text completion chunks; streamed tool calls come out as
+/// the final event's text.
 pub struct SseParser {
     pub chat: bool,
     pub label: String,
     reason: Option<FinishReason>,
     usage: Usage,
+    calls: CallDeltas,
 }
 
 impl SseParser {
@@ -237,6 +250,7 @@ impl SseParser {
             label,
             reason: None,
             usage: Usage::default(),
+            calls: CallDeltas::default(),
         }
     }
 
@@ -245,7 +259,7 @@ impl SseParser {
         Some(GenerateEvent::Finished {
             reason,
             usage: self.usage,
-            text: String::new(),
+            text: self.calls.take().unwrap_or_default(),
         })
     }
 }
@@ -285,10 +299,15 @@ impl LineParser for SseParser {
         }
         let mut out = Vec::new();
         if let Some(c) = v.choices.and_then(|c| c.into_iter().next()) {
-            let text = if self.chat {
-                c.delta.and_then(|d| d.content)
-            } else {
-                c.text
+            let text = match c.delta {
+                Some(d) if self.chat => {
+                    if let Some(calls) = &d.tool_calls {
+                        self.calls.add(calls);
+                    }
+                    d.content
+                }
+                _ if self.chat => None,
+                _ => c.text,
             };
             if let Some(t) = text.filter(|t| !t.is_empty()) {
                 out.push(GenerateEvent::Token {
@@ -345,10 +364,10 @@ impl OpenAiClient {
     }
 
     async fn run_chat(&self, model: &str, req: ChatRequest) -> Result<Generation, BackendError> {
-        req.not_forwarded()?;
         let call = self.node.call();
         let body = GenerationBody {
-            messages: Some(&req.messages),
+            messages: Some(messages(&req.messages, Dialect::OpenAi)),
+            structured: OpenAiFields::new(&req),
             ..GenerationBody::new(model, &req.options)
         };
         let stream = req.options.stream;

@@ -122,3 +122,8 @@ pub fn new_id(prefix: &str) -> String {
     }
     id
 }
+
+/// A tool call id as OpenAI writes them: `call_` and 32 hex digits.
+pub fn new_call_id() -> String {
+    new_id("call").replacen('-', "_", 1)
+}
