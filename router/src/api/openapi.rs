@@ -132,8 +132,10 @@ struct Op {
     body: Option<RefOr<Schema>>,
     /// The content type of `body`.
     body_type: &'static str,
-    /// `(content type, schema)` of the 200.
+    /// `(content type, schema)` of the success answer.
     ok: Vec<(&'static str, RefOr<Schema>)>,
+    /// The success status: 200, or 202 for work that goes on after the answer.
+    ok_status: &'static str,
     errors: Errors,
     /// Optional query parameters.
     query: Vec<&'static str>,
@@ -148,6 +150,7 @@ fn op(method: HttpMethod, path: &'static str, tag: &'static str, summary: &'stat
         body: None,
         body_type: "application/json",
         ok: Vec::new(),
+        ok_status: "200",
         errors: Errors::OpenAi,
         query: Vec::new(),
     }
@@ -166,6 +169,11 @@ impl Op {
         self.errors = e;
         self
     }
+    /// Success is 202 Accepted (the work goes on after the answer).
+    fn accepted(mut self) -> Self {
+        self.ok_status = "202";
+        self
+    }
     fn multipart(mut self, s: RefOr<Schema>) -> Self {
         self.body = Some(s);
         self.body_type = "multipart/form-data";
@@ -177,14 +185,18 @@ impl Op {
     }
 
     fn build(self) -> (String, PathItem) {
-        let mut ok = ResponseBuilder::new().description("Success.");
+        let mut ok = ResponseBuilder::new().description(if self.ok_status == "202" {
+            "Accepted: the work goes on after the answer."
+        } else {
+            "Success."
+        });
         for (ct, s) in self.ok {
             ok = ok.content(ct, ContentBuilder::new().schema(Some(s)).build());
         }
         let mut b = OperationBuilder::new()
             .tag(self.tag)
             .summary(Some(self.summary))
-            .response("200", ok.build());
+            .response(self.ok_status, ok.build());
         if let Some(body) = self.body {
             b = b.request_body(Some(
                 RequestBodyBuilder::new()
@@ -401,6 +413,31 @@ pub fn document() -> OpenApi {
             "admin",
             "API keys (ids and metadata, never secrets)",
         )
+        .ok(json, any_object())
+        .errors(Errors::Admin),
+        op(
+            Get,
+            "/admin/sources",
+            "admin",
+            "Every [[retrieval.sources]] entry: state, counters, checkpoint, last error",
+        )
+        .ok(json, any_object())
+        .errors(Errors::Admin),
+        op(
+            Get,
+            "/admin/vector_stores/{id}/sync",
+            "admin",
+            "Progress of the sources writing to a store, and its file counts",
+        )
+        .ok(json, any_object())
+        .errors(Errors::Admin),
+        op(
+            Post,
+            "/admin/vector_stores/{id}/sync",
+            "admin",
+            "Start a sync of the sources writing to a store",
+        )
+        .accepted()
         .ok(json, any_object())
         .errors(Errors::Admin),
         op(
