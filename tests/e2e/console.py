@@ -8,6 +8,7 @@ import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -21,7 +22,22 @@ for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-u
              "--disable-sync", "--window-size=1280,1400"]:
     opts.add_argument(flag)
 driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-wait = WebDriverWait(driver, 20)
+# The tables are redrawn every two seconds: an element found just before a redraw goes stale.
+wait = WebDriverWait(driver, 20, ignored_exceptions=(StaleElementReferenceException,))
+
+
+def cell(d, row, i):
+    """The text of cell `i` of `row`, or None while the table is being redrawn."""
+    cells = d.find_elements(By.CSS_SELECTOR, row + " td")
+    return cells[i].text if len(cells) > i else None
+
+
+def click(row, action):
+    """Clicks a row's action button, finding it again if a redraw replaced it."""
+    wait.until(lambda d: d.find_element(
+        By.CSS_SELECTOR, row + f' button[data-action="{action}"]').click() or True)
+
+
 try:
     driver.get(base + "/admin/ui")
     # A wrong token is refused and the console stays hidden.
@@ -37,15 +53,17 @@ try:
     wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, row)))
     stored = driver.execute_script("return sessionStorage.getItem('nfai_admin_token')")
     assert stored == token, "the token is kept in sessionStorage"
-    cells = driver.find_elements(By.CSS_SELECTOR, row + " td")
-    assert cells[2].text == "ready", [c.text for c in cells]
-    assert cells[7].text == "no", [c.text for c in cells]
+    wait.until(lambda d: cell(d, row, 2) == "ready")
+    assert cell(driver, row, 7) == "no"
 
-    driver.find_element(By.CSS_SELECTOR, row + ' button[data-action="pin"]').click()
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, row + " td")[7].text == "yes")
+    click(row, "pin")
+    wait.until(lambda d: cell(d, row, 7) == "yes")
     wait.until(lambda d: "pin " + model + ": done" in d.find_element(By.ID, "action-result").text)
-    driver.find_element(By.CSS_SELECTOR, row + ' button[data-action="unpin"]').click()
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, row + " td")[7].text == "no")
+    click(row, "unpin")
+    wait.until(lambda d: cell(d, row, 7) == "no")
+
+    # No sources are configured on this server: the section says so.
+    wait.until(lambda d: "No [[retrieval.sources]]" in d.find_element(By.ID, "sources").text)
 
     # The memory table and a few chart points from /metrics.
     wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#memory tbody tr")))

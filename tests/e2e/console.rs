@@ -51,8 +51,6 @@ fn ensure_chromium() {
 }
 
 #[tokio::test]
-#[ignore = "fails: after a valid login the models table never shows the model's row in headless Chromium; \
-            run with `cargo test -p nfai-tests --test e2e console -- --ignored`"]
 async fn the_console_logs_in_shows_models_and_pins_one() {
     ensure_chromium();
     let py = python_with(

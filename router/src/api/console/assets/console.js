@@ -1,6 +1,6 @@
 // nfai admin console: logs in with the admin token (kept in sessionStorage), shows models,
-// memory, keys and vector stores from the admin API, runs model actions, and charts
-// throughput and latency from /metrics.
+// memory, keys, vector stores and source syncs from the admin API, runs model actions and
+// syncs, and charts throughput and latency from /metrics.
 "use strict";
 
 const TOKEN_KEY = "nfai_admin_token";
@@ -78,6 +78,7 @@ function start() {
   refresh();
   loadKeys();
   loadStores();
+  loadSources();
   if (!timer) timer = setInterval(refresh, REFRESH_MS);
 }
 
@@ -153,6 +154,7 @@ async function refresh() {
     $("status").textContent = "updated " + new Date().toLocaleTimeString();
   }
   if (mem.status === 200) renderMemory(mem.data);
+  loadSources();
 }
 
 // ---- keys and stores ----
@@ -202,6 +204,35 @@ async function loadStores() {
   const rows = (r.data && r.data.data) || [];
   if (!rows.length) { box.append(el("p", "No vector stores.")); return; }
   box.append(table(rows, columnsOf(rows, ["id", "name", "status", "usage_bytes", "file_counts", "created_at"])));
+}
+
+async function loadSources() {
+  const box = $("sources");
+  const r = await api("GET", "/admin/sources");
+  box.replaceChildren();
+  if (r.status !== 200) { box.append(el("p", "Sources are not available: " + errorText(r))); return; }
+  const rows = (r.data && r.data.data) || [];
+  if (!rows.length) { box.append(el("p", "No [[retrieval.sources]] are configured.")); return; }
+  const cols = ["name", "vector_store", "state", "rows_read", "upserted", "unchanged", "deleted",
+    "rows_total", "completed_syncs", "cause"];
+  const t = table(rows, cols);
+  t.tHead.rows[0].append(el("th", ""));
+  rows.forEach((s, i) => {
+    const tr = t.tBodies[0].rows[i];
+    tr.dataset.source = s.name;
+    const td = el("td");
+    td.append(button("Sync now", async () => {
+      const path = "/admin/vector_stores/" + encodeURIComponent(s.vector_store) +
+        "/sync?source=" + encodeURIComponent(s.name);
+      const res = await api("POST", path);
+      $("action-result").textContent = res.status === 202
+        ? "sync " + s.name + ": started"
+        : "sync " + s.name + ": " + errorText(res);
+      loadSources();
+    }, "sync"));
+    tr.append(td);
+  });
+  box.append(t);
 }
 
 // ---- metrics and charts ----
