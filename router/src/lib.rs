@@ -28,6 +28,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod registry;
+pub mod responses;
 pub mod retrieval;
 pub mod state;
 pub mod time;

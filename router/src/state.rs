@@ -41,6 +41,8 @@ struct Inner {
     private_metrics: bool,
     /// Files and vector stores (`/v1/files`, `/v1/vector_stores`); `None` until installed.
     retrieval: Option<nfai_retrieval::service::RetrievalService>,
+    /// Stored responses (`/v1/responses`); `None` until installed.
+    responses: Option<crate::responses::store::ResponseStore>,
 }
 
 /// Where a model name's requests go.
@@ -70,6 +72,7 @@ impl AppState {
             limiter: RateLimiter::new(false),
             private_metrics: false,
             retrieval: None,
+            responses: None,
         }))
     }
 
@@ -149,6 +152,23 @@ impl AppState {
     /// The files and vector stores service, when installed.
     pub fn retrieval(&self) -> Option<&nfai_retrieval::service::RetrievalService> {
         self.0.retrieval.as_ref()
+    }
+
+    /// Installs the stored responses (before the state is shared).
+    pub fn with_responses(
+        mut self,
+        responses: crate::responses::store::ResponseStore,
+    ) -> anyhow::Result<Self> {
+        let inner = Arc::get_mut(&mut self.0).ok_or_else(|| {
+            anyhow::anyhow!("the response store must be set before the state is shared")
+        })?;
+        inner.responses = Some(responses);
+        Ok(self)
+    }
+
+    /// The stored responses, when installed.
+    pub fn responses(&self) -> Option<&crate::responses::store::ResponseStore> {
+        self.0.responses.as_ref()
     }
 
     /// The backend of the models in this process.

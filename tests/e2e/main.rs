@@ -25,6 +25,8 @@ mod openai_sdk;
 mod openapi;
 mod overload;
 mod prefix_cache;
+mod responses;
+mod responses_sdk;
 mod structured;
 mod structured_sdk;
 mod tls;
