@@ -81,7 +81,7 @@ fn ask(question: &str, store: &str) -> Value {
         "model": CHAT,
         "input": question,
         "instructions": "Answer in one short sentence.",
-        "max_output_tokens": 40,
+        "max_output_tokens": 64,
         "temperature": 0,
         "tools": [{"type": "file_search", "vector_store_ids": [store], "max_num_results": 3}],
         "include": ["file_search_call.results"],
@@ -98,14 +98,36 @@ fn check_message(c: &Crm, message: &Value) -> (String, Vec<Value>) {
     assert_eq!(part["type"], "output_text", "{message}");
     let text = part["text"].as_str().unwrap().to_owned();
     let annotations = part["annotations"].as_array().unwrap().clone();
-    assert!(!annotations.is_empty(), "every answer from sources is cited: {message}");
+    assert!(
+        !annotations.is_empty(),
+        "every answer from sources is cited: {message}"
+    );
     for a in &annotations {
         assert_eq!(a["type"], "file_citation", "{a}");
         assert!(c.files.contains(a["file_id"].as_str().unwrap()), "{a}");
         assert!(a["filename"].as_str().unwrap().ends_with(".txt"), "{a}");
-        assert!(a["index"].as_u64().unwrap() as usize <= text.chars().count(), "{a}");
+        assert!(
+            a["index"].as_u64().unwrap() as usize <= text.chars().count(),
+            "{a}"
+        );
     }
     (text, annotations)
+}
+
+/// `completed`, or `incomplete` when `max_output_tokens` cut the answer (a small model may
+/// ramble); the message item's status follows.
+fn check_status(response: &Value) {
+    let status = response["status"].as_str().unwrap();
+    match status {
+        "completed" => assert!(response["incomplete_details"].is_null(), "{response}"),
+        "incomplete" => assert_eq!(
+            response["incomplete_details"]["reason"], "max_output_tokens",
+            "{response}"
+        ),
+        other => panic!("status {other}: {response}"),
+    }
+    let output = response["output"].as_array().unwrap();
+    assert_eq!(output.last().unwrap()["status"], status, "{response}");
 }
 
 #[tokio::test]
@@ -116,12 +138,12 @@ async fn file_search_answers_with_cited_files() {
     assert_eq!(status, 200, "{body}");
     assert!(body["id"].as_str().unwrap().starts_with("resp_"), "{body}");
     assert_eq!(body["object"], "response");
-    assert_eq!(body["status"], "completed");
+    check_status(&body);
     assert_eq!(body["model"], CHAT);
     assert_eq!(body["store"], true);
     assert_eq!(body["tools"][0]["type"], "file_search");
-    assert_eq!(body["max_output_tokens"], 40);
-    assert!(body["error"].is_null() && body["incomplete_details"].is_null());
+    assert_eq!(body["max_output_tokens"], 64);
+    assert!(body["error"].is_null());
     let output = body["output"].as_array().unwrap();
     assert_eq!(output.len(), 2, "{body}");
     let call = &output[0];
@@ -180,7 +202,10 @@ async fn events(res: reqwest::Response) -> Vec<(String, Value)> {
 #[tokio::test]
 async fn streamed_events_come_in_order_with_sequence_numbers() {
     let c = crm();
-    let mut body = ask("When was invoice 1234 paid, and was a reminder sent?", &c.store);
+    let mut body = ask(
+        "When was invoice 1234 paid, and was a reminder sent?",
+        &c.store,
+    );
     body["stream"] = json!(true);
     let res = client()
         .post(format!("{}/v1/responses", c.server.base))
@@ -200,11 +225,17 @@ async fn streamed_events_come_in_order_with_sequence_numbers() {
         assert_eq!(data["type"], event.as_str(), "{data}");
         assert_eq!(data["sequence_number"], i, "{data}");
     }
-    let mut kinds: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    let mut kinds: Vec<&str> = events
+        .iter()
+        .map(|(e, _)| match e.as_str() {
+            // A small model may be cut by max_output_tokens: the same order, ending incomplete.
+            "response.incomplete" => "response.completed",
+            e => e,
+        })
+        .collect();
     kinds.dedup_by(|a, b| {
         a == b
-            && (*a == "response.output_text.delta"
-                || *a == "response.output_text.annotation.added")
+            && (*a == "response.output_text.delta" || *a == "response.output_text.annotation.added")
     });
     assert_eq!(
         kinds,
@@ -242,11 +273,21 @@ async fn streamed_events_come_in_order_with_sequence_numbers() {
         .collect();
     let done = of("response.output_text.done")[0];
     assert_eq!(done["text"].as_str().unwrap(), deltas);
-    let completed = &of("response.completed")[0]["response"];
+    let last = &events.last().unwrap().1;
+    let completed = &last["response"];
     assert_eq!(completed["id"], created["id"]);
-    assert_eq!(completed["status"], "completed");
+    assert_eq!(
+        last["type"],
+        format!("response.{}", completed["status"].as_str().unwrap())
+    );
+    check_status(completed);
     assert_eq!(completed["output"][0]["type"], "file_search_call");
-    assert!(!completed["output"][0]["results"].as_array().unwrap().is_empty());
+    assert!(
+        !completed["output"][0]["results"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let (text, annotations) = check_message(c, &completed["output"][1]);
     assert_eq!(text, deltas);
     let added: Vec<Value> = of("response.output_text.annotation.added")
@@ -257,7 +298,10 @@ async fn streamed_events_come_in_order_with_sequence_numbers() {
     let item_id = completed["output"][1]["id"].clone();
     for d in of("response.output_text.delta") {
         assert_eq!(d["item_id"], item_id);
-        assert_eq!((d["output_index"].as_u64(), d["content_index"].as_u64()), (Some(1), Some(0)));
+        assert_eq!(
+            (d["output_index"].as_u64(), d["content_index"].as_u64()),
+            (Some(1), Some(0))
+        );
     }
     assert!(completed["usage"]["output_tokens"].as_u64().unwrap() > 0);
 
@@ -297,7 +341,10 @@ async fn stored_responses_continue_and_delete() {
 
     let (status, deleted) = delete(&c.server.base, &format!("/v1/responses/{id}")).await;
     assert_eq!(status, 200, "{deleted}");
-    assert_eq!(deleted, json!({"id": id, "object": "response.deleted", "deleted": true}));
+    assert_eq!(
+        deleted,
+        json!({"id": id, "object": "response.deleted", "deleted": true})
+    );
     let (status, body) = get_json(&c.server.base, &format!("/v1/responses/{id}")).await;
     assert_eq!(status, 404, "{body}");
     let (status, _) = delete(&c.server.base, &format!("/v1/responses/{id}")).await;
@@ -326,15 +373,29 @@ async fn bad_requests_name_their_field() {
     let base = &c.server.base;
     let (status, body) = post_json(base, "/v1/responses", ask("q", "vs_nope")).await;
     assert_eq!(status, 404, "{body}");
-    assert_eq!(body["error"]["param"], "tools[0].vector_store_ids", "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("vs_nope"), "{body}");
+    assert_eq!(
+        body["error"]["param"], "tools[0].vector_store_ids",
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("vs_nope"),
+        "{body}"
+    );
 
     let mut web = ask("q", &c.store);
     web["tools"] = json!([{"type": "web_search_preview"}]);
     let (status, body) = post_json(base, "/v1/responses", web).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["param"], "tools[0].type", "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("web_search_preview"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("web_search_preview")
+    );
 
     let mut embedder = ask("q", &c.store);
     embedder["model"] = json!("multilingual-e5-small");

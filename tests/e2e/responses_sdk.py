@@ -30,11 +30,17 @@ for name, text in DOCS.items():
 TOOLS = [{"type": "file_search", "vector_store_ids": [store.id], "max_num_results": 3}]
 
 
-def check_cited(response, first_filename=None):
-    assert response.status == "completed", response
+def check_cited(response, first_filename=None, with_results=True):
+    # A small model may be cut by max_output_tokens.
+    assert response.status in ("completed", "incomplete"), response
+    if response.status == "incomplete":
+        assert response.incomplete_details.reason == "max_output_tokens", response
     call, message = response.output
     assert call.type == "file_search_call" and call.status == "completed", call
-    assert call.results, call
+    if not with_results:
+        assert call.results is None, call
+        call.results = []
+    assert call.results or not with_results, call
     if first_filename:
         assert call.results[0].filename == first_filename, call.results
     assert all(r.file_id in file_ids for r in call.results), call.results
@@ -58,7 +64,7 @@ r = client.responses.create(
     instructions="Answer in one short sentence.",
     tools=TOOLS,
     include=["file_search_call.results"],
-    max_output_tokens=40,
+    max_output_tokens=64,
     temperature=0,
 )
 assert r.id.startswith("resp_") and r.object == "response", r
@@ -75,7 +81,7 @@ with client.responses.create(
     tools=TOOLS,
     include=["file_search_call.results"],
     previous_response_id=r.id,
-    max_output_tokens=40,
+    max_output_tokens=64,
     temperature=0,
     stream=True,
 ) as stream:
@@ -84,7 +90,7 @@ with client.responses.create(
 assert [e.sequence_number for e in events] == list(range(len(events)))
 types = [e.type for e in events]
 assert types[:2] == ["response.created", "response.in_progress"], types
-assert types[-1] == "response.completed", types
+assert types[-1] in ("response.completed", "response.incomplete"), types
 assert "response.file_search_call.searching" in types
 assert "response.output_text.annotation.added" in types
 deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
@@ -95,11 +101,14 @@ assert deltas == streamed.output_text, (deltas, streamed.output_text)
 
 # The streaming helper of the SDK parses the same events.
 with client.responses.stream(
-    model=MODEL, input="Ai báo lỗi đăng nhập?", tools=TOOLS, max_output_tokens=30, temperature=0
+    model=MODEL, input="Ai báo lỗi đăng nhập?", tools=TOOLS, max_output_tokens=48, temperature=0
 ) as helper:
-    final = helper.get_final_response()
-check_cited(final)
-assert final.output[0].results is None
+    last = None
+    for event in helper:
+        last = event
+    # get_final_response needs response.completed; a cut answer ends with response.incomplete.
+    final = helper.get_final_response() if last.type == "response.completed" else last.response
+check_cited(final, with_results=False)
 
 # Stored responses: retrieve and delete.
 got = client.responses.retrieve(r.id)

@@ -15,6 +15,7 @@ use nfai_inference::FinishReason;
 use nfai_models::chat_template::ChatMessage;
 use serde_json::Value;
 
+use super::finish::Finisher;
 use super::object::{Draft, new_id};
 use super::wire::{CreateBody, Valid};
 use super::{search, stream};
@@ -22,9 +23,9 @@ use crate::api::json::{JsonBody, OpenAiJson};
 use crate::auth::Caller;
 use crate::catalog::ModelKind;
 use crate::error::ApiError;
-use crate::responses::cite::{self, Annotation, Citation};
+use crate::responses::cite;
 use crate::responses::prompt::{self, Budget, Source};
-use crate::responses::store::{StoredResponse, Turn};
+use crate::responses::store::Turn;
 use crate::state::AppState;
 use crate::time::unix_now;
 use crate::validate::{ChatRequest, FieldError, FieldErrorKind, GenerationOptions};
@@ -33,56 +34,6 @@ use crate::validate::{ChatRequest, FieldError, FieldErrorKind, GenerationOptions
 const DEFAULT_CONTEXT: usize = 8192;
 /// Tokens kept free for the answer when `max_output_tokens` is not set.
 const DEFAULT_OUTPUT_RESERVE: usize = 512;
-
-/// What the answer needs once generated: its citations' sources and where it is stored.
-pub struct Finisher {
-    state: AppState,
-    owner: Option<String>,
-    store: bool,
-    /// The conversation so far (without system messages), for the stored record.
-    turns: Vec<Turn>,
-    /// The sources in the prompt, in their numbering.
-    numbered: Vec<Source>,
-}
-
-impl Finisher {
-    /// How many sources the prompt numbers.
-    pub fn sources(&self) -> usize {
-        self.numbered.len()
-    }
-
-    /// The annotations of a final text of `chars` characters with `citations`.
-    pub fn annotations(&self, citations: &[Citation], chars: usize) -> Vec<Annotation> {
-        let refs: Vec<&Source> = self.numbered.iter().collect();
-        cite::annotations(citations, &refs, chars)
-    }
-
-    /// Stores `response` (with `store`) with the conversation ended by `answer`; a failure is
-    /// logged, never answered: the client has its response.
-    pub async fn save(&self, response: &Value, answer: &str) {
-        if !self.store {
-            return;
-        }
-        let Some(store) = self.state.responses() else {
-            return;
-        };
-        let mut conversation = self.turns.clone();
-        conversation.push(Turn {
-            role: "assistant".into(),
-            content: answer.to_owned(),
-        });
-        let record = StoredResponse {
-            id: response["id"].as_str().unwrap_or_default().to_owned(),
-            owner: self.owner.clone(),
-            stored_at_ms: 0,
-            response: response.clone(),
-            conversation,
-        };
-        if let Err(e) = store.put(record).await {
-            tracing::error!(error = %e, "cannot store a response");
-        }
-    }
-}
 
 /// The conversation of `id`, when this caller may see it.
 async fn previous(state: &AppState, caller: &Caller, id: &str) -> Result<Vec<Turn>, ApiError> {

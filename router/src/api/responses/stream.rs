@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::create::Finisher;
+use super::finish::Finisher;
 use super::object::{self, Draft};
 use crate::backend::EventStream;
 use crate::backend::error::BackendError;
