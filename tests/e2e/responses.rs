@@ -428,3 +428,35 @@ async fn bad_requests_name_their_field() {
     .await;
     assert_eq!(status, 404, "{body}");
 }
+
+#[tokio::test]
+async fn another_keys_response_is_not_found() {
+    use super::auth_support::{ADMIN, args, create_key, get, post};
+    let dir = tempfile::tempdir().unwrap();
+    let s = crate::common::start_with(args(dir.path(), &[CHAT]));
+    let secret = |key: Value| key["secret"].as_str().unwrap().to_owned();
+    let a = secret(create_key(&s, json!({"name": "a"})).await);
+    let b = secret(create_key(&s, json!({"name": "b"})).await);
+    let body = json!({"model": CHAT, "input": "Hi", "max_output_tokens": 4, "temperature": 0});
+    let res = post(&s, "/v1/responses", &a, body).await;
+    assert_eq!(res.status(), 200);
+    let created: Value = res.json().await.unwrap();
+    assert_eq!(created["output"][0]["type"], "message", "{created}");
+    let path = format!("/v1/responses/{}", created["id"].as_str().unwrap());
+    assert_eq!(get(&s, &path, Some(&b)).await.status(), 404);
+    assert_eq!(get(&s, &path, Some(&a)).await.status(), 200);
+    assert_eq!(get(&s, &path, Some(ADMIN)).await.status(), 200);
+    let mut next = json!({"model": CHAT, "input": "And?", "max_output_tokens": 4});
+    next["previous_response_id"] = created["id"].clone();
+    let res = post(&s, "/v1/responses", &b, next).await;
+    assert_eq!(res.status(), 400, "another key cannot continue it");
+    let del = |token: String| {
+        client()
+            .delete(format!("{}{path}", s.base))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(del(b).await.unwrap().status(), 404);
+    assert_eq!(del(a.clone()).await.unwrap().status(), 200);
+    assert_eq!(get(&s, &path, Some(&a)).await.status(), 404);
+}

@@ -209,7 +209,9 @@ mod tests {
         assert_eq!(a.used, vec![0, 1]);
         assert!(!a.truncated);
         assert!(!a.system.contains("[3]"));
-        assert!(words(&a.system) + 50 + 2 * PER_MESSAGE_TOKENS + 1 <= budget.context_tokens);
+        assert!(
+            words(&a.system) + 50 + 2 * PER_MESSAGE_TOKENS + words("q") <= budget.context_tokens
+        );
     }
 
     #[test]
@@ -250,7 +252,7 @@ mod tests {
     #[test]
     fn a_conversation_that_fills_the_context_leaves_no_sources() {
         let sources = [src("a", "alpha")];
-        let user = [ChatMessage::new("user", &"w ".repeat(500))];
+        let user = [ChatMessage::new("user", "w ".repeat(500))];
         let budget = Budget {
             context_tokens: 400,
             output_tokens: 10,
