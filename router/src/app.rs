@@ -90,7 +90,23 @@ impl Application {
                     s.pools.clone(),
                 )));
         }
-        let state = state.with_retrieval(retrieval)?.with_sources(sources)?;
+        let responses = crate::responses::store::ResponseStore::open(
+            &config.reserved.data_dir.join("responses"),
+            crate::responses::store::Retention {
+                max_stored: config.reserved.responses_max_stored,
+                retention_secs: config.reserved.responses_retention_secs,
+            },
+        )
+        .with_context(|| {
+            format!(
+                "opening the stored responses in {}",
+                config.reserved.data_dir.display()
+            )
+        })?;
+        let state = state
+            .with_retrieval(retrieval)?
+            .with_sources(sources)?
+            .with_responses(responses)?;
         let addr = SocketAddr::new(config.host, config.port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::backend::error::BackendError;
 use crate::context::ContextError;
+use crate::responses::store::StoreError;
 use crate::validate::{FieldError, FieldErrorKind};
 
 /// An error answered to the client.
@@ -398,6 +399,18 @@ impl From<BlobError> for ApiError {
             .with_code("file_too_large"),
             BlobError::Io(m) => {
                 Self::unavailable(format!("Cannot store the file: {m}")).with_code("storage_error")
+            }
+        }
+    }
+}
+
+/// A fault of the stored responses' files: 503, the cause in the logs' message.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Io(_) | StoreError::Corrupt(_) | StoreError::Task(_) => {
+                Self::unavailable(format!("Cannot reach the stored responses: {e}"))
+                    .with_code("storage_error")
             }
         }
     }

@@ -29,6 +29,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod registry;
+pub mod responses;
 pub mod retrieval;
 pub mod server_file;
 pub mod state;

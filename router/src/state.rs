@@ -43,6 +43,8 @@ struct Inner {
     retrieval: Option<nfai_retrieval::service::RetrievalService>,
     /// `[[retrieval.sources]]` and their database pools; `None` without sources.
     sources: Option<crate::retrieval::sources::Sources>,
+    /// Stored responses (`/v1/responses`); `None` until installed.
+    responses: Option<crate::responses::store::ResponseStore>,
 }
 
 /// Where a model name's requests go.
@@ -73,6 +75,7 @@ impl AppState {
             private_metrics: false,
             retrieval: None,
             sources: None,
+            responses: None,
         }))
     }
 
@@ -168,6 +171,23 @@ impl AppState {
     /// The files and vector stores service, when installed.
     pub fn retrieval(&self) -> Option<&nfai_retrieval::service::RetrievalService> {
         self.0.retrieval.as_ref()
+    }
+
+    /// Installs the stored responses (before the state is shared).
+    pub fn with_responses(
+        mut self,
+        responses: crate::responses::store::ResponseStore,
+    ) -> anyhow::Result<Self> {
+        let inner = Arc::get_mut(&mut self.0).ok_or_else(|| {
+            anyhow::anyhow!("the response store must be set before the state is shared")
+        })?;
+        inner.responses = Some(responses);
+        Ok(self)
+    }
+
+    /// The stored responses, when installed.
+    pub fn responses(&self) -> Option<&crate::responses::store::ResponseStore> {
+        self.0.responses.as_ref()
     }
 
     /// The backend of the models in this process.

@@ -26,6 +26,8 @@ mod openai_sdk;
 mod openapi;
 mod overload;
 mod prefix_cache;
+mod responses;
+mod responses_sdk;
 mod sources;
 mod structured;
 mod structured_sdk;

@@ -9,7 +9,8 @@ use super::vector_stores_support::{OwnedServer, config, data_dir};
 
 const OPENAI_VERSION: &str = "3.54.0";
 
-fn python() -> PathBuf {
+/// The shared test venv's Python with the pinned `openai` package.
+pub fn python() -> PathBuf {
     crate::common::python_with(".venv-test", "openai", OPENAI_VERSION, "NFAI_TEST_PYTHON")
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP layer: one module per protocol, each with its own wire types, handlers and routes
-//! ([`openai`], [`ollama`], [`admin`]; OpenAI's [`files`] and [`vector_stores`]), plus health,
+//! ([`openai`], [`ollama`], [`admin`]; OpenAI's [`files`], [`vector_stores`] and
+//! [`responses`]), plus health,
 //! readiness and metrics. Handlers convert
 //! wire requests once into `crate::validate`'s types (carrying the deadline from
 //! `crate::context`), call a `Backend`, and answer errors through `crate::error`.
@@ -16,6 +17,7 @@ pub mod metrics_layer;
 pub mod ollama;
 pub mod openai;
 pub mod openapi;
+pub mod responses;
 pub mod vector_stores;
 
 use axum::Router;
@@ -35,6 +37,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             state.retrieval().map_or(0, |r| r.options().max_file_bytes),
         ))
         .merge(vector_stores::routes())
+        .merge(responses::routes())
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics::handler))

@@ -212,6 +212,12 @@ pub struct ServeArgs {
     /// File holding Qdrant's API key (reserved).
     #[arg(long, env = "NFAI_QDRANT_API_KEY_FILE")]
     pub qdrant_api_key_file: Option<PathBuf>,
+    /// Stored responses kept (`/v1/responses`); past it the oldest are removed [default: 10000].
+    #[arg(long, env = "NFAI_RESPONSES_MAX_STORED")]
+    pub responses_max_stored: Option<usize>,
+    /// Stored responses older than this many seconds are removed [default: no age limit].
+    #[arg(long, env = "NFAI_RESPONSES_RETENTION_SECS")]
+    pub responses_retention_secs: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -38,6 +38,8 @@ pub const ALLOW_UNAUTHENTICATED: bool = false;
 pub const REDIS_KEY_PREFIX: &str = "nfai:";
 /// `logging.format` when stdout is a terminal; otherwise JSON lines are the default.
 pub const LOG_FORMAT: &str = "text";
+/// `responses.max_stored`: stored responses kept before the oldest are removed.
+pub const RESPONSES_MAX_STORED: usize = 10_000;
 /// `files.max_bytes`: 512 MiB, OpenAI's limit per file.
 pub const FILES_MAX_BYTES: u64 = 512 * 1024 * 1024;
 

@@ -1,6 +1,6 @@
 //! The TOML file. Every key is optional and unknown keys are errors; sections reserved for what
 //! comes next (`[data]`, `[database]`, `[redis]`, `[auth]`, `[logging]`, `[retrieval]`,
-//! `[files]`) are parsed and validated now, in `super::reserved`.
+//! `[files]`, `[responses]`) are parsed and validated now, in `super::reserved`.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::reserved::{
-    AuthFile, DataFile, DatabaseFile, FilesFile, LoggingFile, RedisFile, RetrievalFile,
+    AuthFile, DataFile, DatabaseFile, FilesFile, LoggingFile, RedisFile, ResponsesFile,
+    RetrievalFile,
 };
 use super::routing::{RouteFile, RoutingFile, UpstreamFile};
 use crate::catalog::ModelEntry;
@@ -53,6 +54,8 @@ pub struct FileConfig {
     pub retrieval: RetrievalFile,
     #[serde(default)]
     pub files: FilesFile,
+    #[serde(default)]
+    pub responses: ResponsesFile,
 }
 
 /// `[admin]`: the admin API.

@@ -217,6 +217,7 @@ impl Config {
                 logging: file.logging,
                 retrieval: file.retrieval,
                 files: file.files,
+                responses: file.responses,
             },
             &mut warnings,
         )?;
@@ -322,6 +323,10 @@ mod tests {
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         assert!(c.reserved.data_dir.ends_with("nfai"));
         assert_eq!(c.reserved.files_max_bytes, defaults::FILES_MAX_BYTES);
+        assert_eq!(
+            c.reserved.responses_max_stored,
+            defaults::RESPONSES_MAX_STORED
+        );
     }
 
     #[test]
@@ -358,7 +363,8 @@ mod tests {
              [retrieval]\nqdrant_url = \"http://qdrant:6334\"\n\
              [[retrieval.sources]]\nname = \"tickets\"\nvector_store = \"crm\"\n\
              sql = \"SELECT id, subject, updated_at FROM tickets\"\ntext_columns = [\"subject\"]\n\
-             [files]\nmax_bytes = 1048576\n",
+             [files]\nmax_bytes = 1048576\n\
+             [responses]\nmax_stored = 50\nretention_secs = 3600\n",
             url_file.display()
         ));
         let c = Config::from_serve_args(&args).unwrap();
@@ -370,6 +376,10 @@ mod tests {
         );
         assert_eq!(r.log_format, reserved::LogFormat::Json);
         assert_eq!((r.files_max_bytes, r.retrieval_sources), (1_048_576, 1));
+        assert_eq!(
+            (r.responses_max_stored, r.responses_retention_secs),
+            (50, Some(3600))
+        );
         assert!(
             !format!("{c:?}").contains("crm@db"),
             "secrets stay out of Debug"
@@ -389,6 +399,9 @@ mod tests {
         for bad in [
             "[logging]\nformat = \"xml\"\n",
             "[files]\nmax_bytes = 0\n",
+            "[responses]\nmax_stored = 0\n",
+            "[responses]\nretention_secs = 0\n",
+            "[responses]\nkeep = 1\n",
             "[redis]\nurl = \"http://cache\"\n",
             "[database]\nurl_file = \"/nonexistent/url\"\n",
             "[retrieval]\nqdrant = \"x\"\n",

@@ -1,5 +1,6 @@
 //! Sections reserved for what comes next, so that every part agrees on their names now:
-//! `[data]`, `[database]`, `[redis]`, `[auth]`, `[logging]`, `[retrieval]` and `[files]`.
+//! `[data]`, `[database]`, `[redis]`, `[auth]`, `[logging]`, `[retrieval]`, `[files]` and
+//! `[responses]`.
 //!
 //! Each is parsed, layered (flag or `NFAI_*` variable, then the file, then the default) and
 //! validated at start like every other setting. Values that nothing in this version uses are
@@ -152,6 +153,18 @@ pub struct FilesFile {
     pub max_bytes: Option<u64>,
 }
 
+/// `[responses]`: stored responses (`/v1/responses` with `store`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponsesFile {
+    /// Responses kept; past it the oldest are removed [default: 10000];
+    /// `NFAI_RESPONSES_MAX_STORED`.
+    pub max_stored: Option<usize>,
+    /// Responses older than this are removed [default: kept until `max_stored` is reached];
+    /// `NFAI_RESPONSES_RETENTION_SECS`.
+    pub retention_secs: Option<u64>,
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -181,6 +194,10 @@ pub struct ReservedConfig {
     /// `[[retrieval.sources]]`, validated.
     pub sources: Vec<SourceConfig>,
     pub files_max_bytes: u64,
+    /// `[responses] max_stored`: at least 1.
+    pub responses_max_stored: usize,
+    /// `[responses] retention_secs`: at least 1 when set.
+    pub responses_retention_secs: Option<u64>,
 }
 
 /// The files of the reserved sections, as read from the TOML file.
@@ -193,6 +210,7 @@ pub struct ReservedFiles {
     pub logging: LoggingFile,
     pub retrieval: RetrievalFile,
     pub files: FilesFile,
+    pub responses: ResponsesFile,
 }
 
 fn url_with_scheme(url: &str, schemes: &[&str], what: &str) -> anyhow::Result<()> {
@@ -311,6 +329,19 @@ impl ReservedConfig {
         let qdrant_api_key = secret_or_file(None, key_file.as_deref(), "Qdrant API key")?;
         let files_max_bytes = f.files.max_bytes.unwrap_or(defaults::FILES_MAX_BYTES);
         ensure!(files_max_bytes >= 1, "files.max_bytes must be at least 1");
+        let responses_max_stored = args
+            .responses_max_stored
+            .or(f.responses.max_stored)
+            .unwrap_or(defaults::RESPONSES_MAX_STORED);
+        ensure!(
+            responses_max_stored >= 1,
+            "responses.max_stored must be at least 1"
+        );
+        let responses_retention_secs = args.responses_retention_secs.or(f.responses.retention_secs);
+        ensure!(
+            responses_retention_secs.is_none_or(|s| s >= 1),
+            "responses.retention_secs must be at least 1"
+        );
         let data_dir = args
             .data_dir
             .clone()
@@ -337,6 +368,8 @@ impl ReservedConfig {
             database_pool,
             sources: f.retrieval.sources,
             files_max_bytes,
+            responses_max_stored,
+            responses_retention_secs,
         };
         c.unused(warnings);
         Ok(c)
