@@ -10,7 +10,7 @@ use std::time::Duration;
 use nfai_router::Config;
 use serde_json::{Value, json};
 
-use super::vector_stores_support::{OwnedServer, data_dir, get_json, search};
+use super::vector_stores_support::{OwnedServer, data_dir, get_json, post_json, search};
 use crate::common::{client, config_args};
 
 const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
@@ -75,7 +75,10 @@ fn toml(dir: &Path, db: &ScratchDb) -> String {
          [[retrieval.sources]]\nname = \"slow\"\nvector_store = \"slow-store\"\n\
          sql = \"SELECT c.id, c.name, c.city, c.updated_at FROM customers c, pg_sleep(1) WHERE c.id <= 2\"\n\
          text_columns = [\"name\", \"city\"]\n",
-        super::vector_stores_support::config(dir, 1 << 20, true),
+        super::vector_stores_support::config(dir, 1 << 20, true).replace(
+            "serve = [\"multilingual-e5-small\"]",
+            "serve = [\"multilingual-e5-small\", \"smollm2-135m-instruct\"]"
+        ),
         token.display(),
         db.url()
     )
@@ -120,6 +123,23 @@ async fn sync(base: &str, store: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the sync of {store} did not end");
+}
+
+/// Waits until the store's sources are idle and its files embedded.
+async fn sync_settled(base: &str, store: &str) {
+    for _ in 0..600 {
+        let (_, page) = admin(
+            reqwest::Method::GET,
+            base,
+            &format!("/admin/vector_stores/{store}/sync"),
+        )
+        .await;
+        if page["data"][0]["state"] == "idle" && page["file_counts"]["in_progress"] == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the sync of {store} did not settle");
 }
 
 async fn store_id(base: &str, name: &str) -> String {
@@ -210,8 +230,38 @@ fn sources_sync_on_request_read_fresh_rows_and_index_from_the_cli() {
             files_of(&stale).contains(&"tickets:4".to_owned()),
             "{stale}"
         );
-        // One fresh search (a stale hit asks its source to sync, which would change what a
-        // second search finds): the deleted row is left out, the changed one quoted as it is.
+        // file_search with fresh: true quotes the row as it is now, and leaves the deleted
+        // one out; a `fresh` that is not a boolean is refused by name.
+        let ask = |fresh: Value| {
+            json!({
+                "model": "smollm2-135m-instruct", "input": old5, "max_output_tokens": 8,
+                "include": ["file_search_call.results"],
+                "tools": [{"type": "file_search", "vector_store_ids": [crm],
+                           "max_num_results": 4, "fresh": fresh}],
+            })
+        };
+        let (status, body) = post_json(&base, "/v1/responses", ask(json!("yes"))).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["param"], "tools[0].fresh", "{body}");
+        let (status, answer) = post_json(&base, "/v1/responses", ask(json!(true))).await;
+        assert_eq!(status, 200, "{answer}");
+        let results = answer["output"][0]["results"].as_array().unwrap();
+        let five = results
+            .iter()
+            .find(|r| r["file_id"] == "tickets:5")
+            .unwrap();
+        assert!(
+            five["text"].as_str().unwrap().contains("Yêu cầu hoàn tiền"),
+            "{answer}"
+        );
+        assert!(
+            !results.iter().any(|r| r["file_id"] == "tickets:4"),
+            "{answer}"
+        );
+        // The stale hits asked the source to sync: let it end before searching again.
+        sync_settled(&base, "crm").await;
+
+        // A fresh search: the deleted row is left out, the changed one quoted as it is.
         let (status, fresh) = search(
             &base,
             &crm,

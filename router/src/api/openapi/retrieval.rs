@@ -6,7 +6,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa::openapi::{ComponentsBuilder, HttpMethod};
 
-use super::{Op, add, binary, op, reference};
+use super::build::{Op, add, binary, op, reference};
 use crate::api::vector_stores::wire as vs;
 
 /// `{"object": "file", …}`.

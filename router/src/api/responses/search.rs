@@ -1,5 +1,6 @@
 //! The `file_search` tool: the query searched in every listed vector store through the
-//! retrieval service, the hits merged best first. Errors name the tool's fields (an unknown
+//! retrieval service, the hits merged best first (and, with `fresh: true`, source rows re-read
+//! from the database). Errors name the tool's fields (an unknown
 //! store is a 404 on `tools[i].vector_store_ids` naming the store).
 
 use nfai_retrieval::SearchHit;
@@ -55,6 +56,9 @@ pub async fn run(
     let mut seen = std::collections::HashSet::new();
     hits.retain(|h| seen.insert((h.payload.file_id.clone(), h.payload.chunk_index)));
     hits.truncate(fs.max_num_results);
+    if fs.fresh {
+        hits = crate::retrieval::fresh::refresh(state.sources(), &hits).await?;
+    }
     Ok(Searched {
         item_id: new_id("fs"),
         queries: vec![query.to_owned()],

@@ -64,6 +64,9 @@ pub struct FileSearch {
     pub filters: Option<Value>,
     pub max_num_results: usize,
     pub score_threshold: Option<f32>,
+    /// nfai's extension: hits of source rows re-read from the database before the answer
+    /// (see `crate::retrieval::fresh`).
+    pub fresh: bool,
 }
 
 /// A checked request.
@@ -277,7 +280,12 @@ fn file_search_tool(i: usize, tool: &Value) -> Result<FileSearch, ApiError> {
     for key in obj.keys() {
         if !matches!(
             key.as_str(),
-            "type" | "vector_store_ids" | "filters" | "max_num_results" | "ranking_options"
+            "type"
+                | "vector_store_ids"
+                | "filters"
+                | "max_num_results"
+                | "ranking_options"
+                | "fresh"
         ) {
             return Err(ApiError::invalid(
                 field(key),
@@ -332,12 +340,23 @@ fn file_search_tool(i: usize, tool: &Value) -> Result<FileSearch, ApiError> {
                 })? as f32,
         ),
     };
+    let fresh = match obj.get("fresh") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(v) => {
+            return Err(ApiError::invalid(
+                field("fresh"),
+                format!("'fresh' must be a boolean, got {v}."),
+            ));
+        }
+    };
     Ok(FileSearch {
         tool_index: i,
         vector_store_ids: ids,
         filters: obj.get("filters").filter(|v| !v.is_null()).cloned(),
         max_num_results: max as usize,
         score_threshold,
+        fresh,
     })
 }
 
