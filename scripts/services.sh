@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What the tests need from the machine: PostgreSQL on 127.0.0.1:5432 (trust auth) and Redis on
-# 127.0.0.1:6379 running (started when down), and Debian's pgbouncer installed (the pool's
-# tests start their own PgBouncer in transaction mode in front of PostgreSQL).
+# 127.0.0.1:6379 running (started when down), and Debian's packages the tests call installed
+# once, before any test runs (so that no two tests install at the same time): pgbouncer (the
+# pool's tests start their own PgBouncer in transaction mode), prometheus (promtool checks the
+# metrics), chromium and chromium-driver (the console's browser test).
 set -euo pipefail
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
@@ -18,11 +20,19 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping
 
-if ! command -v pgbouncer >/dev/null; then
-  echo "services: installing pgbouncer (apt)" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends pgbouncer >/dev/null \
-    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends pgbouncer >/dev/null; }
-  # The package's own instance is not used: the tests start theirs on free ports.
-  service pgbouncer stop >/dev/null 2>&1 || true
-fi
+apt_need() { # apt_need <command> <package>...
+  command -v "$1" >/dev/null && return 0
+  shift
+  echo "services: installing $* (apt)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null \
+    || { apt-get update -q >/dev/null \
+         && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null; }
+}
+apt_need pgbouncer pgbouncer
+# The package's own instance is not used: the tests start theirs on free ports.
+service pgbouncer stop >/dev/null 2>&1 || true
+apt_need promtool prometheus
+apt_need chromedriver chromium chromium-driver
 pgbouncer --version | head -1
+promtool --version 2>&1 | head -1
+chromium --version 2>/dev/null
