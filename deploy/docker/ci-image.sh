@@ -35,6 +35,8 @@ if ! b inspect --type image "$base" >/dev/null 2>&1; then
   rootfs="$(mktemp -d)"
   echo "ci-image: making the Debian 12 base with debootstrap" >&2
   debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >/dev/null
+  # mktemp made the root 0700: the image's / must be searchable by its non-root user.
+  chmod 0755 "$rootfs"
   tar -C "$rootfs" -c . | podman --storage-driver vfs import - "$base" >/dev/null
   rm -rf "$rootfs"
 fi
