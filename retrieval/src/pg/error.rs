@@ -15,7 +15,8 @@ pub enum PgError {
     /// The server refused a statement (a missing column, a bad type); `code` is its SQLSTATE.
     #[error("database error {code}: {message}")]
     Query { code: String, message: String },
-    /// A setting that cannot work.
+    /// A setting that cannot work: a bad value, or a server that refuses the login or has no
+    /// such database (retrying will not help).
     #[error("database config: {0}")]
     Config(String),
 }

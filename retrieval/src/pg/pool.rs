@@ -145,6 +145,11 @@ fn checkout_error(e: PoolError) -> PgError {
         }
         PoolError::Timeout(TimeoutType::Wait) => PgError::Unavailable("pool wait timed out".into()),
         PoolError::Backend(e) => match PgError::from_pg(&e) {
+            // A wrong password or user (class 28) or a database that does not exist (3D000)
+            // will not mend by waiting: a setting to fix, not an outage.
+            PgError::Query { code, message } if code.starts_with("28") || code == "3D000" => {
+                PgError::Config(format!("connecting: {message} ({code})"))
+            }
             PgError::Query { code, message } => {
                 PgError::Unavailable(format!("connecting: {message} ({code})"))
             }

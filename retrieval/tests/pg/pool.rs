@@ -132,3 +132,16 @@ async fn describe_names_the_columns_of_a_query() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_database_that_does_not_exist_is_a_setting_to_fix_not_an_outage() {
+    let pool = pool(
+        &format!("{}/nfai_no_such_database", crate::support::SERVER),
+        StatementMode::Prepared,
+        1,
+    );
+    let err = pool.query("SELECT 1", &[]).await.unwrap_err();
+    assert!(matches!(err, PgError::Config(_)), "{err}");
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("nfai_no_such_database"), "{err}");
+}
