@@ -2,7 +2,7 @@
 //! completions, embeddings and errors. The venv is `.venv-test` at the repository root
 //! (`NFAI_TEST_PYTHON` overrides the interpreter); it is created here when missing.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::common::server;
 
@@ -16,21 +16,5 @@ fn python() -> PathBuf {
 async fn the_official_openai_sdk_works() {
     let base = format!("{}/v1", server().base);
     let py = tokio::task::spawn_blocking(python).await.unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("e2e")
-        .join("openai_sdk.py");
-    let out = tokio::process::Command::new(py)
-        .arg(script)
-        .arg(&base)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "openai SDK script failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("OK"));
+    crate::common::run_python_script(py, "openai_sdk.py", &base).await;
 }

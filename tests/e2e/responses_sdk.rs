@@ -3,8 +3,6 @@
 //! `responses.stream` helper, `previous_response_id`, `responses.retrieve` and `.delete`, and
 //! refusals (`responses_sdk.py`).
 
-use std::path::Path;
-
 use super::vector_stores_support::{OwnedServer, data_dir};
 
 #[tokio::test]
@@ -21,22 +19,6 @@ async fn the_openai_sdk_answers_with_file_search() {
     let py = tokio::task::spawn_blocking(super::vector_stores_sdk::python)
         .await
         .unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("e2e")
-        .join("responses_sdk.py");
-    let out = tokio::process::Command::new(py)
-        .arg(script)
-        .arg(&base)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "responses SDK script failed:\n{stdout}\n{stderr}"
-    );
-    println!("{stdout}");
-    assert!(stdout.contains("OK"));
+    crate::common::run_python_script(py, "responses_sdk.py", &base).await;
     server.stop();
 }

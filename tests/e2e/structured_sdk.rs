@@ -3,8 +3,6 @@
 //! langchain-openai (`bind_tools`, `with_structured_output`). Both go into `.venv-test`
 //! (`NFAI_TEST_PYTHON` overrides the interpreter).
 
-use std::path::Path;
-
 use crate::common::server;
 
 const OPENAI_VERSION: &str = "3.54.0";
@@ -24,21 +22,5 @@ async fn openai_sdk_and_langchain_call_tools_and_get_structured_output() {
     })
     .await
     .unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("e2e")
-        .join("structured_sdk.py");
-    let out = tokio::process::Command::new(py)
-        .arg(script)
-        .arg(&base)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "structured SDK script failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("OK"));
+    crate::common::run_python_script(py, "structured_sdk.py", &base).await;
 }

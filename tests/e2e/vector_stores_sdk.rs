@@ -3,7 +3,7 @@
 //! `file_batches.create_and_poll`, `search` with filters (Vietnamese and English), updates,
 //! deletes and 404s (`vector_stores_sdk.py`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::vector_stores_support::{OwnedServer, config, data_dir};
 
@@ -20,21 +20,6 @@ async fn the_openai_sdk_drives_files_and_vector_stores() {
     let server = OwnedServer::start("vs-sdk", &config(&dir, 1024 * 1024, true));
     let base = format!("{}/v1", server.base);
     let py = tokio::task::spawn_blocking(python).await.unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("e2e")
-        .join("vector_stores_sdk.py");
-    let out = tokio::process::Command::new(py)
-        .arg(script)
-        .arg(&base)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "vector stores SDK script failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("OK"));
+    crate::common::run_python_script(py, "vector_stores_sdk.py", &base).await;
     server.stop();
 }

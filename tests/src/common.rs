@@ -218,3 +218,26 @@ pub fn greedy_chat(content: &str, max_tokens: u32) -> Value {
         "temperature": 0
     })
 }
+
+/// Runs `tests/e2e/<script>` with `python` and the base URL `base`; it must exit 0 and print
+/// `OK` (its output is printed, and shown on failure). Returns its stdout.
+pub async fn run_python_script(python: std::path::PathBuf, script: &str, base: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("e2e")
+        .join(script);
+    let out = tokio::process::Command::new(python)
+        .arg(path)
+        .arg(base)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("OK"),
+        "{script} did not print OK:\n{stdout}"
+    );
+    stdout
+}
