@@ -93,13 +93,17 @@ pub struct ChunkPayload {
 }
 
 impl ChunkPayload {
-    /// The payload as the JSON object both backends store.
-    pub fn to_json(&self) -> Value {
-        let attributes: Map<String, Value> = self
-            .attributes
+    /// The attributes as a JSON object, as stored and as the API shows them.
+    pub fn attributes_json(&self) -> Map<String, Value> {
+        self.attributes
             .iter()
             .map(|(k, v)| (k.clone(), v.to_json()))
-            .collect();
+            .collect()
+    }
+
+    /// The payload as the JSON object both backends store.
+    pub fn to_json(&self) -> Value {
+        let attributes = self.attributes_json();
         let mut map = Map::new();
         map.insert(FILE_ID_KEY.into(), Value::String(self.file_id.clone()));
         map.insert("filename".into(), Value::String(self.filename.clone()));

@@ -68,12 +68,7 @@ pub fn output_text(text: &str, annotations: &[Annotation]) -> Value {
 }
 
 fn result(h: &SearchHit) -> Value {
-    let attributes: Map<String, Value> = h
-        .payload
-        .attributes
-        .iter()
-        .map(|(k, v)| (k.clone(), v.to_json()))
-        .collect();
+    let attributes = h.payload.attributes_json();
     json!({
         "file_id": h.payload.file_id,
         "filename": h.payload.filename,

@@ -147,12 +147,7 @@ pub fn search_page(queries: Vec<String>, hits: &[SearchHit]) -> Value {
     let data: Vec<Value> = hits
         .iter()
         .map(|h| {
-            let attributes: Map<String, Value> = h
-                .payload
-                .attributes
-                .iter()
-                .map(|(k, v)| (k.clone(), v.to_json()))
-                .collect();
+            let attributes = h.payload.attributes_json();
             json!({
                 "file_id": h.payload.file_id,
                 "filename": h.payload.filename,
