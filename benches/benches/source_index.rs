@@ -6,7 +6,8 @@
 //!
 //! The data: `nfai-crm-demo` with `SOURCE_INDEX_ROWS` rows in all (default 10,000; contacts
 //! are not indexed), seed 42, in a scratch database of the local server, dropped at the end.
-//! Threads: the compute pool of `NFAI_THREADS` (default every core).
+//! Threads: the compute pool of `NFAI_THREADS` (default every core). Files ingested at once:
+//! `SOURCE_INDEX_CONCURRENCY` (default `[retrieval] ingest_concurrency`'s).
 //!
 //! `cargo bench -p nfai-benches --bench source_index` (after `nfai models fetch`)
 
@@ -72,12 +73,16 @@ fn main() {
     });
     drop(rt);
 
+    // `[retrieval] ingest_concurrency` from `SOURCE_INDEX_CONCURRENCY`, else the default.
+    let concurrency = std::env::var("SOURCE_INDEX_CONCURRENCY")
+        .map(|n| format!("[retrieval]\ningest_concurrency = {n}\n"))
+        .unwrap_or_default();
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("nfai.toml");
     std::fs::write(
         &config_path,
         format!(
-            "serve = [\"multilingual-e5-small\"]\n[cache]\npreload = []\n{}",
+            "serve = [\"multilingual-e5-small\"]\n[cache]\npreload = []\n{concurrency}{}",
             nfai_crm_demo::NFAI_TOML
         ),
     )
@@ -125,7 +130,11 @@ fn main() {
         text_tokens += e5.tokenizer().encode(&text).len() as u64;
     }
     let embedded = text_tokens + files * (prefix + 2);
-    println!("CPU: {}, {threads} threads", cpu());
+    println!(
+        "CPU: {}, {threads} threads, ingest concurrency {}",
+        cpu(),
+        std::env::var("SOURCE_INDEX_CONCURRENCY").unwrap_or_else(|_| "default".into())
+    );
     println!(
         "{rows} demo rows, {files} indexed rows in {secs:.1} s: {:.0} rows/s, {:.0} text tokens/s, {:.0} embedded tokens/s",
         files as f64 / secs,

@@ -317,7 +317,12 @@ impl RetrievalService {
             usage_bytes += batch.iter().map(|c| c.text.len() as u64).sum::<u64>();
             self.0.caches.bump(store_id);
         }
-        self.0.store.flush(store_id).await?;
+        let ticket = self.0.flushes.written();
+        let vectors = &self.0.store;
+        self.0
+            .flushes
+            .flush(store_id, ticket, || vectors.flush(store_id))
+            .await?;
         self.0.optimizer.schedule(store_id);
         Ok(Outcome::Completed {
             usage_bytes,

@@ -14,6 +14,7 @@ mod cache;
 mod check;
 mod embed;
 mod files;
+mod flush;
 mod ids;
 mod ingest;
 mod page;
@@ -102,6 +103,8 @@ struct Inner {
     active: Mutex<HashSet<ingest::JobKey>>,
     /// Ingestion runs started since the service started.
     runs: AtomicU64,
+    /// Flushes shared by the ingestions that finish together.
+    flushes: flush::FlushGroup,
 }
 
 impl RetrievalService {
@@ -129,6 +132,7 @@ impl RetrievalService {
             jobs,
             active: Mutex::new(HashSet::new()),
             runs: AtomicU64::new(0),
+            flushes: flush::FlushGroup::default(),
         }));
         ingest::spawn_workers(&service, rx);
         service

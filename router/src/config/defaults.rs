@@ -40,6 +40,10 @@ pub const REDIS_KEY_PREFIX: &str = "nfai:";
 pub const LOG_FORMAT: &str = "text";
 /// `responses.max_stored`: stored responses kept before the oldest are removed.
 pub const RESPONSES_MAX_STORED: usize = 10_000;
+/// `retrieval.ingest_concurrency`: files ingested at once. Their embedding requests meet in
+/// the embedding engine's queue and run as one batch, so short files (a source's rows) are
+/// embedded many to a forward pass instead of one each.
+pub const INGEST_CONCURRENCY: usize = 16;
 /// `files.max_bytes`: 512 MiB, OpenAI's limit per file.
 pub const FILES_MAX_BYTES: u64 = 512 * 1024 * 1024;
 

@@ -360,7 +360,7 @@ mod tests {
              [redis]\nurl = \"redis://cache:6379\"\n\
              [auth]\nallow_unauthenticated = true\n\
              [logging]\nformat = \"json\"\nlog_bodies = false\n\
-             [retrieval]\nqdrant_url = \"http://qdrant:6334\"\n\
+             [retrieval]\nqdrant_url = \"http://qdrant:6334\"\ningest_concurrency = 4\n\
              [[retrieval.sources]]\nname = \"tickets\"\nvector_store = \"crm\"\n\
              sql = \"SELECT id, subject, updated_at FROM tickets\"\ntext_columns = [\"subject\"]\n\
              [files]\nmax_bytes = 1048576\n\
@@ -376,6 +376,7 @@ mod tests {
         );
         assert_eq!(r.log_format, reserved::LogFormat::Json);
         assert_eq!((r.files_max_bytes, r.retrieval_sources), (1_048_576, 1));
+        assert_eq!(r.ingest_concurrency, 4);
         assert_eq!(
             (r.responses_max_stored, r.responses_retention_secs),
             (50, Some(3600))
@@ -405,6 +406,8 @@ mod tests {
             "[redis]\nurl = \"http://cache\"\n",
             "[database]\nurl_file = \"/nonexistent/url\"\n",
             "[retrieval]\nqdrant = \"x\"\n",
+            "[retrieval]\ningest_concurrency = 0\n",
+            "[retrieval]\ningest_concurrency = 257\n",
         ] {
             let (_d, args) = args_with(bad);
             assert!(Config::from_serve_args(&args).is_err(), "{bad}");

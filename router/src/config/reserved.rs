@@ -140,6 +140,8 @@ pub struct RetrievalFile {
     pub qdrant_url: Option<String>,
     /// File holding Qdrant's API key; `NFAI_QDRANT_API_KEY_FILE`.
     pub qdrant_api_key_file: Option<PathBuf>,
+    /// Files ingested (extracted, chunked, embedded, stored) at once [default: 16].
+    pub ingest_concurrency: Option<usize>,
     /// `[[retrieval.sources]]`: PostgreSQL queries whose rows are synced into vector stores.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -194,6 +196,8 @@ pub struct ReservedConfig {
     /// `[[retrieval.sources]]`, validated.
     pub sources: Vec<SourceConfig>,
     pub files_max_bytes: u64,
+    /// `[retrieval] ingest_concurrency`: at least 1.
+    pub ingest_concurrency: usize,
     /// `[responses] max_stored`: at least 1.
     pub responses_max_stored: usize,
     /// `[responses] retention_secs`: at least 1 when set.
@@ -329,6 +333,14 @@ impl ReservedConfig {
         let qdrant_api_key = secret_or_file(None, key_file.as_deref(), "Qdrant API key")?;
         let files_max_bytes = f.files.max_bytes.unwrap_or(defaults::FILES_MAX_BYTES);
         ensure!(files_max_bytes >= 1, "files.max_bytes must be at least 1");
+        let ingest_concurrency = f
+            .retrieval
+            .ingest_concurrency
+            .unwrap_or(defaults::INGEST_CONCURRENCY);
+        ensure!(
+            (1..=256).contains(&ingest_concurrency),
+            "retrieval.ingest_concurrency must be between 1 and 256"
+        );
         let responses_max_stored = args
             .responses_max_stored
             .or(f.responses.max_stored)
@@ -368,6 +380,7 @@ impl ReservedConfig {
             database_pool,
             sources: f.retrieval.sources,
             files_max_bytes,
+            ingest_concurrency,
             responses_max_stored,
             responses_retention_secs,
         };

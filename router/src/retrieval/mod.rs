@@ -50,6 +50,7 @@ pub fn start(
     };
     let options = ServiceOptions {
         max_file_bytes: config.files_max_bytes,
+        ingest_concurrency: config.ingest_concurrency,
         ..ServiceOptions::default()
     };
     Ok(RetrievalService::start(
