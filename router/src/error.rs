@@ -151,6 +151,11 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "invalid_request_error", message).with_code("conflict")
     }
 
+    /// 403: the caller may see the object but not change it.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "permission_error", message).with_code("permission_denied")
+    }
+
     /// 401 for the admin API.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "authentication_error", message)

@@ -25,6 +25,7 @@ mod ollama_wire;
 mod openai_sdk;
 mod openapi;
 mod overload;
+mod ownership;
 mod prefix_cache;
 mod responses;
 mod responses_sdk;

@@ -481,6 +481,7 @@ mod tests {
             filename: "a.txt".into(),
             purpose: "assistants".into(),
             content_type: None,
+            owner: Some("key-a".into()),
         })
         .await
         .unwrap();
@@ -494,6 +495,7 @@ mod tests {
             model: "m".into(),
             dimension: 4,
             chunking_strategy: json!({"type": "auto"}),
+            owner: None,
         })
         .await
         .unwrap();

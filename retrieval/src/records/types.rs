@@ -17,6 +17,10 @@ pub struct FileRecord {
     pub purpose: String,
     /// The content type the upload declared, if any.
     pub content_type: Option<String>,
+    /// The API key that uploaded it; `None` for the admin token, the server's own sources and
+    /// a server without keys (see [`crate::service::Access`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// A vector store, pinned to the embedding model its collection was created with.
@@ -35,6 +39,10 @@ pub struct StoreRecord {
     pub dimension: usize,
     /// The store's default `chunking_strategy` for files added without one.
     pub chunking_strategy: Value,
+    /// The API key that created it; `None` for the admin token, the server's own sources and
+    /// a server without keys (see [`crate::service::Access`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// Where a store file's ingestion stands.

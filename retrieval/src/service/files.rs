@@ -3,7 +3,7 @@
 //! removing it from a store is a store-file delete.
 
 use super::page::{ListQuery, Page, paginate};
-use super::{RetrievalService, check, ids};
+use super::{Access, RetrievalService, check, ids};
 use crate::error::{Result, RetrievalError};
 use crate::records::{BlobError, BlobWriter, FileRecord};
 
@@ -44,6 +44,7 @@ impl RetrievalService {
         filename: String,
         purpose: String,
         content_type: Option<String>,
+        owner: Option<String>,
     ) -> Result<FileRecord> {
         if !PURPOSES.contains(&purpose.as_str()) {
             return Err(RetrievalError::InvalidArgument {
@@ -68,6 +69,7 @@ impl RetrievalService {
             filename,
             purpose,
             content_type,
+            owner,
         };
         if let Err(e) = self.0.records.put_file(record.clone()).await {
             let _ = self.0.blobs.delete(&record.id).await;
@@ -84,13 +86,15 @@ impl RetrievalService {
             .ok_or_else(|| missing_file(id))
     }
 
-    /// A page of files, optionally only those of one `purpose`.
+    /// A page of the files `access` reads, optionally only those of one `purpose`.
     pub async fn list_files(
         &self,
         query: &ListQuery,
         purpose: Option<&str>,
+        access: &Access,
     ) -> Result<Page<FileRecord>> {
         let mut all = self.0.records.list_files().await?;
+        all.retain(|f| access.reads(f.owner.as_deref()));
         if let Some(purpose) = purpose {
             all.retain(|f| f.purpose == purpose);
         }

@@ -10,6 +10,7 @@
 //! - `search`: query embedding and search, both cached (`cache`);
 //! - `check`: validation of metadata, attributes and chunking strategies, naming the field.
 
+mod access;
 mod cache;
 mod check;
 mod embed;
@@ -26,6 +27,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+pub use access::Access;
 pub use cache::CacheStats;
 pub use embed::{Embed, EmbedderInfo, TextKind};
 pub use ids::{new_id, now};

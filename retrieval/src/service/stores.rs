@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::page::{ListQuery, Page, paginate};
 use super::store_files::AddFile;
-use super::{RetrievalService, check, ids};
+use super::{Access, RetrievalService, check, ids};
 use crate::error::{Result, RetrievalError};
 use crate::records::{FileStatus, StoreFileRecord, StoreRecord};
 use crate::types::CollectionSpec;
@@ -20,6 +20,8 @@ pub struct CreateStore {
     pub file_ids: Vec<String>,
     /// Extension: the embedding model (default: the service's default model).
     pub embedding_model: Option<String>,
+    /// The API key creating it (see [`Access`]).
+    pub owner: Option<String>,
 }
 
 /// `POST /v1/vector_stores/{id}`, parsed: each `Some` replaces the stored value.
@@ -129,6 +131,7 @@ impl RetrievalService {
             model: model.clone(),
             dimension: info.dimension,
             chunking_strategy: chunking,
+            owner: req.owner,
         };
         self.0
             .store
@@ -158,7 +161,8 @@ impl RetrievalService {
         self.store(&record.id).await
     }
 
-    pub(crate) async fn store_record(&self, id: &str) -> Result<StoreRecord> {
+    /// A store's record alone (no counts: cheap).
+    pub async fn store_record(&self, id: &str) -> Result<StoreRecord> {
         self.0
             .records
             .get_store(id)
@@ -201,8 +205,10 @@ impl RetrievalService {
         })
     }
 
-    pub async fn list_stores(&self, query: &ListQuery) -> Result<Page<StoreView>> {
-        let all = self.0.records.list_stores().await?;
+    /// A page of the stores `access` reads.
+    pub async fn list_stores(&self, query: &ListQuery, access: &Access) -> Result<Page<StoreView>> {
+        let mut all = self.0.records.list_stores().await?;
+        all.retain(|s| access.reads(s.owner.as_deref()));
         let page = paginate(all, |s| (s.created_at, s.id.as_str()), query)?;
         let mut data = Vec::with_capacity(page.data.len());
         for record in page.data {

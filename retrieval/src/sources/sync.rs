@@ -77,9 +77,11 @@ pub fn filename(source: &str, row_id: &str) -> String {
 }
 
 /// The id of the store a source writes to: a store with that id, else with that name, else a
-/// new store of that name.
+/// new store of that name. Only stores that no API key owns count, so that a key cannot make a
+/// store that a source would then fill.
 pub async fn resolve_store(service: &RetrievalService, name: &str) -> Result<String, SyncError> {
-    let stores = service.records().list_stores().await?;
+    let mut stores = service.records().list_stores().await?;
+    stores.retain(|s| s.owner.is_none());
     if let Some(s) = stores.iter().find(|s| s.id == name) {
         return Ok(s.id.clone());
     }
@@ -307,6 +309,7 @@ async fn upsert(
             filename: filename.to_owned(),
             purpose: "assistants".into(),
             content_type: Some("text/plain".into()),
+            owner: None,
         })
         .await?;
     service

@@ -10,6 +10,8 @@ use crate::auth::key::KeyRecord;
 /// Read it with `Option<Extension<Caller>>` (or `req.extensions().get::<Caller>()`). Ownership
 /// rule for what callers create (files, vector stores, stored responses): a key sees what it
 /// created (owner = [`Caller::owner`]); the admin token sees everything ([`Caller::admin`]).
+/// Files and stores that no key owns (the admin token's, the server's sources') are shared:
+/// every key reads them, only the admin token changes them ([`Caller::access`]).
 /// When the server takes requests without keys, every caller is [`Caller::anonymous`] and they
 /// all share the owner `None`.
 #[derive(Debug, Clone, Default)]
@@ -49,6 +51,15 @@ impl Caller {
     /// The owner recorded on what this caller creates.
     pub fn owner(&self) -> Option<&str> {
         self.key_id.as_deref()
+    }
+
+    /// What this caller may do with files and vector stores.
+    pub fn access(&self) -> nfai_retrieval::service::Access {
+        if self.admin {
+            nfai_retrieval::service::Access::All
+        } else {
+            nfai_retrieval::service::Access::Owner(self.owner().map(str::to_owned))
+        }
     }
 
     /// Whether this caller may see something owned by `owner`.

@@ -84,7 +84,9 @@ pub async fn store_counts(
     service: &RetrievalService,
     store: &str,
 ) -> Option<nfai_retrieval::service::FileCounts> {
-    let stores = service.records().list_stores().await.ok()?;
+    let mut stores = service.records().list_stores().await.ok()?;
+    // As the sync resolves it: only stores that no API key owns.
+    stores.retain(|s| s.owner.is_none());
     let id = stores
         .iter()
         .find(|s| s.id == store)

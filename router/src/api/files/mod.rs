@@ -2,6 +2,7 @@
 //! `GET /v1/files/{id}/content`, over the retrieval service. `common` is shared with the
 //! vector store routes.
 
+pub mod access;
 pub mod common;
 pub mod handlers;
 pub mod upload;

@@ -2,14 +2,15 @@
 //! never whole in memory. A file over `[files] max_bytes` is a 413; the route's own body limit
 //! is that size plus room for the other fields, separate from the JSON body limit.
 
-use axum::Json;
 use axum::extract::multipart::MultipartError;
 use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde_json::Value;
 
 use super::common::service;
 use super::wire;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -30,6 +31,7 @@ fn multipart_error(e: &MultipartError, limit: u64) -> ApiError {
 
 pub async fn create(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let service = service(&state)?;
@@ -94,7 +96,14 @@ pub async fn create(
     let purpose = purpose
         .ok_or_else(|| ApiError::invalid("purpose", "Missing required parameter: 'purpose'."))?;
     let record = service
-        .finish_upload(id, writer, filename, purpose, content_type)
+        .finish_upload(
+            id,
+            writer,
+            filename,
+            purpose,
+            content_type,
+            super::access::access(caller).owner(),
+        )
         .await?;
     Ok(Json(wire::file(record)))
 }

@@ -114,7 +114,7 @@ pub async fn create(
                         "file_search searches for the last user message; 'input' has none.",
                     )
                 })?;
-            Some(search::run(&state, fs, query, req.include_results).await?)
+            Some(search::run(&state, &caller.access(), fs, query, req.include_results).await?)
         }
         None => None,
     };

@@ -4,17 +4,19 @@
 //! store is a 404 on `tools[i].vector_store_ids` naming the store).
 
 use nfai_retrieval::SearchHit;
-use nfai_retrieval::service::SearchRequest;
+use nfai_retrieval::service::{Access, SearchRequest};
 
 use super::object::{Searched, new_id};
 use super::wire::FileSearch;
+use crate::api::files::access::{Need, store};
 use crate::api::files::common::service;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Runs `fs` for `query`.
+/// Runs `fs` for `query`, over the stores `access` reads.
 pub async fn run(
     state: &AppState,
+    access: &Access,
     fs: &FileSearch,
     query: &str,
     include_results: bool,
@@ -23,10 +25,9 @@ pub async fn run(
     let field = |name: &str| format!("tools[{}].{name}", fs.tool_index);
     // Every store is checked first, so that a missing one is named before any search runs.
     for id in &fs.vector_store_ids {
-        service
-            .store(id)
+        store(service, access, id, Need::Read)
             .await
-            .map_err(|e| ApiError::from(e).with_param(field("vector_store_ids")))?;
+            .map_err(|e| e.with_param(field("vector_store_ids")))?;
     }
     let mut hits: Vec<SearchHit> = Vec::new();
     for id in &fs.vector_store_ids {

@@ -3,14 +3,16 @@
 //! true` is refused by name: this server does not rewrite queries. `fresh: true` (nfai's
 //! extension) re-reads hits of source rows from the database.
 
-use axum::Json;
 use axum::extract::{Path, State};
+use axum::{Extension, Json};
 use nfai_retrieval::service::{MAX_NUM_RESULTS, SearchRequest};
 use serde_json::Value;
 
 use super::wire::{self, QueryInput, SearchBody};
+use crate::api::files::access::{Need, access, store};
 use crate::api::files::common::service;
 use crate::api::json::OpenAiJson;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -21,6 +23,7 @@ const RANKERS: [&str; 3] = ["auto", "default-2024-11-15", "none"];
 
 pub async fn search(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     Path(store_id): Path<String>,
     OpenAiJson(body): OpenAiJson<SearchBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -53,7 +56,9 @@ pub async fn search(
         QueryInput::One(q) => vec![q],
         QueryInput::Many(qs) => qs,
     };
-    let hits = service(&state)?
+    let service = service(&state)?;
+    store(service, &access(caller), &store_id, Need::Read).await?;
+    let hits = service
         .search(
             &store_id,
             SearchRequest {
