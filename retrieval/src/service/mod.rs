@@ -107,6 +107,8 @@ struct Inner {
     runs: AtomicU64,
     /// Flushes shared by the ingestions that finish together.
     flushes: flush::FlushGroup,
+    /// Held while a source's store is found or made.
+    shared_stores: tokio::sync::Mutex<()>,
 }
 
 impl RetrievalService {
@@ -135,6 +137,7 @@ impl RetrievalService {
             active: Mutex::new(HashSet::new()),
             runs: AtomicU64::new(0),
             flushes: flush::FlushGroup::default(),
+            shared_stores: tokio::sync::Mutex::new(()),
         }));
         ingest::spawn_workers(&service, rx);
         service

@@ -205,6 +205,37 @@ impl RetrievalService {
         })
     }
 
+    /// The store no API key owns whose id is `name`, else the oldest such store named `name`;
+    /// `None` when there is none.
+    pub async fn find_shared_store(&self, name: &str) -> Result<Option<String>> {
+        let mut stores = self.0.records.list_stores().await?;
+        stores.retain(|s| s.owner.is_none());
+        if let Some(s) = stores.iter().find(|s| s.id == name) {
+            return Ok(Some(s.id.clone()));
+        }
+        Ok(stores
+            .iter()
+            .filter(|s| s.name.as_deref() == Some(name))
+            .min_by_key(|s| s.created_at)
+            .map(|s| s.id.clone()))
+    }
+
+    /// The store a source names: [`Self::find_shared_store`], or a new store of that name that
+    /// no key owns. Sources starting together make one store, not one each.
+    pub async fn shared_store(&self, name: &str) -> Result<String> {
+        let _one_at_a_time = self.0.shared_stores.lock().await;
+        if let Some(id) = self.find_shared_store(name).await? {
+            return Ok(id);
+        }
+        let view = self
+            .create_store(CreateStore {
+                name: Some(name.to_owned()),
+                ..CreateStore::default()
+            })
+            .await?;
+        Ok(view.record.id)
+    }
+
     /// A page of the stores `access` reads.
     pub async fn list_stores(&self, query: &ListQuery, access: &Access) -> Result<Page<StoreView>> {
         let mut all = self.0.records.list_stores().await?;

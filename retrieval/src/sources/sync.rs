@@ -15,7 +15,7 @@ use super::status::Progress;
 use crate::error::RetrievalError;
 use crate::pg::{Param, PgError, PgPool, ToSql, Type};
 use crate::records::FileRecord;
-use crate::service::{AddFile, CreateStore, RetrievalService, now};
+use crate::service::{AddFile, RetrievalService, now};
 
 /// Why a pass stopped.
 #[derive(Debug, thiserror::Error)]
@@ -76,30 +76,9 @@ pub fn filename(source: &str, row_id: &str) -> String {
     format!("{source}-{safe}.txt")
 }
 
-/// The id of the store a source writes to: a store with that id, else with that name, else a
-/// new store of that name. Only stores that no API key owns count, so that a key cannot make a
-/// store that a source would then fill.
+/// The id of the store a source writes to: see [`RetrievalService::shared_store`].
 pub async fn resolve_store(service: &RetrievalService, name: &str) -> Result<String, SyncError> {
-    let mut stores = service.records().list_stores().await?;
-    stores.retain(|s| s.owner.is_none());
-    if let Some(s) = stores.iter().find(|s| s.id == name) {
-        return Ok(s.id.clone());
-    }
-    let mut named: Vec<_> = stores
-        .iter()
-        .filter(|s| s.name.as_deref() == Some(name))
-        .collect();
-    named.sort_by_key(|s| s.created_at);
-    if let Some(s) = named.first() {
-        return Ok(s.id.clone());
-    }
-    let view = service
-        .create_store(CreateStore {
-            name: Some(name.to_owned()),
-            ..CreateStore::default()
-        })
-        .await?;
-    Ok(view.record.id)
+    Ok(service.shared_store(name).await?)
 }
 
 fn micros(t: SystemTime) -> i64 {

@@ -63,6 +63,37 @@ async fn store_id(service: &RetrievalService, name: &str) -> String {
 }
 
 #[test]
+fn sources_starting_together_share_one_store_and_never_a_keys() {
+    in_scratch_dir(|dir| async move {
+        let service = service(&dir);
+        // A key's store of the same name is not a source's.
+        let owned = service
+            .create_store(nfai_retrieval::service::CreateStore {
+                name: Some("crm".into()),
+                owner: Some("key-a".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .record
+            .id;
+        let resolved = futures::future::join_all((0..4).map(|_| store_id(&service, "crm"))).await;
+        assert!(resolved.iter().all(|id| *id == resolved[0]), "{resolved:?}");
+        assert_ne!(resolved[0], owned);
+        let shared: Vec<_> = service
+            .records()
+            .list_stores()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.owner.is_none())
+            .collect();
+        assert_eq!(shared.len(), 1, "{shared:?}");
+        assert_eq!(store_id(&service, &resolved[0]).await, resolved[0]);
+    });
+}
+
+#[test]
 fn rows_sync_incrementally_with_updates_late_commits_and_soft_deletes() {
     in_scratch_dir(|dir| async move {
         let db = ScratchDb::new("sources");

@@ -84,19 +84,6 @@ pub async fn store_counts(
     service: &RetrievalService,
     store: &str,
 ) -> Option<nfai_retrieval::service::FileCounts> {
-    let mut stores = service.records().list_stores().await.ok()?;
-    // As the sync resolves it: only stores that no API key owns.
-    stores.retain(|s| s.owner.is_none());
-    let id = stores
-        .iter()
-        .find(|s| s.id == store)
-        .or_else(|| {
-            stores
-                .iter()
-                .filter(|s| s.name.as_deref() == Some(store))
-                .min_by_key(|s| s.created_at)
-        })?
-        .id
-        .clone();
+    let id = service.find_shared_store(store).await.ok()??;
     service.store(&id).await.ok().map(|v| v.file_counts)
 }
