@@ -4,7 +4,8 @@
 //! `/v1/chat/completions` at once (one token; JSON or SSE) and `/v1/models`.
 //! `router_overhead rate <url> <requests/s> <seconds>`: open-loop load at a fixed rate; prints
 //! latency percentiles. `router_overhead max <url> <connections> <seconds>`: closed-loop load;
-//! prints throughput. `STREAM=1` makes the load generator ask for streamed (SSE) answers.
+//! prints throughput. `STREAM=1` makes the load generator ask for streamed (SSE) answers, and
+//! `BENCH_BEARER=<key>` sends that API key with every request.
 //! `router_overhead proxy <port> <upstream base URL>`: a bare forwarding proxy. Used by
 //! `benches/router_overhead.sh`.
 
@@ -100,9 +101,21 @@ fn body() -> Value {
     json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1, "stream": stream})
 }
 
+/// `BENCH_BEARER` in the environment: the API key every request carries.
+fn bearer() -> Option<&'static str> {
+    static BEARER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BEARER
+        .get_or_init(|| std::env::var("BENCH_BEARER").ok())
+        .as_deref()
+}
+
 async fn one(client: &reqwest::Client, url: &str) -> Option<Duration> {
     let started = Instant::now();
-    let res = client.post(url).json(&body()).send().await.ok()?;
+    let mut req = client.post(url).json(&body());
+    if let Some(key) = bearer() {
+        req = req.bearer_auth(key);
+    }
+    let res = req.send().await.ok()?;
     let ok = res.status().is_success();
     res.bytes().await.ok()?;
     ok.then(|| started.elapsed())

@@ -1,5 +1,6 @@
 //! Support for nfai's end-to-end tests (the tests live in `e2e/`, `cache/` and `gpu/`): the
-//! app on port 0 with the real models, HTTP helpers, and a fleet of nodes behind a front.
+//! app on port 0 with the real models, HTTP helpers, a fleet of nodes behind a front, and the
+//! demo CRM indexed and served.
 
 #![allow(
     clippy::unwrap_used,
@@ -8,4 +9,5 @@
 )]
 
 pub mod common;
+pub mod demo;
 pub mod fleet;
