@@ -82,6 +82,7 @@ impl Application {
             &config.reserved,
             &config.reserved.data_dir,
             retrieval.clone(),
+            true,
         )?;
         if let Some(s) = &sources {
             state

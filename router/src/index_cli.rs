@@ -57,6 +57,7 @@ pub async fn run(config: Config, only: Option<String>) -> anyhow::Result<()> {
                 &config.reserved,
                 &config.reserved.data_dir,
                 service.clone(),
+                false,
             )?
             .context("no sources")?;
             for (name, store) in &selected {

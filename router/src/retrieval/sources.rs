@@ -40,10 +40,13 @@ fn source_url(config: &ReservedConfig, env: Option<&str>) -> anyhow::Result<(Str
 
 /// Starts the configured sources (`None` without any). Pools open no connection until used,
 /// so a database that is down at start pauses its sources instead of stopping the server.
+/// With `periodic` (the server), sources with an interval sync at once and then every
+/// interval; without it (`nfai index`), a source syncs only when asked.
 pub fn start(
     config: &ReservedConfig,
     data_dir: &Path,
     service: RetrievalService,
+    periodic: bool,
 ) -> anyhow::Result<Option<Sources>> {
     if config.sources.is_empty() {
         return Ok(None);
@@ -72,7 +75,11 @@ pub fn start(
         .with_context(|| format!("opening {}", data_dir.join("sources").display()))?;
     let runner = SourceRunner::start(paired, service, checkpoints);
     // Sources with an interval sync once at start, then every interval.
-    for source in config.sources.iter().filter(|s| s.interval_secs.is_some()) {
+    for source in config
+        .sources
+        .iter()
+        .filter(|s| periodic && s.interval_secs.is_some())
+    {
         runner.trigger(&source.name);
     }
     Ok(Some(Sources { runner, pools }))
