@@ -26,16 +26,9 @@
 
 use std::collections::HashSet;
 
-use nfai_tests::common::client;
+use nfai_tests::common::{client, env_or};
 use nfai_tests::demo::DemoCrm;
 use serde_json::{Value, json};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// One labelled question.
 struct Question {
@@ -243,8 +236,8 @@ fn tally(
 }
 
 fn main() {
-    let rows = env("HIT_ROWS", 2_000) as u64;
-    let per_kind = env("HIT_PER_KIND", 15) as i64;
+    let rows = env_or("HIT_ROWS", 2_000) as u64;
+    let per_kind = env_or("HIT_PER_KIND", 15) as i64;
     let demo = DemoCrm::start("hit5", rows);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (same, cross) = rt.block_on(questions(&demo, per_kind));

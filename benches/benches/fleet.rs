@@ -17,14 +17,8 @@
 
 use std::time::Duration;
 
+use nfai_tests::common::env_or;
 use nfai_tests::fleet::{Fleet, Load, Swaps, Tally, cpu_model};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Row {
     name: &'static str,
@@ -34,7 +28,7 @@ struct Row {
 }
 
 async fn run(name: &'static str, balance: &str, slots: usize, kill: bool) -> Row {
-    let (clients, per_client) = (env("FLEET_CLIENTS", 4), env("FLEET_REQUESTS", 100));
+    let (clients, per_client) = (env_or("FLEET_CLIENTS", 4), env_or("FLEET_REQUESTS", 100));
     let mut fleet = Fleet::start(name, slots, balance);
     let load = Load::start(&fleet.front.base, clients, Some(per_client));
     if kill {
@@ -70,8 +64,8 @@ async fn main() {
     println!(
         "fleet: 3 nfai nodes + 1 front on loopback, {} clients x {} streamed chat requests \
          (max_tokens 4, tiny synthetic models), {} cores, {}",
-        env("FLEET_CLIENTS", 4),
-        env("FLEET_REQUESTS", 100),
+        env_or("FLEET_CLIENTS", 4),
+        env_or("FLEET_REQUESTS", 100),
         std::thread::available_parallelism().map_or(0, usize::from),
         cpu_model()
     );

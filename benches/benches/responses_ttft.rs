@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use nfai_models::chat_template::ChatMessage;
 use nfai_router::responses::prompt::{Budget, Source, assemble, estimate_tokens};
-use nfai_tests::common::{Server, client};
+use nfai_tests::common::{Server, client, env_or};
 use nfai_tests::demo::DemoCrm;
 use serde_json::{Value, json};
 
@@ -50,13 +50,6 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("en", "Summarise the last call or meeting with {}."),
     ("vi", "Tóm tắt cuộc gọi hoặc cuộc họp gần nhất với {}."),
 ];
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Questions no request repeats (the query-embedding and result caches would answer a repeated
 /// one): every distinct customer name in every template.
@@ -216,8 +209,8 @@ async fn round(
 }
 
 fn main() {
-    let rows = env("RESPONSES_ROWS", 2_000) as u64;
-    let rounds = env("RESPONSES_ROUNDS", 30);
+    let rows = env_or("RESPONSES_ROWS", 2_000) as u64;
+    let rounds = env_or("RESPONSES_ROUNDS", 30);
     let demo = DemoCrm::start("responses", rows);
     let rt = tokio::runtime::Runtime::new().unwrap();
     // Names repeat among generated customers: each is asked about once per template.

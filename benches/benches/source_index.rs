@@ -23,54 +23,20 @@ use candle_core::Device;
 use nfai_models::{E5Embedder, InputKind};
 use nfai_router::Config;
 use nfai_router::config::{Secret, ServeArgs};
-
-const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-
-async fn sql(db: &str, statement: &str) {
-    let (client, conn) = tokio_postgres::connect(&format!("{SERVER}/{db}"), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let task = tokio::spawn(conn);
-    client.batch_execute(statement).await.unwrap();
-    drop(client);
-    let _ = task.await;
-}
-
-fn cpu() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    info.lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .unwrap_or("?")
-        .trim()
-        .to_owned()
-}
+use nfai_tests::common::env_or;
+use nfai_tests::demo::{drop_db, scratch};
+use nfai_tests::fleet::cpu_model;
 
 fn main() {
-    let rows: u64 = std::env::var("SOURCE_INDEX_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let rows = env_or("SOURCE_INDEX_ROWS", 10_000) as u64;
     let threads = std::env::var("NFAI_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     nfai_models::kernels::init_compute_pool(threads);
     let db = format!("nfai_bench_index_{}", std::process::id());
-    let url = format!("{SERVER}/{db}");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        sql("postgres", &format!("CREATE DATABASE {db}")).await;
-        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let task = tokio::spawn(conn);
-        nfai_crm_demo::load(&client, rows, 42, false, |_, _, _| {})
-            .await
-            .unwrap();
-        drop(client);
-        let _ = task.await;
-    });
+    let url = rt.block_on(scratch(&db, rows));
     drop(rt);
 
     // `[retrieval] ingest_concurrency` from `SOURCE_INDEX_CONCURRENCY`, else the default.
@@ -132,7 +98,7 @@ fn main() {
     let embedded = text_tokens + files * (prefix + 2);
     println!(
         "CPU: {}, {threads} threads, ingest concurrency {}",
-        cpu(),
+        cpu_model(),
         std::env::var("SOURCE_INDEX_CONCURRENCY").unwrap_or_else(|_| "default".into())
     );
     println!(
@@ -142,5 +108,5 @@ fn main() {
         embedded as f64 / secs
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(sql("postgres", &format!("DROP DATABASE {db} WITH (FORCE)")));
+    rt.block_on(drop_db(&db));
 }

@@ -63,6 +63,14 @@ pub fn start_with(mut args: ServeArgs) -> Server {
     }
 }
 
+/// A number from the environment variable `name`, else `default` (benchmark settings).
+pub fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Arguments for an app on port 0 whose config file (written to a temp folder) is `toml`.
 pub fn config_args(name: &str, toml: &str) -> ServeArgs {
     let dir = std::env::temp_dir().join(format!("nfai-e2e-{}", std::process::id()));

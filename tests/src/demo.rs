@@ -27,6 +27,28 @@ pub async fn sql(db: &str, statement: &str) -> Vec<tokio_postgres::Row> {
     rows
 }
 
+/// Makes database `db` on the local server and loads `rows` demo rows (seed 42); returns its
+/// URL.
+pub async fn scratch(db: &str, rows: u64) -> String {
+    sql("postgres", &format!("CREATE DATABASE {db}")).await;
+    let url = format!("{SERVER}/{db}");
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let task = tokio::spawn(conn);
+    nfai_crm_demo::load(&client, rows, 42, false, |_, _, _| {})
+        .await
+        .unwrap();
+    drop(client);
+    let _ = task.await;
+    url
+}
+
+/// Drops database `db` of the local server.
+pub async fn drop_db(db: &str) {
+    sql("postgres", &format!("DROP DATABASE {db} WITH (FORCE)")).await;
+}
+
 /// The demo CRM, indexed and served.
 pub struct DemoCrm {
     /// The scratch database's name.
@@ -44,20 +66,8 @@ impl DemoCrm {
     /// them and starts the app; returns once the app's start-up sync has settled.
     pub fn start(tag: &str, rows: u64) -> Self {
         let db = format!("nfai_bench_{tag}_{}", std::process::id());
-        let url = format!("{SERVER}/{db}");
         let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            sql("postgres", &format!("CREATE DATABASE {db}")).await;
-            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            let task = tokio::spawn(conn);
-            nfai_crm_demo::load(&client, rows, 42, false, |_, _, _| {})
-                .await
-                .unwrap();
-            drop(client);
-            let _ = task.await;
-        });
+        let url = rt.block_on(scratch(&db, rows));
         let data = tempfile::tempdir().unwrap();
         let mut args = config_args(
             &format!("demo-{tag}-{}", std::process::id()),
@@ -112,10 +122,7 @@ impl DemoCrm {
     /// until then, and none of its destructors may run on a removed directory.
     pub fn finish(self) -> ! {
         if let Ok(rt) = tokio::runtime::Runtime::new() {
-            rt.block_on(sql(
-                "postgres",
-                &format!("DROP DATABASE {} WITH (FORCE)", self.db),
-            ));
+            rt.block_on(drop_db(&self.db));
         }
         let _ = std::fs::remove_dir_all(self.data.path());
         std::process::exit(0);
