@@ -128,8 +128,11 @@ impl Kernels {
             target_feature = "avx2",
             target_feature = "fma"
         ))]
-        if self == Self::Avx512 {
+        if self == Self::Avx512 && format != WeightFormat::Q4_1 {
             return avx512::dot_tile(format, w, acts, first, out);
+        }
+        if format == WeightFormat::Q4_1 && self != Self::Portable {
+            return q4_1::dot_tile(w, acts, first, out);
         }
         let row_bytes = acts.blocks_per_row() * format.block_bytes();
         let rows = w.len().checked_div(row_bytes).unwrap_or(0);
