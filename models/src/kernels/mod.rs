@@ -499,6 +499,27 @@ impl<T> SyncPtr<T> {
     }
 }
 
+/// Values below which [`par_rows_light`] stays on the calling thread: element-wise work this
+/// small (a decode step's norms, RoPE and activations) takes less time than the pool's
+/// threads take to meet at a barrier.
+const LIGHT_PARALLEL_VALUES: usize = 16 * 1024;
+
+/// [`par_rows`] for cheap element-wise rows (a few operations per value): on the calling
+/// thread when `out` holds fewer than [`LIGHT_PARALLEL_VALUES`] values.
+pub(crate) fn par_rows_light(
+    out: &mut [f32],
+    row_len: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    if out.len() < LIGHT_PARALLEL_VALUES && row_len > 0 {
+        for (i, row) in out.chunks_exact_mut(row_len).enumerate() {
+            f(i, row);
+        }
+        return;
+    }
+    par_rows(out, row_len, f);
+}
+
 /// Runs `f(row, out_row)` for every `row_len`-long row of `out`, on the compute pool when
 /// there are enough rows to share.
 pub(crate) fn par_rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
