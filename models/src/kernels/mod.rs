@@ -134,6 +134,14 @@ impl Kernels {
         if format == WeightFormat::Q4_1 && self != Self::Portable {
             return q4_1::dot_tile(w, acts, first, out);
         }
+        #[cfg(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma"
+        ))]
+        if self == Self::Avx2 {
+            return avx2::dot_tile(format, w, acts, first, out);
+        }
         let row_bytes = acts.blocks_per_row() * format.block_bytes();
         let rows = w.len().checked_div(row_bytes).unwrap_or(0);
         let len = out.len().checked_div(rows).unwrap_or(0);
