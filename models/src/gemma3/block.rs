@@ -11,8 +11,8 @@ use crate::Result;
 use crate::gguf::GgufFile;
 use crate::kernels::RowOrder;
 use crate::layers::{
-    BatchLayout, GGML_FA_TILE_Q, QLinear, RmsNorm, RopeTable, apply_rope, attention, gelu_tanh,
-    ggml_attention, round_to_f16,
+    BatchLayout, GGML_FA_TILE_Q, QLinear, RmsNorm, RopeTable, apply_rope, attention, forward_many,
+    gelu_tanh, ggml_attention, into_array, round_to_f16,
 };
 use crate::lm::BatchEntry;
 
@@ -135,18 +135,10 @@ impl Block {
     ) -> Result<Tensor> {
         let tokens = x.dim(0)?;
         let h = self.attn_norm.forward(x)?;
-        let q = self
-            .q
-            .forward(&h)?
-            .reshape((tokens, self.heads, self.head_dim))?;
-        let k = self
-            .k
-            .forward(&h)?
-            .reshape((tokens, self.kv_heads, self.head_dim))?;
-        let v = self
-            .v
-            .forward(&h)?
-            .reshape((tokens, self.kv_heads, self.head_dim))?;
+        let [q, k, v] = into_array(forward_many(&[&self.q, &self.k, &self.v], &h)?)?;
+        let q = q.reshape((tokens, self.heads, self.head_dim))?;
+        let k = k.reshape((tokens, self.kv_heads, self.head_dim))?;
+        let v = v.reshape((tokens, self.kv_heads, self.head_dim))?;
         let q = apply_rope(&self.q_norm.forward(&q)?.transpose(0, 1)?, cos, sin)?;
         let k = apply_rope(&self.k_norm.forward(&k)?.transpose(0, 1)?, cos, sin)?;
         let v = v.transpose(0, 1)?.contiguous()?;
@@ -210,12 +202,11 @@ impl Block {
         let x = (x + attn)?;
 
         let h = self.ffn_norm.forward(&x)?;
-        let gate = gelu_tanh(&self.gate.forward(&h)?)?;
+        let [gate, up] = into_array(forward_many(&[&self.gate, &self.up], &h)?)?;
+        let gate = gelu_tanh(&gate)?;
         // llama.cpp's last layer multiplies its output rows alone, one at a time in decode order.
         let ffn_orders = if self.last { &[] } else { orders };
-        let mlp = self
-            .down
-            .forward_ordered(&(gate * self.up.forward(&h)?)?, ffn_orders)?;
+        let mlp = self.down.forward_ordered(&(gate * up)?, ffn_orders)?;
         let mlp = self.post_ffn_norm.forward(&mlp)?;
         Ok((x + mlp)?)
     }

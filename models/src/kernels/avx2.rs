@@ -261,6 +261,100 @@ unsafe fn tile32<const F: u8, const N: usize>(w: *const u8, acts: &Acts, row0: u
     out
 }
 
+/// Weight rows of a [`tile32_rows`] tile.
+const TILE_W: usize = 4;
+
+/// Tiles a [`tile32_rows`] tile's prefetches run ahead of the tile being computed.
+const PREFETCH_TILES: usize = 2;
+
+/// `out[i·len + j] = w_i · acts[first + j]` for the weight rows `w_i` that `w` holds back to
+/// back (`len = out.len() / rows`), as [`dot_rows`] row by row. For a single activation row
+/// (a decode step) of the 32-value formats it takes four weight rows at a time
+/// ([`tile32_rows`]). Does nothing unless the sizes fit.
+pub fn dot_tile(format: WeightFormat, w: &[u8], acts: &Acts, first: usize, out: &mut [f32]) {
+    let row_bytes = acts.blocks_per_row() * format.block_bytes();
+    let rows = w.len().checked_div(row_bytes).unwrap_or(0);
+    let len = out.len().checked_div(rows).unwrap_or(0);
+    if len == 0 || rows * row_bytes != w.len() || rows * len != out.len() {
+        return;
+    }
+    let short = matches!(
+        format,
+        WeightFormat::Q4_0 | WeightFormat::Q5_0 | WeightFormat::Q8_0
+    );
+    let mut i = 0;
+    if len == 1 && short && sized(format, &w[..row_bytes], acts, first, &out[..1]) {
+        while i + TILE_W <= rows {
+            let p = w[i * row_bytes..].as_ptr();
+            // SAFETY: rows `i..i + TILE_W` lie in `w` and the activation row exists (checked
+            // above); this module is compiled only for targets with AVX2 and FMA.
+            let res = unsafe {
+                match format {
+                    WeightFormat::Q4_0 => tile32_rows::<Q4_0, TILE_W>(p, row_bytes, acts, first),
+                    WeightFormat::Q5_0 => tile32_rows::<Q5_0, TILE_W>(p, row_bytes, acts, first),
+                    _ => tile32_rows::<Q8_0, TILE_W>(p, row_bytes, acts, first),
+                }
+            };
+            out[i..i + TILE_W].copy_from_slice(&res);
+            i += TILE_W;
+        }
+    }
+    for (w, out) in w
+        .chunks_exact(row_bytes)
+        .zip(out.chunks_exact_mut(len))
+        .skip(i)
+    {
+        dot_rows(format, w, acts, first, out);
+    }
+}
+
+/// [`tile32`] for one activation row and `W` weight rows, `row_bytes` apart from `w`: each
+/// activation block is loaded once for the `W` rows, their sums overlap, and the weights are
+/// prefetched [`PREFETCH_TILES`] tiles ahead (a row is a few hundred bytes: too short a stream
+/// for the hardware prefetchers to keep up). Every row's operations are [`tile32`]'s, in the
+/// same order, so the bits are equal.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile32_rows<const F: u8, const W: usize>(
+    w: *const u8,
+    row_bytes: usize,
+    acts: &Acts,
+    row: usize,
+) -> [f32; W] {
+    let nb = acts.blocks_per_row();
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); W];
+    // SAFETY: the row exists (checked by the callers).
+    let qs = unsafe { acts.qs.as_ptr().add(row * acts.k) };
+    // SAFETY: as above.
+    let ds = unsafe { acts.d.as_ptr().add(row * nb) };
+    for b in 0..nb {
+        // SAFETY: block `b` of the activation row (checked by the callers).
+        let (a, da) = unsafe {
+            (
+                _mm256_loadu_si256(qs.add(b * 32) as *const __m256i),
+                _mm256_broadcast_ss(&*ds.add(b)),
+            )
+        };
+        for (i, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: block `b` of weight row `i` lies in the rows the callers checked.
+            let wb = unsafe { w.add(i * row_bytes + b * block_bytes(F)) };
+            let ahead = wb.wrapping_add(PREFETCH_TILES * W * row_bytes);
+            // A prefetch has no architectural effect and does not fault on any address.
+            _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
+            // SAFETY: inside the rows the callers checked; the CPU has the features.
+            let dw = _mm256_set1_ps(unsafe { f16_at(wb) });
+            // SAFETY: as above.
+            let q = unsafe { decode32::<F>(wb) };
+            let aq = _mm256_sign_epi8(q, q);
+            let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(a, q)), ones);
+            let d = _mm256_mul_ps(dw, da);
+            *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), *acc);
+        }
+    }
+    acc.map(|a| hsum_ps(a))
+}
+
 /// 32 unsigned values (chunk `c` of 8) of the K-quant block at `wb`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]

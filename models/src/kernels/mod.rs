@@ -128,8 +128,19 @@ impl Kernels {
             target_feature = "avx2",
             target_feature = "fma"
         ))]
-        if self == Self::Avx512 {
+        if self == Self::Avx512 && format != WeightFormat::Q4_1 {
             return avx512::dot_tile(format, w, acts, first, out);
+        }
+        if format == WeightFormat::Q4_1 && self != Self::Portable {
+            return q4_1::dot_tile(w, acts, first, out);
+        }
+        #[cfg(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma"
+        ))]
+        if self == Self::Avx2 {
+            return avx2::dot_tile(format, w, acts, first, out);
         }
         let row_bytes = acts.blocks_per_row() * format.block_bytes();
         let rows = w.len().checked_div(row_bytes).unwrap_or(0);
@@ -258,6 +269,20 @@ enum Weights {
     Packed(Arc<PackedQ4K>),
 }
 
+/// One matrix of a [`QMatrix::matmul_many`] job: its weights, which of the job's quantised
+/// activations it multiplies, and where its units start in the job's unit range.
+struct Job<'a> {
+    q: &'a QMatrix,
+    acts: usize,
+    weights: Prepared<'a>,
+    first: usize,
+}
+
+enum Prepared<'a> {
+    Blocks(std::borrow::Cow<'a, [u8]>),
+    Packed(&'a PackedQ4K),
+}
+
 impl QMatrix {
     /// `None` when the tensor is not on the CPU, not 2-D, in a format without a kernel here, or
     /// its rows are not whole blocks.
@@ -322,71 +347,132 @@ impl QMatrix {
 
     /// [`Self::matmul`] with each row's K-quant float order (see [`RowOrder`]).
     pub fn matmul_ordered(&self, x: &[f32], m: usize, orders: &[RowOrder]) -> Result<Vec<f32>> {
-        if x.len() != m * self.cols {
-            return Err(ModelError::Format(format!(
-                "matmul input of {} values is not {m} rows of {}",
-                x.len(),
-                self.cols
-            )));
+        Self::matmul_many(&[self], x, m, orders)?
+            .pop()
+            .ok_or_else(|| ModelError::Format("matmul without a result".into()))
+    }
+
+    /// `x · Wᵢᵀ` for every matrix `Wᵢ` of `mats` (all `cols` wide) in one job of the compute
+    /// pool: the activations are quantised once per activation format, and the pool's threads
+    /// meet at one barrier for all the products instead of one each (the Q/K/V projections and
+    /// the gate and up projections of a decoder layer share their input). Each result is what
+    /// [`Self::matmul_ordered`] gives for its matrix, bit for bit.
+    pub fn matmul_many(
+        mats: &[&QMatrix],
+        x: &[f32],
+        m: usize,
+        orders: &[RowOrder],
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut acts: Vec<Acts> = Vec::with_capacity(mats.len());
+        let mut jobs = Vec::with_capacity(mats.len());
+        let mut total = 0;
+        for q in mats {
+            if x.len() != m * q.cols {
+                return Err(ModelError::Format(format!(
+                    "matmul input of {} values is not {m} rows of {}",
+                    x.len(),
+                    q.cols
+                )));
+            }
+            let format = q.format.act_format();
+            let a = match acts.iter().position(|a| a.format == format) {
+                Some(a) => a,
+                None => {
+                    let mut a = Acts::quantize(format, x, m, q.cols);
+                    a.orders = orders.to_vec();
+                    acts.push(a);
+                    acts.len() - 1
+                }
+            };
+            let (weights, units) = match &q.weights {
+                Weights::Packed(packed) => (Prepared::Packed(packed), q.rows / packed::GROUP),
+                Weights::Blocks(_) => (Prepared::Blocks(q.data()?), q.rows),
+            };
+            jobs.push(Job {
+                q,
+                acts: a,
+                weights,
+                first: total,
+            });
+            total += units;
         }
-        let mut acts = Acts::quantize(self.format.act_format(), x, m, self.cols);
-        acts.orders = orders.to_vec();
-        if let Weights::Packed(packed) = &self.weights {
-            let mut y = vec![0f32; m * self.rows];
-            let out = SyncPtr(y.as_mut_ptr());
-            candle_core::utils::barrier_pool().execute_chunked(
-                self.rows / packed::GROUP,
-                |groups| {
+        let mut ys: Vec<Vec<f32>> = mats.iter().map(|q| vec![0f32; m * q.rows]).collect();
+        let outs: Vec<SyncPtr<f32>> = ys.iter_mut().map(|y| SyncPtr(y.as_mut_ptr())).collect();
+        let ends: Vec<usize> = jobs
+            .iter()
+            .skip(1)
+            .map(|j| j.first)
+            .chain([total])
+            .collect();
+        // Chunks of units (weight rows, or groups of rows for repacked weights) go to the
+        // compute pool's threads, which spin between jobs; a chunk may span two matrices.
+        candle_core::utils::barrier_pool().execute_chunked(total, |range| {
+            for ((job, out), &end) in jobs.iter().zip(&outs).zip(&ends) {
+                let (lo, hi) = (range.start.max(job.first), range.end.min(end));
+                if lo >= hi {
+                    continue;
+                }
+                let units = lo - job.first..hi - job.first;
+                let acts = &acts[job.acts];
+                match &job.weights {
                     // SAFETY: each thread writes only the columns of its own groups.
-                    unsafe { packed.matmul_groups(&acts, groups, out.get()) }
-                },
-            );
-            return Ok(y);
-        }
-        let data = self.data()?;
+                    Prepared::Packed(packed) => unsafe {
+                        packed.matmul_groups(acts, units, out.get())
+                    },
+                    Prepared::Blocks(data) => job.q.block_rows(data, acts, m, units, out),
+                }
+            }
+        });
+        Ok(ys)
+    }
+
+    /// Weight rows `rows` of `data` (this matrix's blocks) times every row of `acts`, into the
+    /// columns `rows` of `out` (`m × self.rows`), which no other thread writes meanwhile.
+    fn block_rows(
+        &self,
+        data: &[u8],
+        acts: &Acts,
+        m: usize,
+        rows: std::ops::Range<usize>,
+        out: &SyncPtr<f32>,
+    ) {
         let row_bytes = self.row_bytes();
         let n = self.rows;
-        let mut y = vec![0f32; m * n];
-        let out = SyncPtr(y.as_mut_ptr());
-        // Chunks of weight rows go to the compute pool's threads, which spin between jobs.
         // Within a chunk, groups of activation rows small enough to stay in L1 meet groups of
         // weight rows small enough to stay in L2.
         let act_group = (ACT_GROUP_BYTES / self.cols).clamp(8, 64) / 8 * 8;
         let kernels = kernels();
-        candle_core::utils::barrier_pool().execute_chunked(n, |rows| {
-            let mut col = vec![0f32; act_group.min(m) * TILE_ROWS];
-            // One group's results, activation-row major, so that each row of `y` gets a
-            // contiguous run instead of one strided element per weight row.
-            let mut tile = vec![0f32; act_group.min(m) * WEIGHT_GROUP_ROWS];
-            let mut w0 = rows.start;
-            while w0 < rows.end {
-                let w1 = (w0 + WEIGHT_GROUP_ROWS).min(rows.end);
-                let width = w1 - w0;
-                for a0 in (0..m).step_by(act_group) {
-                    let a1 = (a0 + act_group).min(m);
-                    let len = a1 - a0;
-                    for r in (w0..w1).step_by(TILE_ROWS) {
-                        let k = (w1 - r).min(TILE_ROWS);
-                        let w = &data[r * row_bytes..(r + k) * row_bytes];
-                        kernels.dot_tile(self.format, w, &acts, a0, &mut col[..k * len]);
-                        for (i, res) in col[..k * len].chunks_exact(len).enumerate() {
-                            for (j, &v) in res.iter().enumerate() {
-                                tile[j * width + r + i - w0] = v;
-                            }
+        let mut col = vec![0f32; act_group.min(m) * TILE_ROWS];
+        // One group's results, activation-row major, so that each row of `y` gets a
+        // contiguous run instead of one strided element per weight row.
+        let mut tile = vec![0f32; act_group.min(m) * WEIGHT_GROUP_ROWS];
+        let mut w0 = rows.start;
+        while w0 < rows.end {
+            let w1 = (w0 + WEIGHT_GROUP_ROWS).min(rows.end);
+            let width = w1 - w0;
+            for a0 in (0..m).step_by(act_group) {
+                let a1 = (a0 + act_group).min(m);
+                let len = a1 - a0;
+                for r in (w0..w1).step_by(TILE_ROWS) {
+                    let k = (w1 - r).min(TILE_ROWS);
+                    let w = &data[r * row_bytes..(r + k) * row_bytes];
+                    kernels.dot_tile(self.format, w, acts, a0, &mut col[..k * len]);
+                    for (i, res) in col[..k * len].chunks_exact(len).enumerate() {
+                        for (j, &v) in res.iter().enumerate() {
+                            tile[j * width + r + i - w0] = v;
                         }
                     }
-                    for (j, i) in (a0..a1).enumerate() {
-                        // SAFETY: `i * n + w0 .. i * n + w1` lies in `y` (m·n long), and the
-                        // weight rows `w0..w1` belong to this chunk alone, so no other thread
-                        // writes there; `y` outlives the pool job.
-                        let dst = unsafe { out.slice(i * n + w0, width) };
-                        dst.copy_from_slice(&tile[j * width..(j + 1) * width]);
-                    }
                 }
-                w0 = w1;
+                for (j, i) in (a0..a1).enumerate() {
+                    // SAFETY: `i * n + w0 .. i * n + w1` lies in `y` (m·n long), and the
+                    // weight rows `w0..w1` belong to this chunk alone, so no other thread
+                    // writes there; `y` outlives the pool job.
+                    let dst = unsafe { out.slice(i * n + w0, width) };
+                    dst.copy_from_slice(&tile[j * width..(j + 1) * width]);
+                }
             }
-        });
-        Ok(y)
+            w0 = w1;
+        }
     }
 
     /// `x · Wᵀ` for a contiguous f32 CPU tensor `x` of shape `[.., cols]`.
@@ -419,6 +505,27 @@ impl<T> SyncPtr<T> {
         // unshared (this function's contract).
         unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
     }
+}
+
+/// Values below which [`par_rows_light`] stays on the calling thread: element-wise work this
+/// small (a decode step's norms, RoPE and activations) takes less time than the pool's
+/// threads take to meet at a barrier.
+const LIGHT_PARALLEL_VALUES: usize = 16 * 1024;
+
+/// [`par_rows`] for cheap element-wise rows (a few operations per value): on the calling
+/// thread when `out` holds fewer than [`LIGHT_PARALLEL_VALUES`] values.
+pub(crate) fn par_rows_light(
+    out: &mut [f32],
+    row_len: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    if out.len() < LIGHT_PARALLEL_VALUES && row_len > 0 {
+        for (i, row) in out.chunks_exact_mut(row_len).enumerate() {
+            f(i, row);
+        }
+        return;
+    }
+    par_rows(out, row_len, f);
 }
 
 /// Runs `f(row, out_row)` for every `row_len`-long row of `out`, on the compute pool when

@@ -60,7 +60,7 @@ impl candle_core::CustomOp1 for GgmlGelu {
         let src = &data[start..end];
         let mut out = vec![0f32; src.len()];
         const CHUNK: usize = 4096;
-        crate::kernels::par_rows(&mut out[..src.len() / CHUNK * CHUNK], CHUNK, |i, dst| {
+        crate::kernels::par_rows_light(&mut out[..src.len() / CHUNK * CHUNK], CHUNK, |i, dst| {
             for (d, &x) in dst.iter_mut().zip(&src[i * CHUNK..]) {
                 *d = ggml_gelu(x);
             }
@@ -118,7 +118,7 @@ impl candle_core::CustomOp1 for GgmlRmsNorm<'_> {
         }
         let src = &data[start..end];
         let mut out = vec![0f32; end - start];
-        crate::kernels::par_rows(&mut out, n, |row, dst| {
+        crate::kernels::par_rows_light(&mut out, n, |row, dst| {
             let src = &src[row * n..(row + 1) * n];
             let sum: f64 = src.iter().map(|&v| f64::from(v * v)).sum();
             let mean = (sum / n as f64) as f32;
@@ -149,7 +149,7 @@ pub(crate) fn ggml_rope(x: &Tensor, cos: &Tensor, sin: &Tensor, neox: bool) -> R
     let cs = cos.flatten_all()?.to_vec1::<f32>()?;
     let ss = sin.flatten_all()?.to_vec1::<f32>()?;
     let mut out = vec![0f32; xs.len()];
-    crate::kernels::par_rows(&mut out, dim, |r, dst| {
+    crate::kernels::par_rows_light(&mut out, dim, |r, dst| {
         let src = &xs[r * dim..(r + 1) * dim];
         let t = r % tokens;
         let (c, s) = (&cs[t * half..(t + 1) * half], &ss[t * half..(t + 1) * half]);

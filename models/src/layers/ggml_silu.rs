@@ -56,7 +56,7 @@ pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
         let u = up.flatten_all()?.to_vec1::<f32>()?;
         let mut out = vec![0f32; g.len()];
         let row = *gate.dims().last().unwrap_or(&1);
-        crate::kernels::par_rows(&mut out, row.max(1), |r, dst| {
+        crate::kernels::par_rows_light(&mut out, row.max(1), |r, dst| {
             let at = r * dst.len();
             for ((d, &x), &y) in dst.iter_mut().zip(&g[at..]).zip(&u[at..]) {
                 *d = swiglu_one(x, y);

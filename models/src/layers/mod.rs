@@ -114,6 +114,40 @@ impl QLinear {
     }
 }
 
+/// `x · Wᵢᵀ` for each layer of `lins` (all `[.., in]` with the same `in`), as
+/// [`QLinear::forward`] computes each, bit for bit. On the CPU, where every layer has a kernel
+/// here and `x` is f32, the products run as one job of the compute pool
+/// ([`QMatrix::matmul_many`]): one barrier and one quantisation of `x` instead of one per layer.
+pub fn forward_many(lins: &[&QLinear], x: &Tensor) -> Result<Vec<Tensor>> {
+    let mats: Option<Vec<&QMatrix>> = lins.iter().map(|l| l.cpu.as_ref()).collect();
+    let fused = x.device().is_cpu() && x.dtype() == DType::F32 && lins.len() > 1;
+    let (Some(mats), true) = (mats, fused) else {
+        return lins.iter().map(|l| l.forward(x)).collect();
+    };
+    let dims = x.dims().to_vec();
+    let cols = dims.last().copied().unwrap_or(0);
+    let m = x.elem_count().checked_div(cols).unwrap_or(0);
+    let xs = x.flatten_all()?.to_vec1::<f32>()?;
+    let ys = QMatrix::matmul_many(&mats, &xs, m, &[])?;
+    ys.into_iter()
+        .zip(lins)
+        .map(|(y, l)| {
+            let mut dims = dims.clone();
+            if let Some(last) = dims.last_mut() {
+                *last = l.out_features;
+            }
+            Ok(Tensor::from_vec(y, dims, x.device())?)
+        })
+        .collect()
+}
+
+/// The `N` results of [`forward_many`] as an array.
+pub fn into_array<const N: usize>(outs: Vec<Tensor>) -> Result<[Tensor; N]> {
+    let n = outs.len();
+    outs.try_into()
+        .map_err(|_| ModelError::Format(format!("{n} products where {N} were expected")))
+}
+
 /// Root-mean-square normalisation over the last dimension, with the weight used as stored.
 ///
 /// On the CPU it is computed as ggml computes it (sum of squares accumulated in f64,

@@ -9,7 +9,7 @@ use crate::gguf::GgufFile;
 use crate::kernels::RowOrder;
 use crate::layers::{
     BatchLayout, GGML_FA_TILE_Q, QLinear, RmsNorm, apply_rope, apply_rope_pairs, attention,
-    ggml_attention, ggml_attention_tiled, round_to_f16, swiglu,
+    forward_many, ggml_attention, ggml_attention_tiled, into_array, round_to_f16, swiglu,
 };
 use crate::lm::BatchEntry;
 use crate::{ModelError, Result};
@@ -150,11 +150,7 @@ impl Block {
     ) -> Result<Tensor> {
         let tokens = x.dim(0)?;
         let h = self.attn_norm.forward(x)?;
-        let (mut q, mut k, mut v) = (
-            self.q.forward(&h)?,
-            self.k.forward(&h)?,
-            self.v.forward(&h)?,
-        );
+        let [mut q, mut k, mut v] = into_array(forward_many(&[&self.q, &self.k, &self.v], &h)?)?;
         if let Some([qb, kb, vb]) = &self.qkv_bias {
             q = q.broadcast_add(qb)?;
             k = k.broadcast_add(kb)?;
@@ -226,7 +222,8 @@ impl Block {
         let x = (x + self.o.forward_ordered(&attn, orders)?)?;
 
         let h = self.ffn_norm.forward(&x)?;
-        let act = swiglu(&self.gate.forward(&h)?, &self.up.forward(&h)?)?;
+        let [gate, up] = into_array(forward_many(&[&self.gate, &self.up], &h)?)?;
+        let act = swiglu(&gate, &up)?;
         // llama.cpp's last layer multiplies its output rows alone, one at a time in decode order.
         let ffn_orders = if self.last { &[] } else { orders };
         let mlp = self.down.forward_ordered(&act, ffn_orders)?;
