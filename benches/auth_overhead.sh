@@ -21,7 +21,7 @@ UP_PORT=18191; PORTS=(18192 18193 18194); NAMES=(open keyed shared)
 OPT=()
 if [ "$PROFILE" = dev ]; then
   # Cargo takes per-package profile settings from --config, not from the environment.
-  for p in nfai-router nfai-benches nfai-retrieval nfai-cache; do
+  for p in nfai-router nfai-benches nfai-retrieval nfai-cache nfai-tests nfai-crm-demo; do
     OPT+=(--config "profile.dev.package.$p.opt-level=3")
   done
   OUT="${CARGO_TARGET_DIR:-target}/debug"
