@@ -8,9 +8,10 @@ use std::arch::x86_64::*;
 
 use super::act::Acts;
 use super::avx2::{
-    KTile, Q4_0, Q4K, Q5_0, Q5K, Q6K, Q8_0, block_bytes, by_format, decode_k_chunk, decode32,
-    f16_at, hsum_ps, k_block, sized, tiled_rows,
+    Q4_0, Q4K, Q5_0, Q5K, Q6K, Q8_0, block_bytes, by_format, decode32, f16_at, hsum_ps, sized,
+    tiled_rows,
 };
+use super::avx2_k::{KTile, decode_k_chunk, k_block};
 use super::format::WeightFormat;
 
 /// Whether this CPU runs these kernels (asked once).

@@ -23,6 +23,12 @@ mod avx2;
     target_feature = "avx2",
     target_feature = "fma"
 ))]
+mod avx2_k;
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
 mod avx512;
 pub mod format;
 pub mod packed;
