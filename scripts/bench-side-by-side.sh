@@ -37,10 +37,15 @@ cd "$REPO_ROOT"
 
 case "$PROFILE" in
     dev)
-        # Dependencies, models and inference are at opt-level 3 in the dev profile already.
-        export CARGO_PROFILE_DEV_PACKAGE_NFAI_BENCHES_OPT_LEVEL=3
-        export CARGO_PROFILE_DEV_PACKAGE_NFAI_ROUTER_OPT_LEVEL=3
-        PROFILE_ARGS=(); OUT="$TARGET/debug" ;;
+        # Dependencies, models and inference are at opt-level 3 in the dev profile already;
+        # nfai's other crates are raised with --config (Cargo takes per-package profile
+        # settings from there, not from the environment), the same set as the other benches so
+        # that their builds are shared.
+        PROFILE_ARGS=()
+        for p in nfai-router nfai-benches nfai-retrieval nfai-cache nfai-tests nfai-crm-demo; do
+            PROFILE_ARGS+=(--config "profile.dev.package.$p.opt-level=3")
+        done
+        OUT="$TARGET/debug" ;;
     release) PROFILE_ARGS=(--release); OUT="$TARGET/release" ;;
     *) echo "PROFILE must be dev or release, not $PROFILE" >&2; exit 2 ;;
 esac

@@ -28,7 +28,8 @@ impl Application {
     /// Fetches missing models (when allowed), loads the served models and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // Keys and TLS first: a server that may not start fails before loading models.
-        let (keyring, limiter) = crate::auth::setup::setup(&config).await?;
+        let database = crate::retrieval::database_pool(&config.reserved)?;
+        let (keyring, limiter) = crate::auth::setup::setup(&config, database.as_ref()).await?;
         let tls = match &config.tls {
             Some(files) => Some((crate::tls::load(files).await?, files.clone())),
             None => None,
@@ -72,7 +73,11 @@ impl Application {
             .with_routing(&config.routing)?
             .with_logging(config.reserved.log_bodies, config.max_body_bytes)?
             .with_auth(Some(keyring), limiter, config.reserved.private_metrics)?;
-        let retrieval = crate::retrieval::start(&config.reserved, Arc::clone(state.native()))?;
+        let retrieval = crate::retrieval::start(
+            &config.reserved,
+            Arc::clone(state.native()),
+            database.as_ref(),
+        )?;
         state
             .metrics()
             .register(Arc::new(crate::retrieval::metrics::RetrievalMetrics(
@@ -84,12 +89,17 @@ impl Application {
             retrieval.clone(),
             true,
         )?;
-        if let Some(s) = &sources {
+        let mut pools = sources
+            .as_ref()
+            .map(|s| s.pools.clone())
+            .unwrap_or_default();
+        if let Some(db) = &database {
+            pools.insert("records".to_owned(), db.clone());
+        }
+        if !pools.is_empty() {
             state
                 .metrics()
-                .register(Arc::new(crate::retrieval::pool_metrics::PoolMetrics(
-                    s.pools.clone(),
-                )));
+                .register(Arc::new(crate::retrieval::pool_metrics::PoolMetrics(pools)));
         }
         let responses = crate::responses::store::ResponseStore::open(
             &config.reserved.data_dir.join("responses"),

@@ -389,7 +389,7 @@ impl From<RetrievalError> for ApiError {
     }
 }
 
-/// An upload that cannot be stored: too large (413) or a disk fault (503).
+/// An upload that cannot be stored: too large (413) or a disk or database fault (503).
 impl From<BlobError> for ApiError {
     fn from(e: BlobError) -> Self {
         match e {
@@ -404,6 +404,10 @@ impl From<BlobError> for ApiError {
             .with_code("file_too_large"),
             BlobError::Io(m) => {
                 Self::unavailable(format!("Cannot store the file: {m}")).with_code("storage_error")
+            }
+            // Bytes a record names that are gone: the store's fault, not the caller's.
+            e @ BlobError::Missing(_) => {
+                Self::unavailable(format!("Cannot read the file: {e}")).with_code("storage_error")
             }
         }
     }

@@ -52,7 +52,8 @@ pub async fn run(config: Config, only: Option<String>) -> anyhow::Result<()> {
             }
         }
         None => {
-            let service = open(&config)?;
+            let database = crate::retrieval::database_pool(&config.reserved)?;
+            let service = open(&config, database.as_ref())?;
             let sources = crate::retrieval::sources::start(
                 &config.reserved,
                 &config.reserved.data_dir,
@@ -69,8 +70,12 @@ pub async fn run(config: Config, only: Option<String>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The retrieval service on the data directory, with the native embedding models.
-fn open(config: &Config) -> anyhow::Result<nfai_retrieval::service::RetrievalService> {
+/// The retrieval service on the data directory (or the database), with the native embedding
+/// models.
+fn open(
+    config: &Config,
+    database: Option<&nfai_retrieval::pg::PgPool>,
+) -> anyhow::Result<nfai_retrieval::service::RetrievalService> {
     let registry = ModelRegistry::start(
         config.catalog.clone(),
         &config.serve,
@@ -79,7 +84,7 @@ fn open(config: &Config) -> anyhow::Result<nfai_retrieval::service::RetrievalSer
         config.cache.clone(),
     )?;
     let native = Arc::new(NativeBackend::new(Arc::new(registry)));
-    crate::retrieval::start(&config.reserved, native)
+    crate::retrieval::start(&config.reserved, native, database)
 }
 
 /// Syncs one source in this process; `false` when it failed.

@@ -145,7 +145,7 @@ async fn the_admin_api_makes_lists_and_revokes_keys() {
     assert_eq!(get(&s, "/v1/models", Some(secret)).await.status(), 401);
 }
 
-fn keys_cli(args: &[&str]) -> String {
+pub(crate) fn keys_cli(args: &[&str]) -> String {
     let cli = Cli::try_parse_from(["nfai", "keys"].iter().chain(args)).unwrap();
     let Command::Keys { command } = cli.command else {
         panic!("not a keys command")

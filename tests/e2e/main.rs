@@ -27,6 +27,7 @@ mod openapi;
 mod overload;
 mod ownership;
 mod prefix_cache;
+mod replicas;
 mod responses;
 mod responses_sdk;
 mod sources;

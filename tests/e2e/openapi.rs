@@ -64,6 +64,10 @@ async fn the_served_description_is_the_checked_in_one() {
         "/ready",
         "/metrics",
         "/admin/models",
+        "/v1/responses",
+        "/v1/responses/{id}",
+        "/v1/files",
+        "/v1/vector_stores/{id}/search",
     ] {
         assert!(paths.contains_key(p), "{p} is described");
     }
@@ -76,6 +80,7 @@ async fn the_served_description_is_the_checked_in_one() {
         ("ChatCompletionRequest", "max_tokens"),
         ("ChatCompletionRequest", "max_completion_tokens"),
         ("CompletionRequest", "max_tokens"),
+        ("CreateResponseBody", "max_output_tokens"),
     ] {
         let p = property(&schemas[schema], field);
         assert!(

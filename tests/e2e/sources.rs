@@ -17,10 +17,10 @@ const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 const TOKEN: &str = "sources-admin-token";
 
 /// A database of its own on the local server, dropped at the end.
-struct ScratchDb(String);
+pub(crate) struct ScratchDb(String);
 
 impl ScratchDb {
-    fn create(rt: &tokio::runtime::Runtime, tag: &str) -> Self {
+    pub(crate) fn create(rt: &tokio::runtime::Runtime, tag: &str) -> Self {
         let name = format!("nfai_e2e_{tag}_{}", std::process::id());
         rt.block_on(admin_sql(&format!(
             "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
@@ -28,7 +28,7 @@ impl ScratchDb {
         Self(name)
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("{SERVER}/{}", self.0)
     }
 }
@@ -47,7 +47,7 @@ impl Drop for ScratchDb {
     }
 }
 
-async fn connect(url: &str) -> tokio_postgres::Client {
+pub(crate) async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .unwrap();

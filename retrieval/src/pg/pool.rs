@@ -238,6 +238,12 @@ impl PgConn {
         described.map_err(|e| PgError::from_pg(&e))
     }
 
+    /// Closes this connection instead of returning it to the pool (after a failure that may
+    /// have left it inside a transaction).
+    pub fn discard(self) {
+        drop(Object::take(self.client));
+    }
+
     /// Runs statements without parameters through the simple query protocol (schema setup).
     pub async fn batch_execute(&mut self, sql: &str) -> Result<(), PgError> {
         self.client

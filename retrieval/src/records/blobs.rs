@@ -1,112 +1,98 @@
-//! [`BlobDir`]: the bytes of uploaded files, one file per id under `<data dir>/files/`.
+//! Where uploaded files' bytes live, behind one object-safe trait ([`Blobs`]): the data
+//! directory ([`super::BlobDir`]) or PostgreSQL ([`super::PgBlobs`]).
 //!
-//! An upload streams into `.upload-<id>` through a [`BlobWriter`] that refuses to grow past
-//! the limit; [`BlobWriter::commit`] fsyncs it and renames it into place, so a crash or an
-//! aborted upload never leaves a partial file under a real id. A writer dropped without commit
-//! removes its temporary file.
+//! An upload streams through a [`BlobWriter`] that refuses to grow past its limit; only
+//! [`BlobWriter::commit`] makes the bytes visible under their id, so a crash or an aborted
+//! upload never leaves a partial file under a real id.
 
-use std::path::{Path, PathBuf};
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 
-use tokio::io::AsyncWriteExt;
-
-/// Why an upload could not be stored.
+/// Why bytes could not be stored or read.
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
     /// The upload is larger than `[files] max_bytes`.
     #[error("the file is larger than the limit of {limit} bytes")]
     TooLarge { limit: u64 },
-    /// The disk is full or a file operation failed.
+    /// No bytes are stored under this id.
+    #[error("no bytes are stored for `{0}`")]
+    Missing(String),
+    /// The disk is full, a file operation failed or the database is unreachable.
     #[error("cannot store the file: {0}")]
     Io(String),
 }
 
-/// The directory of uploaded files' bytes.
-#[derive(Debug, Clone)]
-pub struct BlobDir {
-    root: PathBuf,
+/// `Ok` for an id that can name stored bytes (see `safe_id`).
+pub(crate) fn check_blob_id(id: &str) -> Result<(), BlobError> {
+    if super::safe_id(id) {
+        Ok(())
+    } else {
+        Err(BlobError::Io(format!("`{id}` is not a valid file id")))
+    }
 }
 
-impl BlobDir {
-    /// The blob directory `root` (created if missing; blocking), with stale uploads removed.
-    pub fn open(root: impl Into<PathBuf>) -> std::io::Result<Self> {
-        let root = root.into();
-        std::fs::create_dir_all(&root)?;
-        for entry in std::fs::read_dir(&root)? {
-            let path = entry?.path();
-            let stale = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(".upload-"));
-            if stale {
-                let _ = std::fs::remove_file(path);
-            }
-        }
-        Ok(Self { root })
-    }
+/// The pieces of a stored file, in order.
+pub type BlobStream = BoxStream<'static, Result<Vec<u8>, BlobError>>;
 
-    /// The path of a stored file's bytes. `id` must be a record id (see `safe_id`).
-    pub fn path(&self, id: &str) -> PathBuf {
-        self.root.join(id)
-    }
-
-    /// Starts an upload of at most `limit` bytes for `id`.
-    pub async fn begin(&self, id: &str, limit: u64) -> Result<BlobWriter, BlobError> {
-        if !super::safe_id(id) {
-            return Err(BlobError::Io(format!("`{id}` is not a valid file id")));
-        }
-        let tmp = self.root.join(format!(".upload-{id}"));
-        let file = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(|e| BlobError::Io(format!("{}: {e}", tmp.display())))?;
-        Ok(BlobWriter {
-            file: Some(file),
-            tmp,
-            target: self.path(id),
-            root: self.root.clone(),
-            written: 0,
-            limit,
-        })
-    }
-
-    /// Reads a stored file whole (blocking; call from the blocking pool).
-    pub fn read_blocking(&self, id: &str) -> std::io::Result<Vec<u8>> {
-        std::fs::read(self.path(id))
-    }
-
+/// A store of file bytes by id. Ids are record ids (see `safe_id`).
+pub trait Blobs: Send + Sync + std::fmt::Debug + 'static {
+    /// Starts an upload of at most `limit` bytes for `id`. Committing replaces any bytes
+    /// already stored under `id`.
+    fn begin<'a>(&'a self, id: &'a str, limit: u64)
+    -> BoxFuture<'a, Result<BlobWriter, BlobError>>;
+    /// A stored file whole.
+    fn read<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Vec<u8>, BlobError>>;
+    /// A stored file as a stream of pieces, for sending it without holding it whole.
+    fn stream<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<BlobStream, BlobError>>;
     /// Deletes a stored file's bytes; a missing file is not an error.
-    pub async fn delete(&self, id: &str) -> std::io::Result<()> {
-        match tokio::fs::remove_file(self.path(id)).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
-    }
+    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), BlobError>>;
 }
 
-/// An upload in progress.
-#[derive(Debug)]
+/// One backend's upload in progress; wrapped by [`BlobWriter`], which keeps the limit.
+pub trait BlobSink: Send {
+    /// Appends a piece.
+    fn append<'a>(&'a mut self, bytes: &'a [u8]) -> BoxFuture<'a, Result<(), BlobError>>;
+    /// Makes the bytes durable and visible under their id.
+    fn finish(self: Box<Self>) -> BoxFuture<'static, Result<(), BlobError>>;
+}
+
+/// An upload in progress. Dropped without [`BlobWriter::commit`], it leaves nothing behind.
 pub struct BlobWriter {
-    file: Option<tokio::fs::File>,
-    tmp: PathBuf,
-    target: PathBuf,
-    root: PathBuf,
+    sink: Option<Box<dyn BlobSink>>,
     written: u64,
     limit: u64,
 }
 
+impl std::fmt::Debug for BlobWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobWriter")
+            .field("written", &self.written)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
 impl BlobWriter {
+    /// Wraps a backend's sink with the upload's size limit.
+    pub fn new(sink: Box<dyn BlobSink>, limit: u64) -> Self {
+        Self {
+            sink: Some(sink),
+            written: 0,
+            limit,
+        }
+    }
+
     /// Appends a piece of the upload; past the limit, [`BlobError::TooLarge`].
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), BlobError> {
         let total = self.written.saturating_add(bytes.len() as u64);
         if total > self.limit {
             return Err(BlobError::TooLarge { limit: self.limit });
         }
-        let file = self
-            .file
+        let sink = self
+            .sink
             .as_mut()
             .ok_or_else(|| BlobError::Io("the upload was already committed".into()))?;
-        file.write_all(bytes)
-            .await
-            .map_err(|e| BlobError::Io(format!("{}: {e}", self.tmp.display())))?;
+        sink.append(bytes).await?;
         self.written = total;
         Ok(())
     }
@@ -118,61 +104,11 @@ impl BlobWriter {
 
     /// Makes the upload durable under its id; returns its size.
     pub async fn commit(mut self) -> Result<u64, BlobError> {
-        let io = |p: &Path, e: std::io::Error| BlobError::Io(format!("{}: {e}", p.display()));
-        let mut file = self
-            .file
+        let sink = self
+            .sink
             .take()
             .ok_or_else(|| BlobError::Io("the upload was already committed".into()))?;
-        file.flush().await.map_err(|e| io(&self.tmp, e))?;
-        file.sync_all().await.map_err(|e| io(&self.tmp, e))?;
-        drop(file);
-        tokio::fs::rename(&self.tmp, &self.target)
-            .await
-            .map_err(|e| io(&self.target, e))?;
-        let root = self.root.clone();
-        tokio::task::spawn_blocking(move || std::fs::File::open(&root)?.sync_all())
-            .await
-            .map_err(|e| BlobError::Io(e.to_string()))?
-            .map_err(|e| io(&self.root, e))?;
-        // Renamed: nothing left for Drop to remove.
-        self.tmp = PathBuf::new();
+        sink.finish().await?;
         Ok(self.written)
-    }
-}
-
-impl Drop for BlobWriter {
-    fn drop(&mut self) {
-        if !self.tmp.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn uploads_commit_whole_and_oversize_ones_leave_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let blobs = BlobDir::open(dir.path()).unwrap();
-        let mut w = blobs.begin("file-a", 5).await.unwrap();
-        w.write(b"abc").await.unwrap();
-        w.write(b"de").await.unwrap();
-        assert_eq!(w.commit().await.unwrap(), 5);
-        assert_eq!(blobs.read_blocking("file-a").unwrap(), b"abcde");
-
-        let mut w = blobs.begin("file-b", 5).await.unwrap();
-        w.write(b"abc").await.unwrap();
-        assert!(matches!(
-            w.write(b"def").await,
-            Err(BlobError::TooLarge { limit: 5 })
-        ));
-        drop(w);
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("file-a")]);
     }
 }

@@ -16,8 +16,8 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::safe_id;
 use super::{BatchRecord, FileRecord, FileStatus, Records, StoreFileRecord, StoreRecord};
+use super::{check_id, safe_id};
 use crate::error::{Result, RetrievalError};
 
 /// The data-directory records; cheap to clone.
@@ -40,19 +40,6 @@ struct State {
     stores: HashMap<String, StoreRecord>,
     store_files: HashMap<String, BTreeMap<String, StoreFileRecord>>,
     batches: HashMap<String, BTreeMap<String, BatchRecord>>,
-}
-
-fn check_id(id: &str) -> Result<()> {
-    if safe_id(id) {
-        Ok(())
-    } else {
-        Err(RetrievalError::InvalidArgument {
-            field: "id",
-            reason: format!(
-                "`{id}` may hold only ASCII letters, digits, `-`, `_`, `:`, `.` and `@`, and may not start with `.`"
-            ),
-        })
-    }
 }
 
 fn io(path: &Path, e: &std::io::Error) -> RetrievalError {

@@ -1,19 +1,27 @@
 //! Durable records of the retrieval service behind one async, object-safe trait
 //! ([`Records`]): uploaded files, vector stores, store files (the ingestion jobs) and
-//! batches. [`DirRecords`] keeps them in the data directory; file bytes stream to disk through
-//! [`BlobDir`].
+//! batches, and the files' bytes behind another ([`Blobs`]). [`DirRecords`] and [`BlobDir`]
+//! keep them in the data directory (one node); [`PgRecords`] and [`PgBlobs`] in PostgreSQL,
+//! shared by every replica of the database.
 //!
 //! The trait stores and reads whole records; ordering, pagination and derived counts are the
 //! service's. Every `put_*` is durable when it returns (a crash never leaves half a record).
 
+mod blob_dir;
 mod blobs;
 mod dir;
+mod pg;
 mod types;
 
+use std::time::Duration;
+
+use futures::FutureExt;
 use futures::future::BoxFuture;
 
-pub use blobs::{BlobDir, BlobError, BlobWriter};
+pub use blob_dir::BlobDir;
+pub use blobs::{BlobError, BlobSink, BlobStream, BlobWriter, Blobs};
 pub use dir::DirRecords;
+pub use pg::{PART_BYTES, PgBlobs, PgHandle, PgRecords};
 pub use types::{BatchRecord, FileRecord, FileStatus, LastError, StoreFileRecord, StoreRecord};
 
 use crate::error::Result;
@@ -29,7 +37,22 @@ pub(crate) fn safe_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.' | b'@'))
 }
 
-/// Where the records live. Implementations: [`DirRecords`] (the data directory).
+/// `Ok` for a record id [`safe_id`] accepts; else the 400 that names it.
+pub(crate) fn check_id(id: &str) -> Result<()> {
+    if safe_id(id) {
+        Ok(())
+    } else {
+        Err(crate::error::RetrievalError::InvalidArgument {
+            field: "id",
+            reason: format!(
+                "`{id}` may hold only ASCII letters, digits, `-`, `_`, `:`, `.` and `@`, and may not start with `.`"
+            ),
+        })
+    }
+}
+
+/// Where the records live. Implementations: [`DirRecords`] (the data directory) and
+/// [`PgRecords`] (PostgreSQL).
 pub trait Records: Send + Sync + std::fmt::Debug + 'static {
     /// Creates or replaces an uploaded file's record.
     fn put_file(&self, file: FileRecord) -> BoxFuture<'_, Result<()>>;
@@ -75,4 +98,32 @@ pub trait Records: Send + Sync + std::fmt::Debug + 'static {
         store_id: &'a str,
         batch_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<BatchRecord>>>;
+
+    /// Whether other processes write these records too (replicas sharing a database): then
+    /// what one process caches about a store may be stale.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Takes the right to run a store file's ingestion at its revision for `lease`; `false`
+    /// while another holder's lease on it lasts. Records of one process grant it always (the
+    /// service already runs each job once).
+    fn claim_job<'a>(
+        &'a self,
+        _file: &'a StoreFileRecord,
+        _holder: &'a str,
+        _lease: Duration,
+    ) -> BoxFuture<'a, Result<bool>> {
+        async { Ok(true) }.boxed()
+    }
+
+    /// Gives up a claim taken with [`Records::claim_job`].
+    fn release_job<'a>(
+        &'a self,
+        _store_id: &'a str,
+        _file_id: &'a str,
+        _holder: &'a str,
+    ) -> BoxFuture<'a, Result<()>> {
+        async { Ok(()) }.boxed()
+    }
 }

@@ -4,6 +4,8 @@
 //! - query embeddings, keyed by (model, input kind, text);
 //! - search results, keyed by (store, store version, queries, filter, k, threshold). Every
 //!   write to a store bumps its version, so a cached result of older contents is never hit.
+//!   With records shared by replicas, another replica's writes bump nothing here: results then
+//!   also expire after a short time to live.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,7 +72,26 @@ pub(crate) struct Caches {
 }
 
 impl Caches {
-    pub fn new(query_bytes: u64, result_bytes: u64) -> Self {
+    /// Caches of the given byte budgets; with `result_ttl`, a result is dropped that long
+    /// after it was cached.
+    pub fn new(
+        query_bytes: u64,
+        result_bytes: u64,
+        result_ttl: Option<std::time::Duration>,
+    ) -> Self {
+        let mut results = Cache::builder().max_capacity(result_bytes).weigher(
+            |k: &ResultKey, v: &Arc<Vec<SearchHit>>| {
+                let key: usize = k.queries.iter().map(String::len).sum::<usize>() + k.filter.len();
+                let hits: usize = v
+                    .iter()
+                    .map(|h| h.payload.text.len() + h.payload.filename.len() + 128)
+                    .sum();
+                weight(key + hits)
+            },
+        );
+        if let Some(ttl) = result_ttl {
+            results = results.time_to_live(ttl);
+        }
         Self {
             queries: Cache::builder()
                 .max_capacity(query_bytes)
@@ -78,18 +99,7 @@ impl Caches {
                     weight(k.model.len() + k.text.len() + v.len() * 4)
                 })
                 .build(),
-            results: Cache::builder()
-                .max_capacity(result_bytes)
-                .weigher(|k: &ResultKey, v: &Arc<Vec<SearchHit>>| {
-                    let key: usize =
-                        k.queries.iter().map(String::len).sum::<usize>() + k.filter.len();
-                    let hits: usize = v
-                        .iter()
-                        .map(|h| h.payload.text.len() + h.payload.filename.len() + 128)
-                        .sum();
-                    weight(key + hits)
-                })
-                .build(),
+            results: results.build(),
             query_counters: Counters::default(),
             result_counters: Counters::default(),
             versions: Mutex::new(HashMap::new()),

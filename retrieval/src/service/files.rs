@@ -1,11 +1,11 @@
-//! Uploaded files: the record after the bytes are on disk, reading, listing, deleting.
+//! Uploaded files: the record after the bytes are stored, reading, listing, deleting.
 //! Deleting a file leaves the chunks already ingested from it in stores, as OpenAI does;
 //! removing it from a store is a store-file delete.
 
 use super::page::{ListQuery, Page, paginate};
 use super::{Access, RetrievalService, check, ids};
 use crate::error::{Result, RetrievalError};
-use crate::records::{BlobError, BlobWriter, FileRecord};
+use crate::records::{BlobError, BlobStream, BlobWriter, FileRecord};
 
 /// OpenAI's `purpose` values accepted on upload.
 pub const PURPOSES: [&str; 6] = [
@@ -113,11 +113,16 @@ impl RetrievalService {
             .map_err(|e| RetrievalError::Storage(format!("cannot delete the bytes of {id}: {e}")))
     }
 
-    /// The path of a file's bytes, after checking the file exists.
-    pub async fn file_content_path(&self, id: &str) -> Result<(FileRecord, std::path::PathBuf)> {
+    /// A file's record and its bytes as a stream of pieces.
+    pub async fn file_content(&self, id: &str) -> Result<(FileRecord, BlobStream)> {
         let record = self.file(id).await?;
-        let path = self.0.blobs.path(&record.id);
-        Ok((record, path))
+        let stream = self.0.blobs.stream(&record.id).await.map_err(|e| match e {
+            BlobError::Missing(_) => RetrievalError::Storage(format!(
+                "the bytes of {id} are missing from the file store"
+            )),
+            e => RetrievalError::Unavailable(e.to_string()),
+        })?;
+        Ok((record, stream))
     }
 
     /// Checks `metadata` (exposed for the store routes).

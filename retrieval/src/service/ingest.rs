@@ -6,6 +6,8 @@
 //! how a restart resumes them. A run extracts and chunks the file off the async workers,
 //! embeds the chunks in batches, upserts them, and records `completed` or `failed` with
 //! `last_error` (an unreadable, empty or unsupported file fails alone; other files go on).
+//! With shared records (replicas on one database) a run first claims its job for a lease, so
+//! one replica runs it; the others' sweepers skip it until the lease ends.
 //! The outcome is recorded only if the record's revision is the one the run started from;
 //! otherwise (attributes updated, re-added) the run starts over, and a record deleted
 //! meanwhile has its chunks removed.
@@ -28,6 +30,10 @@ use crate::types::{AttributeValue, Chunk, ChunkPayload, chunk_point_id};
 
 /// (store id, file id).
 pub(crate) type JobKey = (String, String);
+
+/// How long a claimed job stays another replica's before it may take it over (the holder
+/// died). Longer than any one run: the busy waits below alone come to one minute.
+const JOB_LEASE: Duration = Duration::from_secs(15 * 60);
 
 /// Waits between tries when the embedding engine is busy, and how many tries.
 const BUSY_WAIT: Duration = Duration::from_millis(250);
@@ -132,8 +138,22 @@ impl RetrievalService {
         }
     }
 
-    /// Runs a job until its outcome is recorded for the current revision.
-    async fn run_job(&self, (store_id, file_id): &JobKey) {
+    /// Runs a job until its outcome is recorded for the current revision, holding its claim
+    /// (shared records: another replica may be running it) while it runs.
+    async fn run_job(&self, key: &JobKey) {
+        self.run_claimed(key).await;
+        let (store_id, file_id) = key;
+        if let Err(e) = self
+            .0
+            .records
+            .release_job(store_id, file_id, &self.0.holder)
+            .await
+        {
+            tracing::warn!(store_id, file_id, error = %e, "cannot release an ingestion claim");
+        }
+    }
+
+    async fn run_claimed(&self, (store_id, file_id): &JobKey) {
         loop {
             let record = match self.0.records.get_store_file(store_id, file_id).await {
                 Ok(Some(r)) if r.status == FileStatus::InProgress => r,
@@ -143,6 +163,20 @@ impl RetrievalService {
                     return;
                 }
             };
+            match self
+                .0
+                .records
+                .claim_job(&record, &self.0.holder, JOB_LEASE)
+                .await
+            {
+                Ok(true) => {}
+                // Another replica runs it; the sweeper looks again after its lease.
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(store_id, file_id, error = %e, "cannot claim an ingestion");
+                    return;
+                }
+            }
             self.0
                 .runs
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -237,13 +271,18 @@ impl RetrievalService {
             Ok(s) => s,
             Err(e) => return Ok(ingest_failed(&e)),
         };
-        let blobs = self.0.blobs.clone();
+        let bytes = match self.0.blobs.read(&file.id).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                return Ok(failed(
+                    "server_error",
+                    format!("cannot read the file's bytes: {e}"),
+                ));
+            }
+        };
         let read = {
             let file = file.clone();
             tokio::task::spawn_blocking(move || -> std::result::Result<String, Outcome> {
-                let bytes = blobs.read_blocking(&file.id).map_err(|e| {
-                    failed("server_error", format!("cannot read the file's bytes: {e}"))
-                })?;
                 if bytes.is_empty() {
                     return Err(failed("invalid_file", "The file is empty (0 bytes)."));
                 }

@@ -37,7 +37,7 @@ pub use store_files::{AddFile, BatchView};
 pub use stores::{CreateStore, FileCounts, ModifyStore, StoreView};
 
 use crate::optimize::OptimizeScheduler;
-use crate::records::{BlobDir, Records};
+use crate::records::{Blobs, Records};
 use crate::store::VectorStore;
 
 /// The default embedding model of a new store.
@@ -78,6 +78,10 @@ impl Default for ServiceOptions {
     }
 }
 
+/// How long a search result stays cached when the records are shared with other replicas
+/// (whose writes do not bump this process's store versions).
+const SHARED_RESULT_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The retrieval service; cheap to clone.
 #[derive(Clone)]
 pub struct RetrievalService(Arc<Inner>);
@@ -92,7 +96,7 @@ impl std::fmt::Debug for RetrievalService {
 
 struct Inner {
     records: Arc<dyn Records>,
-    blobs: BlobDir,
+    blobs: Arc<dyn Blobs>,
     store: Arc<dyn VectorStore>,
     embed: Arc<dyn Embed>,
     optimizer: OptimizeScheduler,
@@ -109,6 +113,8 @@ struct Inner {
     flushes: flush::FlushGroup,
     /// Held while a source's store is found or made.
     shared_stores: tokio::sync::Mutex<()>,
+    /// This process's name in ingestion claims (shared records).
+    holder: String,
 }
 
 impl RetrievalService {
@@ -116,14 +122,20 @@ impl RetrievalService {
     /// that resumes pending files (at once, then every `sweep_secs`), and the optimizer.
     pub fn start(
         records: Arc<dyn Records>,
-        blobs: BlobDir,
+        blobs: Arc<dyn Blobs>,
         store: Arc<dyn VectorStore>,
         embed: Arc<dyn Embed>,
         options: ServiceOptions,
     ) -> Self {
         let optimizer = OptimizeScheduler::start(Arc::clone(&store), 64, 1);
         let (jobs, rx) = tokio::sync::mpsc::channel(options.ingest_queue.max(1));
-        let caches = cache::Caches::new(options.query_cache_bytes, options.result_cache_bytes);
+        // Another replica may write a shared store: its cached results live only briefly.
+        let result_ttl = records.shared().then_some(SHARED_RESULT_TTL);
+        let caches = cache::Caches::new(
+            options.query_cache_bytes,
+            options.result_cache_bytes,
+            result_ttl,
+        );
         let service = Self(Arc::new(Inner {
             records,
             blobs,
@@ -138,6 +150,7 @@ impl RetrievalService {
             runs: AtomicU64::new(0),
             flushes: flush::FlushGroup::default(),
             shared_stores: tokio::sync::Mutex::new(()),
+            holder: ids::new_id("node-"),
         }));
         ingest::spawn_workers(&service, rx);
         service
@@ -147,7 +160,7 @@ impl RetrievalService {
         &self.0.options
     }
 
-    pub fn blobs(&self) -> &BlobDir {
+    pub fn blobs(&self) -> &Arc<dyn Blobs> {
         &self.0.blobs
     }
 

@@ -141,11 +141,13 @@ impl RetrievalService {
     pub async fn store_file_text(&self, store_id: &str, file_id: &str) -> Result<String> {
         self.store_file(store_id, file_id).await?;
         let file = self.file(file_id).await?;
-        let blobs = self.0.blobs.clone();
+        let bytes = self
+            .0
+            .blobs
+            .read(&file.id)
+            .await
+            .map_err(|e| RetrievalError::Storage(format!("cannot read {}: {e}", file.id)))?;
         tokio::task::spawn_blocking(move || {
-            let bytes = blobs
-                .read_blocking(&file.id)
-                .map_err(|e| RetrievalError::Storage(format!("cannot read {}: {e}", file.id)))?;
             let kind =
                 FileKind::detect(&file.filename, file.content_type.as_deref()).map_err(|e| {
                     RetrievalError::InvalidArgument {

@@ -265,7 +265,9 @@ async fn upsert(
     if let Ok(existing) = service.store_file(store_id, file_id).await
         && existing.attributes == attributes
         && existing.status != crate::records::FileStatus::Failed
-        && tokio::fs::read(service.blobs().path(file_id))
+        && service
+            .blobs()
+            .read(file_id)
             .await
             .is_ok_and(|b| b == text.as_bytes())
     {

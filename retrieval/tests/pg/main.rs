@@ -14,6 +14,7 @@ mod bouncer;
 mod cluster;
 mod embed;
 mod pool;
+mod records;
 mod sources;
 mod sources_fault;
 mod support;

@@ -18,7 +18,7 @@ use crate::support::{ScratchDb, in_scratch_dir, pool};
 pub fn service(dir: &std::path::Path) -> RetrievalService {
     RetrievalService::start(
         Arc::new(DirRecords::open(dir.join("records")).unwrap()),
-        BlobDir::open(dir.join("files")).unwrap(),
+        Arc::new(BlobDir::open(dir.join("files")).unwrap()),
         Arc::new(EdgeStore::new(dir.join("vector_stores"), EdgeStoreOptions::default()).unwrap()),
         Arc::new(E5Embed::load()),
         ServiceOptions::default(),

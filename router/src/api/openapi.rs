@@ -4,9 +4,10 @@
 //! Request and response bodies are the wire types' own schemas (`utoipa::ToSchema` derives on
 //! `api::openai::wire`, `api::admin::wire`); this module lists the routes, their statuses and
 //! the error shapes. Ollama's routes are described with open objects; the files and vector
-//! store routes and their objects are in [`retrieval`].
+//! store routes and their objects are in [`retrieval`], the Responses API's in [`responses`].
 
 mod build;
+mod responses;
 mod retrieval;
 
 // The operation builder, error shapes and schema helpers.
@@ -186,6 +187,7 @@ pub fn document() -> OpenApi {
         .ok("text/html", text())
         .errors(Errors::None),
     ];
+    ops.extend(responses::ops());
     ops.extend(retrieval::ops());
     let mut paths = PathsBuilder::new();
     for o in ops {
@@ -208,6 +210,7 @@ pub fn document() -> OpenApi {
     components = add::<ErrorResponse>(components);
     components = add::<OllamaError>(components);
     components = add::<Status>(components);
+    components = responses::components(components);
     components = retrieval::components(components);
     let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
     components = components

@@ -1,5 +1,6 @@
 //! API keys: what a key is ([`key`]), where keys are stored ([`store`]: `keys.json` in the data
-//! directory behind the [`store::KeyStore`] trait, and the static `[auth] keys_file`), the set a
+//! directory behind the [`store::KeyStore`] trait, [`pg_store`]: PostgreSQL when a database is
+//! configured, and the static `[auth] keys_file`), the set a
 //! server accepts ([`keyring`]) and who sent a request ([`caller::Caller`]).
 //!
 //! Rules: once any key exists (or the server listens on a public address), every `/v1` and
@@ -12,6 +13,7 @@
 pub mod caller;
 pub mod key;
 pub mod keyring;
+pub mod pg_store;
 pub mod setup;
 pub mod store;
 

@@ -3,7 +3,8 @@
 //! [`read_keys_file`] (`[auth] keys_file`, a static TOML list for fixed setups).
 //!
 //! The server and `nfai keys` use the same store, so keys can be made offline before the first
-//! start. A PostgreSQL store implements the same trait.
+//! start. With `[database] url` the keys live in PostgreSQL instead
+//! ([`super::pg_store::PgKeyStore`]), shared by every replica.
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,8 @@ pub enum StoreError {
     Corrupt { path: PathBuf, message: String },
     #[error("no key with id {0:?}")]
     NotFound(String),
+    #[error("the key store in the database cannot be read or written: {0}")]
+    Database(String),
 }
 
 /// Keys that can be listed, added and removed.

@@ -179,10 +179,10 @@ pub struct ServeArgs {
     /// Folder for nfai's own state [default: ~/.local/share/nfai].
     #[arg(long, env = "NFAI_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// PostgreSQL URL (reserved).
+    /// PostgreSQL URL: nfai's records and files (shared by replicas) and the sources.
     #[arg(long, env = "NFAI_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<Secret>,
-    /// File holding the PostgreSQL URL (reserved).
+    /// File holding the PostgreSQL URL.
     #[arg(long, env = "NFAI_DATABASE_URL_FILE")]
     pub database_url_file: Option<PathBuf>,
     /// Redis URL: rate limits shared by every replica.
@@ -203,13 +203,13 @@ pub struct ServeArgs {
     /// PEM private key of `--tls-cert`; reloaded when it changes.
     #[arg(long, env = "NFAI_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Log format, `text` or `json` (`json` is reserved) [default: text].
+    /// Log format, `text` or `json` [default: `text` at a terminal, else `json`].
     #[arg(long, env = "NFAI_LOG_FORMAT")]
     pub log_format: Option<String>,
-    /// Qdrant server URL for vector stores (reserved).
+    /// Qdrant server URL (gRPC) for vector stores [default: in-process stores].
     #[arg(long, env = "NFAI_QDRANT_URL")]
     pub qdrant_url: Option<String>,
-    /// File holding Qdrant's API key (reserved).
+    /// File holding Qdrant's API key.
     #[arg(long, env = "NFAI_QDRANT_API_KEY_FILE")]
     pub qdrant_api_key_file: Option<PathBuf>,
     /// Stored responses kept (`/v1/responses`); past it the oldest are removed [default: 10000].
@@ -258,12 +258,18 @@ pub enum KeysCommand {
 /// Where `nfai keys` finds the keys.
 #[derive(Debug, Clone, Default, Args)]
 pub struct KeysStoreArgs {
-    /// TOML config file (for `[data] dir`).
+    /// TOML config file (for `[data] dir` and `[database]`).
     #[arg(long, env = "NFAI_CONFIG")]
     pub config: Option<PathBuf>,
     /// Folder for nfai's own state [default: ~/.local/share/nfai].
     #[arg(long, env = "NFAI_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL: the keys live in that database, as the server's do.
+    #[arg(long, env = "NFAI_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<Secret>,
+    /// File holding the PostgreSQL URL.
+    #[arg(long, env = "NFAI_DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -219,7 +219,6 @@ impl Config {
                 files: file.files,
                 responses: file.responses,
             },
-            &mut warnings,
         )?;
         for w in &warnings {
             tracing::warn!("config: {w}");
@@ -394,7 +393,7 @@ mod tests {
         );
         assert!(
             !c.warnings.iter().any(|w| w.contains("database.url")),
-            "database.url is used by the sources: {:?}",
+            "database.url is used by the records and sources: {:?}",
             c.warnings
         );
         for bad in [

@@ -61,7 +61,7 @@ pub struct DatabasePool {
 }
 
 impl DatabasePool {
-    fn layer(f: &DatabaseFile) -> anyhow::Result<Self> {
+    pub fn layer(f: &DatabaseFile) -> anyhow::Result<Self> {
         let ms = |v: Option<u64>, default: u64, name: &str| -> anyhow::Result<Duration> {
             let v = v.unwrap_or(default);
             ensure!(v >= 1, "database.{name} must be at least 1");
@@ -250,13 +250,8 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 impl ReservedConfig {
-    /// Layers flags and variables over the file over the defaults, validates, and lists the
-    /// settings that nothing uses yet in `warnings`.
-    pub fn layer(
-        args: &ServeArgs,
-        f: ReservedFiles,
-        warnings: &mut Vec<String>,
-    ) -> anyhow::Result<Self> {
+    /// Layers flags and variables over the file over the defaults, and validates.
+    pub fn layer(args: &ServeArgs, f: ReservedFiles) -> anyhow::Result<Self> {
         let database_pool = DatabasePool::layer(&f.database)?;
         let database_url_file = args.database_url_file.clone().or(f.database.url_file);
         let database_url = secret_or_file(
@@ -384,24 +379,6 @@ impl ReservedConfig {
             responses_max_stored,
             responses_retention_secs,
         };
-        c.unused(warnings);
         Ok(c)
-    }
-
-    /// Warnings naming the settings given that this version does not act on yet. `[data]`,
-    /// `[files]`, `retrieval.qdrant_url` and `retrieval.qdrant_api_key_file` are used by the
-    /// files and vector stores service.
-    fn unused(&self, warnings: &mut Vec<String>) {
-        let mut note = |set: bool, name: &str| {
-            if set {
-                warnings.push(format!(
-                    "{name} is set but not used by this version of nfai (a reserved setting)"
-                ));
-            }
-        };
-        note(
-            self.database_url.is_some() && self.sources.is_empty(),
-            "database.url",
-        );
     }
 }

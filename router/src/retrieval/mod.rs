@@ -3,8 +3,9 @@
 //!
 //! Data lives under `[data] dir`: `records/` (JSON records of files, stores, store files and
 //! batches), `files/` (uploaded bytes) and `vector_stores/` (the embedded qdrant-edge
-//! collections). With `[retrieval] qdrant_url` the collections live in that Qdrant server
-//! instead; records and bytes stay in the data directory.
+//! collections). With `[database] url` the records and bytes live in that PostgreSQL database
+//! instead, and with `[retrieval] qdrant_url` the collections in that Qdrant server: with both,
+//! replicas share everything and any of them answers for any file.
 
 pub mod embed;
 pub mod fresh;
@@ -15,7 +16,8 @@ pub mod sources;
 use std::sync::Arc;
 
 use anyhow::Context;
-use nfai_retrieval::records::{BlobDir, DirRecords};
+use nfai_retrieval::pg::PgPool;
+use nfai_retrieval::records::{BlobDir, Blobs, DirRecords, PgBlobs, PgHandle, PgRecords, Records};
 use nfai_retrieval::service::{RetrievalService, ServiceOptions};
 use nfai_retrieval::{
     EdgeStore, EdgeStoreOptions, QdrantServerConfig, QdrantServerStore, VectorStore,
@@ -24,16 +26,46 @@ use nfai_retrieval::{
 use crate::backend::native::NativeBackend;
 use crate::config::reserved::ReservedConfig;
 
-/// Opens the data directory and the vector store and starts the service (needs a runtime).
+/// The pool of nfai's own tables in `[database]` (`NFAI_DATABASE_URL`), if one is set: the
+/// retrieval records and the API keys. Sources read through pools of their own. No connection
+/// opens until first use.
+pub fn database_pool(config: &ReservedConfig) -> anyhow::Result<Option<PgPool>> {
+    let Some(url) = &config.database_url else {
+        return Ok(None);
+    };
+    let pg = config
+        .database_pool
+        .pg_config(url.expose(), config.database_max_connections);
+    Ok(Some(PgPool::connect(pg).context("the database pool")?))
+}
+
+/// Opens the records (in `database`, else the data directory) and the vector store and starts
+/// the service (needs a runtime).
 pub fn start(
     config: &ReservedConfig,
     native: Arc<NativeBackend>,
+    database: Option<&PgPool>,
 ) -> anyhow::Result<RetrievalService> {
     let dir = &config.data_dir;
-    let records = DirRecords::open(dir.join("records"))
-        .with_context(|| format!("opening the records in {}", dir.display()))?;
-    let blobs = BlobDir::open(dir.join("files"))
-        .with_context(|| format!("opening the uploaded files in {}", dir.display()))?;
+    let (records, blobs): (Arc<dyn Records>, Arc<dyn Blobs>) = match database {
+        Some(pool) => {
+            let db = PgHandle::new(pool.clone());
+            (
+                Arc::new(PgRecords::new(db.clone())),
+                Arc::new(PgBlobs::new(db)),
+            )
+        }
+        None => (
+            Arc::new(
+                DirRecords::open(dir.join("records"))
+                    .with_context(|| format!("opening the records in {}", dir.display()))?,
+            ),
+            Arc::new(
+                BlobDir::open(dir.join("files"))
+                    .with_context(|| format!("opening the uploaded files in {}", dir.display()))?,
+            ),
+        ),
+    };
     let store: Arc<dyn VectorStore> = match &config.qdrant_url {
         Some(url) => {
             let mut qdrant = QdrantServerConfig::new(url.clone());
@@ -54,7 +86,7 @@ pub fn start(
         ..ServiceOptions::default()
     };
     Ok(RetrievalService::start(
-        Arc::new(records),
+        records,
         blobs,
         store,
         Arc::new(embed::NativeEmbed::new(native)),

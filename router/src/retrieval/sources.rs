@@ -38,7 +38,9 @@ fn source_url(config: &ReservedConfig, env: Option<&str>) -> anyhow::Result<(Str
     Ok((var.to_owned(), url))
 }
 
-/// Starts the configured sources (`None` without any). Pools open no connection until used,
+/// Starts the configured sources (`None` without any). Their pools are their own, apart from
+/// the one nfai's records use, so a slow CRM query never holds up an upload or a key check.
+/// Pools open no connection until used,
 /// so a database that is down at start pauses its sources instead of stopping the server.
 /// With `periodic` (the server), sources with an interval sync at once and then every
 /// interval; without it (`nfai index`), a source syncs only when asked.

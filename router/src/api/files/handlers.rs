@@ -7,9 +7,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use futures::StreamExt;
+use futures::TryStreamExt;
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt;
 
 use super::access::{Need, access, file};
 use super::common::{ListParams, list, service};
@@ -17,9 +16,6 @@ use super::wire;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// Bytes read from disk per piece of a streamed download.
-const READ_BYTES: usize = 64 * 1024;
 
 pub async fn list_files(
     State(state): State<AppState>,
@@ -65,23 +61,8 @@ pub async fn content(
 ) -> Result<Response, ApiError> {
     let service = service(&state)?;
     file(service, &access(caller), &id, Need::Read).await?;
-    let (record, path) = service.file_content_path(&id).await?;
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("Cannot read the file {id}: {e}")))?;
-    let stream = futures::stream::unfold(Some(file), |file| async move {
-        let mut file = file?;
-        let mut buf = vec![0u8; READ_BYTES];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(buf), Some(file)))
-            }
-            Err(e) => Some((Err(e), None)),
-        }
-    })
-    .boxed();
+    let (record, pieces) = service.file_content(&id).await?;
+    let stream = pieces.map_err(std::io::Error::other);
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
