@@ -66,6 +66,13 @@ pub fn start(
             ),
         ),
     };
+    if database.is_some() && config.qdrant_url.is_none() {
+        tracing::info!(
+            "records and files are in the database, vector stores in {}: replicas sharing the \
+             database need a Qdrant server (NFAI_QDRANT_URL) to search each other's stores",
+            dir.join("vector_stores").display()
+        );
+    }
     let store: Arc<dyn VectorStore> = match &config.qdrant_url {
         Some(url) => {
             let mut qdrant = QdrantServerConfig::new(url.clone());

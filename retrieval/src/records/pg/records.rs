@@ -65,31 +65,51 @@ impl PgRecords {
     }
 }
 
-impl Records for PgRecords {
-    fn put_file(&self, file: FileRecord) -> BoxFuture<'_, Result<()>> {
-        async move {
-            check_id(&file.id)?;
-            let doc = encode(&file)?;
-            self.rows(
-                "INSERT INTO nfai_files (id, doc) VALUES ($1, $2) \
-                 ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc",
-                &[(&file.id, Type::TEXT), (&doc, Type::TEXT)],
-            )
+/// A table of records keyed by one `id` (files, stores).
+#[derive(Clone, Copy)]
+struct ById {
+    upsert: &'static str,
+    get: &'static str,
+}
+
+const FILES: ById = ById {
+    upsert: "INSERT INTO nfai_files (id, doc) VALUES ($1, $2) \
+             ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc",
+    get: "SELECT doc FROM nfai_files WHERE id = $1",
+};
+
+const STORES: ById = ById {
+    upsert: "INSERT INTO nfai_stores (id, doc) VALUES ($1, $2) \
+             ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc",
+    get: "SELECT doc FROM nfai_stores WHERE id = $1",
+};
+
+impl PgRecords {
+    async fn put_by_id<T: Serialize + Sync>(
+        &self,
+        table: ById,
+        id: &str,
+        record: &T,
+    ) -> Result<()> {
+        check_id(id)?;
+        let doc = encode(record)?;
+        self.rows(table.upsert, &[(&id, Type::TEXT), (&doc, Type::TEXT)])
             .await
             .map(|_| ())
-        }
-        .boxed()
+    }
+
+    async fn get_by_id<T: DeserializeOwned>(&self, table: ById, id: &str) -> Result<Option<T>> {
+        self.one(table.get, &[(&id, Type::TEXT)]).await
+    }
+}
+
+impl Records for PgRecords {
+    fn put_file(&self, file: FileRecord) -> BoxFuture<'_, Result<()>> {
+        async move { self.put_by_id(FILES, &file.id, &file).await }.boxed()
     }
 
     fn get_file<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<FileRecord>>> {
-        async move {
-            self.one(
-                "SELECT doc FROM nfai_files WHERE id = $1",
-                &[(&id, Type::TEXT)],
-            )
-            .await
-        }
-        .boxed()
+        async move { self.get_by_id(FILES, id).await }.boxed()
     }
 
     fn list_files(&self) -> BoxFuture<'_, Result<Vec<FileRecord>>> {
@@ -110,29 +130,11 @@ impl Records for PgRecords {
     }
 
     fn put_store(&self, store: StoreRecord) -> BoxFuture<'_, Result<()>> {
-        async move {
-            check_id(&store.id)?;
-            let doc = encode(&store)?;
-            self.rows(
-                "INSERT INTO nfai_stores (id, doc) VALUES ($1, $2) \
-                 ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc",
-                &[(&store.id, Type::TEXT), (&doc, Type::TEXT)],
-            )
-            .await
-            .map(|_| ())
-        }
-        .boxed()
+        async move { self.put_by_id(STORES, &store.id, &store).await }.boxed()
     }
 
     fn get_store<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<StoreRecord>>> {
-        async move {
-            self.one(
-                "SELECT doc FROM nfai_stores WHERE id = $1",
-                &[(&id, Type::TEXT)],
-            )
-            .await
-        }
-        .boxed()
+        async move { self.get_by_id(STORES, id).await }.boxed()
     }
 
     fn list_stores(&self) -> BoxFuture<'_, Result<Vec<StoreRecord>>> {

@@ -15,6 +15,7 @@ use crate::pg::{Param, PgError, PgPool, Row};
 /// Every table nfai keeps; `IF NOT EXISTS`, so setup is idempotent.
 const SCHEMA: &str = "
 BEGIN;
+SET LOCAL client_min_messages = warning;
 SELECT pg_advisory_xact_lock(7353914061);
 CREATE TABLE IF NOT EXISTS nfai_files (
     id text PRIMARY KEY,
