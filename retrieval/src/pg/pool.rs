@@ -95,8 +95,10 @@ impl PgPool {
     /// Checks out a connection and runs one statement on it. When a connection reused from the
     /// pool fails as unavailable (the server ended it while it sat idle: a restart, a
     /// terminated backend, an idle timeout, which the client may only notice when using it),
-    /// it is dropped and the statement runs once more on another: the pool's statements are
-    /// reads. A failure on a new connection is the server's state, answered as is.
+    /// it is dropped and the statement runs once more on another. That is safe because the
+    /// statements sent through here are reads or idempotent writes (the records' upserts and
+    /// deletes by key); a delete retried after a lost reply reports the row as already gone.
+    /// A failure on a new connection is the server's state, answered as is.
     pub async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, PgError> {
         let mut conn = self.get().await?;
         let reused = Object::metrics(&conn.client).recycled.is_some();
