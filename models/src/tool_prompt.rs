@@ -9,6 +9,12 @@
 //! ```text
 //! You can call these tools. To call one, answer with <tool_call> followed by one JSON object
 //! {"name": <tool name>, "arguments": <arguments object>} and nothing else.
+//! ```
+//!
+//! followed, when the request allows parallel calls, by "To call several, write each call that
+//! way on a line of its own.", then one line per tool:
+//!
+//! ```text
 //! {"type":"function","function":{"name":"get_order",...}}
 //! ```
 //!
@@ -23,12 +29,16 @@ use crate::ChatMessage;
 /// Marks a tool call in text (the same marker constrained decoding uses).
 pub const TOOL_CALL_TAG: &str = "<tool_call>";
 
-/// The system prompt that lists `tools` (OpenAI's `{"type": "function", "function": …}`).
-pub fn tool_system_prompt(tools: &[Value]) -> String {
+/// The system prompt that lists `tools` (OpenAI's `{"type": "function", "function": …}`); with
+/// `parallel`, it says how to make several calls.
+pub fn tool_system_prompt(tools: &[Value], parallel: bool) -> String {
     let mut out = format!(
         "You can call these tools. To call one, answer with {TOOL_CALL_TAG} followed by one JSON \
          object {{\"name\": <tool name>, \"arguments\": <arguments object>}} and nothing else."
     );
+    if parallel {
+        out.push_str(" To call several, write each call that way on a line of its own.");
+    }
     for t in tools {
         out.push('\n');
         out.push_str(&t.to_string());
@@ -38,8 +48,12 @@ pub fn tool_system_prompt(tools: &[Value]) -> String {
 
 /// `messages` with the tool prompt in front: merged into a leading system message, else as a
 /// system message of its own.
-pub fn with_tool_prompt(mut messages: Vec<ChatMessage>, tools: &[Value]) -> Vec<ChatMessage> {
-    let prompt = tool_system_prompt(tools);
+pub fn with_tool_prompt(
+    mut messages: Vec<ChatMessage>,
+    tools: &[Value],
+    parallel: bool,
+) -> Vec<ChatMessage> {
+    let prompt = tool_system_prompt(tools, parallel);
     match messages.first_mut() {
         Some(first) if first.role == "system" => {
             first.content = format!("{}\n\n{prompt}", first.content);
@@ -75,10 +89,16 @@ mod tests {
 
     #[test]
     fn the_prompt_lists_every_tool_and_the_call_format() {
-        let p = tool_system_prompt(&tools());
+        let p = tool_system_prompt(&tools(), false);
         assert!(p.contains(TOOL_CALL_TAG));
         assert!(p.contains("\"name\":\"get_order\""), "{p}");
         assert_eq!(p.lines().count(), 2);
+        assert!(!p.contains("several"), "{p}");
+        let p = tool_system_prompt(&tools(), true);
+        assert!(
+            p.lines().next().unwrap().ends_with("on a line of its own."),
+            "{p}"
+        );
     }
 
     #[test]
@@ -89,6 +109,7 @@ mod tests {
                 ChatMessage::new("user", "hi"),
             ],
             &tools(),
+            false,
         );
         assert_eq!(merged.len(), 2);
         assert!(
@@ -96,7 +117,7 @@ mod tests {
                 .content
                 .starts_with("You are a CRM assistant.\n\nYou can call")
         );
-        let added = with_tool_prompt(vec![ChatMessage::new("user", "hi")], &tools());
+        let added = with_tool_prompt(vec![ChatMessage::new("user", "hi")], &tools(), false);
         assert_eq!(added.len(), 2);
         assert_eq!(added[0].role, "system");
         assert_eq!(added[1].content, "hi");

@@ -72,6 +72,31 @@ if finish == "tool_calls":
 else:
     assert finish == "length", finish
 
+# 3b. parallel_tool_calls: one answer may make several calls, each distinct call once.
+many = client.chat.completions.create(
+    model=MODEL,
+    messages=[{"role": "user", "content": "Đơn hàng 4521 và 4522 của tôi đâu rồi?"}],
+    tools=TOOLS,
+    tool_choice="required",
+    parallel_tool_calls=True,
+    temperature=0,
+    max_tokens=120,
+)
+choice = many.choices[0]
+assert choice.finish_reason == "tool_calls", choice
+calls = choice.message.tool_calls
+args = [json.loads(c.function.arguments) for c in calls]
+# SmolLM2 repeats its call rather than ending: the answer ends at the repeat, which is dropped.
+assert calls and len({c.id for c in calls}) == len(calls), calls
+assert all(isinstance(a["order_id"], int) for a in args), args
+assert all(a != b for i, a in enumerate(args) for b in args[i + 1 :]), args
+# Unsent, an answer makes one call.
+one = client.chat.completions.create(
+    model=MODEL, messages=[{"role": "user", "content": "Đơn hàng 4521 và 4522 của tôi đâu rồi?"}],
+    tools=TOOLS, tool_choice="required", temperature=0, max_tokens=120,
+)
+assert one.choices[0].finish_reason == "tool_calls" and len(one.choices[0].message.tool_calls) == 1, one
+
 # 4. response_format with a strict JSON Schema.
 schema = {
     "type": "object",

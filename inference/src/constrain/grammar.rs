@@ -2,13 +2,19 @@
 //!
 //! JSON is generated compactly (no free whitespace between tokens: `whitespace_flexible` off),
 //! which keeps a small model from spending its tokens on runs of spaces and makes every object
-//! end. Tool calls are one JSON object `{"name": <one of the tool names>, "arguments": <that
+//! end. Object schemas that name their properties are closed to other keys first
+//! ([`super::closed`]). A tool call is one JSON object `{"name": <one of the tool names>, "arguments": <that
 //! tool's parameters schema>}`; when the model may answer in text instead (`tool_choice`
 //! `auto`), the output is either text that does not start with `<`, or [`TOOL_CALL_PREFIX`]
-//! followed by such an object.
+//! followed by such an object. With parallel calls allowed (`parallel_tool_calls: true`), more
+//! calls may follow, each after a line break and
+//! [`TOOL_CALL_PREFIX`]; under `required` the first call's marker is optional. A compact JSON
+//! call has no raw line break, so the calls split unambiguously.
 
 use llguidance::api::TopLevelGrammar;
 use serde_json::{Value, json};
+
+use super::closed::closed;
 
 /// What marks a tool call in an output that may also be text.
 pub const TOOL_CALL_PREFIX: &str = "<tool_call>";
@@ -28,10 +34,18 @@ pub enum OutputFormat {
     JsonObject,
     /// A JSON value valid against the schema.
     JsonSchema(Value),
-    /// One call of one of the tools (`tool_choice` `required`, or a single named tool).
-    ToolCall(Vec<ToolSpec>),
-    /// Text, or [`TOOL_CALL_PREFIX`] and then a call of one of the tools (`tool_choice` `auto`).
-    TextOrToolCall(Vec<ToolSpec>),
+    /// A call of one of the tools (`tool_choice` `required`, or a single named tool); several
+    /// when `parallel`.
+    ToolCall {
+        tools: Vec<ToolSpec>,
+        parallel: bool,
+    },
+    /// Text, or [`TOOL_CALL_PREFIX`] and then a call of one of the tools (`tool_choice` `auto`);
+    /// several calls when `parallel`.
+    TextOrToolCall {
+        tools: Vec<ToolSpec>,
+        parallel: bool,
+    },
 }
 
 /// Compiler options every JSON grammar is built with.
@@ -39,11 +53,11 @@ fn options() -> Value {
     json!({ "whitespace_flexible": false, "item_separator": ",", "key_separator": ":" })
 }
 
-/// `schema` with llguidance's options added (an object schema) or wrapped (`true`, `{}`).
+/// `schema`, [`closed`], with llguidance's options added (an object schema) or wrapped (`true`,
+/// `{}`).
 fn with_options(schema: &Value) -> Value {
-    match schema {
-        Value::Object(map) => {
-            let mut map = map.clone();
+    match closed(schema) {
+        Value::Object(mut map) => {
             map.insert("x-guidance".into(), options());
             Value::Object(map)
         }
@@ -81,15 +95,43 @@ impl OutputFormat {
                 TopLevelGrammar::from_json_schema(with_options(&json!({ "type": "object" })))
             }
             Self::JsonSchema(schema) => TopLevelGrammar::from_json_schema(with_options(schema)),
-            Self::ToolCall(tools) => {
-                TopLevelGrammar::from_json_schema(with_options(&tool_call_schema(tools)))
-            }
-            Self::TextOrToolCall(tools) => {
-                let call = with_options(&tool_call_schema(tools));
+            Self::ToolCall {
+                tools,
+                parallel: false,
+            } => TopLevelGrammar::from_json_schema(with_options(&tool_call_schema(tools))),
+            Self::ToolCall {
+                tools,
+                parallel: true,
+            } => TopLevelGrammar::from_lark(format!(
+                "start: \"{TOOL_CALL_PREFIX}\"? call more*\n{}",
+                call_rules(tools, true)
+            )),
+            Self::TextOrToolCall { tools, parallel } => {
+                let more = if *parallel { " more*" } else { "" };
                 TopLevelGrammar::from_lark(format!(
-                    "start: TEXT | \"{TOOL_CALL_PREFIX}\" call\ncall: %json {call}\nTEXT: /[^<][\\s\\S]*/\n"
+                    "start: TEXT | \"{TOOL_CALL_PREFIX}\" call{more}\nTEXT: /[^<][\\s\\S]*/\n{}",
+                    call_rules(tools, *parallel)
                 ))
             }
         }
     }
+
+    /// The tools of a tool grammar (empty for the JSON formats).
+    pub fn tools(&self) -> &[ToolSpec] {
+        match self {
+            Self::ToolCall { tools, .. } | Self::TextOrToolCall { tools, .. } => tools,
+            Self::JsonObject | Self::JsonSchema(_) => &[],
+        }
+    }
+}
+
+/// The lark rule `call` (one call of one of `tools`) and, with `more`, the rule `more` (a
+/// further call after a line break and the marker).
+fn call_rules(tools: &[ToolSpec], more: bool) -> String {
+    let call = with_options(&tool_call_schema(tools));
+    let mut rules = format!("call: %json {call}\n");
+    if more {
+        rules.push_str(&format!("more: \"\\n{TOOL_CALL_PREFIX}\" call\n"));
+    }
+    rules
 }

@@ -14,15 +14,21 @@
 //! - [`Constraint`]: one per sequence, owned by the engine thread. Each step it masks the
 //!   logits row to the tokens the grammar allows, before sampling; the sampled token then
 //!   advances it. Once the grammar is complete only end-of-sequence is allowed, and the
-//!   sequence finishes without another forward pass.
+//!   sequence finishes without another forward pass; a parallel tool answer also ends at its
+//!   first repeated call ([`repeat`]).
 
+mod closed;
 mod grammar;
+mod repeat;
 mod vocab;
 
 use std::sync::Arc;
 
 use llguidance::{Matcher, ParserFactory};
 use nfai_models::TextTokenizer;
+use toktrie::TokEnv;
+
+use repeat::RepeatGuard;
 
 pub use grammar::{OutputFormat, TOOL_CALL_PREFIX, ToolSpec, tool_call_schema};
 pub use vocab::ModelTokEnv;
@@ -67,7 +73,15 @@ impl Grammars {
         if let Some(e) = matcher.get_error() {
             return Err(ConstraintError(e));
         }
-        Ok(Constraint { matcher })
+        let parallel = matches!(
+            format,
+            OutputFormat::ToolCall { parallel: true, .. }
+                | OutputFormat::TextOrToolCall { parallel: true, .. }
+        );
+        Ok(Constraint {
+            matcher,
+            repeats: parallel.then(|| (self.factory.tok_env().clone(), RepeatGuard::default())),
+        })
     }
 }
 
@@ -75,6 +89,8 @@ impl Grammars {
 #[derive(Clone)]
 pub struct Constraint {
     matcher: Matcher,
+    /// For parallel tool calls: the token bytes and the calls so far ([`repeat`]).
+    repeats: Option<(TokEnv, RepeatGuard)>,
 }
 
 impl std::fmt::Debug for Constraint {
@@ -113,12 +129,18 @@ impl Constraint {
     pub fn accept(&mut self, token: u32) -> Result<(), ConstraintError> {
         self.matcher
             .consume_token(token)
-            .map_err(|e| ConstraintError(e.to_string()))
+            .map_err(|e| ConstraintError(e.to_string()))?;
+        if let Some((env, guard)) = self.repeats.as_mut() {
+            let accepting = self.matcher.is_accepting().unwrap_or(false);
+            guard.push(env.tok_trie().token(token), accepting);
+        }
+        Ok(())
     }
 
-    /// True once nothing but end-of-sequence may follow.
+    /// True once nothing but end-of-sequence may follow, or a parallel tool answer has
+    /// repeated a call ([`repeat`]).
     pub fn is_complete(&self) -> bool {
-        self.matcher.is_stopped()
+        self.matcher.is_stopped() || self.repeats.as_ref().is_some_and(|(_, g)| g.repeated())
     }
 }
 

@@ -153,16 +153,33 @@ fn tools() -> Vec<ToolSpec> {
 
 fn is_call(v: &Value) -> bool {
     match v["name"].as_str() {
-        Some("get_order") => v["arguments"]["id"].is_i64(),
+        // JSON Schema's integers include `-0`, which serde_json reads as a float.
+        Some("get_order") => v["arguments"]["id"]
+            .as_f64()
+            .is_some_and(|f| f.fract() == 0.0),
         Some("close_ticket") => v["arguments"]["resolved"].is_boolean(),
         _ => false,
     }
 }
 
+/// The calls of a parallel tool answer: an optional first marker, then calls each after an
+/// optional line break and the marker.
+fn calls_of(text: &str) -> Option<Vec<Value>> {
+    let text = text.strip_prefix(TOOL_CALL_PREFIX).unwrap_or(text);
+    text.split(&format!("\n{TOOL_CALL_PREFIX}"))
+        .flat_map(|part| part.split(TOOL_CALL_PREFIX))
+        .map(|call| serde_json::from_str(call).ok())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn required_tool_calls_name_a_tool_and_fit_its_parameters() {
     let (_dir, e) = engine();
-    let outs = sample(&e, &OutputFormat::ToolCall(tools()), 12, 60).await;
+    let one = OutputFormat::ToolCall {
+        tools: tools(),
+        parallel: false,
+    };
+    let outs = sample(&e, &one, 12, 60).await;
     assert!(outs.iter().any(|(_, r)| *r == FinishReason::Stop));
     for (text, reason) in outs {
         if reason == FinishReason::Stop {
@@ -173,17 +190,88 @@ async fn required_tool_calls_name_a_tool_and_fit_its_parameters() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auto_tool_choice_gives_text_or_a_marked_call() {
+async fn parallel_required_tool_calls_are_each_a_call() {
     let (_dir, e) = engine();
-    for (text, reason) in sample(&e, &OutputFormat::TextOrToolCall(tools()), 12, 40).await {
-        match text.strip_prefix(TOOL_CALL_PREFIX) {
-            Some(call) if reason == FinishReason::Stop => {
-                let v: Value = serde_json::from_str(call).unwrap();
-                assert!(is_call(&v), "{text}");
-            }
-            Some(_) => {}
-            None => assert!(!text.starts_with('<'), "{text}"),
+    let many = OutputFormat::ToolCall {
+        tools: tools(),
+        parallel: true,
+    };
+    let outs = sample(&e, &many, 16, 80).await;
+    assert!(outs.iter().any(|(_, r)| *r == FinishReason::Stop));
+    for (text, reason) in outs {
+        if reason == FinishReason::Stop {
+            let calls = calls_of(&text).unwrap_or_else(|| panic!("{text}"));
+            assert!(!calls.is_empty() && calls.iter().all(is_call), "{text}");
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_tool_choice_gives_text_or_marked_calls() {
+    let (_dir, e) = engine();
+    for parallel in [false, true] {
+        let format = OutputFormat::TextOrToolCall {
+            tools: tools(),
+            parallel,
+        };
+        for (text, reason) in sample(&e, &format, 12, 60).await {
+            match text.strip_prefix(TOOL_CALL_PREFIX) {
+                Some(call) if reason == FinishReason::Stop && !parallel => {
+                    let v: Value = serde_json::from_str(call).unwrap();
+                    assert!(is_call(&v), "{text}");
+                }
+                Some(_) if reason == FinishReason::Stop => {
+                    let calls = calls_of(&text).unwrap_or_else(|| panic!("{text}"));
+                    assert!(calls.iter().all(is_call), "{text}");
+                }
+                Some(_) => {}
+                None => assert!(!text.starts_with('<'), "{text}"),
+            }
+        }
+    }
+}
+
+/// Whether `c` takes the whole of `text` (in the model's tokens) and may end after it.
+fn accepts(c: &mut Constraint, text: &str) -> bool {
+    let Ok(env) = c.matcher.tok_env() else {
+        return false;
+    };
+    let tokens = env.tokenize_bytes(text.as_bytes());
+    c.matcher.validate_tokens(&tokens).ok() == Some(tokens.len())
+        && c.matcher.consume_tokens(&tokens).is_ok()
+        && c.matcher.is_accepting().unwrap_or(false)
+}
+
+#[test]
+fn one_call_grammars_refuse_a_second_call() {
+    let (_dir, e) = engine();
+    let call = r#"{"name":"get_order","arguments":{"id":7}}"#;
+    for (format, ok) in [
+        (
+            OutputFormat::ToolCall {
+                tools: tools(),
+                parallel: false,
+            },
+            false,
+        ),
+        (
+            OutputFormat::ToolCall {
+                tools: tools(),
+                parallel: true,
+            },
+            true,
+        ),
+    ] {
+        let two = format!("{call}\n{TOOL_CALL_PREFIX}{call}");
+        assert!(
+            accepts(&mut e.constrain(&format).unwrap(), call),
+            "{format:?}"
+        );
+        assert_eq!(
+            accepts(&mut e.constrain(&format).unwrap(), &two),
+            ok,
+            "{format:?}"
+        );
     }
 }
 

@@ -107,8 +107,10 @@ impl NativeBackend {
             let model = model.clone();
             let (messages, tools, output) = (req.messages, req.tools, req.output);
             blocking(move || {
-                let prompt = super::structured::render(&model.template, messages, &tools.tools)
-                    .map_err(|e| FieldError::invalid("messages", e.to_string()))?;
+                let parallel = tools.parallel == Some(true);
+                let prompt =
+                    super::structured::render(&model.template, messages, &tools.tools, parallel)
+                        .map_err(|e| FieldError::invalid("messages", e.to_string()))?;
                 let constraint = output
                     .map(|spec| super::structured::compile(&model.engine, &spec))
                     .transpose()?;

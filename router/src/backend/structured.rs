@@ -14,11 +14,13 @@ use crate::validate::structured::OutputSpec;
 
 /// The prompt of `messages` with `tools`: through the template's `tools` variable when it has
 /// one, else through the tool prompt ([`nfai_models::tool_prompt`]). Tool results become user
-/// messages for templates without a `tool` role.
+/// messages for templates without a `tool` role. `parallel`: whether the answer may make
+/// several calls.
 pub fn render(
     template: &ChatTemplate,
     messages: Vec<ChatMessage>,
     tools: &[Value],
+    parallel: bool,
 ) -> nfai_models::Result<String> {
     let messages: Vec<ChatMessage> = if template.supports_tool() {
         messages
@@ -36,7 +38,7 @@ pub fn render(
     } else if template.uses_tools() {
         template.render_with_tools(&messages, Some(tools), true)
     } else {
-        template.render(&with_tool_prompt(messages, tools), true)
+        template.render(&with_tool_prompt(messages, tools, parallel), true)
     }
 }
 
@@ -44,11 +46,7 @@ pub fn render(
 /// schema, or the first tool whose parameters do not compile on their own.
 pub fn compile(engine: &GenerationEngine, spec: &OutputSpec) -> Result<Constraint, FieldError> {
     engine.constrain(&spec.format).map_err(|e| {
-        let tools = match &spec.format {
-            OutputFormat::ToolCall(t) | OutputFormat::TextOrToolCall(t) => t.as_slice(),
-            _ => &[],
-        };
-        for (tool, param) in tools.iter().zip(&spec.tool_params) {
+        for (tool, param) in spec.format.tools().iter().zip(&spec.tool_params) {
             let alone = OutputFormat::JsonSchema(tool.parameters.clone());
             if let Err(why) = engine.constrain(&alone) {
                 return FieldError::invalid(
@@ -83,7 +81,7 @@ pub fn calls_text<'a>(calls: impl IntoIterator<Item = (&'a str, &'a Value)>) -> 
 
 /// One call object `{"name": …, "arguments": …}` at the start of `text` (after any
 /// whitespace), and the bytes it took.
-pub fn read_call(text: &str) -> Option<((String, Value), usize)> {
+fn read_call(text: &str) -> Option<((String, Value), usize)> {
     let mut de = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     let v = de.next()?.ok()?;
     let name = v.get("name")?.as_str()?.to_string();

@@ -8,8 +8,9 @@
 //! - `tools`: function tools whose `parameters` is a JSON Schema object (absent means no
 //!   arguments). `tool_choice` `none` leaves the tools out; `auto` (the default) lets the model
 //!   answer in text or call one tool; `required` makes it call one; a named function makes it
-//!   call that one. One call per answer (`parallel_tool_calls` is accepted; calls come one at a
-//!   time).
+//!   call that one. `parallel_tool_calls: true` lets one answer make several calls; unsent (as
+//!   llama.cpp's server does) or false holds it to one, since small models given the choice
+//!   tend to repeat their call instead of ending (OpenAI's own default is true: send it).
 //! - Whether a schema compiles is known only to the engine that runs it: the native backend
 //!   compiles [`OutputSpec::format`] and names [`OutputSpec::param`] when it cannot. Upstreams get
 //!   the fields unchanged: [`ToolSetup::choice`] and [`OutputSpec::json_schema`] keep what the
@@ -50,6 +51,8 @@ pub struct ToolSetup {
     pub mode: Option<ToolMode>,
     /// `tool_choice` as the client sent it (absent: `auto`), for OpenAI-compatible upstreams.
     pub choice: Option<Value>,
+    /// `parallel_tool_calls` as the client sent it, for OpenAI-compatible upstreams.
+    pub parallel: Option<bool>,
 }
 
 /// `response_format` (`type` and, for `json_schema`, its `json_schema` object).
@@ -176,11 +179,14 @@ fn tool(i: usize, t: &Value) -> Result<ToolSpec, FieldError> {
     })
 }
 
-/// `tools` and `tool_choice`: what the prompt lists, and the grammar of the answer.
+/// `tools`, `tool_choice` and `parallel_tool_calls`: what the prompt lists, and the grammar of
+/// the answer.
 pub fn tools(
     tools: Option<&[Value]>,
     choice: Option<&Value>,
+    parallel_sent: Option<bool>,
 ) -> Result<(ToolSetup, Option<OutputSpec>), FieldError> {
+    let parallel = parallel_sent == Some(true);
     let tools = tools.unwrap_or_default();
     let specs = tools
         .iter()
@@ -219,9 +225,13 @@ pub fn tools(
                 tools: tools.to_vec(),
                 mode: Some(ToolMode::Required),
                 choice: sent_choice,
+                parallel: parallel_sent,
             };
             let spec = OutputSpec {
-                format: OutputFormat::ToolCall(vec![specs[i].clone()]),
+                format: OutputFormat::ToolCall {
+                    tools: vec![specs[i].clone()],
+                    parallel,
+                },
                 param: "tools".into(),
                 tool_params: vec![format!("tools[{i}].function.parameters")],
                 json_schema: None,
@@ -251,13 +261,26 @@ pub fn tools(
         .collect();
     let (mode, format) = match choice {
         "none" => return Ok((ToolSetup::default(), None)),
-        "required" => (ToolMode::Required, OutputFormat::ToolCall(specs)),
-        _ => (ToolMode::Auto, OutputFormat::TextOrToolCall(specs)),
+        "required" => (
+            ToolMode::Required,
+            OutputFormat::ToolCall {
+                tools: specs,
+                parallel,
+            },
+        ),
+        _ => (
+            ToolMode::Auto,
+            OutputFormat::TextOrToolCall {
+                tools: specs,
+                parallel,
+            },
+        ),
     };
     let setup = ToolSetup {
         tools: tools.to_vec(),
         mode: Some(mode),
         choice: sent_choice,
+        parallel: parallel_sent,
     };
     let spec = OutputSpec {
         format,
@@ -301,32 +324,47 @@ mod tests {
     #[test]
     fn tool_choices() {
         let t = vec![f("a", json!({ "type": "object" })), f("b", json!({}))];
-        let (setup, spec) = tools(Some(&t), None).unwrap();
-        assert_eq!(setup.mode, Some(ToolMode::Auto));
-        assert!(matches!(spec.unwrap().format, OutputFormat::TextOrToolCall(v) if v.len() == 2));
-        let (setup, spec) = tools(Some(&t), Some(&json!("none"))).unwrap();
+        let (setup, spec) = tools(Some(&t), None, None).unwrap();
+        assert_eq!((setup.mode, setup.parallel), (Some(ToolMode::Auto), None));
+        assert!(matches!(
+            spec.unwrap().format,
+            OutputFormat::TextOrToolCall { tools: v, parallel: false } if v.len() == 2
+        ));
+        let (setup, spec) = tools(Some(&t), None, Some(true)).unwrap();
+        assert_eq!(setup.parallel, Some(true));
+        assert!(matches!(
+            spec.unwrap().format,
+            OutputFormat::TextOrToolCall { parallel: true, .. }
+        ));
+        let (setup, spec) = tools(Some(&t), Some(&json!("none")), None).unwrap();
         assert!(setup.tools.is_empty() && spec.is_none());
-        let (setup, spec) = tools(Some(&t), Some(&json!("required"))).unwrap();
+        let (setup, spec) = tools(Some(&t), Some(&json!("required")), Some(true)).unwrap();
         assert_eq!(setup.mode, Some(ToolMode::Required));
-        assert!(matches!(spec.unwrap().format, OutputFormat::ToolCall(v) if v.len() == 2));
+        assert!(matches!(
+            spec.unwrap().format,
+            OutputFormat::ToolCall { tools: v, parallel: true } if v.len() == 2
+        ));
         let named = json!({ "type": "function", "function": { "name": "b" } });
-        let (_, spec) = tools(Some(&t), Some(&named)).unwrap();
+        let (_, spec) = tools(Some(&t), Some(&named), Some(false)).unwrap();
         let spec = spec.unwrap();
-        assert!(
-            matches!(&spec.format, OutputFormat::ToolCall(v) if v.len() == 1 && v[0].name == "b")
-        );
+        assert!(matches!(
+            &spec.format,
+            OutputFormat::ToolCall { tools: v, parallel: false } if v.len() == 1 && v[0].name == "b"
+        ));
         assert_eq!(spec.tool_params, ["tools[1].function.parameters"]);
         let missing = json!({ "type": "function", "function": { "name": "zz" } });
         assert_eq!(
-            tools(Some(&t), Some(&missing)).unwrap_err().param,
+            tools(Some(&t), Some(&missing), None).unwrap_err().param,
             "tool_choice"
         );
         assert_eq!(
-            tools(None, Some(&json!("required"))).unwrap_err().param,
+            tools(None, Some(&json!("required")), None)
+                .unwrap_err()
+                .param,
             "tool_choice"
         );
         assert_eq!(
-            tools(Some(&t), Some(&json!("sometimes")))
+            tools(Some(&t), Some(&json!("sometimes")), None)
                 .unwrap_err()
                 .param,
             "tool_choice"
@@ -335,20 +373,21 @@ mod tests {
 
     #[test]
     fn bad_tools_are_named() {
-        let e = tools(Some(&[f("a", json!("string"))]), None).unwrap_err();
+        let e = tools(Some(&[f("a", json!("string"))]), None, None).unwrap_err();
         assert_eq!(e.param, "tools[0].function.parameters");
         assert!(e.message.contains("'a'"), "{}", e.message);
         let e = tools(
             Some(&[f("ok", json!({})), f("b", json!({ "type": "array" }))]),
             None,
+            None,
         )
         .unwrap_err();
         assert_eq!(e.param, "tools[1].function.parameters");
-        let e = tools(Some(&[f("no spaces", json!({}))]), None).unwrap_err();
+        let e = tools(Some(&[f("no spaces", json!({}))]), None, None).unwrap_err();
         assert_eq!(e.param, "tools[0].function.name");
-        let e = tools(Some(&[json!({ "type": "code_interpreter" })]), None).unwrap_err();
+        let e = tools(Some(&[json!({ "type": "code_interpreter" })]), None, None).unwrap_err();
         assert_eq!(e.param, "tools[0].type");
-        let e = tools(Some(&[f("a", json!({})), f("a", json!({}))]), None).unwrap_err();
+        let e = tools(Some(&[f("a", json!({})), f("a", json!({}))]), None, None).unwrap_err();
         assert_eq!(e.param, "tools");
     }
 

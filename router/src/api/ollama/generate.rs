@@ -167,7 +167,7 @@ pub async fn chat(
         .iter()
         .any(|m| m.images.as_ref().is_some_and(|i| !i.is_empty()));
     refuse_unsupported(images)?;
-    let (tools, tool_output) = structured::tools(req.tools.as_deref(), None)?;
+    let (tools, tool_output) = structured::tools(req.tools.as_deref(), None, None)?;
     let format_output = match &req.format {
         Some(f) => structured::ollama_format(f)?,
         None => None,

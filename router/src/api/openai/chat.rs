@@ -31,7 +31,11 @@ pub async fn handler(
     if req.logprobs == Some(true) || req.top_logprobs.is_some() {
         return Err(FieldError::unsupported("logprobs", "logprobs are not supported.").into());
     }
-    let (tools, tool_output) = structured::tools(req.tools.as_deref(), req.tool_choice.as_ref())?;
+    let (tools, tool_output) = structured::tools(
+        req.tools.as_deref(),
+        req.tool_choice.as_ref(),
+        req.parallel_tool_calls,
+    )?;
     let format_output = match &req.response_format {
         Some(rf) => structured::response_format(&rf.kind, rf.json_schema.as_ref())?,
         None => None,

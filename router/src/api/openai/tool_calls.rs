@@ -10,24 +10,33 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use nfai_inference::GenerateEvent;
+use nfai_inference::constrain::TOOL_CALL_PREFIX;
 
 use super::wire::chat::{FunctionCallOut, ToolCallOut};
 use crate::backend::EventStream;
-use crate::backend::structured::{read_call, read_calls};
+use crate::backend::structured::read_calls;
 use crate::validate::structured::ToolMode;
 
 /// The calls in `text`, if the whole text is calls: one or more `{"name": …, "arguments": {…}}`,
-/// each after the call marker (the marker may be left out of a single call under `required`).
-/// An upstream may answer several calls at once; the native grammar writes one.
+/// each after the call marker (under `required` the first call's marker may be left out). A
+/// call repeated with the same arguments is made once (the native engine ends a parallel answer
+/// at its first repeat: see `nfai_inference::constrain`).
 pub fn parse(mode: ToolMode, text: &str) -> Option<Vec<ToolCallOut>> {
-    let calls = match (mode, read_calls(text)) {
+    let mut calls = match (mode, read_calls(text)) {
         (_, Some(calls)) => calls,
         (ToolMode::Required, None) => {
-            let (call, used) = read_call(text)?;
-            text[used..].trim().is_empty().then(|| vec![call])?
+            read_calls(&format!("{TOOL_CALL_PREFIX}{}", text.trim_start()))?
         }
         (ToolMode::Auto, None) => return None,
     };
+    let mut seen = Vec::with_capacity(calls.len());
+    calls.retain(|call| {
+        let new = !seen.contains(call);
+        if new {
+            seen.push(call.clone());
+        }
+        new
+    });
     Some(
         calls
             .into_iter()
@@ -123,6 +132,17 @@ mod tests {
             assert_eq!((c.len(), c[1].function.name.as_str()), (2, "h"));
             assert_ne!(c[0].id, c[1].id);
         }
+        // The parallel grammar's line break between calls; under `required` the first marker
+        // may be missing.
+        let lines =
+            "{\"name\":\"g\",\"arguments\":{}}\n<tool_call>{\"name\":\"h\",\"arguments\":{}}";
+        let c = parse(ToolMode::Required, lines).unwrap();
+        assert_eq!((c.len(), c[1].function.name.as_str()), (2, "h"));
+        assert!(parse(ToolMode::Auto, lines).is_none());
+        assert!(parse(ToolMode::Required, &format!("{lines} and text")).is_none());
+        let again = format!("{lines}\n<tool_call>{{\"name\":\"g\",\"arguments\":{{}}}}");
+        let c = parse(ToolMode::Required, &again).unwrap();
+        assert_eq!(c.len(), 2, "{again}");
         assert!(parse(ToolMode::Auto, r#"{"name":"g","arguments":{}}"#).is_none());
         assert!(parse(ToolMode::Required, r#"{"name":"g","argu"#).is_none());
         assert!(parse(ToolMode::Auto, "Hello").is_none());

@@ -110,6 +110,8 @@ pub struct OpenAiFields<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_format: Option<Value>,
 }
 
@@ -125,11 +127,12 @@ impl<'a> OpenAiFields<'a> {
                     .unwrap_or_else(|| json!({ "name": "output", "schema": schema }));
                 Some(json!({ "type": "json_schema", "json_schema": js }))
             }
-            OutputFormat::ToolCall(_) | OutputFormat::TextOrToolCall(_) => None,
+            OutputFormat::ToolCall { .. } | OutputFormat::TextOrToolCall { .. } => None,
         });
         Self {
             tools: (!tools.tools.is_empty()).then_some(tools.tools.as_slice()),
             tool_choice: tools.choice.as_ref().filter(|_| !tools.tools.is_empty()),
+            parallel_tool_calls: tools.parallel.filter(|_| !tools.tools.is_empty()),
             response_format,
         }
     }
@@ -149,11 +152,11 @@ impl<'a> OllamaFields<'a> {
         let format = req.output.as_ref().and_then(|spec| match &spec.format {
             OutputFormat::JsonObject => Some(json!("json")),
             OutputFormat::JsonSchema(schema) => Some(schema.clone()),
-            OutputFormat::ToolCall(_) | OutputFormat::TextOrToolCall(_) => None,
+            OutputFormat::ToolCall { .. } | OutputFormat::TextOrToolCall { .. } => None,
         });
         // A named tool_choice leaves one tool in the grammar: only that one is offered.
         let only: Option<Vec<&str>> = req.output.as_ref().and_then(|spec| match &spec.format {
-            OutputFormat::ToolCall(specs) if specs.len() < req.tools.tools.len() => {
+            OutputFormat::ToolCall { tools: specs, .. } if specs.len() < req.tools.tools.len() => {
                 Some(specs.iter().map(|s| s.name.as_str()).collect())
             }
             _ => None,
@@ -263,7 +266,7 @@ mod tests {
         choice: Option<Value>,
     ) -> ChatRequest {
         let list = tools.as_ref().and_then(Value::as_array).cloned();
-        let (tools, output) = structured::tools(list.as_deref(), choice.as_ref()).unwrap();
+        let (tools, output) = structured::tools(list.as_deref(), choice.as_ref(), None).unwrap();
         ChatRequest {
             messages,
             tools,

@@ -24,6 +24,8 @@ pub struct ChatCompletionRequest {
     pub top_logprobs: Option<i64>,
     pub tools: Option<Vec<serde_json::Value>>,
     pub tool_choice: Option<serde_json::Value>,
+    /// Whether one answer may call several tools (default true).
+    pub parallel_tool_calls: Option<bool>,
     pub functions: Option<Vec<serde_json::Value>>,
     pub response_format: Option<ResponseFormat>,
     /// Extension: how long the model stays loaded after this request ("10m", seconds, negative
