@@ -33,6 +33,12 @@ mod avx512;
 pub mod format;
 pub mod packed;
 pub mod q4_1;
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+mod q4_1_avx512;
 pub mod scalar;
 
 use std::sync::Arc;
@@ -138,7 +144,7 @@ impl Kernels {
             return avx512::dot_tile(format, w, acts, first, out);
         }
         if format == WeightFormat::Q4_1 && self != Self::Portable {
-            return q4_1::dot_tile(w, acts, first, out);
+            return q4_1::dot_tile(self == Self::Avx512, w, acts, first, out);
         }
         #[cfg(all(
             target_arch = "x86_64",

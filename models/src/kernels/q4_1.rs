@@ -16,6 +16,17 @@ const BLOCK_BYTES: usize = 20;
 /// `out[j] = w · acts[first + j]` for one Q4_1 weight row `w`. Does nothing unless `w` holds
 /// one row of `acts.k` weights and the Q8_1 rows exist.
 pub fn dot_rows(w: &[u8], acts: &Acts, first: usize, out: &mut [f32]) {
+    rows_with(
+        super::kernels() == super::Kernels::Avx512,
+        w,
+        acts,
+        first,
+        out,
+    );
+}
+
+/// [`dot_rows`], with the AVX-512 tiles where `avx512` asks for them and the CPU runs them.
+fn rows_with(avx512: bool, w: &[u8], acts: &Acts, first: usize, out: &mut [f32]) {
     let nb = acts.blocks_per_row();
     if w.len() != nb * BLOCK_BYTES || !acts_sized(acts, first, out.len()) {
         return;
@@ -27,6 +38,20 @@ pub fn dot_rows(w: &[u8], acts: &Acts, first: usize, out: &mut [f32]) {
     ))]
     if super::kernels() != super::Kernels::Portable {
         let mut i = 0;
+        if avx512 && super::avx512_runs() {
+            while i + 8 <= out.len() {
+                // SAFETY: the sizes were checked above and the CPU runs the AVX-512 kernels.
+                let res = unsafe { super::q4_1_avx512::tile_pairs::<4, 8>(w, acts, first + i) };
+                out[i..i + 8].copy_from_slice(&res);
+                i += 8;
+            }
+            while i + 2 <= out.len() {
+                // SAFETY: as above.
+                let res = unsafe { super::q4_1_avx512::tile_pairs::<1, 2>(w, acts, first + i) };
+                out[i..i + 2].copy_from_slice(&res);
+                i += 2;
+            }
+        }
         while i + 4 <= out.len() {
             // SAFETY: the sizes were checked above; this code is compiled only for targets
             // with AVX2 and FMA.
@@ -69,9 +94,11 @@ const TILE_W: usize = 4;
 /// to back (`len = out.len() / rows`), as [`dot_rows`] row by row, for the SIMD kernel sets. For a
 /// single activation row (decode) it takes four weight rows at a time: each activation block is loaded
 /// once for the four, their four independent sums overlap, and the weights are prefetched
-/// ahead, so one thread streams the matrix instead of waiting on each row's short chain.
+/// ahead, so one thread streams the matrix instead of waiting on each row's short chain; with
+/// `avx512` (the AVX-512 VNNI set, on a CPU that has it) two weight rows share each 512-bit
+/// vector, and for several activation rows two activation rows do ([`super::q4_1_avx512`]).
 /// Every row's float operations are [`dot_rows`]', in the same order, so the bits are equal.
-pub fn dot_tile(w: &[u8], acts: &Acts, first: usize, out: &mut [f32]) {
+pub fn dot_tile(avx512: bool, w: &[u8], acts: &Acts, first: usize, out: &mut [f32]) {
     let row_bytes = acts.blocks_per_row() * BLOCK_BYTES;
     let rows = w.len().checked_div(row_bytes).unwrap_or(0);
     let len = out.len().checked_div(rows).unwrap_or(0);
@@ -88,9 +115,15 @@ pub fn dot_tile(w: &[u8], acts: &Acts, first: usize, out: &mut [f32]) {
         while i + TILE_W <= rows {
             // SAFETY: rows `i..i + TILE_W` of `row_bytes` lie inside `w` and activation row
             // `first` exists (checked above); this code is compiled only for targets with AVX2
-            // and FMA.
+            // and FMA, and the AVX-512 tile runs only where `avx512_runs` found the CPU's
+            // features.
             let res = unsafe {
-                avx2::tile_rows::<TILE_W>(w.as_ptr().add(i * row_bytes), row_bytes, acts, first)
+                let w = w.as_ptr().add(i * row_bytes);
+                if avx512 && super::avx512_runs() {
+                    super::q4_1_avx512::tile_rows::<TILE_W>(w, row_bytes, acts, first)
+                } else {
+                    avx2::tile_rows::<TILE_W>(w, row_bytes, acts, first)
+                }
             };
             out[i..i + TILE_W].copy_from_slice(&res);
             i += TILE_W;
@@ -102,7 +135,7 @@ pub fn dot_tile(w: &[u8], acts: &Acts, first: usize, out: &mut [f32]) {
         return;
     }
     for (w, out) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(len)) {
-        dot_rows(w, acts, first, out);
+        rows_with(avx512, w, acts, first, out);
     }
 }
 
