@@ -19,7 +19,8 @@ const BLOCK_BYTES: usize = 20;
 /// Tiles a tile's prefetches run ahead of the tile being computed.
 const PREFETCH_TILES: usize = 2;
 
-/// `[d0, m0, d1, m1]`: the f16 scale and minimum of the blocks at `b0` and `b1` as f32.
+/// `[d0, m0, d1, m1]`: the f16 scale and minimum of the blocks at `b0` and `b1` as f32 (one
+/// conversion for both; `b0 == b1` for one block).
 ///
 /// # Safety
 /// Four bytes are readable at `b0` and at `b1`; the CPU has F16C.
@@ -123,9 +124,7 @@ pub(super) unsafe fn tile_pairs<const P: usize, const R: usize>(
         // contract).
         unsafe {
             let wb = w.as_ptr().add(b * BLOCK_BYTES);
-            let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(
-                wb as *const i32,
-            )));
+            let dm = scales(wb, wb);
             let dw = _mm512_broadcastss_ps(dm);
             let m = _mm_cvtss_f32(_mm_movehdup_ps(dm));
             let t = _mm_loadu_si128(wb.add(4) as *const __m128i);
