@@ -1,8 +1,8 @@
 //! `/v1/responses` with the `file_search` tool over HTTP: SmolLM2-135M-Instruct answers from a
 //! vector store of Vietnamese and English CRM notes embedded by multilingual-e5-small. Covers
 //! the response object and its citations, the SSE events in order with their sequence numbers,
-//! stored responses (GET, DELETE, `previous_response_id`, `store: false`) and refusals that
-//! name their field.
+//! stored responses (GET, DELETE, `previous_response_id`, `store: false`), refusals that name
+//! their field, and a search that fails mid-stream.
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -427,6 +427,68 @@ async fn bad_requests_name_their_field() {
     )
     .await;
     assert_eq!(status, 404, "{body}");
+}
+
+/// A streamed request is checked before its stream starts (a missing store, a malformed
+/// filter: 4xx answers); a search that fails once running (a filter on an attribute the store
+/// does not have) ends the stream with the search item `failed`, `error` naming the field,
+/// and `response.failed`.
+#[tokio::test]
+async fn streamed_search_failures() {
+    let c = crm();
+    let base = &c.server.base;
+    let streamed = |store: &str, filters: Value| {
+        let mut body = ask("Invoice 1234?", store);
+        body["stream"] = json!(true);
+        body["tools"][0]["filters"] = filters;
+        body
+    };
+    let (status, body) = post_json(base, "/v1/responses", streamed("vs_nope", Value::Null)).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["param"], "tools[0].vector_store_ids");
+
+    let malformed = json!({"type": "between", "key": "region", "value": 1});
+    let (status, body) = post_json(base, "/v1/responses", streamed(&c.store, malformed)).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], "tools[0].filters", "{body}");
+
+    let unknown = json!({"type": "eq", "key": "no_such_attribute", "value": "x"});
+    let res = client()
+        .post(format!("{base}/v1/responses"))
+        .json(&streamed(&c.store, unknown))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let events = events(res).await;
+    let kinds: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.file_search_call.in_progress",
+            "response.file_search_call.searching",
+            "response.output_item.done",
+            "error",
+            "response.failed",
+        ]
+    );
+    assert_eq!(events[5].1["item"]["status"], "failed", "{:?}", events[5]);
+    assert_eq!(events[6].1["param"], "tools[0].filters", "{:?}", events[6]);
+    assert!(
+        events[6].1["message"]
+            .as_str()
+            .unwrap()
+            .contains("no_such_attribute"),
+        "{:?}",
+        events[6]
+    );
+    let failed = &events[7].1["response"];
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["output"][0]["status"], "failed", "{failed}");
+    assert_eq!(failed["error"]["code"], events[6].1["code"]);
 }
 
 #[tokio::test]

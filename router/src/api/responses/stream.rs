@@ -9,7 +9,9 @@
 //! `response.content_part.done`, `response.output_item.done`, and `response.completed` (or
 //! `response.incomplete` when `max_output_tokens` cut the answer).
 //!
-//! A failure of the model mid-stream ends with an `error` event and `response.failed`.
+//! The search runs between `.searching` and `.completed`, and the answer starts after it. A
+//! failure of the search (the item then ends `failed`), of the model's start or of the model
+//! mid-stream ends the stream with an `error` event and `response.failed`.
 //!
 //! A task writes the events into a bounded channel that the body reads; when the client goes,
 //! the body and the channel's receiver are dropped, the next send fails, and the task drops
@@ -25,9 +27,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::finish::Finisher;
 use super::object::{self, Draft};
-use crate::backend::EventStream;
+use super::plan::Plan;
 use crate::backend::error::BackendError;
 use crate::error::ApiError;
 use crate::responses::cite::Citer;
@@ -55,53 +56,92 @@ impl Writer {
     }
 }
 
-/// The SSE response of a generation.
-pub fn sse(draft: Draft, finisher: Finisher, events: EventStream) -> Response {
+/// The SSE response of `plan`: its search (when it has one) and its answer run in a task
+/// that writes the events as they happen.
+pub fn sse(draft: Draft, plan: Plan) -> Response {
     let (tx, rx) = mpsc::channel(BUFFER);
-    tokio::spawn(async move {
+    let context = crate::context::current();
+    tokio::spawn(crate::context::scope(context, async move {
         let mut w = Writer { tx, seq: 0 };
-        // `Gone`: the client left; dropping `events` here cancels the generation.
-        let _ = run(&mut w, &draft, &finisher, events).await;
-    });
+        // `Gone`: the client left; dropping the generation here cancels it.
+        let _ = run(&mut w, draft, &plan).await;
+    }));
     Sse::new(ReceiverStream::new(rx).map(Ok::<_, Infallible>))
         .keep_alive(KeepAlive::default())
         .into_response()
 }
 
-async fn run(
+/// Ends the stream after `failure`: `error`, then `response.failed` with what was output.
+async fn fail(
     w: &mut Writer,
     draft: &Draft,
-    finisher: &Finisher,
-    mut events: EventStream,
+    output: Vec<Value>,
+    failure: ApiError,
 ) -> Result<(), Gone> {
+    let code = failure.code.unwrap_or("server_error");
+    w.send(
+        "error",
+        json!({"code": code, "message": failure.message, "param": failure.param}),
+    )
+    .await?;
+    let error = json!({"code": code, "message": failure.message});
+    w.send(
+        "response.failed",
+        json!({ "response": draft.response("failed", output, None, Some(error)) }),
+    )
+    .await
+}
+
+async fn run(w: &mut Writer, mut draft: Draft, plan: &Plan) -> Result<(), Gone> {
     let started = json!({ "response": draft.response("in_progress", Vec::new(), None, None) });
     w.send("response.created", started.clone()).await?;
     w.send("response.in_progress", started).await?;
     let mut output = Vec::new();
-    if let (Some(added), Some(done)) = (
-        draft.search_item("in_progress"),
-        draft.search_item("completed"),
-    ) {
+    if let (Some(added), Some(pending)) = (draft.search_item("in_progress"), draft.search.take()) {
         let item_id = added["id"].clone();
         w.send(
             "response.output_item.added",
             json!({"output_index": 0, "item": added}),
         )
         .await?;
-        for step in ["in_progress", "searching", "completed"] {
+        for step in ["in_progress", "searching"] {
             w.send(
                 &format!("response.file_search_call.{step}"),
                 json!({"output_index": 0, "item_id": item_id}),
             )
             .await?;
         }
+        match plan.search(pending.clone()).await {
+            Ok(searched) => draft.search = Some(searched),
+            Err(e) => {
+                draft.search = Some(pending);
+                let item = draft.search_item("failed");
+                w.send(
+                    "response.output_item.done",
+                    json!({"output_index": 0, "item": item}),
+                )
+                .await?;
+                output.extend(item);
+                return fail(w, &draft, output, e).await;
+            }
+        }
+        w.send(
+            "response.file_search_call.completed",
+            json!({"output_index": 0, "item_id": item_id}),
+        )
+        .await?;
+        let done = draft.search_item("completed");
         w.send(
             "response.output_item.done",
             json!({"output_index": 0, "item": done}),
         )
         .await?;
-        output.push(done);
+        output.extend(done);
     }
+    let (mut events, finisher) = match plan.answer(draft.search.as_ref()).await {
+        Ok(started) => started,
+        Err(e) => return fail(w, &draft, output, e).await,
+    };
     let at = json!({
         "item_id": draft.message_id,
         "output_index": output.len(),
@@ -194,16 +234,5 @@ async fn run(
             )
             .await;
     };
-    let code = failure.code.unwrap_or("server_error");
-    w.send(
-        "error",
-        json!({"code": code, "message": failure.message, "param": failure.param}),
-    )
-    .await?;
-    let error = json!({"code": code, "message": failure.message});
-    w.send(
-        "response.failed",
-        json!({ "response": draft.response("failed", output, None, Some(error)) }),
-    )
-    .await
+    fail(w, &draft, output, failure).await
 }
