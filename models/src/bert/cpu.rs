@@ -11,156 +11,14 @@
 use candle_core::Tensor;
 
 use super::Pooling;
-#[cfg(target_arch = "x86_64")]
-use super::bf16;
 use super::encoder::{Activation, Encoder, LayerNorm, Linear};
+use super::linear::DenseLinear;
 use super::math;
 use crate::Result;
 use crate::kernels::{SyncPtr, par_rows};
 
-/// Rows of one GEMM tile: a tile's output (up to 128 × 768 f32 here) stays in L2 between the
-/// product and the activation.
-const TILE_ROWS: usize = 128;
-
 /// Lower bound of the norm divided by in L2 normalisation (`torch.nn.functional.normalize`).
 const NORM_EPS: f32 = 1e-12;
-
-/// How a linear layer holds `Wᵀ` (`[k, n]`).
-enum Weights {
-    /// Row-major f32, multiplied by the `gemm` crate.
-    F32(Vec<f32>),
-    /// Rounded to bf16 in strips, multiplied by [`bf16::gemm_tile`].
-    #[cfg(target_arch = "x86_64")]
-    Bf16(bf16::Bf16Matrix),
-}
-
-/// `y = x Wᵀ + b`.
-struct CpuLinear {
-    weights: Weights,
-    bias: Vec<f32>,
-    k: usize,
-    n: usize,
-}
-
-impl CpuLinear {
-    /// Keeps the layer's weights in bf16 when `use_bf16` is set and the shape allows it.
-    fn new(l: &Linear, use_bf16: bool) -> Result<Self> {
-        let (k, n) = l.weight_t.dims2()?;
-        let w = flat(&l.weight_t)?;
-        #[cfg(target_arch = "x86_64")]
-        let weights = if use_bf16 && bf16::enabled() && n.is_multiple_of(bf16::STRIP) {
-            Weights::Bf16(bf16::Bf16Matrix::new(&w, k, n))
-        } else {
-            Weights::F32(w)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let weights = {
-            let _ = use_bf16;
-            Weights::F32(w)
-        };
-        Ok(Self {
-            weights,
-            bias: l.bias.to_vec1()?,
-            k,
-            n,
-        })
-    }
-
-    fn bytes(&self) -> usize {
-        let weights = match &self.weights {
-            Weights::F32(w) => 4 * w.len(),
-            #[cfg(target_arch = "x86_64")]
-            Weights::Bf16(w) => w.bytes(),
-        };
-        weights + 4 * self.bias.len()
-    }
-
-    /// `act(x Wᵀ + b + residual)` for `m` rows of `x`. The output's tiles (up to
-    /// [`TILE_ROWS`] rows × one column block per compute thread) go to the compute pool; each
-    /// starts as bias (+ residual), takes the product, then the activation.
-    fn forward(
-        &self,
-        x: &[f32],
-        m: usize,
-        residual: Option<&[f32]>,
-        act: Option<Activation>,
-    ) -> Vec<f32> {
-        let (k, n) = (self.k, self.n);
-        debug_assert_eq!(x.len(), m * k);
-        let mut out = vec![0f32; m * n];
-        let parts = candle_core::utils::get_num_threads().clamp(1, n.div_ceil(16));
-        let width = n.div_ceil(parts).div_ceil(16) * 16;
-        let col_blocks = n.div_ceil(width);
-        let row_blocks = m.div_ceil(TILE_ROWS);
-        #[cfg(target_arch = "x86_64")]
-        let packed = match &self.weights {
-            Weights::Bf16(w) => bf16::pack_rows(x, m, k, w.pairs()),
-            Weights::F32(_) => Vec::new(),
-        };
-        let dst = SyncPtr(out.as_mut_ptr());
-        candle_core::utils::barrier_pool().execute_chunked(row_blocks * col_blocks, |tiles| {
-            for tile in tiles {
-                let (r0, c0) = (tile / col_blocks * TILE_ROWS, tile % col_blocks * width);
-                let (rows, cols) = (TILE_ROWS.min(m - r0), width.min(n - c0));
-                for r in r0..r0 + rows {
-                    // SAFETY: row r's columns c0..c0+cols lie in `out` and belong to this
-                    // tile alone.
-                    let row = unsafe { dst.slice(r * n + c0, cols) };
-                    row.copy_from_slice(&self.bias[c0..c0 + cols]);
-                    if let Some(res) = residual {
-                        row.iter_mut()
-                            .zip(&res[r * n + c0..])
-                            .for_each(|(y, r)| *y += r);
-                    }
-                }
-                let tile = dst.0.wrapping_add(r0 * n + c0);
-                match &self.weights {
-                    // SAFETY: the destination is `rows` rows of `cols` columns at row stride
-                    // `n` from (r0, c0) inside `out`, written by this tile alone; `x` is
-                    // `m × k` and `w` is `k × n`, both row-major, read from row r0 and
-                    // column c0.
-                    Weights::F32(w) => unsafe {
-                        gemm::gemm(
-                            rows,
-                            cols,
-                            k,
-                            tile,
-                            1,
-                            n as isize,
-                            true,
-                            x.as_ptr().add(r0 * k),
-                            1,
-                            k as isize,
-                            w.as_ptr().add(c0),
-                            1,
-                            n as isize,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        );
-                    },
-                    // SAFETY: as above; `width` and `c0` are multiples of 16, as is `n` (a
-                    // condition of the bf16 weights), so `cols` is too, and `packed` holds
-                    // `m` rows.
-                    #[cfg(target_arch = "x86_64")]
-                    Weights::Bf16(w) => unsafe {
-                        bf16::gemm_tile(&packed[r0 * w.pairs()..], rows, w, c0, cols, tile, n)
-                    },
-                }
-                if let Some(act) = act {
-                    for r in r0..r0 + rows {
-                        // SAFETY: as above.
-                        math::activate(act, unsafe { dst.slice(r * n + c0, cols) });
-                    }
-                }
-            }
-        });
-        out
-    }
-}
 
 struct CpuNorm {
     weight: Vec<f32>,
@@ -185,11 +43,11 @@ impl CpuNorm {
 }
 
 struct CpuLayer {
-    qkv: CpuLinear,
-    attn_out: CpuLinear,
+    qkv: DenseLinear,
+    attn_out: DenseLinear,
     attn_norm: CpuNorm,
-    intermediate: CpuLinear,
-    output: CpuLinear,
+    intermediate: DenseLinear,
+    output: DenseLinear,
     out_norm: CpuNorm,
 }
 
@@ -215,18 +73,18 @@ struct Span {
 
 impl CpuEncoder {
     /// Copies the weights of a CPU encoder out of its tensors; `bf16` rounds the linear
-    /// layers' weights to bf16 where [`bf16::enabled`] holds.
+    /// layers' weights to bf16 where [`super::bf16_gemm`] holds.
     pub(super) fn new(enc: &Encoder, use_bf16: bool) -> Result<Self> {
         let layers = enc
             .layers
             .iter()
             .map(|l| {
                 Ok(CpuLayer {
-                    qkv: CpuLinear::new(&l.qkv, use_bf16)?,
-                    attn_out: CpuLinear::new(&l.attn_out, use_bf16)?,
+                    qkv: dense(&l.qkv, use_bf16)?,
+                    attn_out: dense(&l.attn_out, use_bf16)?,
                     attn_norm: CpuNorm::new(&l.attn_norm)?,
-                    intermediate: CpuLinear::new(&l.intermediate, use_bf16)?,
-                    output: CpuLinear::new(&l.output, use_bf16)?,
+                    intermediate: dense(&l.intermediate, use_bf16)?,
+                    output: dense(&l.output, use_bf16)?,
                     out_norm: CpuNorm::new(&l.out_norm)?,
                 })
             })
@@ -359,7 +217,7 @@ impl CpuEncoder {
         self.layers.iter().any(|l| {
             [&l.qkv, &l.attn_out, &l.intermediate, &l.output]
                 .iter()
-                .any(|lin| !matches!(lin.weights, Weights::F32(_)))
+                .any(|lin| lin.is_bf16())
         })
     }
 
@@ -387,4 +245,16 @@ impl CpuEncoder {
 /// A tensor's values in row-major order.
 fn flat(t: &Tensor) -> Result<Vec<f32>> {
     Ok(t.flatten_all()?.to_vec1()?)
+}
+
+/// The CPU form of `l`, in bf16 when `use_bf16` is set and [`DenseLinear::new`] allows it.
+fn dense(l: &Linear, use_bf16: bool) -> Result<DenseLinear> {
+    let (k, n) = l.weight_t.dims2()?;
+    Ok(DenseLinear::new(
+        flat(&l.weight_t)?,
+        k,
+        n,
+        l.bias.to_vec1()?,
+        use_bf16,
+    ))
 }

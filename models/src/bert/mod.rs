@@ -12,6 +12,7 @@ mod bf16;
 mod config;
 mod cpu;
 mod encoder;
+mod linear;
 pub(crate) mod math;
 #[cfg(test)]
 mod tests;
@@ -23,6 +24,16 @@ use candle_nn::VarBuilder;
 
 use crate::{ModelError, Result, TextTokenizer};
 pub use config::{BertConfig, Pooling};
+pub(crate) use encoder::Activation;
+pub(crate) use linear::DenseLinear;
+
+/// Whether encoders' linear layers run in bf16 on this CPU (see `bf16::enabled`).
+pub(crate) fn bf16_gemm() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return bf16::enabled();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
 
 use config::{SentenceBertFile, read_json};
 use cpu::CpuEncoder;
@@ -35,8 +46,7 @@ const MAX_PADDED_TOKENS_PER_PASS: usize = 8192;
 /// The GEMM the packed CPU encoder uses on this CPU: `bf16-avx512` where AVX-512 BF16 is
 /// there and allowed (see `bf16.rs`), else the f32 kernels of [`crate::kernels::f32_gemm_isa`].
 pub fn cpu_gemm() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    if bf16::enabled() {
+    if bf16_gemm() {
         return "bf16-avx512";
     }
     crate::kernels::f32_gemm_isa()

