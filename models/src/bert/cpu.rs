@@ -11,11 +11,12 @@
 use candle_core::Tensor;
 
 use super::Pooling;
+use super::attention::{Span, attention};
 use super::encoder::{Activation, Encoder, LayerNorm, Linear};
 use super::linear::DenseLinear;
 use super::math;
 use crate::Result;
-use crate::kernels::{SyncPtr, par_rows};
+use crate::kernels::par_rows;
 
 /// Lower bound of the norm divided by in L2 normalisation (`torch.nn.functional.normalize`).
 const NORM_EPS: f32 = 1e-12;
@@ -58,17 +59,9 @@ pub(super) struct CpuEncoder {
     embed_norm: CpuNorm,
     layers: Vec<CpuLayer>,
     heads: usize,
-    head_dim: usize,
     hidden: usize,
     activation: Activation,
     pooling: Pooling,
-}
-
-/// Where one sequence's rows sit in the packed matrix.
-#[derive(Clone, Copy)]
-struct Span {
-    start: usize,
-    len: usize,
 }
 
 impl CpuEncoder {
@@ -95,7 +88,6 @@ impl CpuEncoder {
             embed_norm: CpuNorm::new(&enc.embed_norm)?,
             layers,
             heads: enc.heads,
-            head_dim: enc.head_dim,
             hidden: enc.hidden,
             activation: enc.activation,
             pooling: enc.pooling,
@@ -135,7 +127,7 @@ impl CpuEncoder {
 
     fn layer(&self, layer: &CpuLayer, xs: &[f32], tokens: usize, spans: &[Span]) -> Vec<f32> {
         let qkv = layer.qkv.forward(xs, tokens, None, None);
-        let context = self.attention(&qkv, tokens, spans);
+        let context = attention(&qkv, tokens, spans, self.hidden, self.heads);
         let mut attended = layer.attn_out.forward(&context, tokens, Some(xs), None);
         layer.attn_norm.forward(&mut attended);
         let inner = layer
@@ -143,44 +135,6 @@ impl CpuEncoder {
             .forward(&attended, tokens, None, Some(self.activation));
         let mut out = layer.output.forward(&inner, tokens, Some(&attended), None);
         layer.out_norm.forward(&mut out);
-        out
-    }
-
-    /// Softmax attention of every sequence and head over that sequence's keys; `qkv` rows are
-    /// `[q | k | v]`, each `hidden` wide with heads side by side. Returns `[tokens, hidden]`.
-    fn attention(&self, qkv: &[f32], tokens: usize, spans: &[Span]) -> Vec<f32> {
-        let (h, d, heads) = (self.hidden, self.head_dim, self.heads);
-        let scale = 1.0 / (d as f32).sqrt();
-        let mut out = vec![0f32; tokens * h];
-        let dst = SyncPtr(out.as_mut_ptr());
-        candle_core::utils::barrier_pool().execute_chunked(spans.len() * heads, |items| {
-            let mut probs = Vec::new();
-            for item in items {
-                let (span, head) = (spans[item / heads], item % heads);
-                let row = |t: usize, part: usize| {
-                    &qkv[(span.start + t) * 3 * h + part * h + head * d..][..d]
-                };
-                probs.resize(span.len, 0f32);
-                for i in 0..span.len {
-                    let q = row(i, 0);
-                    let mut max = f32::NEG_INFINITY;
-                    for (j, p) in probs.iter_mut().enumerate() {
-                        *p = math::dot(q, row(j, 1)) * scale;
-                        max = max.max(*p);
-                    }
-                    let mut sum = 0f32;
-                    for p in probs.iter_mut() {
-                        *p = math::exp(*p - max);
-                        sum += *p;
-                    }
-                    // SAFETY: this row's columns of this head belong to this item alone.
-                    let ctx = unsafe { dst.slice((span.start + i) * h + head * d, d) };
-                    for (j, p) in probs.iter().enumerate() {
-                        math::axpy(p / sum, row(j, 2), ctx);
-                    }
-                }
-            }
-        });
         out
     }
 

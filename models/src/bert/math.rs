@@ -84,6 +84,20 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// `Σ x` with eight partial sums, so that the loop vectorises.
+#[inline(always)]
+pub(crate) fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let x8 = x.chunks_exact(8);
+    let tail: f32 = x8.remainder().iter().sum();
+    for v in x8 {
+        for l in 0..8 {
+            acc[l] += v[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// `y += a · x`.
 #[inline(always)]
 pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {

@@ -7,6 +7,7 @@
 //! `1_Pooling/config.json` (default: mean pooling) and `sentence_bert_config.json`
 //! (`max_seq_length`).
 
+mod attention;
 #[cfg(target_arch = "x86_64")]
 mod bf16;
 mod config;
@@ -23,6 +24,7 @@ use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
 use crate::{ModelError, Result, TextTokenizer};
+pub(crate) use attention::{Span, attention};
 pub use config::{BertConfig, Pooling};
 pub(crate) use encoder::Activation;
 pub(crate) use linear::DenseLinear;

