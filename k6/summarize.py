@@ -12,15 +12,18 @@ import platform
 import subprocess
 import sys
 
-ORDER = ["chat", "nongen", "embeddings", "vector_search", "crm_mixed", "spike"]
+ORDER = ["chat", "nongen", "embeddings", "vector_search", "crm_mixed", "spike_unloaded", "spike"]
 TITLES = {
     "chat": "warm chat (streamed, 16 tokens)",
     "nongen": "non-generating routes",
     "embeddings": "embeddings (1 or 8 texts)",
     "vector_search": "vector search",
     "crm_mixed": "mixed CRM traffic, 100 VUs",
+    "spike_unloaded": "the spike's request, one client",
     "spike": "spike to 2× chat capacity",
 }
+
+ADMITTED = "http_req_duration{scenario:spike,expected_response:true}"
 
 
 def ms(v):
@@ -66,6 +69,26 @@ def table(folder):
         path = os.path.join(folder, f"{name}.json")
         if os.path.exists(path):
             lines.append(row(name, json.load(open(path))["metrics"]))
+    notes = []
+    spikes = [os.path.join(folder, f"{n}.json") for n in ("spike_unloaded", "spike")]
+    if all(os.path.exists(p) for p in spikes):
+        alone, spike = (json.load(open(p))["metrics"].get(ADMITTED, {}) for p in spikes)
+        if alone.get("p(99)") and spike.get("p(99)"):
+            notes.append(
+                f"Spike: the admitted (200) requests' p99 {ms(spike['p(99)'])} ms against "
+                f"{ms(alone['p(99)'])} ms from one client ({spike['p(99)'] / alone['p(99)']:.2f}×; "
+                "the bound is 2×)."
+            )
+    rss = os.path.join(folder, "rss.json")
+    if os.path.exists(rss):
+        r = json.load(open(rss))
+        notes.append(
+            f"nfai's RSS through the spike: {r['steady_kib'] / 1024:.0f} MiB steady, "
+            f"{r['peak_kib'] / 1024:.0f} MiB at most ({r['peak_kib'] / r['steady_kib']:.3f}×; "
+            "the bound is 1.1×)."
+        )
+    if notes:
+        lines += [""] + notes
     return "\n".join(lines) + "\n"
 
 

@@ -5,6 +5,8 @@
 #   scripts/loadtest.sh [--record]         # measure each scenario; --record writes the table
 #                                          # into docs/CAPACITY.md
 #   scripts/loadtest.sh --url http://host:8080 [...]   # against a running nfai instead
+#   scripts/loadtest.sh --flood            # one key floods (k6/flood.js): the other key's p99
+#                                          # against its unloaded baseline, alternated twice
 #
 # Without --url it starts `nfai serve` on a free loopback port with a temporary data dir
 # (binary: NFAI_BIN, else $CARGO_TARGET_DIR/release/nfai for measurements and debug/nfai for
@@ -22,6 +24,7 @@ record=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) mode=smoke ;;
+    --flood) mode=flood ;;
     --record) record=1 ;;
     --url) url="${2:?--url needs a value}"; shift ;;
     *) echo "loadtest: unknown argument $1" >&2; exit 2 ;;
@@ -57,7 +60,10 @@ if [ -z "$url" ]; then
   queue=64
   [ "$mode" = smoke ] && queue=16
   echo "loadtest: starting $bin on 127.0.0.1:$port (queue $queue per model)" >&2
-  NFAI_HOST=127.0.0.1 NFAI_PORT="$port" NFAI_NO_FETCH=true NFAI_DATA_DIR="$work/data" \
+  # The flood needs keys, which the admin API makes.
+  admin=""
+  [ "$mode" = flood ] && admin="loadtest-admin-$RANDOM$RANDOM"
+  env ${admin:+NFAI_ADMIN_TOKEN="$admin"} NFAI_HOST=127.0.0.1 NFAI_PORT="$port" NFAI_NO_FETCH=true NFAI_DATA_DIR="$work/data" \
     NFAI_SERVE=smollm2-135m-instruct,all-minilm-l6-v2,multilingual-e5-small \
     NFAI_QUEUE_CAPACITY="$queue" NFAI_LOG_FORMAT=text RUST_LOG="${RUST_LOG:-warn}" \
     "$bin" serve > "$work/nfai.log" 2>&1 &
@@ -97,6 +103,39 @@ if [ "$mode" = smoke ]; then
   exit 0
 fi
 
+if [ "$mode" = flood ]; then
+  [ -n "${admin:-}" ] || { echo "loadtest: --flood starts its own server (no --url)" >&2; exit 2; }
+  key() { # key <name> [rpm]: a new key's secret
+    local body="{\"name\": \"$1\"${2:+, \"rpm\": $2}}"
+    curl -fsS -X POST "$url/admin/keys" -H "authorization: Bearer $admin" \
+      -H 'content-type: application/json' -d "$body" |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])'
+  }
+  victim="$(key victim)"
+  flooder="$(key flooder "${FLOOD_RPM:-60}")"
+  p99() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["metrics"]["http_req_duration{scenario:victim}"]["p(99)"])' "$1"; }
+  status=0
+  for round in 1 2; do
+    run k6/flood.js "baseline-$round" -e VICTIM_KEY="$victim" -e FLOOD_KEY="$flooder" -e FLOOD_RPS=0 || status=1
+    base="$(p99 "$out/baseline-$round.json")"
+    limit="$(python3 -c "print(1.5 * $base)")"
+    run k6/flood.js "flood-$round" -e VICTIM_KEY="$victim" -e FLOOD_KEY="$flooder" \
+      -e FLOOD_RPS="${FLOOD_RPS:-200}" -e VICTIM_P99_MAX_MS="$limit" || status=1
+    python3 - "$out/baseline-$round.json" "$out/flood-$round.json" <<'PY'
+import json, sys
+b, f = (json.load(open(p))["metrics"] for p in sys.argv[1:])
+key = "http_req_duration{scenario:victim}"
+count = lambda m, k: int(m.get(k, {}).get("count", 0))
+print(f"loadtest: victim p50/p99 {b[key]['med']:.1f}/{b[key]['p(99)']:.1f} ms unloaded, "
+      f"{f[key]['med']:.1f}/{f[key]['p(99)']:.1f} ms under the flood "
+      f"({f[key]['p(99)'] / b[key]['p(99)']:.2f}×); flood answered "
+      f"{count(f, 'nfai_answers_2xx') - count(b, 'nfai_answers_2xx')} 200 (approx.), "
+      f"{count(f, 'nfai_answers_429')} 429, {count(f, 'nfai_answers_other')} other", file=sys.stderr)
+PY
+  done
+  exit "$status"
+fi
+
 status=0
 run k6/chat.js chat -e VUS="${CHAT_VUS:-8}" || status=1
 run k6/nongen.js nongen -e VUS="${NONGEN_VUS:-50}" || status=1
@@ -105,7 +144,31 @@ if [ "$search" = 1 ]; then run k6/vector_search.js vector_search -e VUS="${SEARC
 run k6/crm_mixed.js crm_mixed -e VUS=100 || status=1
 # The spike's capacity is what the chat run sustained.
 capacity="$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["metrics"]; print(max(1, round(m["nfai_answers_2xx"]["rate"])))' "$out/chat.json")"
-run k6/spike.js spike -e CAPACITY_RPS="$capacity" || status=1
+# The spike's request from one client first: its p99, doubled, bounds the admitted requests'.
+run k6/spike.js spike_unloaded -e UNLOADED=1 || status=1
+admitted="$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["metrics"]; print(2 * m["http_req_duration{scenario:spike,expected_response:true}"]["p(99)"])' "$out/spike_unloaded.json")"
+# nfai's resident memory through the spike, once a second (a server this script started).
+sampler=""
+if [ -n "$pid" ]; then
+  (while kill -0 "$pid" 2>/dev/null; do echo "$(date +%s) $(ps -o rss= -p "$pid" | tr -d ' ')"; sleep 1; done) > "$out/rss.txt" &
+  sampler=$!
+fi
+run k6/spike.js spike -e CAPACITY_RPS="$capacity" -e ADMITTED_P99_MAX_MS="$admitted" || status=1
+if [ -n "$sampler" ]; then
+  kill "$sampler" 2>/dev/null || true
+  # Steady: the median of the first 20 s (at capacity); the spike's own RSS may not pass 1.1×.
+  python3 - "$out/rss.txt" "$out/rss.json" <<'PY' || status=1
+import json, statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if len(l.split()) == 2]
+t0 = int(rows[0][0])
+steady = statistics.median(int(r) for t, r in rows if int(t) - t0 < 20)
+peak = max(int(r) for _, r in rows)
+json.dump({"steady_kib": steady, "peak_kib": peak}, open(sys.argv[2], "w"))
+print(f"loadtest: RSS through the spike: steady {steady / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB "
+      f"({peak / steady:.3f}×)", file=sys.stderr)
+sys.exit(0 if peak <= 1.1 * steady else 1)
+PY
+fi
 
 python3 k6/summarize.py "$out" > "$out/table.md"
 cat "$out/table.md"
