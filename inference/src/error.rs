@@ -6,6 +6,12 @@ pub enum SubmitError {
     /// The admission queue is full; try again shortly.
     #[error("the model's queue is full ({capacity} requests waiting)")]
     QueueFull { capacity: usize },
+    /// Requests are waiting, and the last one admitted had waited longer than the engine's
+    /// bound: a new one would wait too long; try again shortly.
+    #[error(
+        "the model is busy: requests wait {waited_ms} ms for a slot, over its bound of {bound_ms} ms"
+    )]
+    Busy { waited_ms: u64, bound_ms: u64 },
     /// The engine thread is gone.
     #[error("the model's engine has stopped")]
     Stopped,

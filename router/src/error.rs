@@ -321,7 +321,7 @@ impl From<BackendError> for ApiError {
                 CacheError::Stopped => Self::unavailable(msg),
             },
             BackendError::Submit(s) => match s {
-                SubmitError::QueueFull { .. } => Self::overloaded(
+                SubmitError::QueueFull { .. } | SubmitError::Busy { .. } => Self::overloaded(
                     format!("The server is busy: {msg}. Retry after a short wait."),
                     1,
                 ),
@@ -465,6 +465,10 @@ mod tests {
             }),
             BackendError::Cache(CacheError::Stopped),
             BackendError::Submit(SubmitError::QueueFull { capacity: 1 }),
+            BackendError::Submit(SubmitError::Busy {
+                waited_ms: 900,
+                bound_ms: 300,
+            }),
             BackendError::Submit(SubmitError::Invalid("x".into())),
             BackendError::Engine(EngineError::Input("x".into())),
             BackendError::Engine(EngineError::Compute("x".into())),
@@ -530,5 +534,11 @@ mod tests {
             ApiError::from(BackendError::Busy("x".into())).retry_after_secs,
             Some(1)
         );
+        let e = ApiError::from(BackendError::Submit(SubmitError::Busy {
+            waited_ms: 900,
+            bound_ms: 300,
+        }));
+        assert_eq!((e.status.as_u16(), e.retry_after_secs), (429, Some(1)));
+        assert!(e.message.contains("900 ms"), "{}", e.message);
     }
 }

@@ -388,6 +388,8 @@ fn load_one(
                 queue_capacity: s.queue_capacity,
                 prefill_chunk: s.prefill_chunk,
                 prefix_cache_bytes: usize::try_from(s.prefix_cache_bytes).unwrap_or(usize::MAX),
+                max_queue_wait: (s.max_queue_wait_ms > 0)
+                    .then(|| std::time::Duration::from_millis(s.max_queue_wait_ms)),
             };
             let engine = GenerationEngine::start(&entry.id, lm.model, lm.tokenizer, cfg)?;
             NativeModel::Chat(Arc::new(ChatModel {

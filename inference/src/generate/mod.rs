@@ -12,7 +12,7 @@ mod sequence;
 pub use prefix::MIN_PREFIX_TOKENS;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
 use nfai_models::{CausalLm, TextTokenizer};
@@ -94,6 +94,11 @@ pub struct GenerationConfig {
     /// Bytes of KV cache kept from finished sequences for prompts that share their prefix; 0
     /// turns the prefix cache off.
     pub prefix_cache_bytes: usize,
+    /// Admission by waiting time: while requests are queued and the last one admitted had
+    /// waited longer than this for a slot, new ones get `Busy` at once instead of joining the
+    /// queue. The queue then holds about this much waiting, so admitted requests keep their
+    /// latency under overload. `None` admits up to `queue_capacity` whatever the wait.
+    pub max_queue_wait: Option<std::time::Duration>,
 }
 
 impl Default for GenerationConfig {
@@ -103,6 +108,7 @@ impl Default for GenerationConfig {
             queue_capacity: 64,
             prefill_chunk: 512,
             prefix_cache_bytes: 64 << 20,
+            max_queue_wait: None,
         }
     }
 }
@@ -131,6 +137,10 @@ pub struct EngineStats {
     pub batch_size: AtomicHistogram,
     /// Seconds each admitted request waited in the queue for a batch slot.
     pub queue_wait: AtomicHistogram,
+    /// Microseconds the last admitted request waited for its slot.
+    pub last_wait_us: AtomicU64,
+    /// Requests refused with `Busy` (see [`GenerationConfig::max_queue_wait`]).
+    pub shed: AtomicUsize,
     /// Requests that started from a cached prefix, and those that found none.
     pub prefix_hits: AtomicUsize,
     pub prefix_misses: AtomicUsize,
@@ -150,6 +160,8 @@ impl Default for EngineStats {
             alive: AtomicBool::new(false),
             batch_size: AtomicHistogram::new(histogram::BATCH_SIZES),
             queue_wait: AtomicHistogram::new(histogram::LATENCY_SECONDS),
+            last_wait_us: AtomicU64::new(0),
+            shed: AtomicUsize::new(0),
             prefix_hits: AtomicUsize::new(0),
             prefix_misses: AtomicUsize::new(0),
             prefix_cached_tokens: AtomicUsize::new(0),
@@ -166,6 +178,7 @@ pub struct GenerationEngine {
     tokenizer: Arc<TextTokenizer>,
     model: Arc<dyn CausalLm>,
     queue_capacity: usize,
+    max_queue_wait: Option<std::time::Duration>,
     /// The model's grammar compiler, built on first use and shared by every clone.
     grammars: Arc<
         std::sync::OnceLock<
@@ -195,6 +208,7 @@ impl GenerationEngine {
         stats.alive.store(true, Ordering::SeqCst);
         let tokenizer = Arc::new(tokenizer);
         let queue_capacity = config.queue_capacity;
+        let max_queue_wait = config.max_queue_wait;
         let thread =
             scheduler::Scheduler::new(model.clone(), tokenizer.clone(), config, rx, stats.clone());
         std::thread::Builder::new()
@@ -206,6 +220,7 @@ impl GenerationEngine {
             tokenizer,
             model,
             queue_capacity,
+            max_queue_wait,
             grammars: Arc::default(),
         })
     }
@@ -233,6 +248,17 @@ impl GenerationEngine {
             return Err(SubmitError::Invalid(
                 "an empty prompt or max_new_tokens of 0".into(),
             ));
+        }
+        if let Some(bound) = self.max_queue_wait {
+            let waited = self.stats.last_wait_us.load(Ordering::SeqCst);
+            let bound_us = u64::try_from(bound.as_micros()).unwrap_or(u64::MAX);
+            if self.stats.waiting.load(Ordering::SeqCst) > 0 && waited > bound_us {
+                self.stats.shed.fetch_add(1, Ordering::Relaxed);
+                return Err(SubmitError::Busy {
+                    waited_ms: waited / 1000,
+                    bound_ms: bound_us / 1000,
+                });
+            }
         }
         let (events, rx) = mpsc::channel(request.max_new_tokens + 2);
         self.stats.waiting.fetch_add(1, Ordering::SeqCst);

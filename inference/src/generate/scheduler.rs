@@ -110,14 +110,20 @@ impl Scheduler {
     }
 
     fn push(&mut self, a: Admission) {
-        self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
         if a.events.is_closed() {
+            self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
             self.stats.cancelled.fetch_add(1, Ordering::SeqCst);
             return;
         }
-        self.stats
-            .queue_wait
-            .observe(a.queued_at.elapsed().as_secs_f64());
+        let waited = a.queued_at.elapsed();
+        self.stats.queue_wait.observe(waited.as_secs_f64());
+        // Before `waiting` drops, so that a submit that sees the shorter queue also sees this
+        // wait.
+        self.stats.last_wait_us.store(
+            u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
+        self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
         let (cache, cached) = self.reuse(&a.request.prompt_ids);
         self.active
             .push(Sequence::new(a.request, a.events, cache, cached));

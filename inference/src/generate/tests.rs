@@ -96,6 +96,7 @@ fn engine(model: Arc<Counting>, max_batch: usize, queue: usize) -> GenerationEng
         queue_capacity: queue,
         prefill_chunk: 512,
         prefix_cache_bytes: 0,
+        max_queue_wait: None,
     };
     GenerationEngine::start("toy", model, tokenizer(), cfg).unwrap()
 }
@@ -262,6 +263,7 @@ async fn a_repeated_prompt_prefills_only_its_last_token() {
         queue_capacity: 8,
         prefill_chunk: 512,
         prefix_cache_bytes: 1 << 20,
+        max_queue_wait: None,
     };
     let e = engine_with(model.clone(), cfg);
     let prompt = long_prompt(40);
@@ -302,6 +304,7 @@ async fn a_short_or_different_prompt_is_prefilled_in_full() {
         queue_capacity: 8,
         prefill_chunk: 512,
         prefix_cache_bytes: 1 << 20,
+        max_queue_wait: None,
     };
     let e = engine_with(model, cfg);
     collect(e.submit(req(long_prompt(40), 2)).unwrap()).await;
@@ -322,6 +325,7 @@ async fn a_long_prompt_never_stalls_running_decodes_for_more_than_one_chunk() {
         queue_capacity: 8,
         prefill_chunk: 256,
         prefix_cache_bytes: 0,
+        max_queue_wait: None,
     };
     let e = engine_with(model.clone(), cfg);
     let mut decode = req(vec![1], 60);
@@ -343,4 +347,55 @@ async fn a_long_prompt_never_stalls_running_decodes_for_more_than_one_chunk() {
         assert!(f.iter().all(|&n| n <= 256), "{f:?}");
         assert!(f.contains(&1), "the running sequence skipped a step: {f:?}");
     }
+}
+
+/// With `max_queue_wait`, a request that finds others waiting while the last one admitted
+/// waited longer than the bound is refused at once with `Busy`; once the queue is empty,
+/// requests are admitted again.
+#[tokio::test]
+async fn a_long_wait_sheds_new_requests_until_the_queue_empties() {
+    let model = Arc::new(Counting::new(Duration::from_millis(40), None));
+    let cfg = GenerationConfig {
+        max_batch: 1,
+        queue_capacity: 8,
+        prefill_chunk: 512,
+        prefix_cache_bytes: 0,
+        max_queue_wait: Some(Duration::from_millis(10)),
+    };
+    let e = GenerationEngine::start("toy", model, tokenizer(), cfg).unwrap();
+    // One slot, three requests of three steps each: the second waits for the first (about
+    // 120 ms, far over the 10 ms bound) and the third for both.
+    let a = e.submit(req(vec![1], 3)).unwrap();
+    let b = e.submit(req(vec![2], 3)).unwrap();
+    let c = e.submit(req(vec![3], 3)).unwrap();
+    let (_, _, end) = collect(a).await;
+    assert!(matches!(end, GenerateEvent::Finished { .. }), "{end:?}");
+    // `b` is admitted once `a` is done; `c` still waits behind it.
+    while e.stats().waiting.load(Ordering::SeqCst) != 1 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    match e.submit(req(vec![4], 3)) {
+        Err(SubmitError::Busy {
+            waited_ms,
+            bound_ms,
+        }) => {
+            assert!(
+                waited_ms > bound_ms && bound_ms == 10,
+                "{waited_ms} {bound_ms}"
+            );
+        }
+        other => panic!("expected Busy, got {:?}", other.map(|_| ())),
+    }
+    assert_eq!(e.stats().shed.load(Ordering::Relaxed), 1);
+    for rx in [b, c] {
+        let (_, _, end) = collect(rx).await;
+        assert!(matches!(end, GenerateEvent::Finished { .. }), "{end:?}");
+    }
+    // Nothing waits now: a new request is admitted whatever the last wait was.
+    while e.stats().active.load(Ordering::SeqCst) != 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let d = e.submit(req(vec![5], 2)).unwrap();
+    let (_, _, end) = collect(d).await;
+    assert!(matches!(end, GenerateEvent::Finished { .. }), "{end:?}");
 }

@@ -49,7 +49,7 @@ type EngineFamily = (
 /// The generation engines of the loaded chat models.
 fn render_engines(state: &AppState, out: &mut Exposition) {
     let engines = state.registry().chat_engines();
-    let gauges: [EngineFamily; 8] = [
+    let gauges: [EngineFamily; 9] = [
         (
             "nfai_engine_running_sequences",
             "gauge",
@@ -97,6 +97,12 @@ fn render_engines(state: &AppState, out: &mut Exposition) {
             "gauge",
             "Bytes of KV cache the prefix cache holds.",
             |s| s.prefix_bytes.load(Ordering::Relaxed),
+        ),
+        (
+            "nfai_engine_shed_total",
+            "counter",
+            "Requests refused with 429 because the queue's wait was over engine.max_queue_wait_ms.",
+            |s| s.shed.load(Ordering::Relaxed),
         ),
     ];
     for (name, kind, help, get) in gauges {

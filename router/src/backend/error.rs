@@ -71,7 +71,9 @@ impl BackendError {
                 | CacheError::TooManyWaiters { .. }
                 | CacheError::Stopped,
             )
-            | BackendError::Submit(SubmitError::QueueFull { .. } | SubmitError::Stopped)
+            | BackendError::Submit(
+                SubmitError::QueueFull { .. } | SubmitError::Busy { .. } | SubmitError::Stopped,
+            )
             | BackendError::Engine(
                 EngineError::Compute(_) | EngineError::Stopped | EngineError::DeadlinePassed,
             )

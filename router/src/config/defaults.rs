@@ -13,6 +13,8 @@ pub const PORT: u16 = 8080;
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// `engine.queue_capacity`: requests waiting per model before 429.
 pub const QUEUE_CAPACITY: usize = 64;
+/// `engine.max_queue_wait_ms`: 0, admission by queue length alone.
+pub const MAX_QUEUE_WAIT_MS: u64 = 0;
 /// `engine.prefill_chunk`: prompt tokens per scheduler step.
 pub const PREFILL_CHUNK: usize = 512;
 /// `engine.prefix_cache_bytes`: KV cache each chat model keeps for shared prompt prefixes

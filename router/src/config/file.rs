@@ -82,6 +82,7 @@ pub struct ServerFile {
 #[serde(deny_unknown_fields)]
 pub struct EngineFile {
     pub queue_capacity: Option<usize>,
+    pub max_queue_wait_ms: Option<u64>,
     pub threads: Option<usize>,
     pub prefill_chunk: Option<usize>,
     pub prefix_cache_bytes: Option<u64>,

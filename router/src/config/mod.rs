@@ -29,6 +29,9 @@ use crate::catalog::Catalog;
 pub struct EngineSettings {
     /// Requests waiting per model before 429.
     pub queue_capacity: usize,
+    /// While requests wait and the last one admitted waited longer than this (ms), new ones
+    /// get 429; 0: off.
+    pub max_queue_wait_ms: u64,
     /// Prompt tokens per scheduler step.
     pub prefill_chunk: usize,
     /// Bytes of KV cache each chat model keeps for shared prompt prefixes (0: off); part of the
@@ -178,6 +181,11 @@ impl Config {
             queue_capacity: layer(args.queue_capacity, file.engine.queue_capacity, || {
                 defaults::QUEUE_CAPACITY
             }),
+            max_queue_wait_ms: layer(
+                args.max_queue_wait_ms,
+                file.engine.max_queue_wait_ms,
+                || defaults::MAX_QUEUE_WAIT_MS,
+            ),
             prefill_chunk: layer(None, file.engine.prefill_chunk, || defaults::PREFILL_CHUNK),
             prefix_cache_bytes: layer(None, file.engine.prefix_cache_bytes, || {
                 defaults::PREFIX_CACHE_BYTES
@@ -276,13 +284,14 @@ mod tests {
         let path = dir.path().join("nfai.toml");
         std::fs::write(
             &path,
-            "serve = [\"gemma3\"]\n[server]\nport = 9000\nhost = \"0.0.0.0\"\n[engine]\nqueue_capacity = 8\n",
+            "serve = [\"gemma3\"]\n[server]\nport = 9000\nhost = \"0.0.0.0\"\n[engine]\nqueue_capacity = 8\nmax_queue_wait_ms = 250\n",
         )
         .unwrap();
         let mut args = ServeArgs::default();
         args.common.config = Some(path.clone());
         let c = Config::from_serve_args(&args).unwrap();
         assert_eq!((c.port, c.engine.queue_capacity), (9000, 8));
+        assert_eq!(c.engine.max_queue_wait_ms, 250);
         assert_eq!(c.serve, vec!["gemma-3-270m".to_string()]);
         args.port = Some(1234);
         assert_eq!(Config::from_serve_args(&args).unwrap().port, 1234);
@@ -319,6 +328,7 @@ mod tests {
         assert_eq!(c.cache.max_loaded_per_device, defaults::MAX_LOADED_MODELS);
         assert!(c.catalog.entries().len() <= c.cache.max_loaded_per_device);
         assert_eq!((c.port, c.engine.queue_capacity), (8080, 64));
+        assert_eq!(c.engine.max_queue_wait_ms, 0);
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         assert!(c.reserved.data_dir.ends_with("nfai"));
         assert_eq!(c.reserved.files_max_bytes, defaults::FILES_MAX_BYTES);

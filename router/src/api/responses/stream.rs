@@ -111,32 +111,36 @@ async fn run(w: &mut Writer, mut draft: Draft, plan: &Plan) -> Result<(), Gone> 
             )
             .await?;
         }
-        match plan.search(pending.clone()).await {
-            Ok(searched) => draft.search = Some(searched),
+        let failure = match plan.search(pending.clone()).await {
+            Ok(searched) => {
+                draft.search = Some(searched);
+                None
+            }
             Err(e) => {
                 draft.search = Some(pending);
-                let item = draft.search_item("failed");
-                w.send(
-                    "response.output_item.done",
-                    json!({"output_index": 0, "item": item}),
-                )
-                .await?;
-                output.extend(item);
-                return fail(w, &draft, output, e).await;
+                Some(e)
             }
-        }
-        w.send(
-            "response.file_search_call.completed",
-            json!({"output_index": 0, "item_id": item_id}),
-        )
-        .await?;
-        let done = draft.search_item("completed");
+        };
+        let status = if failure.is_some() {
+            "failed"
+        } else {
+            w.send(
+                "response.file_search_call.completed",
+                json!({"output_index": 0, "item_id": item_id}),
+            )
+            .await?;
+            "completed"
+        };
+        let item = draft.search_item(status);
         w.send(
             "response.output_item.done",
-            json!({"output_index": 0, "item": done}),
+            json!({"output_index": 0, "item": item}),
         )
         .await?;
-        output.extend(done);
+        output.extend(item);
+        if let Some(e) = failure {
+            return fail(w, &draft, output, e).await;
+        }
     }
     let (mut events, finisher) = match plan.answer(draft.search.as_ref()).await {
         Ok(started) => started,
