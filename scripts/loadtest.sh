@@ -7,6 +7,7 @@
 #   scripts/loadtest.sh --url http://host:8080 [...]   # against a running nfai instead
 #   scripts/loadtest.sh --flood            # one key floods (k6/flood.js): the other key's p99
 #                                          # against its unloaded baseline, alternated twice
+#                                          # (FLOOD_ROUTE=chat: chat answers, not embeddings)
 #
 # Without --url it starts `nfai serve` on a free loopback port with a temporary data dir
 # (binary: NFAI_BIN, else $CARGO_TARGET_DIR/release/nfai for measurements and debug/nfai for
@@ -111,16 +112,21 @@ if [ "$mode" = flood ]; then
       -H 'content-type: application/json' -d "$body" |
       python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])'
   }
+  # FLOOD_ROUTE=chat floods chat answers instead of embeddings; its victim sends 1 a second.
+  flood_route="${FLOOD_ROUTE:-embeddings}"
+  if [ "$flood_route" = chat ]; then victim_rps="${VICTIM_RPS:-1}"; else victim_rps="${VICTIM_RPS:-5}"; fi
   victim="$(key victim)"
   flooder="$(key flooder "${FLOOD_RPM:-60}")"
   p99() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["metrics"]["http_req_duration{scenario:victim}"]["p(99)"])' "$1"; }
   status=0
   for round in 1 2; do
-    run k6/flood.js "baseline-$round" -e VICTIM_KEY="$victim" -e FLOOD_KEY="$flooder" -e FLOOD_RPS=0 || status=1
+    run k6/flood.js "baseline-$round" -e VICTIM_KEY="$victim" -e FLOOD_KEY="$flooder" -e FLOOD_RPS=0 \
+      -e ROUTE="$flood_route" -e VICTIM_RPS="$victim_rps" || status=1
     base="$(p99 "$out/baseline-$round.json")"
     limit="$(python3 -c "print(1.5 * $base)")"
     run k6/flood.js "flood-$round" -e VICTIM_KEY="$victim" -e FLOOD_KEY="$flooder" \
-      -e FLOOD_RPS="${FLOOD_RPS:-200}" -e VICTIM_P99_MAX_MS="$limit" || status=1
+      -e FLOOD_RPS="${FLOOD_RPS:-200}" -e VICTIM_P99_MAX_MS="$limit" \
+      -e ROUTE="$flood_route" -e VICTIM_RPS="$victim_rps" || status=1
     python3 - "$out/baseline-$round.json" "$out/flood-$round.json" <<'PY'
 import json, sys
 b, f = (json.load(open(p))["metrics"] for p in sys.argv[1:])

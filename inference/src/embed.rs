@@ -1,10 +1,14 @@
 //! The embedding engine: one thread per embedding model that batches concurrent requests by a
 //! token budget.
 //!
-//! Requests queue on a bounded channel. The thread takes every request that fits the budget,
-//! sorts all their inputs by length (less padding), runs them in batches whose padded size stays
-//! within the budget, and answers each request with its vectors in input order.
+//! Requests queue on a bounded channel. The thread takes them in, by tenant, and builds one
+//! forward pass at a time: one input from each tenant in turn, while the padded size stays within
+//! the token budget and the count within the batch size. A request's inputs may so span several
+//! passes (a long ingestion batch), and another tenant's request waits for at most the pass
+//! running when it arrives. Each request is answered with its vectors in input order once all
+//! have been computed.
 
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -12,6 +16,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_cha
 
 use tokio::sync::oneshot;
 
+use crate::fair::{FairQueue, Tenant};
 use crate::{EngineError, SubmitError};
 
 /// A model that turns token id sequences into vectors.
@@ -37,7 +42,8 @@ pub struct EmbeddingConfig {
     pub max_batch_tokens: usize,
     /// Inputs per forward pass.
     pub max_batch_size: usize,
-    /// Requests that may wait before new ones get `QueueFull`.
+    /// Requests that may wait in the channel before new ones get `QueueFull`. The engine thread
+    /// takes as many more in, to choose between tenants.
     pub queue_capacity: usize,
 }
 
@@ -55,13 +61,8 @@ type Reply = Result<Vec<Vec<f32>>, EngineError>;
 
 struct Job {
     inputs: Vec<Vec<u32>>,
+    tenant: Tenant,
     reply: oneshot::Sender<Reply>,
-}
-
-impl Job {
-    fn tokens(&self) -> usize {
-        self.inputs.iter().map(Vec::len).sum()
-    }
 }
 
 /// Counters kept by the engine thread.
@@ -103,7 +104,7 @@ impl EmbeddingEngine {
             config,
             rx,
             stats: stats.clone(),
-            carry: None,
+            pending: FairQueue::default(),
         };
         std::thread::Builder::new()
             .name(format!("emb-{name}"))
@@ -115,13 +116,22 @@ impl EmbeddingEngine {
         })
     }
 
-    /// Queues tokenized inputs without waiting; the receiver yields one vector per input.
-    pub fn submit(&self, inputs: Vec<Vec<u32>>) -> Result<oneshot::Receiver<Reply>, SubmitError> {
+    /// Queues tokenized inputs of `tenant` without waiting; the receiver yields one vector per
+    /// input.
+    pub fn submit(
+        &self,
+        inputs: Vec<Vec<u32>>,
+        tenant: Tenant,
+    ) -> Result<oneshot::Receiver<Reply>, SubmitError> {
         if inputs.is_empty() || inputs.iter().any(Vec::is_empty) {
             return Err(SubmitError::Invalid("empty input".into()));
         }
         let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(Job { inputs, reply }) {
+        match self.tx.try_send(Job {
+            inputs,
+            tenant,
+            reply,
+        }) {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => Err(SubmitError::QueueFull {
                 capacity: self.capacity,
@@ -139,142 +149,215 @@ impl EmbeddingEngine {
     }
 }
 
+/// A request being served: its inputs in length order, handed out to forward passes one at a
+/// time, and the vectors computed so far.
+struct Pending {
+    job: Job,
+    /// Input indexes, shortest first (neighbours in one pass pad little).
+    order: Vec<usize>,
+    /// Inputs of `order` handed to passes.
+    next: usize,
+    out: Vec<Vec<f32>>,
+    /// Vectors received.
+    filled: usize,
+}
+
+impl Pending {
+    fn new(job: Job) -> Self {
+        let mut order: Vec<usize> = (0..job.inputs.len()).collect();
+        order.sort_by_key(|&i| job.inputs[i].len());
+        let out = vec![Vec::new(); job.inputs.len()];
+        Self {
+            job,
+            order,
+            next: 0,
+            out,
+            filled: 0,
+        }
+    }
+}
+
+/// One input of a forward pass: which request, which of its inputs.
+#[derive(Clone, Copy)]
+struct Slot {
+    job: u64,
+    input: usize,
+}
+
 struct Worker {
     model: Arc<dyn Embedder>,
     config: EmbeddingConfig,
     rx: Receiver<Job>,
     stats: Arc<EmbeddingStats>,
-    carry: Option<Job>,
+    /// Requests with inputs not yet handed to a pass, by tenant.
+    pending: FairQueue<u64>,
 }
 
 impl Worker {
     fn run(mut self) {
-        while let Some(jobs) = self.collect() {
-            let jobs: Vec<Job> = jobs.into_iter().filter(|j| !j.reply.is_closed()).collect();
-            if jobs.is_empty() {
+        let mut jobs: HashMap<u64, Pending> = HashMap::new();
+        let mut ids = 0u64;
+        while self.receive(&mut jobs, &mut ids) {
+            let pass = self.plan_pass(&mut jobs);
+            if pass.is_empty() {
                 continue;
             }
-            match catch_unwind(AssertUnwindSafe(|| self.run_jobs(&jobs))) {
-                Ok(Ok(mut results)) => {
-                    for (job, vectors) in jobs.into_iter().zip(results.drain(..)) {
-                        let _ = job.reply.send(Ok(vectors));
-                    }
-                }
-                Ok(Err(e)) if jobs.len() == 1 => {
-                    tracing::warn!(error = %e, "embedding request failed");
-                    for job in jobs {
-                        let _ = job.reply.send(Err(e.clone()));
-                    }
-                }
-                Ok(Err(_)) => {
-                    // One request's input broke the shared batch: run each alone, so only the
-                    // request at fault gets the error.
-                    for job in jobs {
-                        let result = catch_unwind(AssertUnwindSafe(|| {
-                            self.run_jobs(std::slice::from_ref(&job))
-                        }));
-                        let reply = match result {
-                            Ok(Ok(mut r)) => Ok(r.pop().unwrap_or_default()),
-                            Ok(Err(e)) => Err(e),
-                            Err(_) => Err(EngineError::Compute("the model panicked".into())),
-                        };
-                        let _ = job.reply.send(reply);
-                    }
-                }
+            match catch_unwind(AssertUnwindSafe(|| self.run_pass(&jobs, &pass))) {
+                Ok(Ok(vectors)) => deliver(&mut jobs, &pass, vectors),
+                Ok(Err(e)) => self.retry_alone(&mut jobs, &pass, e),
                 Err(_) => {
                     tracing::error!("embedding model panicked; stopping the engine");
-                    for job in jobs {
-                        let _ = job.reply.send(Err(EngineError::Stopped));
-                    }
                     break;
                 }
             }
         }
         self.stats.alive.store(false, Ordering::SeqCst);
+        // Nobody waits forever: what was taken or is still queued learns that the engine stopped.
+        self.pending.drain().for_each(drop);
+        for (_, p) in jobs.drain() {
+            let _ = p.job.reply.send(Err(EngineError::Stopped));
+        }
+        while let Ok(job) = self.rx.try_recv() {
+            let _ = job.reply.send(Err(EngineError::Stopped));
+        }
         drop(self);
         crate::release_free_memory();
     }
 
-    /// Blocks for the first job, then takes more while they fit the token budget.
-    fn collect(&mut self) -> Option<Vec<Job>> {
-        let first = match self.carry.take() {
-            Some(j) => j,
-            None => self.rx.recv().ok()?,
+    /// Moves queued requests into `jobs` (blocking while there is nothing to do), up to the
+    /// queue's capacity, so that the next pass can choose between tenants. False once every
+    /// handle is gone and nothing is left.
+    fn receive(&mut self, jobs: &mut HashMap<u64, Pending>, ids: &mut u64) -> bool {
+        let mut admit = |pending: &mut FairQueue<u64>, job: Job| {
+            *ids += 1;
+            pending.push(job.tenant.clone(), *ids);
+            jobs.insert(*ids, Pending::new(job));
         };
-        let mut tokens = first.tokens();
-        let mut jobs = vec![first];
-        while tokens < self.config.max_batch_tokens {
+        if self.pending.is_empty() {
+            match self.rx.recv() {
+                Ok(job) => admit(&mut self.pending, job),
+                Err(_) => return false,
+            }
+        }
+        while self.pending.len() < self.config.queue_capacity.max(1) {
             match self.rx.try_recv() {
-                Ok(j) if tokens + j.tokens() > self.config.max_batch_tokens => {
-                    self.carry = Some(j);
-                    break;
-                }
-                Ok(j) => {
-                    tokens += j.tokens();
-                    jobs.push(j);
-                }
+                Ok(job) => admit(&mut self.pending, job),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        Some(jobs)
+        true
     }
 
-    /// Embeds every input of `jobs`, sorted by length and cut into budget-sized batches.
-    fn run_jobs(&self, jobs: &[Job]) -> Result<Vec<Vec<Vec<f32>>>, EngineError> {
-        let mut order: Vec<(usize, usize)> = jobs
-            .iter()
-            .enumerate()
-            .flat_map(|(j, job)| (0..job.inputs.len()).map(move |i| (j, i)))
-            .collect();
-        order.sort_by_key(|&(j, i)| jobs[j].inputs[i].len());
-        let mut out: Vec<Vec<Vec<f32>>> = jobs
-            .iter()
-            .map(|j| vec![Vec::new(); j.inputs.len()])
-            .collect();
-        for chunk in plan_batches(&order, |&(j, i)| jobs[j].inputs[i].len(), &self.config) {
-            let batch: Vec<Vec<u32>> = chunk
-                .iter()
-                .map(|&(j, i)| jobs[j].inputs[i].clone())
-                .collect();
-            let vectors = self.model.embed(&batch)?;
-            if vectors.len() != batch.len() {
-                return Err(EngineError::Compute(format!(
-                    "the model returned {} vectors for {} inputs",
-                    vectors.len(),
-                    batch.len()
-                )));
+    /// The inputs of the next forward pass: one input from each tenant in turn (a tenant's
+    /// requests in arrival order) while the padded size fits the token budget and the count the
+    /// batch size. A request whose client has gone is dropped here.
+    fn plan_pass(&mut self, jobs: &mut HashMap<u64, Pending>) -> Vec<Slot> {
+        let mut pass: Vec<Slot> = Vec::new();
+        let mut longest = 0;
+        while let Some(&id) = self.pending.front() {
+            let Some(p) = jobs.get_mut(&id) else {
+                self.pending.pop();
+                continue;
+            };
+            if p.job.reply.is_closed() {
+                self.pending.pop();
+                if !pass.iter().any(|s| s.job == id) {
+                    jobs.remove(&id);
+                }
+                continue;
             }
-            for (&(j, i), v) in chunk.iter().zip(vectors) {
-                out[j][i] = v;
+            let input = p.order[p.next];
+            let len = p.job.inputs[input].len();
+            let wider = longest.max(len);
+            if !pass.is_empty()
+                && (wider * (pass.len() + 1) > self.config.max_batch_tokens
+                    || pass.len() + 1 > self.config.max_batch_size)
+            {
+                break;
             }
-            self.stats.batches.fetch_add(1, Ordering::Relaxed);
-            self.stats.inputs.fetch_add(batch.len(), Ordering::Relaxed);
+            longest = wider;
+            pass.push(Slot { job: id, input });
+            p.next += 1;
+            if p.next == p.order.len() {
+                self.pending.pop();
+            } else {
+                self.pending.rotate();
+            }
         }
-        Ok(out)
+        // Shortest first: the model pads each pass to its longest input anyway.
+        pass.sort_by_key(|s| jobs.get(&s.job).map_or(0, |p| p.job.inputs[s.input].len()));
+        pass
+    }
+
+    /// Embeds the inputs of `pass`, in its order.
+    fn run_pass(
+        &self,
+        jobs: &HashMap<u64, Pending>,
+        pass: &[Slot],
+    ) -> Result<Vec<Vec<f32>>, EngineError> {
+        let batch: Vec<Vec<u32>> = pass
+            .iter()
+            .filter_map(|s| jobs.get(&s.job).map(|p| p.job.inputs[s.input].clone()))
+            .collect();
+        let vectors = self.model.embed(&batch)?;
+        if vectors.len() != pass.len() {
+            return Err(EngineError::Compute(format!(
+                "the model returned {} vectors for {} inputs",
+                vectors.len(),
+                pass.len()
+            )));
+        }
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats.inputs.fetch_add(batch.len(), Ordering::Relaxed);
+        Ok(vectors)
+    }
+
+    /// A pass failed: runs each request's part of it alone, so that only the request at fault
+    /// gets the error (and its other inputs are dropped).
+    fn retry_alone(&mut self, jobs: &mut HashMap<u64, Pending>, pass: &[Slot], first: EngineError) {
+        let mut owners: Vec<u64> = pass.iter().map(|s| s.job).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        let alone = owners.len() == 1;
+        for id in owners {
+            let part: Vec<Slot> = pass.iter().copied().filter(|s| s.job == id).collect();
+            let result = if alone {
+                Err(first.clone())
+            } else {
+                catch_unwind(AssertUnwindSafe(|| self.run_pass(jobs, &part)))
+                    .unwrap_or_else(|_| Err(EngineError::Compute("the model panicked".into())))
+            };
+            match result {
+                Ok(vectors) => deliver(jobs, &part, vectors),
+                Err(e) => {
+                    tracing::warn!(error = %e, "embedding request failed");
+                    self.pending.retain(|j| *j != id);
+                    if let Some(p) = jobs.remove(&id) {
+                        let _ = p.job.reply.send(Err(e));
+                    }
+                }
+            }
+        }
     }
 }
 
-/// Cuts length-sorted items into batches where longest × count stays within the token budget
-/// and the count within the batch size (an item longer than the budget runs alone).
-fn plan_batches<'a, T>(
-    sorted: &'a [T],
-    len: impl Fn(&T) -> usize,
-    config: &EmbeddingConfig,
-) -> Vec<&'a [T]> {
-    let mut batches = Vec::new();
-    let mut start = 0;
-    for end in 0..sorted.len() {
-        let count = end - start + 1;
-        let padded = len(&sorted[end]) * count;
-        if count > 1 && (padded > config.max_batch_tokens || count > config.max_batch_size) {
-            batches.push(&sorted[start..end]);
-            start = end;
+/// Stores the vectors of `pass` with their requests and answers every request now complete.
+fn deliver(jobs: &mut HashMap<u64, Pending>, pass: &[Slot], vectors: Vec<Vec<f32>>) {
+    for (slot, v) in pass.iter().zip(vectors) {
+        let Some(p) = jobs.get_mut(&slot.job) else {
+            continue;
+        };
+        p.out[slot.input] = v;
+        p.filled += 1;
+        if p.filled == p.out.len() {
+            if let Some(p) = jobs.remove(&slot.job) {
+                let _ = p.job.reply.send(Ok(p.out));
+            }
+        } else if p.job.reply.is_closed() {
+            // The client has gone: its remaining inputs are skipped when their turn comes.
+            jobs.remove(&slot.job);
         }
     }
-    if start < sorted.len() {
-        batches.push(&sorted[start..]);
-    }
-    batches
 }
 
 #[cfg(test)]
@@ -297,24 +380,126 @@ mod tests {
         }
     }
 
-    #[test]
-    fn batches_respect_budget_and_size() {
-        let cfg = EmbeddingConfig {
+    /// Records the inputs of every pass; the first pass waits for `go` after saying it has
+    /// started, so that a test can queue requests behind it.
+    struct Gated {
+        passes: std::sync::Mutex<Vec<Vec<Vec<u32>>>>,
+        started: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
+        go: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+    impl Embedder for Gated {
+        fn embed(&self, batch: &[Vec<u32>]) -> nfai_models::Result<Vec<Vec<f32>>> {
+            let first = {
+                let mut passes = self.passes.lock().unwrap();
+                passes.push(batch.to_vec());
+                passes.len() == 1
+            };
+            if first {
+                self.started.lock().unwrap().send(()).unwrap();
+                self.go.lock().unwrap().recv().unwrap();
+            }
+            Toy.embed(batch)
+        }
+    }
+
+    /// An engine over [`Gated`], its first pass started and held, and the key to release it.
+    fn gated(
+        config: EmbeddingConfig,
+        first: Vec<Vec<u32>>,
+    ) -> (
+        EmbeddingEngine,
+        Arc<Gated>,
+        std::sync::mpsc::Sender<()>,
+        oneshot::Receiver<Reply>,
+    ) {
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (go, go_rx) = std::sync::mpsc::channel();
+        let model = Arc::new(Gated {
+            passes: Default::default(),
+            started: started_tx.into(),
+            go: go_rx.into(),
+        });
+        let engine = EmbeddingEngine::start("gated", model.clone(), config).unwrap();
+        let rx = engine.submit(first, tenant("a")).unwrap();
+        started.recv().unwrap();
+        (engine, model, go, rx)
+    }
+
+    fn tenant(name: &str) -> Tenant {
+        Some(name.into())
+    }
+
+    #[tokio::test]
+    async fn a_tenants_backlog_does_not_hold_back_another_tenant() {
+        let config = EmbeddingConfig {
+            max_batch_tokens: 1000,
+            max_batch_size: 4,
+            queue_capacity: 64,
+        };
+        let (engine, model, go, first) = gated(config, vec![vec![1, 1]; 4]);
+        let flood: Vec<_> = (0..9)
+            .map(|i| engine.submit(vec![vec![2, i]; 4], tenant("a")).unwrap())
+            .collect();
+        let victim = engine.submit(vec![vec![7, 7, 7]], tenant("b")).unwrap();
+        go.send(()).unwrap();
+        assert_eq!(victim.await.unwrap().unwrap(), vec![vec![3.0, 21.0]]);
+        first.await.unwrap().unwrap();
+        for (i, rx) in flood.into_iter().enumerate() {
+            assert_eq!(
+                rx.await.unwrap().unwrap(),
+                vec![vec![2.0, 2.0 + i as f32]; 4]
+            );
+        }
+        let passes = model.passes.lock().unwrap();
+        // 41 inputs in passes of 4; the victim's input rides in the pass right after the held
+        // one, not behind the 36 inputs queued before it.
+        assert_eq!(passes.len(), 11);
+        assert!(passes.iter().all(|p| p.len() <= 4));
+        let at = passes.iter().position(|p| p.contains(&vec![7, 7, 7]));
+        assert_eq!(at, Some(1));
+    }
+
+    #[tokio::test]
+    async fn a_request_spans_passes_within_the_budget_and_keeps_its_order() {
+        let config = EmbeddingConfig {
             max_batch_tokens: 10,
             max_batch_size: 3,
-            queue_capacity: 1,
+            queue_capacity: 8,
         };
-        let items = [1usize, 2, 2, 3, 3, 5, 11];
-        let b = plan_batches(&items, |x| *x, &cfg);
-        assert_eq!(b, vec![&[1, 2, 2][..], &[3, 3][..], &[5][..], &[11][..]]);
+        let engine = EmbeddingEngine::start("toy", Arc::new(Toy), config).unwrap();
+        let lens = [5usize, 1, 11, 2, 3, 2, 3];
+        let inputs: Vec<Vec<u32>> = lens.iter().map(|&n| vec![1; n]).collect();
+        let got = engine.submit(inputs, None).unwrap().await.unwrap().unwrap();
+        let want: Vec<Vec<f32>> = lens.iter().map(|&n| vec![n as f32; 2]).collect();
+        assert_eq!(got, want);
+        // Shortest first: [1, 2, 2], [3, 3], [5], [11] (longer than the budget: alone).
+        assert_eq!(engine.stats().batches.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_request_is_not_computed() {
+        let config = EmbeddingConfig {
+            max_batch_tokens: 1000,
+            max_batch_size: 2,
+            queue_capacity: 8,
+        };
+        let (engine, model, go, first) = gated(config, vec![vec![1]]);
+        drop(engine.submit(vec![vec![5]; 6], tenant("b")).unwrap());
+        let kept = engine.submit(vec![vec![6]], tenant("c")).unwrap();
+        go.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        assert_eq!(kept.await.unwrap().unwrap(), vec![vec![1.0, 6.0]]);
+        let passes = model.passes.lock().unwrap();
+        assert!(passes.iter().flatten().all(|input| input != &vec![5]));
+        assert_eq!(engine.stats().inputs.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
     async fn concurrent_requests_get_their_own_vectors_in_order() {
         let engine =
             EmbeddingEngine::start("toy", Arc::new(Toy), EmbeddingConfig::default()).unwrap();
-        let a = engine.submit(vec![vec![1, 2, 3], vec![4]]).unwrap();
-        let b = engine.submit(vec![vec![10; 7]]).unwrap();
+        let a = engine.submit(vec![vec![1, 2, 3], vec![4]], None).unwrap();
+        let b = engine.submit(vec![vec![10; 7]], None).unwrap();
         assert_eq!(
             a.await.unwrap().unwrap(),
             vec![vec![3.0, 6.0], vec![1.0, 4.0]]
@@ -354,8 +539,8 @@ mod tests {
         .iter()
         .map(|t| model.tokenize(t, InputKind::Passage).unwrap())
         .collect();
-        let a = engine.submit(vec![query.clone()]).unwrap();
-        let b = engine.submit(passages.clone()).unwrap();
+        let a = engine.submit(vec![query.clone()], None).unwrap();
+        let b = engine.submit(passages.clone(), tenant("ingest")).unwrap();
         let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
         assert_eq!(a.len(), 1);
         assert_eq!(b.len(), 2);
@@ -375,15 +560,15 @@ mod tests {
     async fn model_errors_reach_the_caller_and_the_engine_survives() {
         let engine =
             EmbeddingEngine::start("toy", Arc::new(Toy), EmbeddingConfig::default()).unwrap();
-        let bad = engine.submit(vec![vec![666]]).unwrap().await.unwrap();
+        let bad = engine.submit(vec![vec![666]], None).unwrap().await.unwrap();
         assert!(matches!(bad, Err(EngineError::Input(_))));
-        let good = engine.submit(vec![vec![1]]).unwrap().await.unwrap();
+        let good = engine.submit(vec![vec![1]], None).unwrap().await.unwrap();
         assert_eq!(good.unwrap(), vec![vec![1.0, 1.0]]);
         // A bad request batched with a good one fails alone.
-        let bad = engine.submit(vec![vec![666]]).unwrap();
-        let good = engine.submit(vec![vec![2, 2]]).unwrap();
+        let bad = engine.submit(vec![vec![666]], None).unwrap();
+        let good = engine.submit(vec![vec![2, 2]], tenant("b")).unwrap();
         assert!(bad.await.unwrap().is_err());
         assert_eq!(good.await.unwrap().unwrap(), vec![vec![2.0, 4.0]]);
-        assert!(engine.submit(vec![]).is_err());
+        assert!(engine.submit(vec![], None).is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! Engines: the generation scheduler (continuous batching, sampling, stop conditions, streaming
 //! detokenization) and the embedding batcher.
 //!
-//! Each loaded model is driven by its own OS thread, fed by a bounded channel. Handles are cheap
+//! Each loaded model is driven by its own OS thread, fed by a bounded channel; the thread serves
+//! waiting requests of different tenants (API keys) in turn ([`fair`]). Handles are cheap
 //! to clone and never block: a full queue is reported at once ([`SubmitError::QueueFull`]) and a
 //! dead engine is reported as [`SubmitError::Stopped`], so callers can answer 429 or 503
 //! straight away.
@@ -10,6 +11,7 @@ pub mod constrain;
 pub mod detok;
 pub mod embed;
 pub mod error;
+pub mod fair;
 pub mod generate;
 pub mod histogram;
 pub mod sampling;
@@ -17,6 +19,7 @@ pub mod stop;
 
 pub use embed::{EmbeddingConfig, EmbeddingEngine};
 pub use error::{EngineError, SubmitError};
+pub use fair::Tenant;
 pub use generate::{
     FinishReason, GenerateEvent, GenerateRequest, GenerationConfig, GenerationEngine, Usage,
 };

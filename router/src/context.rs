@@ -1,4 +1,5 @@
-//! The context of one request: its id and its deadline (later, the caller's key).
+//! The context of one request: its id, its deadline, and the tenant the engines' queues account
+//! it to (the caller's key).
 //!
 //! Every layer may read it and it imports none of them. The API layer fills it from the request
 //! headers (`x-request-id`, `x-request-timeout`) and serves the request inside it as a
@@ -18,6 +19,9 @@ pub struct RequestContext {
     pub deadline: Option<Instant>,
     /// What the request did, for its metrics and access log line (none outside a request).
     pub record: Option<Arc<crate::metrics::RequestRecord>>,
+    /// Who the engines' queues account the request to, so that tenants take turns: the
+    /// caller's key id once the key check has run; `None` for callers without a key.
+    pub tenant: Option<Arc<str>>,
 }
 
 /// A header that makes no valid context.
@@ -44,6 +48,21 @@ pub fn deadline() -> Option<Instant> {
 /// The record of the request this task serves, if any.
 pub fn record() -> Option<Arc<crate::metrics::RequestRecord>> {
     CONTEXT.try_with(|c| c.record.clone()).ok().flatten()
+}
+
+/// The tenant of the request this task serves (`None` outside a request or without a key).
+pub fn tenant() -> Option<Arc<str>> {
+    CONTEXT.try_with(|c| c.tenant.clone()).ok().flatten()
+}
+
+/// Runs `fut` in the current request context, accounted to `tenant`.
+pub fn as_tenant<F: std::future::Future>(
+    tenant: Option<Arc<str>>,
+    fut: F,
+) -> tokio::task::futures::TaskLocalFuture<RequestContext, F> {
+    let mut ctx = current();
+    ctx.tenant = tenant;
+    scope(ctx, fut)
 }
 
 /// Runs `fut` with `ctx` as the request context.
@@ -74,6 +93,7 @@ pub fn from_headers(
         request_id,
         deadline,
         record: None,
+        tenant: None,
     })
 }
 

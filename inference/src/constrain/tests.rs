@@ -41,6 +41,7 @@ fn request(e: &GenerationEngine, format: &OutputFormat, seed: u64, max: usize) -
         stop: Vec::new(),
         ignore_eos: false,
         constraint: Some(e.constrain(format).unwrap()),
+        tenant: None,
     }
 }
 

@@ -36,6 +36,9 @@ pub struct GenerateRequest {
     /// The grammar the output must follow (structured outputs, tool calls); compiled by
     /// [`GenerationEngine::constrain`].
     pub constraint: Option<crate::constrain::Constraint>,
+    /// Who the request is accounted to: waiting requests of different tenants are admitted in
+    /// turn.
+    pub tenant: crate::Tenant,
 }
 
 /// Why a sequence ended.
@@ -249,6 +252,9 @@ impl GenerationEngine {
                 "an empty prompt or max_new_tokens of 0".into(),
             ));
         }
+        if !self.is_alive() {
+            return Err(SubmitError::Stopped);
+        }
         if let Some(bound) = self.max_queue_wait {
             let waited = self.stats.last_wait_us.load(Ordering::SeqCst);
             let bound_us = u64::try_from(bound.as_micros()).unwrap_or(u64::MAX);
@@ -260,8 +266,14 @@ impl GenerationEngine {
                 });
             }
         }
+        // `waiting` counts the channel and the scheduler's own queue together: it is the bound.
+        if self.stats.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue_capacity.max(1) {
+            self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(SubmitError::QueueFull {
+                capacity: self.queue_capacity,
+            });
+        }
         let (events, rx) = mpsc::channel(request.max_new_tokens + 2);
-        self.stats.waiting.fetch_add(1, Ordering::SeqCst);
         let queued_at = std::time::Instant::now();
         match self.tx.try_send(Admission {
             request,

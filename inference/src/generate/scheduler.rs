@@ -1,15 +1,16 @@
 //! The scheduler thread: continuous batching over one model.
 //!
-//! Each step it admits waiting requests into free batch slots, drops sequences whose client has
-//! gone, runs one batched forward pass (prompt chunks of newcomers together with one token of
-//! every decoding sequence), samples, and emits events. A panic or an error in the model fails
+//! Each step it admits waiting requests into free batch slots (the tenants of waiting requests
+//! in turn), drops sequences and waiting requests whose client has gone, runs one batched
+//! forward pass (prompt chunks of newcomers together with one token of every decoding
+//! sequence), samples, and emits events. A panic or an error in the model fails
 //! the sequences of that step with an error event instead of taking the process down; a panic
 //! also stops the engine, which the handle then reports as stopped.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::Receiver;
 
 use nfai_models::{BatchEntry, CausalLm, TextTokenizer};
 
@@ -17,12 +18,15 @@ use super::prefix::{PrefixCache, usable_prefix};
 use super::sequence::{Sequence, Step};
 use super::{Admission, EngineStats, GenerationConfig};
 use crate::EngineError;
+use crate::fair::FairQueue;
 
 pub(super) struct Scheduler {
     model: Arc<dyn CausalLm>,
     tokenizer: Arc<TextTokenizer>,
     config: GenerationConfig,
     rx: Receiver<Admission>,
+    /// Requests taken off the channel and waiting for a slot, by tenant.
+    waiting: FairQueue<Admission>,
     stats: Arc<EngineStats>,
     active: Vec<Sequence>,
     /// Caches of finished sequences, for prompts that share their prefix.
@@ -45,6 +49,7 @@ impl Scheduler {
             prefixes: PrefixCache::new(config.prefix_cache_bytes),
             config,
             rx,
+            waiting: FairQueue::default(),
             stats,
             active: Vec::new(),
             row: Vec::new(),
@@ -79,7 +84,12 @@ impl Scheduler {
         }
         self.stats.alive.store(false, Ordering::SeqCst);
         // Fail whatever is still queued so no client waits forever.
-        while let Ok(a) = self.rx.try_recv() {
+        let queued: Vec<Admission> = self.waiting.drain().collect();
+        for a in queued
+            .into_iter()
+            .chain(std::iter::from_fn(|| self.rx.try_recv().ok()))
+        {
+            self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
             let _ = a
                 .events
                 .try_send(super::GenerateEvent::Failed(EngineError::Stopped));
@@ -89,20 +99,24 @@ impl Scheduler {
         crate::release_free_memory();
     }
 
-    /// Moves queued requests into free batch slots. Blocks when idle. Returns false when every
-    /// handle is gone and nothing is running.
+    /// Takes queued requests off the channel, then moves them into free batch slots, each
+    /// tenant in turn. Blocks when idle. Returns false when every handle is gone and nothing is
+    /// running or waiting.
     fn admit(&mut self) -> bool {
-        if self.active.is_empty() {
+        if self.active.is_empty() && self.waiting.is_empty() {
             match self.rx.recv() {
-                Ok(a) => self.push(a),
+                Ok(a) => self.waiting.push(a.request.tenant.clone(), a),
                 Err(_) => return false,
             }
         }
-        while self.active.len() < self.config.max_batch {
-            match self.rx.try_recv() {
-                Ok(a) => self.push(a),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => break,
+        // The handle bounds the total waiting at the queue's capacity.
+        while let Ok(a) = self.rx.try_recv() {
+            self.waiting.push(a.request.tenant.clone(), a);
+        }
+        while self.active.len() < self.config.max_batch.max(1) {
+            match self.waiting.pop() {
+                Some(a) => self.push(a),
+                None => break,
             }
         }
         self.stats.active.store(self.active.len(), Ordering::SeqCst);
@@ -111,8 +125,8 @@ impl Scheduler {
 
     fn push(&mut self, a: Admission) {
         if a.events.is_closed() {
-            self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
             self.stats.cancelled.fetch_add(1, Ordering::SeqCst);
+            self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
             return;
         }
         let waited = a.queued_at.elapsed();
@@ -181,6 +195,13 @@ impl Scheduler {
     }
 
     fn drop_cancelled(&mut self) {
+        let before = self.waiting.len();
+        self.waiting.retain(|a| !a.events.is_closed());
+        let left = before - self.waiting.len();
+        if left > 0 {
+            self.stats.cancelled.fetch_add(left, Ordering::SeqCst);
+            self.stats.waiting.fetch_sub(left, Ordering::SeqCst);
+        }
         let mut gone = 0;
         let mut i = 0;
         while i < self.active.len() {

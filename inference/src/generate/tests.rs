@@ -109,6 +109,7 @@ fn req(prompt: Vec<u32>, max_new: usize) -> GenerateRequest {
         stop: Vec::new(),
         ignore_eos: false,
         constraint: None,
+        tenant: None,
     }
 }
 
@@ -398,4 +399,95 @@ async fn a_long_wait_sheds_new_requests_until_the_queue_empties() {
     let d = e.submit(req(vec![5], 2)).unwrap();
     let (_, _, end) = collect(d).await;
     assert!(matches!(end, GenerateEvent::Finished { .. }), "{end:?}");
+}
+
+/// One slot and a backlog of one tenant's requests: another tenant's request is admitted after
+/// one of them, not after all of them; requests of one tenant keep their order.
+#[tokio::test]
+async fn waiting_tenants_are_admitted_in_turn() {
+    let model = Arc::new(Counting::new(Duration::from_millis(2), None));
+    let e = engine(model, 1, 16);
+    let tenant = |name: &str| -> crate::Tenant { Some(name.into()) };
+    let with = |prompt: u32, who: &str| GenerateRequest {
+        tenant: tenant(who),
+        ..req(vec![prompt], 3)
+    };
+    // Long enough (20 steps) that every request below is queued while it runs.
+    let running = e
+        .submit(GenerateRequest {
+            max_new_tokens: 20,
+            ..with(1, "flood")
+        })
+        .unwrap();
+    while e.stats().active.load(Ordering::SeqCst) != 1 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let mut queued: Vec<(&str, _)> = (0..5)
+        .map(|i| ("flood", e.submit(with(10 + i, "flood")).unwrap()))
+        .collect();
+    queued.push(("victim", e.submit(with(20, "victim")).unwrap()));
+    queued.push(("anonymous", e.submit(req(vec![21], 3)).unwrap()));
+    let done = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tasks: Vec<_> = queued
+        .into_iter()
+        .enumerate()
+        .map(|(i, (who, rx))| {
+            let done = done.clone();
+            tokio::spawn(async move {
+                let (ids, _, end) = collect(rx).await;
+                assert!(matches!(end, GenerateEvent::Finished { .. }), "{end:?}");
+                done.lock().unwrap().push((who, i, ids[0]));
+            })
+        })
+        .collect();
+    collect(running).await;
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let order: Vec<(&str, usize)> = done.lock().unwrap().iter().map(|d| (d.0, d.1)).collect();
+    assert_eq!(
+        order,
+        [
+            ("flood", 0),
+            ("victim", 5),
+            ("anonymous", 6),
+            ("flood", 1),
+            ("flood", 2),
+            ("flood", 3),
+            ("flood", 4),
+        ]
+    );
+}
+
+/// The queue's capacity bounds the requests waiting in the channel and in the scheduler's own
+/// queue together, and a waiting request whose client has gone gives its place back.
+#[tokio::test]
+async fn the_capacity_counts_every_waiting_request() {
+    let model = Arc::new(Counting::new(Duration::from_millis(5), None));
+    let e = engine(model, 1, 3);
+    let _running = e
+        .submit(GenerateRequest {
+            ignore_eos: true,
+            ..req(vec![1], 1000)
+        })
+        .unwrap();
+    while e.stats().active.load(Ordering::SeqCst) != 1 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let a = e.submit(req(vec![2], 5)).unwrap();
+    let _b = e.submit(req(vec![3], 5)).unwrap();
+    let _c = e.submit(req(vec![4], 5)).unwrap();
+    // Let the scheduler take them off the channel: they still count.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(e.stats().waiting.load(Ordering::SeqCst), 3);
+    assert!(matches!(
+        e.submit(req(vec![5], 5)),
+        Err(SubmitError::QueueFull { capacity: 3 })
+    ));
+    drop(a);
+    while e.stats().waiting.load(Ordering::SeqCst) != 2 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(e.stats().cancelled.load(Ordering::SeqCst), 1);
+    assert!(e.submit(req(vec![6], 5)).is_ok());
 }

@@ -229,10 +229,12 @@ pub async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Re
     )
 }
 
-/// Serves `req` with `caller` in its extensions and in the response's.
+/// Serves `req` with `caller` in its extensions and in the response's, its work accounted to
+/// the caller's key in the engines' queues.
 async fn run_as(mut req: Request, caller: Caller, next: Next) -> Response {
     req.extensions_mut().insert(caller.clone());
-    let mut res = next.run(req).await;
+    let tenant = caller.key_id.clone();
+    let mut res = crate::context::as_tenant(tenant, next.run(req)).await;
     res.extensions_mut().insert(caller);
     res
 }

@@ -67,6 +67,7 @@ fn start(
         stop: opts.stop.clone(),
         ignore_eos: opts.ignore_eos,
         constraint: None,
+        tenant: crate::context::tenant(),
     })
 }
 
@@ -212,7 +213,8 @@ impl NativeBackend {
             .await?
         };
         let prompt_tokens = inputs.iter().map(Vec::len).sum();
-        let vectors = model.engine.submit(inputs)?.await.map_err(|_| {
+        let tenant = crate::context::tenant();
+        let vectors = model.engine.submit(inputs, tenant)?.await.map_err(|_| {
             BackendError::EngineStopped("The embedding engine stopped before answering.".into())
         })??;
         Ok(Embeddings {

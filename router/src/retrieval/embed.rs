@@ -20,6 +20,10 @@ use nfai_retrieval::ingest::EmbedderLimits;
 use nfai_retrieval::service::{Embed, EmbedderInfo, TextKind};
 
 use crate::backend::Backend;
+
+/// The tenant that passage embeddings (indexing) are accounted to in the engine's queue; no key
+/// id has this form.
+const INDEXING_TENANT: &str = "~indexing";
 use crate::backend::error::BackendError;
 use crate::backend::native::NativeBackend;
 use crate::validate::{EmbeddingRequest, Prompt};
@@ -191,10 +195,16 @@ impl Embed for NativeEmbed {
                 keep_alive: None,
                 deadline: None,
             };
-            self.native
-                .embed(model, req)
-                .await
-                .map(|out| out.vectors)
+            let embedded = self.native.embed(model, req);
+            let out = match kind {
+                // Indexing is bulk work: it takes turns with the interactive requests in the
+                // engine's queue instead of holding them back.
+                TextKind::Passage => {
+                    crate::context::as_tenant(Some(INDEXING_TENANT.into()), embedded).await
+                }
+                TextKind::Query => embedded.await,
+            };
+            out.map(|out| out.vectors)
                 .map_err(|e| to_retrieval(model, e))
         }
         .boxed()
