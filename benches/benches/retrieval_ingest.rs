@@ -129,6 +129,7 @@ fn run(model: &E5Embedder, text: &str, strategy: ChunkingStrategy, label: &str) 
                 chunk_index: c.index,
                 text: c.text.clone(),
                 attributes: BTreeMap::new(),
+                lang: nfai_retrieval::ingest::detect_language(&c.text),
             },
         })
         .collect();

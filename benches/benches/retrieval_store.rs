@@ -272,6 +272,7 @@ fn build_collection(dir: &Path, data: &Data) -> (f64, f64) {
                         chunk_index: (id % 100) as u32,
                         text: String::new(),
                         attributes: BTreeMap::new(),
+                        lang: None,
                     },
                 }
             })
@@ -300,6 +301,7 @@ fn edge_round(collection: &EdgeCollection, data: &Data) -> (Vec<f64>, Vec<Vec<u6
         filter: None,
         limit: TOP_K,
         score_threshold: None,
+        languages: None,
     };
     for i in 0..WARMUP {
         collection.search(query(i)).expect("search");

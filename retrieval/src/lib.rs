@@ -15,8 +15,11 @@
 //!   kept in the data directory by [`records::DirRecords`]); file bytes in [`records::BlobDir`].
 //! - `service`: [`service::RetrievalService`], OpenAI's Files and Vector Stores over the records,
 //!   a vector store and an [`service::Embed`] provider: background ingestion, cached search.
+//! - [`LanguageBalance`] (`balance`): searches that rank a multilingual store's languages
+//!   evenly.
 //! - `types`: chunks, payloads, queries and hits; `error`: [`RetrievalError`].
 
+mod balance;
 mod edge;
 mod error;
 pub mod filter;
@@ -30,8 +33,9 @@ pub mod sources;
 mod store;
 mod types;
 
+pub use balance::{LanguageBalance, SAMPLE_CHUNKS};
 pub use edge::{
-    EdgeCollection, EdgeStore, EdgeStoreOptions, MAX_COLLECTION_NAME, META_FILE, RawHit,
+    EdgeCollection, EdgeStore, EdgeStoreOptions, MAX_COLLECTION_NAME, META_FILE, RawHit, RawPoint,
     qdrant_filter,
 };
 pub use error::{AttributeKind, Result, RetrievalError};
@@ -44,5 +48,6 @@ pub use server::{
 pub use store::VectorStore;
 pub use types::{
     ATTRIBUTES_KEY, AttributeValue, Chunk, ChunkPayload, CollectionInfo, CollectionSpec,
-    FILE_ID_KEY, MAX_SEARCH_LIMIT, SearchHit, SearchQuery, chunk_point_id,
+    FILE_ID_KEY, LANG_KEY, LanguageScope, MAX_SEARCH_LIMIT, SampledChunk, SearchHit, SearchQuery,
+    chunk_point_id,
 };

@@ -13,7 +13,7 @@
 use futures::future::BoxFuture;
 
 use crate::error::Result;
-use crate::types::{Chunk, CollectionInfo, CollectionSpec, SearchHit, SearchQuery};
+use crate::types::{Chunk, CollectionInfo, CollectionSpec, SampledChunk, SearchHit, SearchQuery};
 
 /// A set of named collections of embedded chunks.
 pub trait VectorStore: Send + Sync + 'static {
@@ -45,6 +45,14 @@ pub trait VectorStore: Send + Sync + 'static {
 
     /// Number of chunks in the collection.
     fn count<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<usize>>;
+
+    /// Up to `limit` stored chunks' vectors and languages: the first by point id, which are
+    /// hashes, so an even sample (all of them in a smaller collection).
+    fn sample<'a>(
+        &'a self,
+        name: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<SampledChunk>>>;
 
     /// Builds the collection's indexes after ingestion; `true` if any work was done.
     fn optimize<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool>>;

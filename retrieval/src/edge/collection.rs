@@ -15,13 +15,14 @@ use crate::edge::meta::CollectionMeta;
 use crate::error::{AttributeKind, Result, RetrievalError};
 use crate::filter::{Cond, attribute_path, lower, to_qdrant_json};
 use crate::types::{
-    Chunk, ChunkPayload, CollectionInfo, CollectionSpec, FILE_ID_KEY, SearchHit, SearchQuery,
-    check_search, check_vector,
+    Chunk, ChunkPayload, CollectionInfo, CollectionSpec, FILE_ID_KEY, LANG_KEY, SampledChunk,
+    SearchHit, SearchQuery, check_search, check_vector, search_cond,
 };
 use qdrant_edge::{
-    CountRequest, CreateIndex, EdgeShard, FieldIndexOperations, Filter, JsonPath, OperationError,
-    PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
-    PointStruct, QueryEnum, SearchRequest, UpdateOperation, WithPayloadInterface,
+    CountRequest, CreateIndex, DEFAULT_VECTOR_NAME, EdgeShard, FieldIndexOperations, Filter,
+    JsonPath, OperationError, PayloadFieldSchema, PayloadSchemaType, PointId,
+    PointInsertOperations, PointOperations, PointStruct, QueryEnum, ScrollRequest, SearchRequest,
+    UpdateOperation, VectorInternal, VectorStructInternal, WithPayloadInterface, WithVector,
 };
 use serde_json::{Map, Value};
 
@@ -30,6 +31,14 @@ use serde_json::{Map, Value};
 pub struct RawHit {
     pub id: u64,
     pub score: f32,
+    pub payload: Map<String, Value>,
+}
+
+/// A stored point: its id, vector and the payload fields asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawPoint {
+    pub id: u64,
+    pub vector: Vec<f32>,
     pub payload: Map<String, Value>,
 }
 
@@ -72,6 +81,7 @@ impl EdgeCollection {
         let shard = guarded(|| EdgeShard::new(dir, options.shard_config(spec.dimension)))?;
         let collection = Self::assemble(name, dir, shard, CollectionMeta::new(spec), options);
         collection.create_index(FILE_ID_KEY, PayloadSchemaType::Keyword)?;
+        collection.create_index(LANG_KEY, PayloadSchemaType::Keyword)?;
         collection.read_meta().save(dir)?;
         Ok(collection)
     }
@@ -82,7 +92,16 @@ impl EdgeCollection {
             return Ok(None);
         };
         let shard = guarded(|| EdgeShard::load(dir, None))?;
-        Ok(Some(Self::assemble(name, dir, shard, meta, options)))
+        let collection = Self::assemble(name, dir, shard, meta, options);
+        // Collections made before chunks carried their language get its index now.
+        if !collection
+            .payload_indexes()?
+            .iter()
+            .any(|(path, _)| path == LANG_KEY)
+        {
+            collection.create_index(LANG_KEY, PayloadSchemaType::Keyword)?;
+        }
+        Ok(Some(collection))
     }
 
     fn assemble(
@@ -191,10 +210,11 @@ impl EdgeCollection {
                 });
             }
             check_vector(&query.vector, meta.spec.dimension)?;
-            match &query.filter {
+            let attributes = match &query.filter {
                 Some(filter) => Some(lower(filter, &meta.attributes)?),
                 None => None,
-            }
+            };
+            search_cond(attributes, query.languages.as_ref())
         };
         let filter = filter.as_ref().map(qdrant_filter).transpose()?;
         self.search_points(query.vector, filter, query.limit, query.score_threshold)?
@@ -248,6 +268,72 @@ impl EdgeCollection {
                 })
             })
             .collect()
+    }
+
+    /// The first `limit` points by id with their vectors and the payload `fields`. Point ids
+    /// are hashes, so these are an even sample of the collection.
+    pub fn scroll_points(&self, limit: usize, fields: &[&str]) -> Result<Vec<RawPoint>> {
+        let fields = fields
+            .iter()
+            .map(|f| {
+                JsonPath::try_from(*f)
+                    .map_err(|()| RetrievalError::filter(*f, "not a valid payload path"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let request = ScrollRequest {
+            offset: None,
+            limit: Some(limit.max(1)),
+            filter: None,
+            with_payload: Some(WithPayloadInterface::Fields(fields)),
+            with_vector: WithVector::Bool(true),
+            order_by: None,
+        };
+        let (records, _) = guarded(|| self.shard.scroll(request))?;
+        records
+            .into_iter()
+            .map(|record| {
+                let PointId::NumId(id) = record.id else {
+                    return Err(RetrievalError::Storage(format!(
+                        "point {} was not written by nfai",
+                        record.id
+                    )));
+                };
+                let vector = match record.vector {
+                    Some(VectorStructInternal::Single(v)) => Some(v),
+                    Some(VectorStructInternal::Named(mut named)) => {
+                        match named.remove(DEFAULT_VECTOR_NAME) {
+                            Some(VectorInternal::Dense(v)) => Some(v),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                }
+                .ok_or_else(|| {
+                    RetrievalError::Storage(format!("point {id} has no dense vector"))
+                })?;
+                Ok(RawPoint {
+                    id,
+                    vector,
+                    payload: record.payload.map(|p| p.0).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// Up to `limit` chunks' vectors and languages (see [`EdgeCollection::scroll_points`]).
+    pub fn sample(&self, limit: usize) -> Result<Vec<SampledChunk>> {
+        Ok(self
+            .scroll_points(limit, &[LANG_KEY])?
+            .into_iter()
+            .map(|p| SampledChunk {
+                lang: p
+                    .payload
+                    .get(LANG_KEY)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                vector: p.vector,
+            })
+            .collect())
     }
 
     /// Stores points with raw JSON payloads, replacing points with the same ids. Attributes

@@ -17,13 +17,13 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-pub use collection::{EdgeCollection, RawHit, qdrant_filter};
+pub use collection::{EdgeCollection, RawHit, RawPoint, qdrant_filter};
 pub use config::EdgeStoreOptions;
 pub use meta::META_FILE;
 
 use crate::error::{Result, RetrievalError};
 use crate::store::VectorStore;
-use crate::types::{Chunk, CollectionInfo, CollectionSpec, SearchHit, SearchQuery};
+use crate::types::{Chunk, CollectionInfo, CollectionSpec, SampledChunk, SearchHit, SearchQuery};
 
 /// Longest a dropped collection waits for its in-flight calls to finish.
 const DROP_WAIT: Duration = Duration::from_secs(10);
@@ -234,6 +234,14 @@ impl VectorStore for EdgeStore {
 
     fn count<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<usize>> {
         self.with_collection(name, EdgeCollection::count)
+    }
+
+    fn sample<'a>(
+        &'a self,
+        name: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<SampledChunk>>> {
+        self.with_collection(name, move |c| c.sample(limit))
     }
 
     fn optimize<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool>> {

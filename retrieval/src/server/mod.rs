@@ -22,9 +22,9 @@ use qdrant_client::qdrant::{
     self, CollectionExistsRequest, CountPoints, CreateCollection, CreateFieldIndexCollection,
     DeleteCollection, DeletePoints, Distance, FieldType, GetCollectionInfoRequest, Memory, PointId,
     PointStruct, PointsSelector, QuantizationConfig, QuantizationSearchParams, QuantizationType,
-    ScalarQuantization, SearchParams, SearchPoints, UpsertPoints, VectorParams, VectorsConfig,
-    WithPayloadSelector, points_selector, quantization_config, vectors_config,
-    with_payload_selector,
+    ScalarQuantization, ScrollPoints, SearchParams, SearchPoints, UpsertPoints, VectorParams,
+    VectorsConfig, WithPayloadSelector, WithVectorsSelector, points_selector, quantization_config,
+    vectors_config, with_payload_selector, with_vectors_selector,
 };
 use qdrant_client::{Qdrant, QdrantError};
 
@@ -34,8 +34,8 @@ use crate::error::{AttributeKind, Result, RetrievalError};
 use crate::filter::{AttributeRegistry, Cond, attribute_path, lower};
 use crate::store::VectorStore;
 use crate::types::{
-    ATTRIBUTES_KEY, Chunk, ChunkPayload, CollectionInfo, CollectionSpec, FILE_ID_KEY, SearchHit,
-    SearchQuery, check_search, check_vector,
+    ATTRIBUTES_KEY, Chunk, ChunkPayload, CollectionInfo, CollectionSpec, FILE_ID_KEY, LANG_KEY,
+    SampledChunk, SearchHit, SearchQuery, check_search, check_vector, search_cond,
 };
 
 /// Collection metadata key holding the embedding model id.
@@ -205,6 +205,8 @@ impl QdrantServerStore {
             .map_err(|e| server_error(name, e))?;
         self.create_index(name, FILE_ID_KEY, FieldType::Keyword)
             .await?;
+        self.create_index(name, LANG_KEY, FieldType::Keyword)
+            .await?;
         self.meta
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -331,10 +333,57 @@ impl QdrantServerStore {
         Ok(response.result.map_or(0, |r| r.count as usize))
     }
 
+    async fn sample_chunks(&self, name: &str, limit: usize) -> Result<Vec<SampledChunk>> {
+        let response = self
+            .client
+            .scroll(ScrollPoints {
+                collection_name: name.into(),
+                limit: Some(u32::try_from(limit.max(1)).unwrap_or(u32::MAX)),
+                with_payload: Some(WithPayloadSelector {
+                    selector_options: Some(with_payload_selector::SelectorOptions::Include(
+                        qdrant::PayloadIncludeSelector {
+                            fields: vec![LANG_KEY.into()],
+                        },
+                    )),
+                }),
+                with_vectors: Some(WithVectorsSelector {
+                    selector_options: Some(with_vectors_selector::SelectorOptions::Enable(true)),
+                }),
+                ..ScrollPoints::default()
+            })
+            .await
+            .map_err(|e| server_error(name, e))?;
+        response
+            .result
+            .into_iter()
+            .map(|point| {
+                use qdrant::vector_output::Vector;
+                use qdrant::vectors_output::VectorsOptions;
+                let vector = match point.vectors.and_then(|v| v.vectors_options) {
+                    Some(VectorsOptions::Vector(v)) => match v.into_vector() {
+                        Vector::Dense(d) => Some(d.data),
+                        _ => None,
+                    },
+                    _ => None,
+                }
+                .ok_or_else(|| {
+                    RetrievalError::Storage(format!(
+                        "collection `{name}` holds a point without one unnamed dense vector"
+                    ))
+                })?;
+                let lang = payload_to_json(&point.payload)
+                    .get(LANG_KEY)
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned);
+                Ok(SampledChunk { vector, lang })
+            })
+            .collect()
+    }
+
     async fn search_chunks(&self, name: &str, query: SearchQuery) -> Result<Vec<SearchHit>> {
         check_search(&query)?;
         let mut meta = self.meta(name, false).await?;
-        let cond = match &query.filter {
+        let attributes = match &query.filter {
             None => None,
             Some(filter) => match lower(filter, &meta.attributes) {
                 Ok(cond) => Some(cond),
@@ -354,6 +403,7 @@ impl QdrantServerStore {
             });
         }
         check_vector(&query.vector, meta.spec.dimension)?;
+        let cond = search_cond(attributes, query.languages.as_ref());
         let response = self
             .client
             .search_points(SearchPoints {
@@ -539,6 +589,14 @@ impl VectorStore for QdrantServerStore {
 
     fn count<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<usize>> {
         self.count_matching(name, None).boxed()
+    }
+
+    fn sample<'a>(
+        &'a self,
+        name: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<SampledChunk>>> {
+        self.sample_chunks(name, limit).boxed()
     }
 
     fn optimize<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool>> {

@@ -24,7 +24,7 @@ use super::RetrievalService;
 use super::embed::TextKind;
 use crate::error::{Result, RetrievalError};
 use crate::ingest::{ChunkingStrategy, FileKind, IngestError, Tokenize, chunk_text};
-use crate::ingest::{extract_text, normalize_text};
+use crate::ingest::{detect_language, extract_text, normalize_text};
 use crate::records::{FileStatus, LastError, StoreFileRecord};
 use crate::types::{AttributeValue, Chunk, ChunkPayload, chunk_point_id};
 
@@ -343,6 +343,7 @@ impl RetrievalService {
                         chunk_index: c.index,
                         text: c.text.clone(),
                         attributes: attrs.clone(),
+                        lang: detect_language(&c.text),
                     },
                 })
                 .collect();

@@ -7,7 +7,8 @@
 //!   `file_counts`, `usage_bytes` and status derived from their files;
 //! - `store_files`: attaching files (with attributes and a chunking strategy), batches;
 //! - `ingest`: background ingestion, bounded in queue and concurrency, resumed after a restart;
-//! - `search`: query embedding and search, both cached (`cache`);
+//! - `search`: query embedding and search, both cached (`cache`), ranking a multilingual
+//!   store's languages evenly (`languages`);
 //! - `check`: validation of metadata, attributes and chunking strategies, naming the field.
 
 mod access;
@@ -18,6 +19,7 @@ mod files;
 mod flush;
 mod ids;
 mod ingest;
+mod languages;
 mod page;
 mod search;
 mod store_files;
@@ -102,6 +104,8 @@ struct Inner {
     optimizer: OptimizeScheduler,
     options: ServiceOptions,
     caches: cache::Caches,
+    /// Each store's language balance.
+    balances: languages::Balances,
     /// Serialises read-modify-write of store file and batch records.
     edit: tokio::sync::Mutex<()>,
     jobs: tokio::sync::mpsc::Sender<ingest::JobKey>,
@@ -144,6 +148,7 @@ impl RetrievalService {
             optimizer,
             options,
             caches,
+            balances: languages::Balances::default(),
             edit: tokio::sync::Mutex::new(()),
             jobs,
             active: Mutex::new(HashSet::new()),

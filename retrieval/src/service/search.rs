@@ -1,5 +1,6 @@
 //! `search`: queries embedded (as queries, NFC-normalised, cached) with the store's model,
-//! searched with the OpenAI filter, merged best-first; whole results cached per store version.
+//! searched with the OpenAI filter (language-balanced when the store holds several languages,
+//! see [`crate::balance`]), merged best-first; whole results cached per store version.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,23 +81,33 @@ impl RetrievalService {
         if let Some(hits) = self.0.caches.result(&key).await {
             return Ok(hits);
         }
+        // A store whose languages cannot be measured now is searched as is.
+        let balance = match self.language_balance(store_id).await {
+            Ok(balance) => balance,
+            Err(e) => {
+                tracing::warn!(store = store_id, error = %e, "language balance unavailable");
+                None
+            }
+        };
         let mut best: HashMap<u64, SearchHit> = HashMap::new();
         for query in queries {
             let vector = self.query_vector(&store.model, query).await?;
-            let hits = self
-                .0
-                .store
-                .search(
-                    store_id,
-                    SearchQuery {
-                        model: store.model.clone(),
-                        vector: vector.as_ref().clone(),
-                        filter: filter.clone(),
-                        limit: req.max_num_results,
-                        score_threshold: req.score_threshold,
-                    },
-                )
-                .await?;
+            let query = SearchQuery {
+                model: store.model.clone(),
+                vector: vector.as_ref().clone(),
+                filter: filter.clone(),
+                limit: req.max_num_results,
+                score_threshold: req.score_threshold,
+                languages: None,
+            };
+            let hits = match &balance {
+                Some(balance) => {
+                    balance
+                        .search(self.0.store.as_ref(), store_id, query)
+                        .await?
+                }
+                None => self.0.store.search(store_id, query).await?,
+            };
             for hit in hits {
                 match best.get(&hit.id) {
                     Some(seen) if seen.score >= hit.score => {}

@@ -286,6 +286,7 @@ impl RetrievalService {
             return Err(missing_store(id));
         }
         self.0.caches.bump(id);
+        self.0.balances.forget(id);
         Ok(())
     }
 }

@@ -51,6 +51,7 @@ pub fn chunk(file: &str, i: u32) -> Chunk {
                 ("amount".into(), AttributeValue::Number(f64::from(i))),
                 ("open".into(), AttributeValue::Bool(i.is_multiple_of(2))),
             ]),
+            lang: None,
         },
     }
 }
@@ -66,5 +67,6 @@ pub fn query(seed: u64, limit: usize) -> SearchQuery {
         filter: None,
         limit,
         score_threshold: None,
+        languages: None,
     }
 }

@@ -244,3 +244,103 @@ async fn a_server_slower_than_the_deadline_is_a_timeout() {
     }
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+/// Chunks of two languages and some of none: `vie` ones lean on the first axis, `eng` ones on
+/// the second.
+fn chunks_in_languages() -> Vec<nfai_retrieval::Chunk> {
+    (0..30u32)
+        .map(|i| {
+            let mut c = chunk("file-lang", i);
+            let (lang, axis) = match i % 3 {
+                0 => (Some("vie"), 0),
+                1 => (Some("eng"), 1),
+                _ => (None, 2),
+            };
+            c.vector[axis] += 0.8;
+            let norm = c.vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+            c.vector.iter_mut().for_each(|x| *x /= norm);
+            c.payload.lang = lang.map(str::to_owned);
+            c
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn languages_are_sampled_scoped_and_balanced_through_the_protocol() {
+    use nfai_retrieval::{LanguageBalance, LanguageScope};
+    let (_dir, edge, client, _) = served(Duration::ZERO).await;
+    client.create_collection("vs_lang", spec()).await.unwrap();
+    let written = chunks_in_languages();
+    client.upsert("vs_lang", written.clone()).await.unwrap();
+
+    // The sample holds every chunk (fewer than asked for), with its vector and language.
+    let mut sample = client.sample("vs_lang", 1000).await.unwrap();
+    assert_eq!(sample.len(), 30);
+    let mut want: Vec<_> = written
+        .iter()
+        .map(|c| (c.payload.lang.clone(), c.vector.clone()))
+        .collect();
+    let mut got: Vec<_> = sample.drain(..).map(|s| (s.lang, s.vector)).collect();
+    let key = |x: &(Option<String>, Vec<f32>)| format!("{:?}{:?}", x.0, x.1);
+    want.sort_by_key(key);
+    got.sort_by_key(key);
+    for ((wl, wv), (gl, gv)) in want.iter().zip(&got) {
+        assert_eq!(wl, gl);
+        assert!(common::cosine(wv, gv) > 0.9999);
+    }
+    assert_eq!(client.sample("vs_lang", 7).await.unwrap().len(), 7);
+
+    // A scope admits its language only; `NoneOf` admits the rest, unlabelled chunks included.
+    let scoped = |scope: LanguageScope| {
+        let mut q = query(3, 30);
+        q.languages = Some(scope);
+        q
+    };
+    let langs_of = |hits: Vec<nfai_retrieval::SearchHit>| -> BTreeSet<Option<String>> {
+        hits.into_iter().map(|h| h.payload.lang).collect()
+    };
+    let vie = client
+        .search("vs_lang", scoped(LanguageScope::Is("vie".into())))
+        .await
+        .unwrap();
+    assert_eq!(vie.len(), 10);
+    assert_eq!(langs_of(vie), BTreeSet::from([Some("vie".to_owned())]));
+    let rest = client
+        .search(
+            "vs_lang",
+            scoped(LanguageScope::NoneOf(vec!["vie".into(), "eng".into()])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 10);
+    assert_eq!(langs_of(rest), BTreeSet::from([None]));
+
+    // The balance measured through the protocol equals the embedded store's, and so do its
+    // results.
+    let remote = LanguageBalance::measure(&client, "vs_lang")
+        .await
+        .unwrap()
+        .unwrap();
+    let direct_store = edge.clone();
+    let direct = LanguageBalance::measure(&direct_store, "vs_lang")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(remote.scopes().count(), 3);
+    assert_eq!(
+        remote.scopes().collect::<Vec<_>>(),
+        direct.scopes().collect::<Vec<_>>()
+    );
+    let ids = |hits: Vec<nfai_retrieval::SearchHit>| hits.iter().map(|h| h.id).collect::<Vec<_>>();
+    let a = remote
+        .search(&client, "vs_lang", query(5, 12))
+        .await
+        .unwrap();
+    let b = direct
+        .search(&direct_store, "vs_lang", query(5, 12))
+        .await
+        .unwrap();
+    assert_eq!(a.len(), 12);
+    assert!(a.windows(2).all(|w| w[0].score >= w[1].score));
+    assert_eq!(ids(a), ids(b));
+}

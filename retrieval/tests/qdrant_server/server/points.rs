@@ -1,4 +1,4 @@
-//! The test server's `Points` service: upsert, delete by filter, search and count over
+//! The test server's `Points` service: upsert, delete by filter, search, count and scroll over
 //! [`EdgeStore`](nfai_retrieval::EdgeStore) collections.
 
 use super::*;
@@ -202,8 +202,56 @@ impl Points for EdgeQdrant {
         Err(unused("search_groups"))
     }
 
-    async fn scroll(&self, _: Request<qdrant::ScrollPoints>) -> Reply<qdrant::ScrollResponse> {
-        Err(unused("scroll"))
+    /// The first points by id with their vectors and the payload fields asked for: what a
+    /// store's language sample reads. Filters, offsets and ordering are not served.
+    async fn scroll(
+        &self,
+        request: Request<qdrant::ScrollPoints>,
+    ) -> Reply<qdrant::ScrollResponse> {
+        use qdrant::with_payload_selector::SelectorOptions;
+        let request = request.into_inner();
+        if request.filter.is_some() || request.offset.is_some() || request.order_by.is_some() {
+            return Err(Status::invalid_argument(
+                "only an unfiltered scroll from the start is served",
+            ));
+        }
+        let fields = match request.with_payload.and_then(|w| w.selector_options) {
+            Some(SelectorOptions::Include(include)) => include.fields,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "a scroll must name the payload fields it reads",
+                ));
+            }
+        };
+        let limit = request.limit.unwrap_or(10) as usize;
+        let points = self
+            .on(request.collection_name, move |c| {
+                let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+                c.scroll_points(limit, &fields).map_err(status)
+            })
+            .await?;
+        let result = points
+            .into_iter()
+            .map(|p| qdrant::RetrievedPoint {
+                id: Some(p.id.into()),
+                payload: to_qdrant_payload(&p.payload),
+                vectors: Some(qdrant::VectorsOutput {
+                    vectors_options: Some(qdrant::vectors_output::VectorsOptions::Vector(
+                        qdrant::VectorOutput {
+                            vector: Some(qdrant::vector_output::Vector::Dense(
+                                qdrant::DenseVector { data: p.vector },
+                            )),
+                            ..Default::default()
+                        },
+                    )),
+                }),
+                ..Default::default()
+            })
+            .collect();
+        Ok(Response::new(qdrant::ScrollResponse {
+            result,
+            ..Default::default()
+        }))
     }
 
     async fn recommend(
