@@ -43,6 +43,44 @@ impl<T> FairQueue<T> {
         self.len += 1;
     }
 
+    /// Puts `item` back at the head of its tenant's items (a request that was served in part
+    /// and goes on before the tenant's others); a tenant new to the queue waits its turn.
+    pub fn push_front(&mut self, tenant: Tenant, item: T) {
+        let queue = self.queues.entry(tenant.clone()).or_default();
+        if queue.is_empty() {
+            self.turns.push_back(tenant);
+        }
+        queue.push_front(item);
+        self.len += 1;
+    }
+
+    /// `tenant`'s oldest item.
+    pub fn front_of(&self, tenant: &Tenant) -> Option<&T> {
+        self.queues.get(tenant).and_then(VecDeque::front)
+    }
+
+    /// Every item, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.queues.values().flatten()
+    }
+
+    /// The tenants with waiting items, in turn order.
+    pub fn tenants(&self) -> impl Iterator<Item = &Tenant> {
+        self.turns.iter()
+    }
+
+    /// Takes `tenant`'s oldest item out of turn; the other tenants keep their order.
+    pub fn pop_tenant(&mut self, tenant: &Tenant) -> Option<T> {
+        let queue = self.queues.get_mut(tenant)?;
+        let item = queue.pop_front()?;
+        self.len -= 1;
+        if queue.is_empty() {
+            self.queues.remove(tenant);
+            self.turns.retain(|t| t != tenant);
+        }
+        Some(item)
+    }
+
     /// The item served next: the oldest item of the tenant whose turn it is.
     pub fn front(&self) -> Option<&T> {
         self.turns
@@ -167,6 +205,26 @@ mod tests {
         assert_eq!(first, 1);
         assert_eq!(q.pop(), Some(vec![9]));
         assert_eq!(q.front(), Some(&vec![2, 3]));
+    }
+
+    #[test]
+    fn items_put_back_go_first_and_a_tenant_can_be_served_out_of_turn() {
+        let mut q = FairQueue::default();
+        q.push(t("a"), 1);
+        q.push(t("a"), 2);
+        q.push(t("b"), 10);
+        q.push_front(t("a"), 0);
+        q.push_front(t("c"), 20);
+        assert_eq!(q.len(), 5);
+        assert_eq!(q.tenants().collect::<Vec<_>>(), [&t("a"), &t("b"), &t("c")]);
+        assert_eq!(q.pop_tenant(&t("c")), Some(20));
+        assert_eq!(q.pop_tenant(&t("c")), None);
+        assert_eq!(q.tenants().count(), 2);
+        assert_eq!(q.pop(), Some(0));
+        assert_eq!(q.pop(), Some(10));
+        assert_eq!(q.pop(), Some(1));
+        assert_eq!(q.pop(), Some(2));
+        assert!(q.is_empty());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod prefix;
 mod scheduler;
 mod sequence;
+mod waiting;
 
 pub use prefix::MIN_PREFIX_TOKENS;
 
@@ -144,6 +145,8 @@ pub struct EngineStats {
     pub last_wait_us: AtomicU64,
     /// Requests refused with `Busy` (see [`GenerationConfig::max_queue_wait`]).
     pub shed: AtomicUsize,
+    /// Running sequences paused to give a slot to a tenant that had none running.
+    pub preempted: AtomicUsize,
     /// Requests that started from a cached prefix, and those that found none.
     pub prefix_hits: AtomicUsize,
     pub prefix_misses: AtomicUsize,
@@ -165,6 +168,7 @@ impl Default for EngineStats {
             queue_wait: AtomicHistogram::new(histogram::LATENCY_SECONDS),
             last_wait_us: AtomicU64::new(0),
             shed: AtomicUsize::new(0),
+            preempted: AtomicUsize::new(0),
             prefix_hits: AtomicUsize::new(0),
             prefix_misses: AtomicUsize::new(0),
             prefix_cached_tokens: AtomicUsize::new(0),

@@ -16,6 +16,7 @@ use nfai_models::{BatchEntry, CausalLm, TextTokenizer};
 
 use super::prefix::{PrefixCache, usable_prefix};
 use super::sequence::{Sequence, Step};
+use super::waiting::{Waiting, pause_for};
 use super::{Admission, EngineStats, GenerationConfig};
 use crate::EngineError;
 use crate::fair::FairQueue;
@@ -25,8 +26,8 @@ pub(super) struct Scheduler {
     tokenizer: Arc<TextTokenizer>,
     config: GenerationConfig,
     rx: Receiver<Admission>,
-    /// Requests taken off the channel and waiting for a slot, by tenant.
-    waiting: FairQueue<Admission>,
+    /// Requests taken off the channel and sequences paused, waiting for a slot, by tenant.
+    waiting: FairQueue<Waiting>,
     stats: Arc<EngineStats>,
     active: Vec<Sequence>,
     /// Caches of finished sequences, for prompts that share their prefix.
@@ -83,16 +84,22 @@ impl Scheduler {
             self.stats.active.store(self.active.len(), Ordering::SeqCst);
         }
         self.stats.alive.store(false, Ordering::SeqCst);
-        // Fail whatever is still queued so no client waits forever.
-        let queued: Vec<Admission> = self.waiting.drain().collect();
-        for a in queued
-            .into_iter()
-            .chain(std::iter::from_fn(|| self.rx.try_recv().ok()))
-        {
-            self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
-            let _ = a
-                .events
-                .try_send(super::GenerateEvent::Failed(EngineError::Stopped));
+        // Fail whatever is still queued or paused so no client waits forever.
+        let queued: Vec<Waiting> = self.waiting.drain().collect();
+        for w in queued.into_iter().chain(std::iter::from_fn(|| {
+            self.rx.try_recv().ok().map(|a| Waiting::New(Box::new(a)))
+        })) {
+            match w {
+                Waiting::New(a) => {
+                    self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
+                    let _ = a
+                        .events
+                        .try_send(super::GenerateEvent::Failed(EngineError::Stopped));
+                }
+                Waiting::Paused(mut seq) => {
+                    seq.fail(EngineError::Stopped);
+                }
+            }
         }
         tracing::info!("generation engine stopped");
         drop(self);
@@ -105,22 +112,47 @@ impl Scheduler {
     fn admit(&mut self) -> bool {
         if self.active.is_empty() && self.waiting.is_empty() {
             match self.rx.recv() {
-                Ok(a) => self.waiting.push(a.request.tenant.clone(), a),
+                Ok(a) => self
+                    .waiting
+                    .push(a.request.tenant.clone(), Waiting::New(Box::new(a))),
                 Err(_) => return false,
             }
         }
         // The handle bounds the total waiting at the queue's capacity.
         while let Ok(a) = self.rx.try_recv() {
-            self.waiting.push(a.request.tenant.clone(), a);
+            self.waiting
+                .push(a.request.tenant.clone(), Waiting::New(Box::new(a)));
         }
-        while self.active.len() < self.config.max_batch.max(1) {
+        let max_batch = self.config.max_batch.max(1);
+        while self.active.len() < max_batch {
             match self.waiting.pop() {
-                Some(a) => self.push(a),
+                Some(w) => self.enter(w),
+                None => break,
+            }
+        }
+        let kv_budget = max_batch * self.model.info().context_length;
+        while let Some((tenant, index)) =
+            pause_for(&self.active, &self.waiting, max_batch, kv_budget)
+        {
+            let paused = self.active.swap_remove(index);
+            self.waiting
+                .push_front(paused.tenant.clone(), Waiting::Paused(Box::new(paused)));
+            self.stats.preempted.fetch_add(1, Ordering::Relaxed);
+            match self.waiting.pop_tenant(&tenant) {
+                Some(w) => self.enter(w),
                 None => break,
             }
         }
         self.stats.active.store(self.active.len(), Ordering::SeqCst);
         true
+    }
+
+    /// Moves a waiting entry into the batch: a new request starts, a paused sequence resumes.
+    fn enter(&mut self, w: Waiting) {
+        match w {
+            Waiting::New(a) => self.push(*a),
+            Waiting::Paused(seq) => self.active.push(*seq),
+        }
     }
 
     fn push(&mut self, a: Admission) {
@@ -195,12 +227,23 @@ impl Scheduler {
     }
 
     fn drop_cancelled(&mut self) {
-        let before = self.waiting.len();
-        self.waiting.retain(|a| !a.events.is_closed());
-        let left = before - self.waiting.len();
-        if left > 0 {
-            self.stats.cancelled.fetch_add(left, Ordering::SeqCst);
-            self.stats.waiting.fetch_sub(left, Ordering::SeqCst);
+        let (mut new_gone, mut paused_gone) = (0, 0);
+        self.waiting.retain(|w| match w {
+            Waiting::New(a) if a.events.is_closed() => {
+                new_gone += 1;
+                false
+            }
+            Waiting::Paused(s) if s.is_cancelled() => {
+                paused_gone += 1;
+                false
+            }
+            _ => true,
+        });
+        if new_gone + paused_gone > 0 {
+            self.stats
+                .cancelled
+                .fetch_add(new_gone + paused_gone, Ordering::SeqCst);
+            self.stats.waiting.fetch_sub(new_gone, Ordering::SeqCst);
         }
         let mut gone = 0;
         let mut i = 0;

@@ -31,6 +31,8 @@ pub(super) struct Sequence {
     decoder: IncrementalDecoder,
     stops: StopMatcher,
     events: mpsc::Sender<GenerateEvent>,
+    /// Who the request is accounted to.
+    pub tenant: crate::Tenant,
 }
 
 /// Whether a sequence continues after a sampled token.
@@ -49,6 +51,7 @@ impl Sequence {
     ) -> Self {
         let sampler = Sampler::new(request.sampling, &request.prompt_ids);
         Self {
+            tenant: request.tenant,
             prompt: request.prompt_ids,
             prefilled: cached,
             next_input: None,
@@ -64,6 +67,11 @@ impl Sequence {
             stops: StopMatcher::new(request.stop),
             events,
         }
+    }
+
+    /// Tokens its cache holds.
+    pub fn cache_tokens(&self) -> usize {
+        self.cache.len()
     }
 
     /// True when the client has gone (its receiver was dropped).

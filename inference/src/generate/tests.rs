@@ -491,3 +491,71 @@ async fn the_capacity_counts_every_waiting_request() {
     assert_eq!(e.stats().cancelled.load(Ordering::SeqCst), 1);
     assert!(e.submit(req(vec![6], 5)).is_ok());
 }
+
+/// Every slot held by one tenant: another tenant's request pauses the newest of them, runs at
+/// once, and the paused sequence resumes where it stopped, its output unchanged.
+#[tokio::test]
+async fn a_tenant_with_nothing_running_gets_a_slot_within_a_step() {
+    let model = Arc::new(Counting::new(Duration::from_millis(2), None));
+    let e = engine(model, 2, 16);
+    let with = |prompt: u32, n: usize, who: &str| GenerateRequest {
+        tenant: Some(who.into()),
+        ignore_eos: true,
+        ..req(vec![prompt], n)
+    };
+    let floods: Vec<_> = (0..2)
+        .map(|_| e.submit(with(1, 40, "flood")).unwrap())
+        .collect();
+    while e.stats().active.load(Ordering::SeqCst) != 2 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let victim = e.submit(with(5, 3, "victim")).unwrap();
+    let done = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for (who, rx) in floods
+        .into_iter()
+        .map(|rx| ("flood", rx))
+        .chain([("victim", victim)])
+    {
+        let done = done.clone();
+        tasks.push(tokio::spawn(async move {
+            let (ids, _, end) = collect(rx).await;
+            assert!(matches!(end, GenerateEvent::Finished { .. }), "{end:?}");
+            done.lock().unwrap().push(who);
+            ids
+        }));
+    }
+    let mut outputs = Vec::new();
+    for t in tasks {
+        outputs.push(t.await.unwrap());
+    }
+    assert_eq!(done.lock().unwrap()[0], "victim");
+    assert_eq!(e.stats().preempted.load(Ordering::SeqCst), 1);
+    let flood_output: Vec<u32> = (2..42).map(|t| t % VOCAB as u32).collect();
+    assert_eq!(outputs[0], flood_output);
+    assert_eq!(outputs[1], flood_output);
+    assert_eq!(outputs[2], vec![6, 7, 8]);
+}
+
+/// Tenants that each hold one slot are never paused for another: the newcomer waits its turn.
+#[tokio::test]
+async fn nobody_is_paused_when_no_tenant_holds_two_slots() {
+    let model = Arc::new(Counting::new(Duration::from_millis(2), None));
+    let e = engine(model, 2, 16);
+    let with = |prompt: u32, who: &str| GenerateRequest {
+        tenant: Some(who.into()),
+        ignore_eos: true,
+        ..req(vec![prompt], 20)
+    };
+    let a = e.submit(with(1, "a")).unwrap();
+    let b = e.submit(with(1, "b")).unwrap();
+    while e.stats().active.load(Ordering::SeqCst) != 2 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let c = e.submit(with(1, "c")).unwrap();
+    for rx in [a, b, c] {
+        let (ids, _, _) = collect(rx).await;
+        assert_eq!(ids.len(), 20);
+    }
+    assert_eq!(e.stats().preempted.load(Ordering::SeqCst), 0);
+}

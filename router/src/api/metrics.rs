@@ -49,7 +49,7 @@ type EngineFamily = (
 /// The generation engines of the loaded chat models.
 fn render_engines(state: &AppState, out: &mut Exposition) {
     let engines = state.registry().chat_engines();
-    let gauges: [EngineFamily; 9] = [
+    let gauges: [EngineFamily; 10] = [
         (
             "nfai_engine_running_sequences",
             "gauge",
@@ -103,6 +103,12 @@ fn render_engines(state: &AppState, out: &mut Exposition) {
             "counter",
             "Requests refused with 429 because the queue's wait was over engine.max_queue_wait_ms.",
             |s| s.shed.load(Ordering::Relaxed),
+        ),
+        (
+            "nfai_engine_preempted_total",
+            "counter",
+            "Running sequences paused to give a batch slot to a key that had none running.",
+            |s| s.preempted.load(Ordering::Relaxed),
         ),
     ];
     for (name, kind, help, get) in gauges {
