@@ -147,6 +147,11 @@ impl QdrantServerStore {
             .result
             .ok_or_else(|| RetrievalError::NotFound(name.into()))?;
         let meta = meta_from_info(name, &info)?;
+        // Collections made before chunks carried their language get its index now.
+        if !info.payload_schema.contains_key(LANG_KEY) {
+            self.create_index(name, LANG_KEY, FieldType::Keyword)
+                .await?;
+        }
         self.meta
             .write()
             .unwrap_or_else(PoisonError::into_inner)
