@@ -35,23 +35,24 @@ impl<T> FairQueue<T> {
     /// Queues `item` behind the tenant's earlier items; a tenant new to the queue takes its turn
     /// after the tenants already waiting.
     pub fn push(&mut self, tenant: Tenant, item: T) {
-        let queue = self.queues.entry(tenant.clone()).or_default();
-        if queue.is_empty() {
-            self.turns.push_back(tenant);
-        }
-        queue.push_back(item);
+        self.tenant_queue(tenant).push_back(item);
         self.len += 1;
     }
 
     /// Puts `item` back at the head of its tenant's items (a request that was served in part
     /// and goes on before the tenant's others); a tenant new to the queue waits its turn.
     pub fn push_front(&mut self, tenant: Tenant, item: T) {
+        self.tenant_queue(tenant).push_front(item);
+        self.len += 1;
+    }
+
+    /// `tenant`'s items, its turn taken (last) if it had none waiting.
+    fn tenant_queue(&mut self, tenant: Tenant) -> &mut VecDeque<T> {
         let queue = self.queues.entry(tenant.clone()).or_default();
         if queue.is_empty() {
             self.turns.push_back(tenant);
         }
-        queue.push_front(item);
-        self.len += 1;
+        queue
     }
 
     /// `tenant`'s oldest item.
