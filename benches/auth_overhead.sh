@@ -20,7 +20,9 @@ UP_PORT=18191; PORTS=(18192 18193 18194); NAMES=(open keyed shared)
 
 OPT=()
 if [ "$PROFILE" = dev ]; then
-  # Cargo takes per-package profile settings from --config, not from the environment.
+  # Cargo takes per-package profile settings from --config, not from the environment. The
+  # dependencies this measures (HTTP, Redis) are at opt-level 1 in the dev profile: raise them too.
+  OPT+=(--config 'profile.dev.package."*".opt-level=3')
   for p in nfai-router nfai-benches nfai-retrieval nfai-cache nfai-tests nfai-crm-demo; do
     OPT+=(--config "profile.dev.package.$p.opt-level=3")
   done

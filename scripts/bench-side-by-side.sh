@@ -37,8 +37,9 @@ cd "$REPO_ROOT"
 
 case "$PROFILE" in
     dev)
-        # Dependencies, models and inference are at opt-level 3 in the dev profile already;
-        # nfai's other crates are raised with --config (Cargo takes per-package profile
+        # The dependencies on the model paths (kernels, tensors, tokenizers), models and
+        # inference are at opt-level 3 in the dev profile already (the HTTP dependencies are at
+        # 1, which costs microseconds a request, not the milliseconds compared here); nfai's other crates are raised with --config (Cargo takes per-package profile
         # settings from there, not from the environment), the same set as the other benches so
         # that their builds are shared.
         PROFILE_ARGS=()
