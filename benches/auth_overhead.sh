@@ -10,7 +10,7 @@
 # load generator on core 0, the nfai processes on core 1. Each nfai writes its access log (one
 # JSON line per request) to /dev/null.
 #   bash benches/auth_overhead.sh [requests/s] [seconds] [rounds]
-#   PROFILE=dev bash benches/auth_overhead.sh   # the dev profile, nfai's crates at opt-level 3
+#   PROFILE=dev bash benches/auth_overhead.sh   # the dev profile of scripts/bench-config.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RPS="${1:-1000}"; SECS="${2:-10}"; ROUNDS="${3:-3}"
@@ -20,12 +20,10 @@ UP_PORT=18191; PORTS=(18192 18193 18194); NAMES=(open keyed shared)
 
 OPT=()
 if [ "$PROFILE" = dev ]; then
-  # Cargo takes per-package profile settings from --config, not from the environment. The
-  # dependencies this measures (HTTP, Redis) are at opt-level 1 in the dev profile: raise them too.
-  OPT+=(--config 'profile.dev.package."*".opt-level=3')
-  for p in nfai-router nfai-benches nfai-retrieval nfai-cache nfai-tests nfai-crm-demo; do
-    OPT+=(--config "profile.dev.package.$p.opt-level=3")
-  done
+  # The dependencies this measures (HTTP, Redis) are at opt-level 1 in the dev profile: raise
+  # them too.
+  source scripts/bench-config.sh
+  OPT=("${BENCH_CONFIG[@]}" --config 'profile.dev.package."*".opt-level=3')
   OUT="${CARGO_TARGET_DIR:-target}/debug"
 else
   OUT="${CARGO_TARGET_DIR:-target}/$PROFILE"

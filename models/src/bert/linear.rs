@@ -1,12 +1,13 @@
 //! [`DenseLinear`]: an encoder's linear layer on the CPU with dense weights, `act(x Wᵀ + b +
-//! residual)` in tiles on the compute pool: f32 through the `gemm` crate, or bf16 through
-//! [`bf16::gemm_tile`] on CPUs with AVX-512 BF16. The BERT encoder's layers and, on those CPUs,
+//! residual)` in tiles on the compute pool: bf16 through [`bf16::gemm_tile`] on CPUs with
+//! AVX-512 BF16, f32 through [`f32_avx2::gemm_tile`] under nfai's AVX2 kernels, and f32
+//! through the `gemm` crate elsewhere. The BERT encoder's layers and, on those CPUs,
 //! multilingual-e5's (its 4-bit weights expanded once at load) use it.
 
-#[cfg(target_arch = "x86_64")]
-use super::bf16;
 use super::encoder::Activation;
 use super::math;
+#[cfg(target_arch = "x86_64")]
+use super::{bf16, f32_avx2};
 use crate::kernels::SyncPtr;
 
 /// Rows of one GEMM tile: a tile's output (up to 128 × 768 f32 here) stays in L2 between the
@@ -17,6 +18,9 @@ const TILE_ROWS: usize = 128;
 enum Weights {
     /// Row-major f32, multiplied by the `gemm` crate.
     F32(Vec<f32>),
+    /// f32 in strips, multiplied by [`f32_avx2::gemm_tile`].
+    #[cfg(target_arch = "x86_64")]
+    F32Strips(f32_avx2::PackedF32),
     /// Rounded to bf16 in strips, multiplied by [`bf16::gemm_tile`].
     #[cfg(target_arch = "x86_64")]
     Bf16(bf16::Bf16Matrix),
@@ -32,12 +36,15 @@ pub(crate) struct DenseLinear {
 
 impl DenseLinear {
     /// The layer of the row-major `[k, n]` matrix `w` (`Wᵀ`) and `n` biases, in bf16 when
-    /// `use_bf16` is set, [`bf16::enabled`] holds and `n` is a multiple of 16.
+    /// `use_bf16` is set, [`bf16::enabled`] holds and `n` is a multiple of 16; otherwise in f32
+    /// strips where [`f32_avx2::enabled`] holds and `n` is a multiple of 8.
     pub(crate) fn new(w: Vec<f32>, k: usize, n: usize, bias: Vec<f32>, use_bf16: bool) -> Self {
         debug_assert_eq!((w.len(), bias.len()), (k * n, n));
         #[cfg(target_arch = "x86_64")]
         let weights = if use_bf16 && bf16::enabled() && n.is_multiple_of(bf16::STRIP) {
             Weights::Bf16(bf16::Bf16Matrix::new(&w, k, n))
+        } else if f32_avx2::enabled() && n.is_multiple_of(f32_avx2::STRIP) {
+            Weights::F32Strips(f32_avx2::PackedF32::new(&w, k, n))
         } else {
             Weights::F32(w)
         };
@@ -56,7 +63,10 @@ impl DenseLinear {
 
     /// Whether the weights are held in bf16.
     pub(crate) fn is_bf16(&self) -> bool {
-        !matches!(self.weights, Weights::F32(_))
+        #[cfg(target_arch = "x86_64")]
+        return matches!(self.weights, Weights::Bf16(_));
+        #[cfg(not(target_arch = "x86_64"))]
+        false
     }
 
     pub(crate) fn bytes(&self) -> usize {
@@ -64,6 +74,8 @@ impl DenseLinear {
             Weights::F32(w) => 4 * w.len(),
             #[cfg(target_arch = "x86_64")]
             Weights::Bf16(w) => w.bytes(),
+            #[cfg(target_arch = "x86_64")]
+            Weights::F32Strips(w) => w.bytes(),
         };
         weights + 4 * self.bias.len()
     }
@@ -88,7 +100,7 @@ impl DenseLinear {
         #[cfg(target_arch = "x86_64")]
         let packed = match &self.weights {
             Weights::Bf16(w) => bf16::pack_rows(x, m, k, w.pairs()),
-            Weights::F32(_) => Vec::new(),
+            Weights::F32(_) | Weights::F32Strips(_) => Vec::new(),
         };
         let dst = SyncPtr(out.as_mut_ptr());
         candle_core::utils::barrier_pool().execute_chunked(row_blocks * col_blocks, |tiles| {
@@ -141,6 +153,13 @@ impl DenseLinear {
                     #[cfg(target_arch = "x86_64")]
                     Weights::Bf16(w) => unsafe {
                         bf16::gemm_tile(&packed[r0 * w.pairs()..], rows, w, c0, cols, tile, n)
+                    },
+                    // SAFETY: as above; `width` and `c0` are multiples of 16 and `n` of 8 (a
+                    // condition of the strips), so `cols` is a multiple of 8; `x` holds `m`
+                    // rows of `k`.
+                    #[cfg(target_arch = "x86_64")]
+                    Weights::F32Strips(w) => unsafe {
+                        f32_avx2::gemm_tile(&x[r0 * k..], k, rows, w, c0, cols, tile, n)
                     },
                 }
                 if let Some(act) = act {

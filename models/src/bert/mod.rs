@@ -9,10 +9,14 @@
 
 mod attention;
 #[cfg(target_arch = "x86_64")]
+mod attention_blocked;
+#[cfg(target_arch = "x86_64")]
 mod bf16;
 mod config;
 mod cpu;
 mod encoder;
+#[cfg(target_arch = "x86_64")]
+mod f32_avx2;
 mod linear;
 pub(crate) mod math;
 #[cfg(test)]
@@ -46,10 +50,15 @@ use encoder::Encoder;
 const MAX_PADDED_TOKENS_PER_PASS: usize = 8192;
 
 /// The GEMM the packed CPU encoder uses on this CPU: `bf16-avx512` where AVX-512 BF16 is
-/// there and allowed (see `bf16.rs`), else the f32 kernels of [`crate::kernels::f32_gemm_isa`].
+/// there and allowed (see `bf16.rs`), `f32-avx2-strips` under nfai's AVX2 kernels (see
+/// `f32_avx2.rs`), else the `gemm` crate's f32 kernels of [`crate::kernels::f32_gemm_isa`].
 pub fn cpu_gemm() -> &'static str {
     if bf16_gemm() {
         return "bf16-avx512";
+    }
+    #[cfg(target_arch = "x86_64")]
+    if f32_avx2::enabled() {
+        return "f32-avx2-strips";
     }
     crate::kernels::f32_gemm_isa()
 }

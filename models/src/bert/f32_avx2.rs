@@ -1,0 +1,249 @@
+//! The encoders' f32 GEMM on AVX2 + FMA: weights packed once, at load, into 8-column strips,
+//! so that a micro-tile of 6 rows × 16 columns keeps its 12 accumulators in registers, reads
+//! the weights contiguously and broadcasts the activations straight from their rows. (The
+//! `gemm` crate, which the other CPUs use, packs both operands again on every call.)
+//!
+//! Each output value starts from what the output holds (bias, residual) and takes one FMA per
+//! input, in input order.
+
+use std::arch::x86_64::*;
+
+use crate::kernels::{Kernels, kernels};
+
+/// Output columns per strip: one 256-bit vector of f32 lanes.
+pub(super) const STRIP: usize = 8;
+/// Rows of a micro-tile.
+const MR: usize = 6;
+/// Strips of a micro-tile: with [`MR`], 12 accumulators, and 2 weight vectors and a broadcast
+/// beside them in the 16 registers.
+const NR: usize = 2;
+/// Input rows per cache block: [`NR`] strips × 256 rows × 32 bytes = 16 KiB, which stays in L1
+/// while every row of a tile passes over it.
+const KC: usize = 256;
+
+/// Whether the CPU runs this module (AVX2 and FMA): attention uses it wherever it can.
+pub(super) fn available() -> bool {
+    static AVAILABLE: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    });
+    *AVAILABLE
+}
+
+/// Whether the encoders' linear layers use this module for f32: nfai's AVX2 kernel set is in
+/// use (see [`kernels`]; the AVX-512 sets run bf16 or the `gemm` crate's AVX-512 kernels).
+pub(super) fn enabled() -> bool {
+    kernels() == Kernels::Avx2 && available()
+}
+
+/// A `[k, n]` weight matrix in strips: strip `s` holds columns `8s..8s + 8` of every row,
+/// row after row (`k × 8` values).
+#[derive(Default)]
+pub(super) struct PackedF32 {
+    data: Vec<f32>,
+    k: usize,
+    n: usize,
+}
+
+impl PackedF32 {
+    /// Packs the row-major `[k, n]` matrix `w`; `n` must be a multiple of [`STRIP`].
+    pub(super) fn new(w: &[f32], k: usize, n: usize) -> Self {
+        debug_assert!(n.is_multiple_of(STRIP) && w.len() == k * n);
+        let mut data = vec![0f32; k * n];
+        for (s, strip) in data.chunks_exact_mut(k * STRIP).enumerate() {
+            for (i, row) in strip.chunks_exact_mut(STRIP).enumerate() {
+                row.copy_from_slice(&w[i * n + s * STRIP..][..STRIP]);
+            }
+        }
+        Self { data, k, n }
+    }
+
+    /// Packs the `[k, n]` matrix whose element `(i, j)` is `at(i, j)` in place of this one,
+    /// reusing its memory; `n` must be a multiple of [`STRIP`].
+    pub(super) fn fill(&mut self, k: usize, n: usize, at: impl Fn(usize, usize) -> f32) {
+        debug_assert!(n.is_multiple_of(STRIP));
+        self.data.resize(k * n, 0.0);
+        for (s, strip) in self.data.chunks_exact_mut(k * STRIP).enumerate() {
+            for (i, row) in strip.chunks_exact_mut(STRIP).enumerate() {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = at(i, s * STRIP + j);
+                }
+            }
+        }
+        (self.k, self.n) = (k, n);
+    }
+
+    pub(super) fn bytes(&self) -> usize {
+        4 * self.data.len()
+    }
+}
+
+/// `c[r][j] += Σ_i a[r][i] · w[i][c0 + j]` for `rows` rows of `a` (`w.k` values each, rows
+/// `lda` apart) and the columns `c0..c0 + cols` (multiples of [`STRIP`]) of `w`, where `c`
+/// points at the output's element `(0, c0)` with row stride `ldc`.
+///
+/// # Safety
+/// [`available`] holds; `c` is valid for `rows` rows of `cols` values at stride `ldc`, used
+/// by no other thread meanwhile.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a BLAS-style tile: operands with their strides"
+)]
+pub(super) unsafe fn gemm_tile(
+    a: &[f32],
+    lda: usize,
+    rows: usize,
+    w: &PackedF32,
+    c0: usize,
+    cols: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    assert!(c0.is_multiple_of(STRIP) && cols.is_multiple_of(STRIP) && c0 + cols <= w.n);
+    assert!(rows == 0 || (lda >= w.k && a.len() >= (rows - 1) * lda + w.k));
+    let strip_len = w.k * STRIP;
+    for p0 in (0..w.k).step_by(KC) {
+        let kc = KC.min(w.k - p0);
+        for s in (0..cols / STRIP).step_by(NR) {
+            let ns = NR.min(cols / STRIP - s);
+            let b = w.data[(c0 / STRIP + s) * strip_len + p0 * STRIP..].as_ptr();
+            for r in (0..rows).step_by(MR) {
+                let tile = Tile {
+                    a: a[r * lda + p0..].as_ptr(),
+                    lda,
+                    b,
+                    ldb: strip_len,
+                    kc,
+                    // SAFETY: element (r, 8s) of the caller's block.
+                    c: unsafe { c.add(r * ldc + s * STRIP) },
+                    ldc,
+                };
+                // SAFETY: `tile` lies inside `a`, `w` and the caller's block (checked above
+                // and by the caller), and `enabled` checked the CPU.
+                unsafe { micro_dispatch(MR.min(rows - r), ns, &tile) }
+            }
+        }
+    }
+}
+
+/// One micro-tile's operands: `kc` inputs of `a` rows (stride `lda`) and of `b` strips
+/// (stride `ldb`, 8 values an input), added to `c` (stride `ldc`).
+struct Tile {
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    kc: usize,
+    c: *mut f32,
+    ldc: usize,
+}
+
+/// Calls [`micro`] for `nr` rows (1..=[`MR`]) and `ns` strips (1..=[`NR`]).
+///
+/// # Safety
+/// As [`micro`].
+unsafe fn micro_dispatch(nr: usize, ns: usize, t: &Tile) {
+    macro_rules! pick {
+        ($($r:literal),*) => {
+            match (nr, ns) {
+                $(
+                    // SAFETY: the caller upholds `micro`'s contract (ours).
+                    ($r, 1) => unsafe { micro::<$r, 1>(t) },
+                    // SAFETY: the caller upholds `micro`'s contract (ours).
+                    ($r, 2) => unsafe { micro::<$r, 2>(t) },
+                )*
+                _ => unreachable!("micro-tile {nr}×{ns}"),
+            }
+        };
+    }
+    pick!(1, 2, 3, 4, 5, 6)
+}
+
+/// `R` rows × `S` strips of `c` += `a · b` over `t.kc` inputs, accumulators in registers.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `t.a` holds `R` rows of `t.kc` values, `t.b` `S` strips of
+/// `t.kc · 8` values, and `t.c` `R` rows of `8 S` floats, at their strides.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn micro<const R: usize, const S: usize>(t: &Tile) {
+    // SAFETY: every pointer stays inside the extents the caller guarantees.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); S]; R];
+        for (r, row) in acc.iter_mut().enumerate() {
+            for (s, v) in row.iter_mut().enumerate() {
+                *v = _mm256_loadu_ps(t.c.add(r * t.ldc + s * STRIP));
+            }
+        }
+        for p in 0..t.kc {
+            let mut b = [_mm256_setzero_ps(); S];
+            for (s, v) in b.iter_mut().enumerate() {
+                *v = _mm256_loadu_ps(t.b.add(s * t.ldb + p * STRIP));
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let a = _mm256_broadcast_ss(&*t.a.add(r * t.lda + p));
+                for (v, b) in row.iter_mut().zip(&b) {
+                    *v = _mm256_fmadd_ps(a, *b, *v);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (s, v) in row.iter().enumerate() {
+                _mm256_storeu_ps(t.c.add(r * t.ldc + s * STRIP), *v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small multiple of 1/4, so that products and sums of a few hundred of them are exact
+    /// in f32 and the GEMM can be compared for equality.
+    fn exact(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 40) % 17) as f32 / 4.0 - 2.0
+    }
+
+    #[test]
+    fn packed_gemm_equals_the_f32_product() {
+        if !available() {
+            eprintln!("skipped: no AVX2 and FMA on this CPU");
+            return;
+        }
+        let mut seed = 11;
+        for (m, k, n) in [
+            (1, 1, 8),
+            (7, 5, 24),
+            (13, 300, 40),
+            (6, 257, 64),
+            (20, 600, 112),
+        ] {
+            let x: Vec<f32> = (0..m * k).map(|_| exact(&mut seed)).collect();
+            let w: Vec<f32> = (0..k * n).map(|_| exact(&mut seed)).collect();
+            let bias: Vec<f32> = (0..m * n).map(|_| exact(&mut seed)).collect();
+            let packed = PackedF32::new(&w, k, n);
+            for (c0, cols) in [(0, n), (8, n - 8), (0, 8)] {
+                if cols == 0 {
+                    continue;
+                }
+                let mut got = bias.clone();
+                // SAFETY: `got` is m × n and the block (0, c0)..(m, c0 + cols) lies inside it.
+                unsafe { gemm_tile(&x, k, m, &packed, c0, cols, got.as_mut_ptr().add(c0), n) };
+                for r in 0..m {
+                    for j in 0..n {
+                        let inside = (c0..c0 + cols).contains(&j);
+                        let want = bias[r * n + j]
+                            + if inside {
+                                (0..k).map(|i| x[r * k + i] * w[i * n + j]).sum::<f32>()
+                            } else {
+                                0.0
+                            };
+                        assert_eq!(got[r * n + j], want, "{m}×{k}×{n} at ({r}, {j}), c0 {c0}");
+                    }
+                }
+            }
+        }
+    }
+}
