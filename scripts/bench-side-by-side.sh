@@ -49,10 +49,10 @@ case "$PROFILE" in
     *) echo "PROFILE must be dev or release, not $PROFILE" >&2; exit 2 ;;
 esac
 
-[[ -f "$GEMMA" && -f "$SMOLLM2" && -d "$MINILM" ]] \
-    || cargo run -q "${PROFILE_ARGS[@]}" -p nfai-router --bin nfai -- models fetch
-cargo build -q "${PROFILE_ARGS[@]}" -p nfai-benches --example bench
-cargo build -q "${PROFILE_ARGS[@]}" -p nfai-router --bin nfai
+# One build of both programs over the whole workspace, so that the dependencies resolve as in
+# the test suite's build and are reused from it (`-p` would resolve their features anew).
+cargo build -q "${PROFILE_ARGS[@]}" --workspace --example bench --bin nfai
+[[ -f "$GEMMA" && -f "$SMOLLM2" && -d "$MINILM" ]] || "$OUT/nfai" models fetch
 
 if [[ "${SKIP_LLM:-0}" != 1 ]]; then
     bash scripts/llama-cpp-build.sh >/dev/null

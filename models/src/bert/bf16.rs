@@ -231,16 +231,8 @@ unsafe fn micro<const R: usize, const S: usize>(t: &Tile) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::gemm_check::check_tiles;
     use super::*;
-
-    /// A value exactly representable in bf16, so that products and sums of a few of them are
-    /// exact in f32 and the GEMM can be compared for equality.
-    fn exact(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 40) % 17) as f32 / 4.0 - 2.0
-    }
 
     #[test]
     fn bf16_gemm_equals_the_f32_product_on_exact_values() {
@@ -248,40 +240,20 @@ mod tests {
             eprintln!("skipped: no AVX-512 BF16 on this CPU");
             return;
         }
-        let mut seed = 7;
-        for (m, k, n) in [
+        // The check's values (multiples of 1/4 in [-2, 2]) are exact in bf16 too.
+        let shapes = [
             (1, 1, 16),
             (7, 5, 32),
             (13, 300, 80),
             (6, 257, 64),
             (20, 384, 112),
-        ] {
-            let x: Vec<f32> = (0..m * k).map(|_| exact(&mut seed)).collect();
-            let w: Vec<f32> = (0..k * n).map(|_| exact(&mut seed)).collect();
-            let bias: Vec<f32> = (0..m * n).map(|_| exact(&mut seed)).collect();
-            let packed = Bf16Matrix::new(&w, k, n);
-            let a = pack_rows(&x, m, k, packed.pairs());
-            for (c0, cols) in [(0, n), (16, n - 16), (0, 16)] {
-                if cols == 0 {
-                    continue;
-                }
-                let mut got = bias.clone();
-                // SAFETY: `got` is m × n and the block (0, c0)..(m, c0 + cols) lies inside it.
-                unsafe { gemm_tile(&a, m, &packed, c0, cols, got.as_mut_ptr().add(c0), n) };
-                for r in 0..m {
-                    for j in 0..n {
-                        let inside = (c0..c0 + cols).contains(&j);
-                        let want = bias[r * n + j]
-                            + if inside {
-                                (0..k).map(|i| x[r * k + i] * w[i * n + j]).sum::<f32>()
-                            } else {
-                                0.0
-                            };
-                        assert_eq!(got[r * n + j], want, "{m}×{k}×{n} at ({r}, {j}), c0 {c0}");
-                    }
-                }
-            }
-        }
+        ];
+        check_tiles(&shapes, STRIP, |x, w, out, (m, k, n), c0, cols| {
+            let packed = Bf16Matrix::new(w, k, n);
+            let a = pack_rows(x, m, k, packed.pairs());
+            // SAFETY: `out` is m × n and the block (0, c0)..(m, c0 + cols) lies inside it.
+            unsafe { gemm_tile(&a, m, &packed, c0, cols, out.as_mut_ptr().add(c0), n) };
+        });
     }
 
     #[test]

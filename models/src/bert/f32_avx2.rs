@@ -195,16 +195,8 @@ unsafe fn micro<const R: usize, const S: usize>(t: &Tile) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::gemm_check::check_tiles;
     use super::*;
-
-    /// A small multiple of 1/4, so that products and sums of a few hundred of them are exact
-    /// in f32 and the GEMM can be compared for equality.
-    fn exact(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 40) % 17) as f32 / 4.0 - 2.0
-    }
 
     #[test]
     fn packed_gemm_equals_the_f32_product() {
@@ -212,38 +204,17 @@ mod tests {
             eprintln!("skipped: no AVX2 and FMA on this CPU");
             return;
         }
-        let mut seed = 11;
-        for (m, k, n) in [
+        let shapes = [
             (1, 1, 8),
             (7, 5, 24),
             (13, 300, 40),
             (6, 257, 64),
             (20, 600, 112),
-        ] {
-            let x: Vec<f32> = (0..m * k).map(|_| exact(&mut seed)).collect();
-            let w: Vec<f32> = (0..k * n).map(|_| exact(&mut seed)).collect();
-            let bias: Vec<f32> = (0..m * n).map(|_| exact(&mut seed)).collect();
-            let packed = PackedF32::new(&w, k, n);
-            for (c0, cols) in [(0, n), (8, n - 8), (0, 8)] {
-                if cols == 0 {
-                    continue;
-                }
-                let mut got = bias.clone();
-                // SAFETY: `got` is m × n and the block (0, c0)..(m, c0 + cols) lies inside it.
-                unsafe { gemm_tile(&x, k, m, &packed, c0, cols, got.as_mut_ptr().add(c0), n) };
-                for r in 0..m {
-                    for j in 0..n {
-                        let inside = (c0..c0 + cols).contains(&j);
-                        let want = bias[r * n + j]
-                            + if inside {
-                                (0..k).map(|i| x[r * k + i] * w[i * n + j]).sum::<f32>()
-                            } else {
-                                0.0
-                            };
-                        assert_eq!(got[r * n + j], want, "{m}×{k}×{n} at ({r}, {j}), c0 {c0}");
-                    }
-                }
-            }
-        }
+        ];
+        check_tiles(&shapes, STRIP, |x, w, out, (m, k, n), c0, cols| {
+            let packed = PackedF32::new(w, k, n);
+            // SAFETY: `out` is m × n and the block (0, c0)..(m, c0 + cols) lies inside it.
+            unsafe { gemm_tile(x, k, m, &packed, c0, cols, out.as_mut_ptr().add(c0), n) };
+        });
     }
 }

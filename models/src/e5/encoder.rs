@@ -28,8 +28,8 @@ const NORM_SQ_EPS: f32 = 1e-12;
 /// Passes of at least this many tokens (all sequences of the pass together) take a layer's f32
 /// weights where it holds them; shorter ones its Q4_0 weights. A pass of few tokens is bound by
 /// reading the weights, which Q4_0 holds in a ninth of the bytes; with more rows per weight
-/// read, the f32 GEMM's register tiles win (docs/PERFORMANCE.md, "multilingual-e5-small on
-/// AVX2").
+/// read, the f32 GEMM's register tiles win (docs/PERFORMANCE.md, "multilingual-e5-small and
+/// MiniLM on AVX2").
 const DENSE_MIN_TOKENS: usize = 48;
 
 /// `act(x Wᵀ + b + residual)`.
