@@ -1,13 +1,14 @@
 //! [`DenseLinear`]: an encoder's linear layer on the CPU with dense weights, `act(x Wᵀ + b +
 //! residual)` in tiles on the compute pool: bf16 through [`bf16::gemm_tile`] on CPUs with
 //! AVX-512 BF16, f32 through [`f32_avx2::gemm_tile`] under nfai's AVX2 kernels, and f32
-//! through the `gemm` crate elsewhere. The BERT encoder's layers and, on those CPUs,
-//! multilingual-e5's (its 4-bit weights expanded once at load) use it.
+//! through the `gemm` crate elsewhere; and 4-bit weights with 8-bit activations through
+//! [`q4_avx2::gemm_tile`] on CPUs with AVX2 and FMA. The BERT encoder's layers and
+//! multilingual-e5's use it.
 
 use super::encoder::Activation;
 use super::math;
 #[cfg(target_arch = "x86_64")]
-use super::{bf16, f32_avx2};
+use super::{bf16, f32_avx2, q4_avx2};
 use crate::kernels::SyncPtr;
 
 /// Rows of one GEMM tile: a tile's output (up to 128 × 768 f32 here) stays in L2 between the
@@ -24,6 +25,9 @@ enum Weights {
     /// Rounded to bf16 in strips, multiplied by [`bf16::gemm_tile`].
     #[cfg(target_arch = "x86_64")]
     Bf16(bf16::Bf16Matrix),
+    /// Q4_0 values as bytes in strips, multiplied by [`q4_avx2::gemm_tile`].
+    #[cfg(target_arch = "x86_64")]
+    Q4Strips(q4_avx2::PackedQ4),
 }
 
 /// `y = x Wᵀ + b`.
@@ -61,6 +65,23 @@ impl DenseLinear {
         }
     }
 
+    /// The layer of `n` weight rows of `k / 32` Q4_0 blocks each (`W`, one row per output)
+    /// and `n` biases, multiplied with 8-bit activations; `None` unless the CPU has AVX2 and
+    /// FMA, `n` is a multiple of 8 and `k` of 32.
+    pub(crate) fn from_q4_0(blocks: &[u8], n: usize, k: usize, bias: Vec<f32>) -> Option<Self> {
+        #[cfg(target_arch = "x86_64")]
+        if f32_avx2::available() && bias.len() == n {
+            return Some(Self {
+                weights: Weights::Q4Strips(q4_avx2::PackedQ4::from_q4_0(blocks, n, k)?),
+                bias,
+                k,
+                n,
+            });
+        }
+        let _ = (blocks, n, k, bias);
+        None
+    }
+
     /// Whether the weights are held in bf16.
     pub(crate) fn is_bf16(&self) -> bool {
         #[cfg(target_arch = "x86_64")]
@@ -76,6 +97,8 @@ impl DenseLinear {
             Weights::Bf16(w) => w.bytes(),
             #[cfg(target_arch = "x86_64")]
             Weights::F32Strips(w) => w.bytes(),
+            #[cfg(target_arch = "x86_64")]
+            Weights::Q4Strips(w) => w.bytes(),
         };
         weights + 4 * self.bias.len()
     }
@@ -100,7 +123,12 @@ impl DenseLinear {
         #[cfg(target_arch = "x86_64")]
         let packed = match &self.weights {
             Weights::Bf16(w) => bf16::pack_rows(x, m, k, w.pairs()),
-            Weights::F32(_) | Weights::F32Strips(_) => Vec::new(),
+            _ => Vec::new(),
+        };
+        #[cfg(target_arch = "x86_64")]
+        let quantized = match &self.weights {
+            Weights::Q4Strips(_) => Some(q4_avx2::QuantRows::new(x, m, k)),
+            _ => None,
         };
         let dst = SyncPtr(out.as_mut_ptr());
         candle_core::utils::barrier_pool().execute_chunked(row_blocks * col_blocks, |tiles| {
@@ -161,6 +189,15 @@ impl DenseLinear {
                     Weights::F32Strips(w) => unsafe {
                         f32_avx2::gemm_tile(&x[r0 * k..], k, rows, w, c0, cols, tile, n)
                     },
+                    #[cfg(target_arch = "x86_64")]
+                    Weights::Q4Strips(w) => {
+                        if let Some(a) = &quantized {
+                            // SAFETY: as above; `width` and `c0` are multiples of 16 and `n`
+                            // of 8 (a condition of the strips), so `cols` is a multiple of 8;
+                            // `a` holds the `m` rows of `x`; `from_q4_0` checked the CPU.
+                            unsafe { q4_avx2::gemm_tile(a, r0, rows, w, c0, cols, tile, n) }
+                        }
+                    }
                 }
                 if let Some(act) = act {
                     for r in r0..r0 + rows {

