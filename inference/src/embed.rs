@@ -550,8 +550,10 @@ mod tests {
             .chain(&b)
             .zip(std::iter::once(&query).chain(&passages))
         {
+            // A lone short input takes e5's 4-bit rows, a batch of 16 tokens or more its 8-bit
+            // tiles; the two forms agree to a cosine above 0.9998 (models' e5 tests).
             let alone = model.embed(std::slice::from_ref(ids)).unwrap();
-            assert!(dot(got, &alone[0]) > 0.99999);
+            assert!(dot(got, &alone[0]) > 0.9998);
         }
         assert!(dot(&a[0], &b[0]) > dot(&a[0], &b[1]));
     }
