@@ -32,6 +32,7 @@ mod avx2_k;
 mod avx512;
 pub mod format;
 pub mod packed;
+pub mod packed_q4_1;
 mod par;
 pub mod q4_1;
 #[cfg(all(
@@ -50,6 +51,7 @@ use candle_core::{CpuStorage, Layout, Shape, Tensor};
 pub use act::Acts;
 pub use format::{ActFormat, RowOrder, WeightFormat};
 pub use packed::PackedQ4K;
+pub use packed_q4_1::PackedQ4_1;
 pub(crate) use par::{SyncPtr, par_rows, par_rows_light};
 
 use crate::{ModelError, Result};
@@ -268,7 +270,8 @@ pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, first: usize, out: 
 
 /// A quantised `[rows, cols]` weight on the CPU, multiplied by this module's kernels. The
 /// blocks stay in the candle tensor they were loaded into (shared, e.g. with an embedding),
-/// except Q4_K under the AVX-512 kernels, which is repacked ([`packed`]) and the tensor let go.
+/// except Q4_K and Q4_1 under the AVX-512 kernels, which are repacked ([`packed`],
+/// [`packed_q4_1`]) and the tensor let go.
 #[derive(Debug, Clone)]
 pub struct QMatrix {
     weights: Weights,
@@ -281,6 +284,7 @@ pub struct QMatrix {
 enum Weights {
     Blocks(Arc<QTensor>),
     Packed(Arc<PackedQ4K>),
+    PackedQ4_1(Arc<PackedQ4_1>),
 }
 
 /// One matrix of a [`QMatrix::matmul_many`] job: its weights, which of the job's quantised
@@ -295,6 +299,7 @@ struct Job<'a> {
 enum Prepared<'a> {
     Blocks(std::borrow::Cow<'a, [u8]>),
     Packed(&'a PackedQ4K),
+    PackedQ4_1(&'a PackedQ4_1),
 }
 
 impl QMatrix {
@@ -315,10 +320,16 @@ impl QMatrix {
         if m.data().ok()?.len() != rows * m.row_bytes() {
             return None;
         }
-        if format == WeightFormat::Q4K && kernels() == Kernels::Avx512 {
-            let packed = PackedQ4K::pack(&m.data().ok()?, rows, cols);
+        if kernels() == Kernels::Avx512 {
+            let packed = match format {
+                WeightFormat::Q4K => PackedQ4K::pack(&m.data().ok()?, rows, cols)
+                    .map(|p| Weights::Packed(Arc::new(p))),
+                WeightFormat::Q4_1 => PackedQ4_1::pack(&m.data().ok()?, rows, cols)
+                    .map(|p| Weights::PackedQ4_1(Arc::new(p))),
+                _ => None,
+            };
             if let Some(packed) = packed {
-                m.weights = Weights::Packed(Arc::new(packed));
+                m.weights = packed;
             }
         }
         Some(m)
@@ -326,7 +337,7 @@ impl QMatrix {
 
     /// Whether the weights are held repacked for the AVX-512 kernels.
     pub fn is_packed(&self) -> bool {
-        matches!(self.weights, Weights::Packed(_))
+        !matches!(self.weights, Weights::Blocks(_))
     }
 
     pub fn format(&self) -> WeightFormat {
@@ -348,7 +359,7 @@ impl QMatrix {
     fn data(&self) -> Result<std::borrow::Cow<'_, [u8]>> {
         match &self.weights {
             Weights::Blocks(tensor) => Ok(tensor.data()?),
-            Weights::Packed(_) => Err(ModelError::Format(
+            Weights::Packed(_) | Weights::PackedQ4_1(_) => Err(ModelError::Format(
                 "repacked weights have no GGUF blocks".into(),
             )),
         }
@@ -400,6 +411,9 @@ impl QMatrix {
             };
             let (weights, units) = match &q.weights {
                 Weights::Packed(packed) => (Prepared::Packed(packed), q.rows / packed::GROUP),
+                Weights::PackedQ4_1(packed) => {
+                    (Prepared::PackedQ4_1(packed), q.rows / packed_q4_1::GROUP)
+                }
                 Weights::Blocks(_) => (Prepared::Blocks(q.data()?), q.rows),
             };
             jobs.push(Job {
@@ -431,6 +445,10 @@ impl QMatrix {
                 match &job.weights {
                     // SAFETY: each thread writes only the columns of its own groups.
                     Prepared::Packed(packed) => unsafe {
+                        packed.matmul_groups(acts, units, out.get())
+                    },
+                    // SAFETY: as above.
+                    Prepared::PackedQ4_1(packed) => unsafe {
                         packed.matmul_groups(acts, units, out.get())
                     },
                     Prepared::Blocks(data) => job.q.block_rows(data, acts, m, units, out),

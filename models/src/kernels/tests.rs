@@ -262,3 +262,35 @@ fn packed_q4k_equals_the_scalar_reference_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn packed_q4_1_equals_the_scalar_reference_bit_for_bit() {
+    if !avx512_runs() {
+        return;
+    }
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let (rows, cols) = (2 * packed_q4_1::GROUP, 320);
+    let w: Vec<u8> = (0..rows)
+        .flat_map(|_| random_row(WeightFormat::Q4_1, cols, &mut rng))
+        .collect();
+    let packed = PackedQ4_1::pack(&w, rows, cols).expect("whole groups");
+    assert!(PackedQ4_1::pack(&w[..w.len() / rows * (rows - 1)], rows - 1, cols).is_none());
+    assert_eq!(packed.bytes(), w.len());
+    for m in [1usize, 2, 3, 4, 5, 9] {
+        let x: Vec<f32> = (0..m * cols).map(|_| rng.f32() * 4.0).collect();
+        let acts = Acts::quantize(ActFormat::Q8_1, &x, m, cols);
+        let mut y = vec![f32::NAN; m * rows];
+        // SAFETY: one thread writes every group.
+        unsafe { packed.matmul_groups(&acts, 0..rows / packed_q4_1::GROUP, y.as_mut_ptr()) };
+        let row_bytes = w.len() / rows;
+        for (o, wo) in w.chunks_exact(row_bytes).enumerate() {
+            for i in 0..m {
+                assert_eq!(
+                    y[i * rows + o],
+                    q4_1::dot_scalar(wo, &acts, i),
+                    "weight row {o}, activation row {i} of {m}"
+                );
+            }
+        }
+    }
+}
