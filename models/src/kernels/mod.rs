@@ -32,7 +32,7 @@ mod avx2_k;
 mod avx512;
 pub mod format;
 pub mod packed;
-pub mod packed_q4_1;
+pub mod packed32;
 mod par;
 pub mod q4_1;
 #[cfg(all(
@@ -51,7 +51,7 @@ use candle_core::{CpuStorage, Layout, Shape, Tensor};
 pub use act::Acts;
 pub use format::{ActFormat, RowOrder, WeightFormat};
 pub use packed::PackedQ4K;
-pub use packed_q4_1::PackedQ4_1;
+pub use packed32::Packed32;
 pub(crate) use par::{SyncPtr, par_rows, par_rows_light};
 
 use crate::{ModelError, Result};
@@ -270,8 +270,8 @@ pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, first: usize, out: 
 
 /// A quantised `[rows, cols]` weight on the CPU, multiplied by this module's kernels. The
 /// blocks stay in the candle tensor they were loaded into (shared, e.g. with an embedding),
-/// except Q4_K and Q4_1 under the AVX-512 kernels, which are repacked ([`packed`],
-/// [`packed_q4_1`]) and the tensor let go.
+/// except Q4_K, Q4_1 and Q5_0 under the AVX-512 kernels, which are repacked ([`packed`],
+/// [`packed32`]) and the tensor let go where nothing else holds it.
 #[derive(Debug, Clone)]
 pub struct QMatrix {
     weights: Weights,
@@ -284,7 +284,7 @@ pub struct QMatrix {
 enum Weights {
     Blocks(Arc<QTensor>),
     Packed(Arc<PackedQ4K>),
-    PackedQ4_1(Arc<PackedQ4_1>),
+    Packed32(Arc<Packed32>),
 }
 
 /// One matrix of a [`QMatrix::matmul_many`] job: its weights, which of the job's quantised
@@ -299,13 +299,21 @@ struct Job<'a> {
 enum Prepared<'a> {
     Blocks(std::borrow::Cow<'a, [u8]>),
     Packed(&'a PackedQ4K),
-    PackedQ4_1(&'a PackedQ4_1),
+    /// The weights and their [`Packed32::offsets`] for the job's activations.
+    Packed32(&'a Packed32, Vec<i32>),
 }
 
 impl QMatrix {
     /// `None` when the tensor is not on the CPU, not 2-D, in a format without a kernel here, or
     /// its rows are not whole blocks.
     pub fn new(tensor: Arc<QTensor>) -> Option<Self> {
+        Self::with_repack(tensor, true)
+    }
+
+    /// [`Self::new`], repacking the weights for the AVX-512 kernels only where `repack` is set
+    /// (a tensor another user also holds, such as a tied embedding, is better left as it is
+    /// than held twice).
+    pub fn with_repack(tensor: Arc<QTensor>, repack: bool) -> Option<Self> {
         let format = WeightFormat::from_ggml(tensor.dtype())?;
         let (rows, cols) = tensor.shape().dims2().ok()?;
         if !tensor.device().is_cpu() || !cols.is_multiple_of(format.block_len()) {
@@ -320,12 +328,14 @@ impl QMatrix {
         if m.data().ok()?.len() != rows * m.row_bytes() {
             return None;
         }
-        if kernels() == Kernels::Avx512 {
+        if repack && kernels() == Kernels::Avx512 {
             let packed = match format {
                 WeightFormat::Q4K => PackedQ4K::pack(&m.data().ok()?, rows, cols)
                     .map(|p| Weights::Packed(Arc::new(p))),
-                WeightFormat::Q4_1 => PackedQ4_1::pack(&m.data().ok()?, rows, cols)
-                    .map(|p| Weights::PackedQ4_1(Arc::new(p))),
+                WeightFormat::Q4_1 | WeightFormat::Q5_0 => {
+                    Packed32::pack(format, &m.data().ok()?, rows, cols)
+                        .map(|p| Weights::Packed32(Arc::new(p)))
+                }
                 _ => None,
             };
             if let Some(packed) = packed {
@@ -359,7 +369,7 @@ impl QMatrix {
     fn data(&self) -> Result<std::borrow::Cow<'_, [u8]>> {
         match &self.weights {
             Weights::Blocks(tensor) => Ok(tensor.data()?),
-            Weights::Packed(_) | Weights::PackedQ4_1(_) => Err(ModelError::Format(
+            Weights::Packed(_) | Weights::Packed32(_) => Err(ModelError::Format(
                 "repacked weights have no GGUF blocks".into(),
             )),
         }
@@ -411,9 +421,10 @@ impl QMatrix {
             };
             let (weights, units) = match &q.weights {
                 Weights::Packed(packed) => (Prepared::Packed(packed), q.rows / packed::GROUP),
-                Weights::PackedQ4_1(packed) => {
-                    (Prepared::PackedQ4_1(packed), q.rows / packed_q4_1::GROUP)
-                }
+                Weights::Packed32(packed) => (
+                    Prepared::Packed32(packed, packed.offsets(&acts[a])),
+                    q.rows / packed32::GROUP,
+                ),
                 Weights::Blocks(_) => (Prepared::Blocks(q.data()?), q.rows),
             };
             jobs.push(Job {
@@ -448,8 +459,8 @@ impl QMatrix {
                         packed.matmul_groups(acts, units, out.get())
                     },
                     // SAFETY: as above.
-                    Prepared::PackedQ4_1(packed) => unsafe {
-                        packed.matmul_groups(acts, units, out.get())
+                    Prepared::Packed32(packed, offsets) => unsafe {
+                        packed.matmul_groups(acts, offsets, units, out.get())
                     },
                     Prepared::Blocks(data) => job.q.block_rows(data, acts, m, units, out),
                 }

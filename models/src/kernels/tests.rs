@@ -269,25 +269,81 @@ fn packed_q4_1_equals_the_scalar_reference_bit_for_bit() {
         return;
     }
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let (rows, cols) = (2 * packed_q4_1::GROUP, 320);
+    let (rows, cols) = (2 * packed32::GROUP, 320);
     let w: Vec<u8> = (0..rows)
         .flat_map(|_| random_row(WeightFormat::Q4_1, cols, &mut rng))
         .collect();
-    let packed = PackedQ4_1::pack(&w, rows, cols).expect("whole groups");
-    assert!(PackedQ4_1::pack(&w[..w.len() / rows * (rows - 1)], rows - 1, cols).is_none());
+    let packed = Packed32::pack(WeightFormat::Q4_1, &w, rows, cols).expect("whole groups");
+    assert!(
+        Packed32::pack(
+            WeightFormat::Q4_1,
+            &w[..w.len() / rows * (rows - 1)],
+            rows - 1,
+            cols
+        )
+        .is_none()
+    );
     assert_eq!(packed.bytes(), w.len());
     for m in [1usize, 2, 3, 4, 5, 9] {
         let x: Vec<f32> = (0..m * cols).map(|_| rng.f32() * 4.0).collect();
         let acts = Acts::quantize(ActFormat::Q8_1, &x, m, cols);
         let mut y = vec![f32::NAN; m * rows];
         // SAFETY: one thread writes every group.
-        unsafe { packed.matmul_groups(&acts, 0..rows / packed_q4_1::GROUP, y.as_mut_ptr()) };
+        unsafe {
+            packed.matmul_groups(
+                &acts,
+                &packed.offsets(&acts),
+                0..rows / packed32::GROUP,
+                y.as_mut_ptr(),
+            )
+        };
         let row_bytes = w.len() / rows;
         for (o, wo) in w.chunks_exact(row_bytes).enumerate() {
             for i in 0..m {
                 assert_eq!(
                     y[i * rows + o],
                     q4_1::dot_scalar(wo, &acts, i),
+                    "weight row {o}, activation row {i} of {m}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn packed_q5_0_equals_the_scalar_reference_bit_for_bit() {
+    if !avx512_runs() {
+        return;
+    }
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let (rows, cols) = (3 * packed32::GROUP, 640);
+    let w: Vec<u8> = (0..rows)
+        .flat_map(|_| random_row(WeightFormat::Q5_0, cols, &mut rng))
+        .collect();
+    let packed = Packed32::pack(WeightFormat::Q5_0, &w, rows, cols).expect("whole groups");
+    assert_eq!(packed.bytes(), w.len());
+    assert!(Packed32::pack(WeightFormat::Q8_0, &w, rows, cols).is_none());
+    for m in [1usize, 2, 3, 6] {
+        let x: Vec<f32> = (0..m * cols).map(|_| rng.f32() * 4.0).collect();
+        let acts = Acts::quantize(ActFormat::Q8_0, &x, m, cols);
+        let mut y = vec![f32::NAN; m * rows];
+        // SAFETY: one thread writes every group.
+        unsafe {
+            packed.matmul_groups(
+                &acts,
+                &packed.offsets(&acts),
+                0..rows / packed32::GROUP,
+                y.as_mut_ptr(),
+            )
+        };
+        let row_bytes = w.len() / rows;
+        for (o, wo) in w.chunks_exact(row_bytes).enumerate() {
+            let mut want = vec![0f32; m];
+            scalar::dot_rows(WeightFormat::Q5_0, wo, &acts, 0, &mut want);
+            for i in 0..m {
+                assert_eq!(
+                    y[i * rows + o],
+                    want[i],
                     "weight row {o}, activation row {i} of {m}"
                 );
             }

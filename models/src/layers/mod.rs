@@ -58,7 +58,10 @@ impl QLinear {
     /// Wraps a tensor that may be shared with another user (a tied embedding).
     pub fn from_arc(weight: Arc<QTensor>) -> Result<Self> {
         let (out_features, in_features) = weight.shape().dims2()?;
-        let cpu = QMatrix::new(weight.clone());
+        // Repacked only where this layer is the weight's one user: a repacked copy beside a
+        // tied embedding's blocks would hold the matrix twice.
+        let alone = Arc::strong_count(&weight) == 1;
+        let cpu = QMatrix::with_repack(weight.clone(), alone);
         let pad_single_row =
             cpu.is_none() && weight.dtype() == GgmlDType::Q6K && weight.device().is_cpu();
         let inner = match cpu {
