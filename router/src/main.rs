@@ -60,6 +60,7 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
                 kernels = nfai_models::kernels::kernels().name(),
                 f32_gemm = nfai_models::kernels::f32_gemm_isa(),
                 embed_gemm = nfai_models::bert::cpu_gemm(),
+                e5_gemm = nfai_models::e5::cpu_gemm(),
                 "compute pool"
             );
             let app = Application::build(config).await?;

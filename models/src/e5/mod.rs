@@ -23,6 +23,18 @@ use encoder::Encoder;
 use file::E5File;
 pub use tokenizer::UnigramTokenizer;
 
+/// The GEMM multilingual-e5's layers take for passes of many tokens on this CPU:
+/// `int8-avx2-tiles` (4-bit weights as bytes, 8-bit activations; see [`encoder`]) where AVX2
+/// and FMA run, else `f32`. Passes of few tokens take the quantised kernels of
+/// [`crate::kernels::kernels`].
+pub fn cpu_gemm() -> &'static str {
+    if crate::bert::q4_gemm() {
+        "int8-avx2-tiles"
+    } else {
+        "f32"
+    }
+}
+
 /// Tokens one forward pass takes at most (sequences are packed without padding); a larger
 /// batch runs in several passes, which bounds the activations' memory.
 const MAX_TOKENS_PER_PASS: usize = 8192;
