@@ -98,8 +98,31 @@ fn round_f16(y: &mut [f32]) {
 }
 
 /// One query row over the keys `keys` of one KV head (`k`, `v`: `[n_keys, dim]`), written to
-/// `out` (`dim` long).
+/// `out` (`dim` long): with the accumulator in registers where the build has AVX2, FMA and F16C
+/// and the head size is 64 or 128 ([`super::ggml_attention_avx2`]), else [`portable_row`]; both
+/// give the same bits.
 fn row(q: &[f32], k: &[f32], v: &[f32], keys: std::ops::Range<usize>, scale: f32, out: &mut [f32]) {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ))]
+    if super::ggml_attention_avx2::row(q, k, v, keys.clone(), scale, out).is_some() {
+        return;
+    }
+    portable_row(q, k, v, keys, scale, out);
+}
+
+/// [`row`] in portable code: the reference.
+pub(super) fn portable_row(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    keys: std::ops::Range<usize>,
+    scale: f32,
+    out: &mut [f32],
+) {
     let dim = q.len();
     let mut sum = 0f32;
     let mut max = f32::NEG_INFINITY;

@@ -11,6 +11,13 @@
 pub mod attention;
 pub mod ggml;
 pub mod ggml_attention;
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+))]
+mod ggml_attention_avx2;
 pub mod ggml_flash_tiled;
 pub mod ggml_silu;
 
