@@ -224,6 +224,29 @@ fn row_orders_change_only_the_rounding() {
     }
 }
 
+/// Every product in `y` (`m × rows`, from a packed product) equals the scalar reference's for
+/// its weight row of `w` and activation row of `acts`, bit for bit.
+fn assert_packed_equals_scalar(
+    format: WeightFormat,
+    w: &[u8],
+    rows: usize,
+    acts: &Acts,
+    y: &[f32],
+) {
+    let m = acts.rows;
+    for (o, wo) in w.chunks_exact(w.len() / rows).enumerate() {
+        let mut want = vec![0f32; m];
+        scalar::dot_rows(format, wo, acts, 0, &mut want);
+        for i in 0..m {
+            assert_eq!(
+                y[i * rows + o].to_bits(),
+                want[i].to_bits(),
+                "{format:?}: weight row {o}, activation row {i} of {m}"
+            );
+        }
+    }
+}
+
 #[test]
 fn packed_q4k_equals_the_scalar_reference_bit_for_bit() {
     if !avx512_runs() {
@@ -248,105 +271,34 @@ fn packed_q4k_equals_the_scalar_reference_bit_for_bit() {
         let mut y = vec![f32::NAN; m * rows];
         // SAFETY: one thread writes every group.
         unsafe { packed.matmul_groups(&acts, 0..rows / packed::GROUP, y.as_mut_ptr()) };
-        let row_bytes = w.len() / rows;
-        for (o, wo) in w.chunks_exact(row_bytes).enumerate() {
-            let mut want = vec![0f32; m];
-            scalar::dot_rows(WeightFormat::Q4K, wo, &acts, 0, &mut want);
-            for i in 0..m {
-                assert_eq!(
-                    y[i * rows + o],
-                    want[i],
-                    "weight row {o}, activation row {i} of {m}"
-                );
-            }
-        }
+        assert_packed_equals_scalar(WeightFormat::Q4K, &w, rows, &acts, &y);
     }
 }
 
 #[test]
-fn packed_q4_1_equals_the_scalar_reference_bit_for_bit() {
+fn packed_32_value_blocks_equal_the_scalar_reference_bit_for_bit() {
     if !avx512_runs() {
         return;
     }
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let (rows, cols) = (2 * packed32::GROUP, 320);
-    let w: Vec<u8> = (0..rows)
-        .flat_map(|_| random_row(WeightFormat::Q4_1, cols, &mut rng))
-        .collect();
-    let packed = Packed32::pack(WeightFormat::Q4_1, &w, rows, cols).expect("whole groups");
-    assert!(
-        Packed32::pack(
-            WeightFormat::Q4_1,
-            &w[..w.len() / rows * (rows - 1)],
-            rows - 1,
-            cols
-        )
-        .is_none()
-    );
-    assert_eq!(packed.bytes(), w.len());
-    for m in [1usize, 2, 3, 4, 5, 9] {
-        let x: Vec<f32> = (0..m * cols).map(|_| rng.f32() * 4.0).collect();
-        let acts = Acts::quantize(ActFormat::Q8_1, &x, m, cols);
-        let mut y = vec![f32::NAN; m * rows];
-        // SAFETY: one thread writes every group.
-        unsafe {
-            packed.matmul_groups(
-                &acts,
-                &packed.offsets(&acts),
-                0..rows / packed32::GROUP,
-                y.as_mut_ptr(),
-            )
-        };
-        let row_bytes = w.len() / rows;
-        for (o, wo) in w.chunks_exact(row_bytes).enumerate() {
-            for i in 0..m {
-                assert_eq!(
-                    y[i * rows + o],
-                    q4_1::dot_scalar(wo, &acts, i),
-                    "weight row {o}, activation row {i} of {m}"
-                );
-            }
-        }
-    }
-}
-
-#[test]
-fn packed_q5_0_equals_the_scalar_reference_bit_for_bit() {
-    if !avx512_runs() {
-        return;
-    }
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let (rows, cols) = (3 * packed32::GROUP, 640);
-    let w: Vec<u8> = (0..rows)
-        .flat_map(|_| random_row(WeightFormat::Q5_0, cols, &mut rng))
-        .collect();
-    let packed = Packed32::pack(WeightFormat::Q5_0, &w, rows, cols).expect("whole groups");
-    assert_eq!(packed.bytes(), w.len());
-    assert!(Packed32::pack(WeightFormat::Q8_0, &w, rows, cols).is_none());
-    for m in [1usize, 2, 3, 6] {
-        let x: Vec<f32> = (0..m * cols).map(|_| rng.f32() * 4.0).collect();
-        let acts = Acts::quantize(ActFormat::Q8_0, &x, m, cols);
-        let mut y = vec![f32::NAN; m * rows];
-        // SAFETY: one thread writes every group.
-        unsafe {
-            packed.matmul_groups(
-                &acts,
-                &packed.offsets(&acts),
-                0..rows / packed32::GROUP,
-                y.as_mut_ptr(),
-            )
-        };
-        let row_bytes = w.len() / rows;
-        for (o, wo) in w.chunks_exact(row_bytes).enumerate() {
-            let mut want = vec![0f32; m];
-            scalar::dot_rows(WeightFormat::Q5_0, wo, &acts, 0, &mut want);
-            for i in 0..m {
-                assert_eq!(
-                    y[i * rows + o],
-                    want[i],
-                    "weight row {o}, activation row {i} of {m}"
-                );
-            }
+    for (format, groups, cols) in [(WeightFormat::Q4_1, 2, 320), (WeightFormat::Q5_0, 3, 640)] {
+        let rows = groups * packed32::GROUP;
+        let w: Vec<u8> = (0..rows)
+            .flat_map(|_| random_row(format, cols, &mut rng))
+            .collect();
+        let packed = Packed32::pack(format, &w, rows, cols).expect("whole groups");
+        assert_eq!(packed.bytes(), w.len());
+        let short = &w[..w.len() / rows * (rows - 1)];
+        assert!(Packed32::pack(format, short, rows - 1, cols).is_none());
+        assert!(Packed32::pack(WeightFormat::Q8_0, &w, rows, cols).is_none());
+        for m in [1usize, 2, 3, 4, 5, 9] {
+            let x: Vec<f32> = (0..m * cols).map(|_| rng.f32() * 4.0).collect();
+            let acts = Acts::quantize(format.act_format(), &x, m, cols);
+            let mut y = vec![f32::NAN; m * rows];
+            let offsets = packed.offsets(&acts);
+            // SAFETY: one thread writes every group.
+            unsafe { packed.matmul_groups(&acts, &offsets, 0..groups, y.as_mut_ptr()) };
+            assert_packed_equals_scalar(format, &w, rows, &acts, &y);
         }
     }
 }
