@@ -95,12 +95,36 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let message = if inner.is_syntax() || inner.is_eof() {
             format!("The request body is not valid JSON: {inner}")
         } else {
+            let detail = untagged_forms(&inner.to_string()).unwrap_or_else(|| inner.to_string());
             match &param {
-                Some(p) => format!("Invalid value for '{p}': {inner}"),
-                None => format!("Invalid request body: {inner}"),
+                Some(p) => format!("Invalid value for '{p}': {detail}"),
+                None => format!("Invalid request body: {detail}"),
             }
         };
         ApiError::bad_json(message, param)
+    })
+}
+
+/// serde's message for a value that fits none of a field's forms (`data did not match any
+/// variant of untagged enum EmbeddingInput at line 1 column 54`) in the API's words: the forms
+/// the field takes, and where in the body.
+fn untagged_forms(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("data did not match any variant of untagged enum ")?;
+    let (name, at) = rest.split_once(' ').unwrap_or((rest, ""));
+    let forms = match name {
+        "EmbeddingInput" | "PromptInput" => {
+            "a string, an array of strings, an array of token ids (integers) or an array of \
+             arrays of token ids"
+        }
+        "QueryInput" | "EmbedInput" | "StopSpec" => "a string or an array of strings",
+        "MessageContent" => "a string or an array of content parts",
+        _ => "one of the forms the API reference lists",
+    };
+    let at = at.trim();
+    Some(if at.is_empty() {
+        format!("expected {forms}")
+    } else {
+        format!("expected {forms} ({at})")
     })
 }
 
@@ -136,5 +160,25 @@ mod tests {
         assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
         assert!(e.message.contains("not valid JSON"), "{}", e.message);
         assert!(parse::<Req>(b"  ").is_err());
+    }
+
+    #[test]
+    fn a_value_of_no_accepted_form_is_described_by_its_forms() {
+        use crate::api::openai::wire::embeddings::EmbeddingRequest;
+        let body = br#"{"model":"m","input":[[1,2],["x"]]}"#;
+        let e = parse::<EmbeddingRequest>(body).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("input"));
+        assert!(!e.message.contains("untagged"), "{}", e.message);
+        assert!(
+            e.message
+                .starts_with("Invalid value for 'input': expected a string, an array of"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.ends_with("(at line 1 column 35)"),
+            "{}",
+            e.message
+        );
     }
 }
