@@ -299,8 +299,7 @@ struct Job<'a> {
 enum Prepared<'a> {
     Blocks(std::borrow::Cow<'a, [u8]>),
     Packed(&'a PackedQ4K),
-    /// The weights and their [`Packed32::offsets`] for the job's activations.
-    Packed32(&'a Packed32, Vec<i32>),
+    Packed32(&'a Packed32),
 }
 
 impl QMatrix {
@@ -399,6 +398,9 @@ impl QMatrix {
         orders: &[RowOrder],
     ) -> Result<Vec<Vec<f32>>> {
         let mut acts: Vec<Acts> = Vec::with_capacity(mats.len());
+        // Per quantised activation set, the Q5_0 lanes' starting sums ([`Packed32::offsets`]),
+        // computed once for every packed matrix that multiplies it.
+        let mut offsets: Vec<Option<Vec<i32>>> = Vec::with_capacity(mats.len());
         let mut jobs = Vec::with_capacity(mats.len());
         let mut total = 0;
         for q in mats {
@@ -416,15 +418,18 @@ impl QMatrix {
                     let mut a = Acts::quantize(format, x, m, q.cols);
                     a.orders = orders.to_vec();
                     acts.push(a);
+                    offsets.push(None);
                     acts.len() - 1
                 }
             };
             let (weights, units) = match &q.weights {
                 Weights::Packed(packed) => (Prepared::Packed(packed), q.rows / packed::GROUP),
-                Weights::Packed32(packed) => (
-                    Prepared::Packed32(packed, packed.offsets(&acts[a])),
-                    q.rows / packed32::GROUP,
-                ),
+                Weights::Packed32(packed) => {
+                    if offsets[a].is_none() {
+                        offsets[a] = Some(packed.offsets(&acts[a]));
+                    }
+                    (Prepared::Packed32(packed), q.rows / packed32::GROUP)
+                }
                 Weights::Blocks(_) => (Prepared::Blocks(q.data()?), q.rows),
             };
             jobs.push(Job {
@@ -459,7 +464,8 @@ impl QMatrix {
                         packed.matmul_groups(acts, units, out.get())
                     },
                     // SAFETY: as above.
-                    Prepared::Packed32(packed, offsets) => unsafe {
+                    Prepared::Packed32(packed) => unsafe {
+                        let offsets = offsets[job.acts].as_deref().unwrap_or_default();
                         packed.matmul_groups(acts, offsets, units, out.get())
                     },
                     Prepared::Blocks(data) => job.q.block_rows(data, acts, m, units, out),

@@ -90,10 +90,6 @@ impl Packed32 {
         })
     }
 
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.data.len()
