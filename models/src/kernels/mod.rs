@@ -33,6 +33,12 @@ mod avx512;
 pub mod format;
 pub mod packed;
 pub mod packed32;
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+mod packed32_avx2;
 mod par;
 pub mod q4_1;
 #[cfg(all(
@@ -270,8 +276,8 @@ pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, first: usize, out: 
 
 /// A quantised `[rows, cols]` weight on the CPU, multiplied by this module's kernels. The
 /// blocks stay in the candle tensor they were loaded into (shared, e.g. with an embedding),
-/// except Q4_K, Q4_1 and Q5_0 under the AVX-512 kernels, which are repacked ([`packed`],
-/// [`packed32`]) and the tensor let go where nothing else holds it.
+/// except Q4_1 and Q5_0 under the SIMD kernels and Q4_K under the AVX-512 ones, which are
+/// repacked ([`packed32`], [`packed`]) and the tensor let go where nothing else holds it.
 #[derive(Debug, Clone)]
 pub struct QMatrix {
     weights: Weights,
@@ -309,7 +315,7 @@ impl QMatrix {
         Self::with_repack(tensor, true)
     }
 
-    /// [`Self::new`], repacking the weights for the AVX-512 kernels only where `repack` is set
+    /// [`Self::new`], repacking the weights for the SIMD kernels only where `repack` is set
     /// (a tensor another user also holds, such as a tied embedding, is better left as it is
     /// than held twice).
     pub fn with_repack(tensor: Arc<QTensor>, repack: bool) -> Option<Self> {
@@ -327,12 +333,15 @@ impl QMatrix {
         if m.data().ok()?.len() != rows * m.row_bytes() {
             return None;
         }
-        if repack && kernels() == Kernels::Avx512 {
+        let kernels = kernels();
+        if repack && kernels != Kernels::Portable {
             let packed = match format {
-                WeightFormat::Q4K => PackedQ4K::pack(&m.data().ok()?, rows, cols)
-                    .map(|p| Weights::Packed(Arc::new(p))),
+                WeightFormat::Q4K if kernels == Kernels::Avx512 => {
+                    PackedQ4K::pack(&m.data().ok()?, rows, cols)
+                        .map(|p| Weights::Packed(Arc::new(p)))
+                }
                 WeightFormat::Q4_1 | WeightFormat::Q5_0 => {
-                    Packed32::pack(format, &m.data().ok()?, rows, cols)
+                    Packed32::pack(kernels, format, &m.data().ok()?, rows, cols)
                         .map(|p| Weights::Packed32(Arc::new(p)))
                 }
                 _ => None,
@@ -344,7 +353,7 @@ impl QMatrix {
         Some(m)
     }
 
-    /// Whether the weights are held repacked for the AVX-512 kernels.
+    /// Whether the weights are held repacked for the SIMD kernels.
     pub fn is_packed(&self) -> bool {
         !matches!(self.weights, Weights::Blocks(_))
     }

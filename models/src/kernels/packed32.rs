@@ -1,8 +1,10 @@
-//! Weights of the 32-value block formats Q4_1 and Q5_0 repacked for the AVX-512 kernels:
-//! sixteen weight rows interleaved block by block so that each lane of a vector belongs to one
-//! weight row, as [`super::packed`] does for Q4_K. One `vpdpbusd` then multiplies four values of
-//! sixteen rows by four broadcast activation bytes, and a block's scales convert for the
-//! sixteen rows at once; no product needs a horizontal sum.
+//! Weights of the 32-value block formats Q4_1 and Q5_0 repacked for the SIMD kernels: sixteen
+//! weight rows interleaved block by block so that each lane of a vector belongs to one weight
+//! row, as [`super::packed`] does for Q4_K. Under the AVX-512 set one `vpdpbusd` multiplies
+//! four values of sixteen rows by four broadcast activation bytes; under the AVX2 set
+//! ([`super::packed32_avx2`]) `vpmaddubsw` and `vpmaddwd` do the same for eight rows, each
+//! half of a group in turn. A block's scales convert for all its rows at once, no product needs
+//! a horizontal sum, and a matrix is read as one stream.
 //!
 //! The float operations stay those of ggml's `ggml_vec_dot_q4_1_q8_1` and
 //! `ggml_vec_dot_q5_0_q8_0`, per row: each block's values fall in eight lanes of four products
@@ -12,19 +14,25 @@
 //! row's bits equal [`super::scalar`]'s. Q5_0's values (−16..16) enter `vpdpbusd` as unsigned
 //! bytes (value + 16), and each lane's sum starts at `−16 · Σ` of its four activation bytes,
 //! which keeps the integer sums exact.
+//!
+//! Q5_0's fifth bits are stored in the form the kernel set adds them fastest: for AVX-512,
+//! one 64-bit mask per nibble vector (a masked byte add); for AVX2, one byte per nibble byte
+//! position whose eight bits are that position's fifth bits in the eight nibble vectors (two
+//! shifts and a mask per vector).
 
+use super::Kernels;
 use super::act::Acts;
 use super::format::WeightFormat;
 
 /// Weight rows per packed group.
 pub const GROUP: usize = 16;
 /// Where a packed block's parts start, in bytes: the sixteen f16 scales at 0, then Q4_1's
-/// sixteen f16 minimums or Q5_0's high bits (eight 64-bit masks, one bit per byte of each
-/// nibble vector), then four vectors of the rows' nibble bytes, four bytes per row at a time.
-const DW: usize = 0;
-const EXTRA: usize = 32;
-const Q4_1_QS: usize = 64;
-const Q5_0_QS: usize = 96;
+/// sixteen f16 minimums or Q5_0's 64 bytes of high bits (see the module's notes), then four
+/// vectors of the rows' nibble bytes, four bytes per row at a time.
+pub(super) const DW: usize = 0;
+pub(super) const EXTRA: usize = 32;
+pub(super) const Q4_1_QS: usize = 64;
+pub(super) const Q5_0_QS: usize = 96;
 /// Activation rows per tile: two rows' sixteen accumulators fit the register file beside the
 /// unpacked weights.
 #[cfg(all(
@@ -39,15 +47,25 @@ const TILE_ACTS: usize = 2;
 pub struct Packed32 {
     data: Vec<u8>,
     format: WeightFormat,
+    kernels: Kernels,
     rows: usize,
     blocks: usize,
 }
 
 impl Packed32 {
-    /// Repacks `data` (`rows` rows of `cols / 32` blocks of `format`); `None` for other formats
-    /// than Q4_1 and Q5_0, or unless the rows come in whole groups and the sizes agree.
-    pub fn pack(format: WeightFormat, data: &[u8], rows: usize, cols: usize) -> Option<Self> {
-        if !matches!(format, WeightFormat::Q4_1 | WeightFormat::Q5_0) {
+    /// Repacks `data` (`rows` rows of `cols / 32` blocks of `format`) for `kernels`; `None`
+    /// for other formats than Q4_1 and Q5_0, for the portable kernels, or unless the rows come
+    /// in whole groups and the sizes agree.
+    pub fn pack(
+        kernels: Kernels,
+        format: WeightFormat,
+        data: &[u8],
+        rows: usize,
+        cols: usize,
+    ) -> Option<Self> {
+        if !matches!(format, WeightFormat::Q4_1 | WeightFormat::Q5_0)
+            || kernels == Kernels::Portable
+        {
             return None;
         }
         let blocks = cols / 32;
@@ -73,7 +91,12 @@ impl Packed32 {
                     (&src[4..20], Q4_1_QS)
                 } else {
                     let qh = u32::from_le_bytes([src[2], src[3], src[4], src[5]]);
-                    put_high_bits(&mut dst[EXTRA..EXTRA + 64], j, qh);
+                    let high = &mut dst[EXTRA..EXTRA + 64];
+                    if kernels == Kernels::Avx512 {
+                        put_high_masks(high, j, qh);
+                    } else {
+                        put_high_bytes(high, j, qh);
+                    }
                     (&src[6..22], Q5_0_QS)
                 };
                 for k in 0..4 {
@@ -85,6 +108,7 @@ impl Packed32 {
         Some(Self {
             data: out,
             format,
+            kernels,
             rows,
             blocks,
         })
@@ -111,7 +135,8 @@ impl Packed32 {
     /// `y[i·rows + o] = w_o · acts[i]` for the weight rows `o` of groups `groups`, every
     /// activation row `i`, with `offsets` from [`Self::offsets`] for these `acts`. Does nothing
     /// unless `acts` is in this format's activation format with this matrix's blocks, `offsets`
-    /// fits them, `y` holds `acts.rows × rows` values and the CPU runs the AVX-512 kernels.
+    /// fits them, `y` holds `acts.rows × rows` values and the CPU runs the kernels it was packed
+    /// for.
     ///
     /// # Safety
     /// No other thread writes the columns of `groups` in `y` meanwhile (`y` may be shared
@@ -132,7 +157,11 @@ impl Packed32 {
             && (!q4_1 || acts.sums.len() == acts.rows * self.blocks)
             && (q4_1 || offsets.len() == acts.qs.len() / 4)
             && groups.end * GROUP <= self.rows;
-        if !sized || !super::avx512_runs() {
+        let runs = match self.kernels {
+            Kernels::Avx512 => super::avx512_runs(),
+            _ => Kernels::available().contains(&self.kernels),
+        };
+        if !sized || !runs {
             return;
         }
         #[cfg(all(
@@ -142,6 +171,34 @@ impl Packed32 {
         ))]
         {
             let pack = GROUP * self.format.block_bytes();
+            if self.kernels == Kernels::Avx2 {
+                for group in groups {
+                    let t = super::packed32_avx2::Tile {
+                        // SAFETY: the group's blocks lie in `data` (checked above).
+                        p: unsafe { self.data.as_ptr().add(group * self.blocks * pack) },
+                        blocks: self.blocks,
+                        acts,
+                        offsets,
+                        // SAFETY: the group's columns lie in `y` (the contract).
+                        out: unsafe { y.add(group * GROUP) },
+                        stride: self.rows,
+                    };
+                    for r in 0..acts.rows {
+                        for half in 0..2 {
+                            // SAFETY: as above; the activation row exists, and this code is
+                            // compiled only for targets with AVX2, FMA (and F16C with them).
+                            unsafe {
+                                if q4_1 {
+                                    t.run::<true>(half, r)
+                                } else {
+                                    t.run::<false>(half, r)
+                                }
+                            }
+                        }
+                    }
+                }
+                return;
+            }
             for group in groups {
                 // SAFETY: the group's blocks lie in `data`; the activation rows exist (checked
                 // above), `offsets` has eight values per row and block; the caller owns the
@@ -186,10 +243,10 @@ impl Packed32 {
     }
 }
 
-/// Sets row `j`'s Q5_0 high bits `qh` in a packed block's eight masks: mask `k` (lo) and
-/// `4 + k` (hi) belong to nibble vector `k`'s low and high nibbles, whose byte `4j + i` holds
-/// value `4k + i` (lo) or `16 + 4k + i` (hi) of row `j`.
-fn put_high_bits(masks: &mut [u8], j: usize, qh: u32) {
+/// Sets row `j`'s Q5_0 high bits `qh` in a packed block's eight masks (the AVX-512 form): mask
+/// `k` (lo) and `4 + k` (hi) belong to nibble vector `k`'s low and high nibbles, whose byte
+/// `4j + i` holds value `4k + i` (lo) or `16 + 4k + i` (hi) of row `j`.
+fn put_high_masks(masks: &mut [u8], j: usize, qh: u32) {
     for k in 0..4 {
         for i in 0..4 {
             let bit = 4 * j + i;
@@ -199,6 +256,20 @@ fn put_high_bits(masks: &mut [u8], j: usize, qh: u32) {
                 }
             }
         }
+    }
+}
+
+/// Sets row `j`'s Q5_0 high bits `qh` in a packed block's 64 high-bit bytes (the AVX2 form):
+/// byte `4j + i` has in bit `k` the fifth bit of value `4k + i` (nibble vector `k`'s low
+/// nibble at that byte) and in bit `4 + k` that of value `16 + 4k + i` (its high nibble).
+fn put_high_bytes(bytes: &mut [u8], j: usize, qh: u32) {
+    for i in 0..4 {
+        let mut byte = 0u8;
+        for k in 0..4 {
+            byte |= ((qh >> (4 * k + i) & 1) as u8) << k;
+            byte |= ((qh >> (16 + 4 * k + i) & 1) as u8) << (4 + k);
+        }
+        bytes[4 * j + i] = byte;
     }
 }
 

@@ -277,28 +277,31 @@ fn packed_q4k_equals_the_scalar_reference_bit_for_bit() {
 
 #[test]
 fn packed_32_value_blocks_equal_the_scalar_reference_bit_for_bit() {
-    if !avx512_runs() {
-        return;
-    }
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    for (format, groups, cols) in [(WeightFormat::Q4_1, 2, 320), (WeightFormat::Q5_0, 3, 640)] {
-        let rows = groups * packed32::GROUP;
-        let w: Vec<u8> = (0..rows)
-            .flat_map(|_| random_row(format, cols, &mut rng))
-            .collect();
-        let packed = Packed32::pack(format, &w, rows, cols).expect("whole groups");
-        assert_eq!(packed.bytes(), w.len());
-        let short = &w[..w.len() / rows * (rows - 1)];
-        assert!(Packed32::pack(format, short, rows - 1, cols).is_none());
-        assert!(Packed32::pack(WeightFormat::Q8_0, &w, rows, cols).is_none());
-        for m in [1usize, 2, 3, 4, 5, 9] {
-            let x: Vec<f32> = (0..m * cols).map(|_| rng.f32() * 4.0).collect();
-            let acts = Acts::quantize(format.act_format(), &x, m, cols);
-            let mut y = vec![f32::NAN; m * rows];
-            let offsets = packed.offsets(&acts);
-            // SAFETY: one thread writes every group.
-            unsafe { packed.matmul_groups(&acts, &offsets, 0..groups, y.as_mut_ptr()) };
-            assert_packed_equals_scalar(format, &w, rows, &acts, &y);
+    for kernels in Kernels::available() {
+        let cases = [(WeightFormat::Q4_1, 2, 320), (WeightFormat::Q5_0, 3, 640)];
+        for (format, groups, cols) in cases {
+            let rows = groups * packed32::GROUP;
+            let w: Vec<u8> = (0..rows)
+                .flat_map(|_| random_row(format, cols, &mut rng))
+                .collect();
+            let Some(packed) = Packed32::pack(kernels, format, &w, rows, cols) else {
+                assert_eq!(kernels, Kernels::Portable, "{format:?}");
+                continue;
+            };
+            assert_eq!(packed.bytes(), w.len());
+            let short = &w[..w.len() / rows * (rows - 1)];
+            assert!(Packed32::pack(kernels, format, short, rows - 1, cols).is_none());
+            assert!(Packed32::pack(kernels, WeightFormat::Q8_0, &w, rows, cols).is_none());
+            for m in [1usize, 2, 3, 4, 5, 9] {
+                let x: Vec<f32> = (0..m * cols).map(|_| rng.f32() * 4.0).collect();
+                let acts = Acts::quantize(format.act_format(), &x, m, cols);
+                let mut y = vec![f32::NAN; m * rows];
+                let offsets = packed.offsets(&acts);
+                // SAFETY: one thread writes every group.
+                unsafe { packed.matmul_groups(&acts, &offsets, 0..groups, y.as_mut_ptr()) };
+                assert_packed_equals_scalar(format, &w, rows, &acts, &y);
+            }
         }
     }
 }

@@ -1,0 +1,104 @@
+//! The AVX2 tile of [`super::packed32`]: eight weight rows (one half of a packed group, one row
+//! per 32-bit lane) times one activation row. Per block and nibble vector, `vpmaddubsw` and
+//! `vpmaddwd` form four values' integer sums for the eight rows at once against four broadcast
+//! activation bytes; the float operations per row are those of the scalar reference, in its
+//! order (see [`super::packed32`]), so the bits are equal.
+
+use std::arch::x86_64::*;
+
+use super::act::Acts;
+use super::packed32::{DW, EXTRA, GROUP, Q4_1_QS, Q5_0_QS};
+
+/// Sixteen weight rows (the packed group at `p`) times activation rows, one half of the group
+/// and one activation row per [`Tile::run`]; row `r`'s results go to `out[r·stride..][..16]`.
+pub(super) struct Tile<'a> {
+    pub p: *const u8,
+    pub blocks: usize,
+    pub acts: &'a Acts,
+    /// Q5_0: eight starting sums per activation row and block.
+    pub offsets: &'a [i32],
+    pub out: *mut f32,
+    pub stride: usize,
+}
+
+impl Tile<'_> {
+    /// Rows `8·half..8·half + 8` of the group times activation row `row`, Q4_1 weights where
+    /// `Q4_1`, else Q5_0 (with its high bits in the AVX2 form).
+    ///
+    /// # Safety
+    /// `p` holds `blocks` packed blocks of that format, row `row` exists in `acts` (Q8_1 with
+    /// its sums, or Q8_0 with `offsets`) with `blocks` blocks, `out` has room for that row at
+    /// `stride`, `half` is 0 or 1, and the CPU has AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn run<const Q4_1: bool>(&self, half: usize, row: usize) {
+        let (p, blocks, acts) = (self.p, self.blocks, self.acts);
+        let (pack, qs) = if Q4_1 {
+            (GROUP * 20, Q4_1_QS)
+        } else {
+            (GROUP * 22, Q5_0_QS)
+        };
+        let nibble = _mm256_set1_epi8(0x0f);
+        let fifth = _mm256_set1_epi8(0x10);
+        let ones = _mm256_set1_epi16(1);
+        // Eight lanes of four products, one weight row per vector lane.
+        let mut acc = [_mm256_setzero_ps(); 8];
+        let mut mins = _mm256_setzero_ps();
+        for b in 0..blocks {
+            // SAFETY: inside the group's blocks and the row's blocks (the contract).
+            unsafe {
+                let blk = p.add(b * pack);
+                let at = row * blocks + b;
+                let a = acts.qs.as_ptr().add(at * 32);
+                let dw = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(DW + 16 * half).cast()));
+                let d = _mm256_mul_ps(dw, _mm256_set1_ps(*acts.d.get_unchecked(at)));
+                // Q5_0: the fifth bit of the low nibbles of vector `k` is bit `k` of `lo_bits`,
+                // moved to bit 4 (`0x10`); of the high nibbles, bit `4 + k` of `hi_bits`.
+                let mut lo_bits = _mm256_setzero_si256();
+                let mut hi_bits = _mm256_setzero_si256();
+                if Q4_1 {
+                    let m = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(EXTRA + 16 * half).cast()));
+                    let s = _mm256_set1_ps(*acts.sums.get_unchecked(at));
+                    mins = _mm256_fmadd_ps(m, s, mins);
+                } else {
+                    hi_bits = _mm256_loadu_si256(blk.add(EXTRA + 32 * half).cast());
+                    // 16-bit shifts: bit 4 of each byte only ever comes from its own byte.
+                    lo_bits = _mm256_slli_epi16::<4>(hi_bits);
+                }
+                for k in 0..4 {
+                    let raw = _mm256_loadu_si256(blk.add(qs + 64 * k + 32 * half).cast());
+                    let mut lo = _mm256_and_si256(raw, nibble);
+                    let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(raw), nibble);
+                    if !Q4_1 {
+                        lo = _mm256_or_si256(lo, _mm256_and_si256(lo_bits, fifth));
+                        hi = _mm256_or_si256(hi, _mm256_and_si256(hi_bits, fifth));
+                        lo_bits = _mm256_srli_epi16::<1>(lo_bits);
+                        hi_bits = _mm256_srli_epi16::<1>(hi_bits);
+                    }
+                    let al = _mm256_set1_epi32(std::ptr::read_unaligned(a.add(4 * k).cast()));
+                    let ah = _mm256_set1_epi32(std::ptr::read_unaligned(a.add(16 + 4 * k).cast()));
+                    let mut sl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, al), ones);
+                    let mut sh = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ah), ones);
+                    if !Q4_1 {
+                        let o = self.offsets.as_ptr().add(at * 8);
+                        sl = _mm256_add_epi32(sl, _mm256_set1_epi32(*o.add(k)));
+                        sh = _mm256_add_epi32(sh, _mm256_set1_epi32(*o.add(4 + k)));
+                    }
+                    acc[k] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sl), acc[k]);
+                    acc[k + 4] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sh), acc[k + 4]);
+                }
+            }
+        }
+        let h = [
+            _mm256_add_ps(acc[0], acc[4]),
+            _mm256_add_ps(acc[1], acc[5]),
+            _mm256_add_ps(acc[2], acc[6]),
+            _mm256_add_ps(acc[3], acc[7]),
+        ];
+        let mut sum = _mm256_add_ps(_mm256_add_ps(h[0], h[2]), _mm256_add_ps(h[1], h[3]));
+        if Q4_1 {
+            sum = _mm256_add_ps(sum, mins);
+        }
+        // SAFETY: row `row` of `out` has sixteen values from here (the contract).
+        unsafe { _mm256_storeu_ps(self.out.add(row * self.stride + 8 * half), sum) };
+    }
+}
