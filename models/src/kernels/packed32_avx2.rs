@@ -2,7 +2,9 @@
 //! per 32-bit lane) times one activation row. Per block and nibble vector, `vpmaddubsw` and
 //! `vpmaddwd` form four values' integer sums for the eight rows at once against four broadcast
 //! activation bytes; the float operations per row are those of the scalar reference, in its
-//! order (see [`super::packed32`]), so the bits are equal.
+//! order (see [`super::packed32`]), so the bits are equal. For several activation rows (a
+//! prefill) each half group's values are unpacked once into plain bytes, which every row then
+//! reads.
 
 use std::arch::x86_64::*;
 
@@ -21,24 +23,53 @@ pub(super) struct Tile<'a> {
     pub stride: usize,
 }
 
+/// Bytes of one block's unpacked values for one half group: eight vectors (nibble vector `k`'s
+/// low values at `2k`, its high values at `2k + 1`).
+pub(super) const UNPACKED_BLOCK: usize = 256;
+
 impl Tile<'_> {
+    /// The values of rows `8·half..8·half + 8` of the group, unpacked into `buf` (`blocks ×`
+    /// [`UNPACKED_BLOCK`] bytes) as unsigned bytes (Q4_1: 0..16; Q5_0: value + 16, 0..32).
+    ///
+    /// # Safety
+    /// As [`Self::run`], and `buf` holds `blocks ×` [`UNPACKED_BLOCK`] bytes.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn unpack<const Q4_1: bool>(&self, half: usize, buf: &mut [u8]) {
+        let (pack, qs) = layout::<Q4_1>();
+        for b in 0..self.blocks {
+            // SAFETY: inside the group's blocks and `buf` (the contract).
+            unsafe {
+                let blk = self.p.add(b * pack);
+                let dst = buf.as_mut_ptr().add(b * UNPACKED_BLOCK);
+                let mut bits = HighBits::load::<Q4_1>(blk, half);
+                for k in 0..4 {
+                    let (lo, hi) = values::<Q4_1>(blk, qs, k, half, &mut bits);
+                    _mm256_storeu_si256(dst.add(64 * k).cast(), lo);
+                    _mm256_storeu_si256(dst.add(64 * k + 32).cast(), hi);
+                }
+            }
+        }
+    }
+
     /// Rows `8·half..8·half + 8` of the group times activation row `row`, Q4_1 weights where
-    /// `Q4_1`, else Q5_0 (with its high bits in the AVX2 form).
+    /// `Q4_1`, else Q5_0 (with its high bits in the AVX2 form); the values are read from
+    /// `unpacked` where `UNPACKED` (what [`Self::unpack`] wrote for this half), else unpacked
+    /// here.
     ///
     /// # Safety
     /// `p` holds `blocks` packed blocks of that format, row `row` exists in `acts` (Q8_1 with
     /// its sums, or Q8_0 with `offsets`) with `blocks` blocks, `out` has room for that row at
-    /// `stride`, `half` is 0 or 1, and the CPU has AVX2, FMA and F16C.
+    /// `stride`, `half` is 0 or 1, `unpacked` holds `blocks ×` [`UNPACKED_BLOCK`]
+    /// bytes where `UNPACKED`, and the CPU has AVX2, FMA and F16C.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn run<const Q4_1: bool>(&self, half: usize, row: usize) {
+    pub(super) unsafe fn run<const Q4_1: bool, const UNPACKED: bool>(
+        &self,
+        half: usize,
+        row: usize,
+        unpacked: &[u8],
+    ) {
         let (p, blocks, acts) = (self.p, self.blocks, self.acts);
-        let (pack, qs) = if Q4_1 {
-            (GROUP * 20, Q4_1_QS)
-        } else {
-            (GROUP * 22, Q5_0_QS)
-        };
-        let nibble = _mm256_set1_epi8(0x0f);
-        let fifth = _mm256_set1_epi8(0x10);
+        let (pack, qs) = layout::<Q4_1>();
         let ones = _mm256_set1_epi16(1);
         // Eight lanes of four products, one weight row per vector lane.
         let mut acc = [_mm256_setzero_ps(); 8];
@@ -51,29 +82,26 @@ impl Tile<'_> {
                 let a = acts.qs.as_ptr().add(at * 32);
                 let dw = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(DW + 16 * half).cast()));
                 let d = _mm256_mul_ps(dw, _mm256_set1_ps(*acts.d.get_unchecked(at)));
-                // Q5_0: the fifth bit of the low nibbles of vector `k` is bit `k` of `lo_bits`,
-                // moved to bit 4 (`0x10`); of the high nibbles, bit `4 + k` of `hi_bits`.
-                let mut lo_bits = _mm256_setzero_si256();
-                let mut hi_bits = _mm256_setzero_si256();
                 if Q4_1 {
                     let m = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(EXTRA + 16 * half).cast()));
                     let s = _mm256_set1_ps(*acts.sums.get_unchecked(at));
                     mins = _mm256_fmadd_ps(m, s, mins);
-                } else {
-                    hi_bits = _mm256_loadu_si256(blk.add(EXTRA + 32 * half).cast());
-                    // 16-bit shifts: bit 4 of each byte only ever comes from its own byte.
-                    lo_bits = _mm256_slli_epi16::<4>(hi_bits);
                 }
+                let mut bits = if UNPACKED {
+                    HighBits::none()
+                } else {
+                    HighBits::load::<Q4_1>(blk, half)
+                };
                 for k in 0..4 {
-                    let raw = _mm256_loadu_si256(blk.add(qs + 64 * k + 32 * half).cast());
-                    let mut lo = _mm256_and_si256(raw, nibble);
-                    let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(raw), nibble);
-                    if !Q4_1 {
-                        lo = _mm256_or_si256(lo, _mm256_and_si256(lo_bits, fifth));
-                        hi = _mm256_or_si256(hi, _mm256_and_si256(hi_bits, fifth));
-                        lo_bits = _mm256_srli_epi16::<1>(lo_bits);
-                        hi_bits = _mm256_srli_epi16::<1>(hi_bits);
-                    }
+                    let (lo, hi) = if UNPACKED {
+                        let src = unpacked.as_ptr().add(b * UNPACKED_BLOCK + 64 * k);
+                        (
+                            _mm256_loadu_si256(src.cast()),
+                            _mm256_loadu_si256(src.add(32).cast()),
+                        )
+                    } else {
+                        values::<Q4_1>(blk, qs, k, half, &mut bits)
+                    };
                     let al = _mm256_set1_epi32(std::ptr::read_unaligned(a.add(4 * k).cast()));
                     let ah = _mm256_set1_epi32(std::ptr::read_unaligned(a.add(16 + 4 * k).cast()));
                     let mut sl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, al), ones);
@@ -101,4 +129,79 @@ impl Tile<'_> {
         // SAFETY: row `row` of `out` has sixteen values from here (the contract).
         unsafe { _mm256_storeu_ps(self.out.add(row * self.stride + 8 * half), sum) };
     }
+}
+
+/// A packed block's bytes and where its nibble vectors start.
+fn layout<const Q4_1: bool>() -> (usize, usize) {
+    if Q4_1 {
+        (GROUP * 20, Q4_1_QS)
+    } else {
+        (GROUP * 22, Q5_0_QS)
+    }
+}
+
+/// Q5_0's fifth bits of one half group's block, walked nibble vector by nibble vector: those
+/// of vector `k`'s low values are bit `k` of each high-bit byte, moved to bit 4 (`lo`), those
+/// of its high values bit `4 + k` (`hi`); both shift down one bit per vector.
+struct HighBits {
+    lo: __m256i,
+    hi: __m256i,
+}
+
+impl HighBits {
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn none() -> Self {
+        Self {
+            lo: _mm256_setzero_si256(),
+            hi: _mm256_setzero_si256(),
+        }
+    }
+
+    /// # Safety
+    /// `blk` is a packed block of the format (`Q4_1` or Q5_0); `half` is 0 or 1.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load<const Q4_1: bool>(blk: *const u8, half: usize) -> Self {
+        if Q4_1 {
+            return Self::none();
+        }
+        // SAFETY: the block's 64 high-bit bytes (the contract).
+        let hi = unsafe { _mm256_loadu_si256(blk.add(EXTRA + 32 * half).cast()) };
+        // 16-bit shifts: bit 4 of each byte only ever comes from its own byte.
+        Self {
+            lo: _mm256_slli_epi16::<4>(hi),
+            hi,
+        }
+    }
+}
+
+/// Nibble vector `k` of half `half` of the packed block `blk` as two vectors of unsigned values
+/// (low nibbles, high nibbles), Q5_0's fifth bits added from `bits`, which moves on a vector.
+///
+/// # Safety
+/// `blk` is a packed block of the format with its nibble vectors from `qs`; `k < 4`, `half` 0
+/// or 1.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn values<const Q4_1: bool>(
+    blk: *const u8,
+    qs: usize,
+    k: usize,
+    half: usize,
+    bits: &mut HighBits,
+) -> (__m256i, __m256i) {
+    let nibble = _mm256_set1_epi8(0x0f);
+    // SAFETY: inside the block (the contract).
+    let raw = unsafe { _mm256_loadu_si256(blk.add(qs + 64 * k + 32 * half).cast()) };
+    let mut lo = _mm256_and_si256(raw, nibble);
+    let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(raw), nibble);
+    if !Q4_1 {
+        let fifth = _mm256_set1_epi8(0x10);
+        lo = _mm256_or_si256(lo, _mm256_and_si256(bits.lo, fifth));
+        hi = _mm256_or_si256(hi, _mm256_and_si256(bits.hi, fifth));
+        bits.lo = _mm256_srli_epi16::<1>(bits.lo);
+        bits.hi = _mm256_srli_epi16::<1>(bits.hi);
+    }
+    (lo, hi)
 }
