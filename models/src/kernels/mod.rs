@@ -39,6 +39,12 @@ pub mod packed32;
     target_feature = "fma"
 ))]
 mod packed32_avx2;
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+mod packed_avx2;
 mod par;
 pub mod q4_1;
 #[cfg(all(
@@ -276,8 +282,8 @@ pub fn dot_rows(format: WeightFormat, w: &[u8], acts: &Acts, first: usize, out: 
 
 /// A quantised `[rows, cols]` weight on the CPU, multiplied by this module's kernels. The
 /// blocks stay in the candle tensor they were loaded into (shared, e.g. with an embedding),
-/// except Q4_1 and Q5_0 under the SIMD kernels and Q4_K under the AVX-512 ones, which are
-/// repacked ([`packed32`], [`packed`]) and the tensor let go where nothing else holds it.
+/// except Q4_1, Q5_0 and Q4_K under the SIMD kernels, which are repacked ([`packed32`],
+/// [`packed`]) and the tensor let go where nothing else holds it.
 #[derive(Debug, Clone)]
 pub struct QMatrix {
     weights: Weights,
@@ -336,10 +342,8 @@ impl QMatrix {
         let kernels = kernels();
         if repack && kernels != Kernels::Portable {
             let packed = match format {
-                WeightFormat::Q4K if kernels == Kernels::Avx512 => {
-                    PackedQ4K::pack(&m.data().ok()?, rows, cols)
-                        .map(|p| Weights::Packed(Arc::new(p)))
-                }
+                WeightFormat::Q4K => PackedQ4K::pack(kernels, &m.data().ok()?, rows, cols)
+                    .map(|p| Weights::Packed(Arc::new(p))),
                 WeightFormat::Q4_1 | WeightFormat::Q5_0 => {
                     Packed32::pack(kernels, format, &m.data().ok()?, rows, cols)
                         .map(|p| Weights::Packed32(Arc::new(p)))

@@ -1,10 +1,13 @@
-//! Q4_K weights repacked for the AVX-512 kernels: sixteen weight rows interleaved block by block
-//! so that each lane of a vector belongs to one weight row. A product then needs no horizontal
-//! sums: `vpdpbusd` multiplies four values of sixteen rows by four broadcast activations at once
-//! (llama.cpp repacks its Q4_K the same way for the same reason). Integer sums are exact, and
+//! Q4_K weights repacked for the SIMD kernels: sixteen weight rows interleaved block by block so
+//! that each lane of a vector belongs to one weight row. A product then needs no horizontal
+//! sums: under the AVX-512 set `vpdpbusd` multiplies four values of sixteen rows by four
+//! broadcast activations at once (llama.cpp repacks its Q4_K the same way for the same
+//! reason); under the AVX2 set ([`super::packed_avx2`]) `vpmaddubsw` does it for eight rows,
+//! each half of a group in turn. Integer sums are exact, and
 //! every row gets the float operations of [`super::scalar`] in the same order, so the results
 //! are the other kernels' bit for bit.
 
+use super::Kernels;
 use super::act::Acts;
 use super::format::k_scale_min;
 
@@ -13,12 +16,12 @@ pub const GROUP: usize = 16;
 /// Bytes of one group's block (the sixteen rows' own blocks take 2304): super-scales and
 /// super-mins as f16, sub-block scales and mins as bytes, then the 4-bit values four bytes
 /// per row at a time.
-const PACK: usize = 2368;
-const DW: usize = 0;
-const DMIN: usize = 32;
-const SC: usize = 64;
-const MINS: usize = 192;
-const QS: usize = 320;
+pub(super) const PACK: usize = 2368;
+pub(super) const DW: usize = 0;
+pub(super) const DMIN: usize = 32;
+pub(super) const SC: usize = 64;
+pub(super) const MINS: usize = 192;
+pub(super) const QS: usize = 320;
 /// Activation rows per tile.
 #[cfg(all(
     target_arch = "x86_64",
@@ -31,17 +34,19 @@ const TILE_ACTS: usize = 4;
 #[derive(Debug, Clone)]
 pub struct PackedQ4K {
     data: Vec<u8>,
+    kernels: Kernels,
     rows: usize,
     blocks: usize,
 }
 
 impl PackedQ4K {
-    /// Repacks `data` (`rows` rows of `cols / 256` Q4_K blocks); `None` unless the rows come in
-    /// whole groups and the sizes agree.
-    pub fn pack(data: &[u8], rows: usize, cols: usize) -> Option<Self> {
+    /// Repacks `data` (`rows` rows of `cols / 256` Q4_K blocks) for `kernels`; `None` for the
+    /// portable kernels, or unless the rows come in whole groups and the sizes agree.
+    pub fn pack(kernels: Kernels, data: &[u8], rows: usize, cols: usize) -> Option<Self> {
         let blocks = cols / 256;
         let row_bytes = blocks * 144;
-        if rows == 0
+        if kernels == Kernels::Portable
+            || rows == 0
             || !rows.is_multiple_of(GROUP)
             || !cols.is_multiple_of(256)
             || data.len() != rows * row_bytes
@@ -71,6 +76,7 @@ impl PackedQ4K {
         }
         Some(Self {
             data: out,
+            kernels,
             rows,
             blocks,
         })
@@ -87,7 +93,7 @@ impl PackedQ4K {
 
     /// `y[i·rows + o] = w_o · acts[i]` for the weight rows `o` of groups `groups`, every
     /// activation row `i`. Does nothing unless `acts` has this matrix's blocks, `y` holds
-    /// `acts.rows × rows` values and the CPU runs the AVX-512 kernels.
+    /// `acts.rows × rows` values and the CPU runs the kernels it was packed for.
     ///
     /// # Safety
     /// No other thread writes the columns of `groups` in `y` meanwhile (`y` may be shared
@@ -99,7 +105,56 @@ impl PackedQ4K {
             && acts.d.len() == acts.rows * self.blocks
             && acts.bsums.len() == acts.qs.len() / 16
             && groups.end * GROUP <= self.rows;
-        if !sized || !super::avx512_runs() {
+        let runs = match self.kernels {
+            Kernels::Avx512 => super::avx512_runs(),
+            _ => Kernels::available().contains(&self.kernels),
+        };
+        if !sized || !runs {
+            return;
+        }
+        #[cfg(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma"
+        ))]
+        if self.kernels == Kernels::Avx2 {
+            use super::packed_avx2::{Tile, UNPACKED_BLOCK};
+            // Several activation rows read each half group's values unpacked once.
+            let several = acts.rows > 1;
+            let mut unpacked = vec![
+                0u8;
+                if several {
+                    self.blocks * UNPACKED_BLOCK
+                } else {
+                    0
+                }
+            ];
+            for group in groups {
+                let t = Tile {
+                    // SAFETY: the group's blocks lie in `data` (checked above).
+                    p: unsafe { self.data.as_ptr().add(group * self.blocks * PACK) },
+                    blocks: self.blocks,
+                    acts,
+                    // SAFETY: the group's columns lie in `y` (the contract).
+                    out: unsafe { y.add(group * GROUP) },
+                    stride: self.rows,
+                };
+                for half in 0..2 {
+                    // SAFETY: as above; the activation rows exist, `unpacked` holds the half
+                    // group's values where there are several, and this code is compiled only
+                    // for targets with AVX2, FMA (and F16C with them).
+                    unsafe {
+                        if several {
+                            t.unpack(half, &mut unpacked);
+                            for r in 0..acts.rows {
+                                t.run::<true>(half, r, &unpacked);
+                            }
+                        } else {
+                            t.run::<false>(half, 0, &[]);
+                        }
+                    }
+                }
+            }
             return;
         }
         #[cfg(all(

@@ -249,29 +249,32 @@ fn assert_packed_equals_scalar(
 
 #[test]
 fn packed_q4k_equals_the_scalar_reference_bit_for_bit() {
-    if !avx512_runs() {
-        return;
-    }
     let mut rng = Rng(0x853c_49e6_748f_ea9b);
     let (rows, cols) = (2 * packed::GROUP, 768);
     let w: Vec<u8> = (0..rows)
         .flat_map(|_| random_row(WeightFormat::Q4K, cols, &mut rng))
         .collect();
-    let packed = PackedQ4K::pack(&w, rows, cols).expect("whole groups");
-    assert!(PackedQ4K::pack(&w[..w.len() / rows * (rows - 1)], rows - 1, cols).is_none());
-    for m in [1usize, 2, 3, 4, 5, 9] {
-        let x: Vec<f32> = (0..m * cols).map(|_| rng.f32() * 4.0).collect();
-        let mut acts = Acts::quantize(ActFormat::Q8K, &x, m, cols);
-        acts.orders = (0..m)
-            .map(|_| RowOrder {
-                q4k_groups: rng.next().is_multiple_of(2),
-                q6k_tiled: false,
-            })
-            .collect();
-        let mut y = vec![f32::NAN; m * rows];
-        // SAFETY: one thread writes every group.
-        unsafe { packed.matmul_groups(&acts, 0..rows / packed::GROUP, y.as_mut_ptr()) };
-        assert_packed_equals_scalar(WeightFormat::Q4K, &w, rows, &acts, &y);
+    for kernels in Kernels::available() {
+        let Some(packed) = PackedQ4K::pack(kernels, &w, rows, cols) else {
+            assert_eq!(kernels, Kernels::Portable);
+            continue;
+        };
+        let short = &w[..w.len() / rows * (rows - 1)];
+        assert!(PackedQ4K::pack(kernels, short, rows - 1, cols).is_none());
+        for m in [1usize, 2, 3, 4, 5, 9] {
+            let x: Vec<f32> = (0..m * cols).map(|_| rng.f32() * 4.0).collect();
+            let mut acts = Acts::quantize(ActFormat::Q8K, &x, m, cols);
+            acts.orders = (0..m)
+                .map(|_| RowOrder {
+                    q4k_groups: rng.next().is_multiple_of(2),
+                    q6k_tiled: false,
+                })
+                .collect();
+            let mut y = vec![f32::NAN; m * rows];
+            // SAFETY: one thread writes every group.
+            unsafe { packed.matmul_groups(&acts, 0..rows / packed::GROUP, y.as_mut_ptr()) };
+            assert_packed_equals_scalar(WeightFormat::Q4K, &w, rows, &acts, &y);
+        }
     }
 }
 
