@@ -23,6 +23,8 @@ mod linear;
 pub(crate) mod math;
 #[cfg(target_arch = "x86_64")]
 mod q4_avx2;
+#[cfg(target_arch = "x86_64")]
+mod q4_avx512;
 #[cfg(test)]
 mod tests;
 

@@ -18,13 +18,13 @@ use crate::kernels::SyncPtr;
 /// Output columns per strip: eight 32-bit lanes.
 pub(super) const STRIP: usize = 8;
 /// Inputs per Q4_0 block.
-const QK: usize = 32;
+pub(super) const QK: usize = 32;
 /// Bytes of a Q4_0 block: an f16 scale, then 32 4-bit values (the first 16 in the low
 /// nibbles).
 const Q4_0_BYTES: usize = 18;
 /// Bytes of one strip's block: 32 inputs × 8 columns as bytes (input `i` of column `j` at
 /// `i / 4 · 32 + j · 4 + i % 4`), then the 8 columns' scales as f32.
-const PACKED_BLOCK: usize = QK * STRIP + 4 * STRIP;
+pub(super) const PACKED_BLOCK: usize = QK * STRIP + 4 * STRIP;
 /// Rows of a micro-tile (one strip wide): 4 16-bit sums and 4 f32 accumulators, with the
 /// weight vector, a broadcast and the constant beside them. (On a Zen 3, 4 × 1 ran ahead of
 /// 3 × 1, 5 × 1, 6 × 1, 2 × 2, 3 × 2 and 4 × 2, whose extra registers spill.)
@@ -198,13 +198,43 @@ pub(super) unsafe fn gemm_tile(
     c: *mut f32,
     ldc: usize,
 ) {
+    let wide = super::q4_avx512::enabled();
+    // SAFETY: the caller's contract, and `wide` only where the AVX-512 kernels run.
+    unsafe { gemm_tile_with(wide, a, r0, rows, w, c0, cols, c, ldc) }
+}
+
+/// [`gemm_tile`], with pairs of strips on the 512-bit tile where `wide`.
+///
+/// # Safety
+/// As [`gemm_tile`], and where `wide`, the CPU runs the AVX-512 kernels
+/// ([`super::q4_avx512::enabled`]).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a BLAS-style tile: operands with their strides"
+)]
+unsafe fn gemm_tile_with(
+    wide: bool,
+    a: &QuantRows,
+    r0: usize,
+    rows: usize,
+    w: &PackedQ4,
+    c0: usize,
+    cols: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
     assert!(c0.is_multiple_of(STRIP) && cols.is_multiple_of(STRIP) && c0 + cols <= w.n);
     assert!(a.k == w.k && (r0 + rows) * a.k <= a.q.len());
     let nb = w.k / QK;
     let strip_len = nb * PACKED_BLOCK;
-    for s in 0..cols / STRIP {
+    // Under the AVX-512 kernels, pairs of strips take the 512-bit tile.
+    let strips = cols / STRIP;
+    let mut s = 0;
+    while s < strips {
         let b = w.data[(c0 / STRIP + s) * strip_len..].as_ptr();
-        for r in (0..rows).step_by(MR) {
+        let pair = wide && s + 1 < strips;
+        let mr = if pair { super::q4_avx512::ROWS } else { MR };
+        for r in (0..rows).step_by(mr) {
             let row = r0 + r;
             let tile = Tile {
                 q: a.q[row * a.k..].as_ptr(),
@@ -217,24 +247,32 @@ pub(super) unsafe fn gemm_tile(
                 c: unsafe { c.add(r * ldc + s * STRIP) },
                 ldc,
             };
-            // SAFETY: `tile` lies inside `a`, `w` and the caller's block (checked above and
-            // by the caller), and the caller checked the CPU.
-            unsafe { micro_dispatch(MR.min(rows - r), &tile) }
+            // SAFETY: `tile` (and, for a pair, the next strip, which starts `strip_len` after
+            // `b`) lies inside `a`, `w` and the caller's block (checked above and by the
+            // caller), and the caller checked the CPU (the AVX-512 kernels for a pair).
+            unsafe {
+                if pair {
+                    super::q4_avx512::micro_dispatch(mr.min(rows - r), &tile, b.add(strip_len))
+                } else {
+                    micro_dispatch(mr.min(rows - r), &tile)
+                }
+            }
         }
+        s += if pair { 2 } else { 1 };
     }
 }
 
 /// One micro-tile's operands: `nb` blocks of `a` rows (values `lda` apart, per-block scales
 /// and offsets `nb` apart) and of the strip `b`, added to `c` (stride `ldc`).
-struct Tile {
-    q: *const i8,
-    scale: *const f32,
-    offset: *const f32,
-    lda: usize,
-    b: *const u8,
-    nb: usize,
-    c: *mut f32,
-    ldc: usize,
+pub(super) struct Tile {
+    pub(super) q: *const i8,
+    pub(super) scale: *const f32,
+    pub(super) offset: *const f32,
+    pub(super) lda: usize,
+    pub(super) b: *const u8,
+    pub(super) nb: usize,
+    pub(super) c: *mut f32,
+    pub(super) ldc: usize,
 }
 
 /// Calls [`micro`] for `nr` rows (1..=[`MR`]).
@@ -386,6 +424,32 @@ mod tests {
                         "{at}: {got} vs {exact}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn the_512_bit_tile_gives_the_avx2_tiles_bits() {
+        if !super::super::q4_avx512::enabled() {
+            eprintln!("skipped: the AVX-512 kernels do not run on this CPU");
+            return;
+        }
+        for (m, k, n) in [(1, 32, 16), (9, 384, 40), (17, 1536, 48)] {
+            let (blocks, _) = weights(n, k, (m + k + n) as u64);
+            let w = PackedQ4::from_q4_0(&blocks, n, k).expect("packs");
+            let x: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 3.0)
+                .collect();
+            let a = QuantRows::new(&x, m, k);
+            let run = |wide: bool| {
+                let mut out: Vec<f32> = (0..m * n).map(|i| i as f32 * 0.5).collect();
+                // SAFETY: the whole of `out`; `wide` only where the AVX-512 kernels run.
+                unsafe { gemm_tile_with(wide, &a, 0, m, &w, 0, n, out.as_mut_ptr(), n) };
+                out
+            };
+            let (narrow, wide) = (run(false), run(true));
+            for (i, (x, y)) in narrow.iter().zip(&wide).enumerate() {
+                assert_eq!(x.to_bits(), y.to_bits(), "{m}×{k}×{n} at {i}: {x} vs {y}");
             }
         }
     }

@@ -25,10 +25,13 @@ pub use tokenizer::UnigramTokenizer;
 
 /// The GEMM multilingual-e5's layers take for passes of many tokens on this CPU:
 /// `int8-avx2-tiles` (4-bit weights as bytes, 8-bit activations; see [`encoder`]) where AVX2
-/// and FMA run, else `f32`. Passes of few tokens take the quantised kernels of
+/// and FMA run, `int8-avx512-vnni-tiles` (the same products sixteen columns at a time) under
+/// the AVX-512 kernels, else `f32`. Passes of few tokens take the quantised kernels of
 /// [`crate::kernels::kernels`].
 pub fn cpu_gemm() -> &'static str {
-    if crate::bert::q4_gemm() {
+    if crate::bert::q4_gemm() && crate::kernels::kernels() == crate::kernels::Kernels::Avx512 {
+        "int8-avx512-vnni-tiles"
+    } else if crate::bert::q4_gemm() {
         "int8-avx2-tiles"
     } else {
         "f32"
