@@ -4,7 +4,8 @@
 //! `gemm` crate, which the other CPUs use, packs both operands again on every call.)
 //!
 //! Each output value starts from what the output holds (bias, residual) and takes one FMA per
-//! input, in input order.
+//! input, in input order. Under the AVX-512 kernels, pairs of strips take the 512-bit tile of
+//! [`super::f32_avx512`], which gives the same bits.
 
 use std::arch::x86_64::*;
 
@@ -98,15 +99,52 @@ pub(super) unsafe fn gemm_tile(
     c: *mut f32,
     ldc: usize,
 ) {
+    let wide = super::f32_avx512::enabled();
+    // SAFETY: the caller's contract, and `wide` only where the AVX-512 kernels run.
+    unsafe { gemm_tile_with(wide, a, lda, rows, w, c0, cols, c, ldc) }
+}
+
+/// [`gemm_tile`], with tiles of whole strip pairs on the 512-bit tile where `wide`.
+///
+/// # Safety
+/// As [`gemm_tile`], and where `wide`, the CPU runs the AVX-512 kernels
+/// ([`super::f32_avx512::enabled`]).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a BLAS-style tile: operands with their strides"
+)]
+unsafe fn gemm_tile_with(
+    wide: bool,
+    a: &[f32],
+    lda: usize,
+    rows: usize,
+    w: &PackedF32,
+    c0: usize,
+    cols: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
     assert!(c0.is_multiple_of(STRIP) && cols.is_multiple_of(STRIP) && c0 + cols <= w.n);
     assert!(rows == 0 || (lda >= w.k && a.len() >= (rows - 1) * lda + w.k));
     let strip_len = w.k * STRIP;
+    let strips = cols / STRIP;
     for p0 in (0..w.k).step_by(KC) {
         let kc = KC.min(w.k - p0);
-        for s in (0..cols / STRIP).step_by(NR) {
-            let ns = NR.min(cols / STRIP - s);
+        let mut s = 0;
+        while s < strips {
+            // Under the AVX-512 kernels, whole pairs of strips take the 512-bit tile.
+            let ns = if wide && strips - s >= 2 {
+                super::f32_avx512::STRIPS.min(strips - s) / 2 * 2
+            } else {
+                NR.min(strips - s)
+            };
+            let mr = if wide && ns.is_multiple_of(2) {
+                super::f32_avx512::ROWS
+            } else {
+                MR
+            };
             let b = w.data[(c0 / STRIP + s) * strip_len + p0 * STRIP..].as_ptr();
-            for r in (0..rows).step_by(MR) {
+            for r in (0..rows).step_by(mr) {
                 let tile = Tile {
                     a: a[r * lda + p0..].as_ptr(),
                     lda,
@@ -118,23 +156,31 @@ pub(super) unsafe fn gemm_tile(
                     ldc,
                 };
                 // SAFETY: `tile` lies inside `a`, `w` and the caller's block (checked above
-                // and by the caller), and `enabled` checked the CPU.
-                unsafe { micro_dispatch(MR.min(rows - r), ns, &tile) }
+                // and by the caller), and `enabled` checked the CPU (the AVX-512 kernels
+                // where `wide`).
+                unsafe {
+                    if wide && ns.is_multiple_of(2) {
+                        super::f32_avx512::micro_dispatch(mr.min(rows - r), ns, &tile)
+                    } else {
+                        micro_dispatch(mr.min(rows - r), ns, &tile)
+                    }
+                }
             }
+            s += ns;
         }
     }
 }
 
 /// One micro-tile's operands: `kc` inputs of `a` rows (stride `lda`) and of `b` strips
 /// (stride `ldb`, 8 values an input), added to `c` (stride `ldc`).
-struct Tile {
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    kc: usize,
-    c: *mut f32,
-    ldc: usize,
+pub(super) struct Tile {
+    pub(super) a: *const f32,
+    pub(super) lda: usize,
+    pub(super) b: *const f32,
+    pub(super) ldb: usize,
+    pub(super) kc: usize,
+    pub(super) c: *mut f32,
+    pub(super) ldc: usize,
 }
 
 /// Calls [`micro`] for `nr` rows (1..=[`MR`]) and `ns` strips (1..=[`NR`]).
@@ -216,5 +262,32 @@ mod tests {
             // SAFETY: `out` is m × n and the block (0, c0)..(m, c0 + cols) lies inside it.
             unsafe { gemm_tile(x, k, m, &packed, c0, cols, out.as_mut_ptr().add(c0), n) };
         });
+    }
+
+    #[test]
+    fn the_512_bit_tile_gives_the_avx2_tiles_bits() {
+        if !super::super::f32_avx512::enabled() {
+            eprintln!("skipped: the AVX-512 kernels do not run on this CPU");
+            return;
+        }
+        for (m, k, n) in [(1, 1, 8), (9, 300, 40), (17, 600, 112), (6, 32, 512)] {
+            let w: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 7919 % 997) as f32 - 498.0) / 97.0)
+                .collect();
+            let x: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 104_729 % 991) as f32 - 495.0) / 89.0)
+                .collect();
+            let packed = PackedF32::new(&w, k, n);
+            let run = |wide: bool| {
+                let mut out: Vec<f32> = (0..m * n).map(|i| i as f32 * 0.25).collect();
+                // SAFETY: the whole of `out`; `wide` only where the AVX-512 kernels run.
+                unsafe { gemm_tile_with(wide, &x, k, m, &packed, 0, n, out.as_mut_ptr(), n) };
+                out
+            };
+            let (narrow, wide) = (run(false), run(true));
+            for (i, (a, b)) in narrow.iter().zip(&wide).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "{m}×{k}×{n} at {i}: {a} vs {b}");
+            }
+        }
     }
 }

@@ -17,6 +17,8 @@ mod cpu;
 mod encoder;
 #[cfg(target_arch = "x86_64")]
 mod f32_avx2;
+#[cfg(target_arch = "x86_64")]
+mod f32_avx512;
 #[cfg(all(test, target_arch = "x86_64"))]
 mod gemm_check;
 mod linear;
