@@ -96,21 +96,25 @@ impl Kernels {
         }
     }
 
+    /// Whether this build and CPU run these kernels.
+    pub fn runs(self) -> bool {
+        match self {
+            Self::Portable => true,
+            Self::Avx2 => cfg!(all(
+                target_arch = "x86_64",
+                target_feature = "avx2",
+                target_feature = "fma"
+            )),
+            Self::Avx512 => avx512_runs(),
+        }
+    }
+
     /// Every set this build and CPU can run, slowest first.
     pub fn available() -> Vec<Kernels> {
-        let avx2 = cfg!(all(
-            target_arch = "x86_64",
-            target_feature = "avx2",
-            target_feature = "fma"
-        ));
-        let mut all = vec![Self::Portable];
-        if avx2 {
-            all.push(Self::Avx2);
-        }
-        if avx512_runs() {
-            all.push(Self::Avx512);
-        }
-        all
+        [Self::Portable, Self::Avx2, Self::Avx512]
+            .into_iter()
+            .filter(|k| k.runs())
+            .collect()
     }
 
     /// `out[j] = w · acts[first + j]` with these kernels (the portable ones where this build or

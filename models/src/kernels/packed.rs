@@ -105,11 +105,7 @@ impl PackedQ4K {
             && acts.d.len() == acts.rows * self.blocks
             && acts.bsums.len() == acts.qs.len() / 16
             && groups.end * GROUP <= self.rows;
-        let runs = match self.kernels {
-            Kernels::Avx512 => super::avx512_runs(),
-            _ => Kernels::available().contains(&self.kernels),
-        };
-        if !sized || !runs {
+        if !sized || !self.kernels.runs() {
             return;
         }
         #[cfg(all(

@@ -157,11 +157,7 @@ impl Packed32 {
             && (!q4_1 || acts.sums.len() == acts.rows * self.blocks)
             && (q4_1 || offsets.len() == acts.qs.len() / 4)
             && groups.end * GROUP <= self.rows;
-        let runs = match self.kernels {
-            Kernels::Avx512 => super::avx512_runs(),
-            _ => Kernels::available().contains(&self.kernels),
-        };
-        if !sized || !runs {
+        if !sized || !self.kernels.runs() {
             return;
         }
         #[cfg(all(
