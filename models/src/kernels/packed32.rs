@@ -263,15 +263,16 @@ impl Packed32 {
 /// `k` (lo) and `4 + k` (hi) belong to nibble vector `k`'s low and high nibbles, whose byte
 /// `4j + i` holds value `4k + i` (lo) or `16 + 4k + i` (hi) of row `j`.
 fn put_high_masks(masks: &mut [u8], j: usize, qh: u32) {
-    for k in 0..4 {
-        for i in 0..4 {
-            let bit = 4 * j + i;
-            for (m, value) in [(k, 4 * k + i), (4 + k, 16 + 4 * k + i)] {
-                if qh >> value & 1 == 1 {
-                    masks[8 * m + bit / 8] |= 1 << (bit % 8);
-                }
-            }
-        }
+    // Mask `m` is a little-endian u64 whose bit `4j + i` is byte `4j + i`'s; values `4k..4k +
+    // 4` of row `j` are bits `4k..4k + 4` of `qh`, so each mask takes one nibble of `qh`.
+    for (m, shift) in (0..4)
+        .map(|k| (k, 4 * k))
+        .chain((0..4).map(|k| (4 + k, 16 + 4 * k)))
+    {
+        let at = &mut masks[8 * m..8 * m + 8];
+        let mut mask = u64::from_le_bytes([at[0], at[1], at[2], at[3], at[4], at[5], at[6], at[7]]);
+        mask |= u64::from(qh >> shift & 0xf) << (4 * j);
+        at.copy_from_slice(&mask.to_le_bytes());
     }
 }
 
