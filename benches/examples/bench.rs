@@ -8,7 +8,8 @@
 //!
 //! Other models and devices (the same program on a GPU, built with `--features cuda`):
 //! `--model FILE.gguf` (a Gemma 3 file, e.g. one `nfai models synth` wrote), `--device cuda:0`,
-//! `--batches 1,8,32`, and `--bandwidth GB/s` to print decode at batch 1 against the
+//! `--batches 1,8,32`, `-p N` for prefill rows of N prompt tokens (default 128, llama-bench's
+//! pp128; `-p 512` for pp512), and `--bandwidth GB/s` to print decode at batch 1 against the
 //! memory-bandwidth bound (bytes of weights per step ÷ bandwidth). It also prints the load
 //! time and, on a GPU, the VRAM the model took.
 
@@ -27,6 +28,7 @@ struct Args {
     model: Option<std::path::PathBuf>,
     device: String,
     batches: Vec<usize>,
+    prompt: usize,
     bandwidth_gbs: Option<f64>,
     llm: bool,
     embed: bool,
@@ -41,6 +43,7 @@ fn args() -> Result<Args, String> {
         model: None,
         device: "cpu".into(),
         batches: vec![1, 4, 8],
+        prompt: 128,
         bandwidth_gbs: None,
         llm: true,
         embed: true,
@@ -58,6 +61,7 @@ fn args() -> Result<Args, String> {
         match arg.as_str() {
             "-r" | "--reps" => a.reps = num("-r")?,
             "-t" | "--threads" => a.threads = num("-t")?,
+            "-p" | "--prompt" => a.prompt = num("-p")?,
             "--model" => a.model = it.next().map(Into::into),
             "--device" => a.device = it.next().ok_or("--device needs a name")?,
             "--batches" => {
@@ -151,9 +155,16 @@ fn bench_llm(a: &Args) -> Result<(), String> {
     let model = lm.model.as_ref();
     let mut prompt = lm
         .tokenizer
-        .encode(&TEXT.repeat(8), true)
+        .encode(&TEXT.repeat(8 * a.prompt.div_ceil(128)), true)
         .map_err(|e| e.to_string())?;
-    prompt.truncate(128);
+    if prompt.len() < a.prompt {
+        return Err(format!(
+            "the text gives {} tokens, not {}",
+            prompt.len(),
+            a.prompt
+        ));
+    }
+    prompt.truncate(a.prompt);
     for &batch in &a.batches {
         if a.pp {
             let pp = measure(reps, || prefill(model, &device, &prompt, batch))?;
@@ -162,7 +173,7 @@ fn bench_llm(a: &Args) -> Result<(), String> {
                 &size,
                 &backend,
                 threads,
-                &format!("pp128 b{batch}"),
+                &format!("pp{} b{batch}", a.prompt),
                 pp,
             );
         }
