@@ -31,6 +31,12 @@ mod avx2_k;
 ))]
 mod avx512;
 pub mod format;
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+mod half_groups;
 pub mod packed;
 pub mod packed32;
 #[cfg(all(

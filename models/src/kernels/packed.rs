@@ -114,43 +114,18 @@ impl PackedQ4K {
             target_feature = "fma"
         ))]
         if self.kernels == Kernels::Avx2 {
-            use super::packed_avx2::{Tile, UNPACKED_BLOCK};
-            // Several activation rows read each half group's values unpacked once.
-            let several = acts.rows > 1;
-            let mut unpacked = vec![
-                0u8;
-                if several {
-                    self.blocks * UNPACKED_BLOCK
-                } else {
-                    0
-                }
-            ];
-            for group in groups {
-                let t = Tile {
-                    // SAFETY: the group's blocks lie in `data` (checked above).
-                    p: unsafe { self.data.as_ptr().add(group * self.blocks * PACK) },
+            // SAFETY: each group's blocks lie in `data` and its columns in `y` (checked above,
+            // and the contract); the activation rows exist, and this code is compiled only for
+            // targets with AVX2, FMA (and F16C with them).
+            unsafe {
+                super::half_groups::walk(groups, acts.rows, |group| super::packed_avx2::Tile {
+                    p: self.data.as_ptr().add(group * self.blocks * PACK),
                     blocks: self.blocks,
                     acts,
-                    // SAFETY: the group's columns lie in `y` (the contract).
-                    out: unsafe { y.add(group * GROUP) },
+                    out: y.add(group * GROUP),
                     stride: self.rows,
-                };
-                for half in 0..2 {
-                    // SAFETY: as above; the activation rows exist, `unpacked` holds the half
-                    // group's values where there are several, and this code is compiled only
-                    // for targets with AVX2, FMA (and F16C with them).
-                    unsafe {
-                        if several {
-                            t.unpack(half, &mut unpacked);
-                            for r in 0..acts.rows {
-                                t.run::<true>(half, r, &unpacked);
-                            }
-                        } else {
-                            t.run::<false>(half, 0, &[]);
-                        }
-                    }
-                }
-            }
+                })
+            };
             return;
         }
         #[cfg(all(

@@ -168,51 +168,22 @@ impl Packed32 {
         {
             let pack = GROUP * self.format.block_bytes();
             if self.kernels == Kernels::Avx2 {
-                use super::packed32_avx2::{Tile, UNPACKED_BLOCK};
-                // Several activation rows read each half group's values unpacked once.
-                let mut unpacked = vec![
-                    0u8;
-                    if acts.rows > 1 {
-                        self.blocks * UNPACKED_BLOCK
-                    } else {
-                        0
-                    }
-                ];
-                for group in groups {
-                    let t = Tile {
-                        // SAFETY: the group's blocks lie in `data` (checked above).
-                        p: unsafe { self.data.as_ptr().add(group * self.blocks * pack) },
-                        blocks: self.blocks,
-                        acts,
-                        offsets,
-                        // SAFETY: the group's columns lie in `y` (the contract).
-                        out: unsafe { y.add(group * GROUP) },
-                        stride: self.rows,
-                    };
-                    for half in 0..2 {
-                        // SAFETY: as above; the activation rows exist, `unpacked` holds the
-                        // half group's values where there are several, and this code is
-                        // compiled only for targets with AVX2, FMA (and F16C with them).
-                        unsafe {
-                            match (q4_1, acts.rows) {
-                                (true, 1) => t.run::<true, false>(half, 0, &[]),
-                                (false, 1) => t.run::<false, false>(half, 0, &[]),
-                                (true, rows) => {
-                                    t.unpack::<true>(half, &mut unpacked);
-                                    for r in 0..rows {
-                                        t.run::<true, true>(half, r, &unpacked);
-                                    }
-                                }
-                                (false, rows) => {
-                                    t.unpack::<false>(half, &mut unpacked);
-                                    for r in 0..rows {
-                                        t.run::<false, true>(half, r, &unpacked);
-                                    }
-                                }
-                            }
+                // SAFETY: each group's blocks lie in `data` and its columns in `y` (checked
+                // above, and the contract); the activation rows exist, and this code is
+                // compiled only for targets with AVX2, FMA (and F16C with them).
+                unsafe {
+                    super::half_groups::walk(groups, acts.rows, |group| {
+                        super::packed32_avx2::Tile {
+                            q4_1,
+                            p: self.data.as_ptr().add(group * self.blocks * pack),
+                            blocks: self.blocks,
+                            acts,
+                            offsets,
+                            out: y.add(group * GROUP),
+                            stride: self.rows,
                         }
-                    }
-                }
+                    })
+                };
                 return;
             }
             for group in groups {

@@ -9,11 +9,14 @@
 use std::arch::x86_64::*;
 
 use super::act::Acts;
+use super::half_groups::HalfTile;
 use super::packed32::{DW, EXTRA, GROUP, Q4_1_QS, Q5_0_QS};
 
 /// Sixteen weight rows (the packed group at `p`) times activation rows, one half of the group
 /// and one activation row per [`Tile::run`]; row `r`'s results go to `out[r·stride..][..16]`.
 pub(super) struct Tile<'a> {
+    /// Q4_1 blocks, else Q5_0.
+    pub q4_1: bool,
     pub p: *const u8,
     pub blocks: usize,
     pub acts: &'a Acts,
@@ -25,16 +28,16 @@ pub(super) struct Tile<'a> {
 
 /// Bytes of one block's unpacked values for one half group: eight vectors (nibble vector `k`'s
 /// low values at `2k`, its high values at `2k + 1`).
-pub(super) const UNPACKED_BLOCK: usize = 256;
+const UNPACKED_BLOCK: usize = 256;
 
 impl Tile<'_> {
     /// The values of rows `8·half..8·half + 8` of the group, unpacked into `buf` (`blocks ×`
     /// [`UNPACKED_BLOCK`] bytes) as unsigned bytes (Q4_1: 0..16; Q5_0: value + 16, 0..32).
     ///
     /// # Safety
-    /// As [`Self::run`], and `buf` holds `blocks ×` [`UNPACKED_BLOCK`] bytes.
+    /// As [`Self::run_half`], and `buf` holds `blocks ×` [`UNPACKED_BLOCK`] bytes.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn unpack<const Q4_1: bool>(&self, half: usize, buf: &mut [u8]) {
+    unsafe fn unpack_half<const Q4_1: bool>(&self, half: usize, buf: &mut [u8]) {
         let (pack, qs) = layout::<Q4_1>();
         for b in 0..self.blocks {
             // SAFETY: inside the group's blocks and `buf` (the contract).
@@ -53,7 +56,7 @@ impl Tile<'_> {
 
     /// Rows `8·half..8·half + 8` of the group times activation row `row`, Q4_1 weights where
     /// `Q4_1`, else Q5_0 (with its high bits in the AVX2 form); the values are read from
-    /// `unpacked` where `UNPACKED` (what [`Self::unpack`] wrote for this half), else unpacked
+    /// `unpacked` where `UNPACKED` (what [`Self::unpack_half`] wrote for this half), else unpacked
     /// here.
     ///
     /// # Safety
@@ -62,7 +65,7 @@ impl Tile<'_> {
     /// `stride`, `half` is 0 or 1, `unpacked` holds `blocks ×` [`UNPACKED_BLOCK`]
     /// bytes where `UNPACKED`, and the CPU has AVX2, FMA and F16C.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn run<const Q4_1: bool, const UNPACKED: bool>(
+    unsafe fn run_half<const Q4_1: bool, const UNPACKED: bool>(
         &self,
         half: usize,
         row: usize,
@@ -128,6 +131,35 @@ impl Tile<'_> {
         }
         // SAFETY: row `row` of `out` has sixteen values from here (the contract).
         unsafe { _mm256_storeu_ps(self.out.add(row * self.stride + 8 * half), sum) };
+    }
+}
+
+impl HalfTile for Tile<'_> {
+    fn unpacked_bytes(&self) -> usize {
+        self.blocks * UNPACKED_BLOCK
+    }
+
+    unsafe fn unpack(&self, half: usize, buf: &mut [u8]) {
+        // SAFETY: the trait's contract is `unpack_half`'s.
+        unsafe {
+            if self.q4_1 {
+                self.unpack_half::<true>(half, buf)
+            } else {
+                self.unpack_half::<false>(half, buf)
+            }
+        }
+    }
+
+    unsafe fn run(&self, half: usize, row: usize, unpacked: Option<&[u8]>) {
+        // SAFETY: the trait's contract is `run_half`'s.
+        unsafe {
+            match (self.q4_1, unpacked) {
+                (true, Some(buf)) => self.run_half::<true, true>(half, row, buf),
+                (true, None) => self.run_half::<true, false>(half, row, &[]),
+                (false, Some(buf)) => self.run_half::<false, true>(half, row, buf),
+                (false, None) => self.run_half::<false, false>(half, row, &[]),
+            }
+        }
     }
 }
 

@@ -9,11 +9,12 @@
 use std::arch::x86_64::*;
 
 use super::act::Acts;
+use super::half_groups::HalfTile;
 use super::packed::{DMIN, DW, MINS, PACK, QS, SC};
 
 /// Bytes of one block's unpacked values for one half group: per sub-block pair `s` and
 /// four-value step `g`, the low nibbles' 32 bytes at `64·(8s + g)`, the high ones' after them.
-pub(super) const UNPACKED_BLOCK: usize = 2048;
+const UNPACKED_BLOCK: usize = 2048;
 
 /// Sixteen weight rows (the packed group at `p`) times activation rows, one half of the group
 /// and one activation row per [`Tile::run`]; row `r`'s results go to `out[r·stride..][..16]`.
@@ -30,9 +31,9 @@ impl Tile<'_> {
     /// [`UNPACKED_BLOCK`] bytes).
     ///
     /// # Safety
-    /// As [`Self::run`], and `buf` holds `blocks ×` [`UNPACKED_BLOCK`] bytes.
+    /// As [`Self::run_half`], and `buf` holds `blocks ×` [`UNPACKED_BLOCK`] bytes.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn unpack(&self, half: usize, buf: &mut [u8]) {
+    unsafe fn unpack_half(&self, half: usize, buf: &mut [u8]) {
         for b in 0..self.blocks {
             for s in 0..4 {
                 for g in 0..8 {
@@ -49,7 +50,7 @@ impl Tile<'_> {
     }
 
     /// Rows `8·half..8·half + 8` of the group times activation row `row`; the values are read
-    /// from `unpacked` where `UNPACKED` (what [`Self::unpack`] wrote for this half), else
+    /// from `unpacked` where `UNPACKED` (what [`Self::unpack_half`] wrote for this half), else
     /// unpacked here.
     ///
     /// # Safety
@@ -58,12 +59,7 @@ impl Tile<'_> {
     /// `unpacked` holds `blocks ×` [`UNPACKED_BLOCK`] bytes where `UNPACKED`, and the CPU has
     /// AVX2, FMA and F16C.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn run<const UNPACKED: bool>(
-        &self,
-        half: usize,
-        row: usize,
-        unpacked: &[u8],
-    ) {
+    unsafe fn run_half<const UNPACKED: bool>(&self, half: usize, row: usize, unpacked: &[u8]) {
         let (p, blocks, acts) = (self.p, self.blocks, self.acts);
         let ones = _mm256_set1_epi16(1);
         let groups = acts.order(row).q4k_groups;
@@ -145,6 +141,27 @@ impl Tile<'_> {
                 _mm256_sub_ps(main, mins),
             )
         };
+    }
+}
+
+impl HalfTile for Tile<'_> {
+    fn unpacked_bytes(&self) -> usize {
+        self.blocks * UNPACKED_BLOCK
+    }
+
+    unsafe fn unpack(&self, half: usize, buf: &mut [u8]) {
+        // SAFETY: the trait's contract is `unpack_half`'s.
+        unsafe { self.unpack_half(half, buf) }
+    }
+
+    unsafe fn run(&self, half: usize, row: usize, unpacked: Option<&[u8]>) {
+        // SAFETY: the trait's contract is `run_half`'s.
+        unsafe {
+            match unpacked {
+                Some(buf) => self.run_half::<true>(half, row, buf),
+                None => self.run_half::<false>(half, row, &[]),
+            }
+        }
     }
 }
 
