@@ -107,7 +107,7 @@ async fn server_errors_fall_back_and_cool_the_node_down() {
             ("b", vec![good.base.clone()], ""),
         ],
         &["openai:a/m", "openai:b/m"],
-        "cooldown_ms = 400",
+        "cooldown_ms = 2000",
     );
     for _ in 0..3 {
         assert_eq!(content(&s).await.0, 200);
@@ -116,7 +116,7 @@ async fn server_errors_fall_back_and_cool_the_node_down() {
     // Three failures in the window: the node is skipped while it cools down.
     assert_eq!(content(&s).await.0, 200);
     assert_eq!(bad.hits(), 3);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     assert_eq!(content(&s).await.0, 200);
     assert_eq!(bad.hits(), 4, "after the cooldown the node is tried again");
 }
@@ -181,7 +181,7 @@ async fn a_silent_upstream_ends_at_the_deadline() {
     let elapsed = started.elapsed();
     assert_eq!(res.status().as_u16(), 504);
     assert!(
-        elapsed >= Duration::from_millis(950) && elapsed < Duration::from_millis(2_000),
+        elapsed >= Duration::from_millis(950) && elapsed < Duration::from_secs(10),
         "{elapsed:?}"
     );
     let body: Value = res.json().await.unwrap();
@@ -197,7 +197,7 @@ async fn a_silent_upstream_ends_at_the_deadline() {
     let started = Instant::now();
     assert_eq!(content(&s).await.0, 504);
     assert!(
-        started.elapsed() < Duration::from_millis(1_500),
+        started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );
@@ -226,7 +226,7 @@ async fn a_first_byte_timeout_moves_on() {
     let data = streamed(&s).await;
     assert!(data.iter().any(|d| d.contains("\"Hel\"")), "{data:?}");
     assert!(
-        started.elapsed() < Duration::from_millis(2_500),
+        started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );
@@ -250,7 +250,7 @@ async fn a_whole_answer_is_bounded_by_the_total_timeout() {
         "{body}"
     );
     assert!(
-        elapsed >= Duration::from_millis(750) && elapsed < Duration::from_millis(3_000),
+        elapsed >= Duration::from_millis(750) && elapsed < Duration::from_secs(10),
         "{elapsed:?}"
     );
     assert_eq!((h.hits(), good.hits()), (1, 1));

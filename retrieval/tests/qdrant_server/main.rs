@@ -228,7 +228,7 @@ async fn a_missing_collection_is_not_found() {
 async fn a_server_slower_than_the_deadline_is_a_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let edge = EdgeStore::new(dir.path(), EdgeStoreOptions::default()).unwrap();
-    let addr = server::spawn(edge, Duration::from_secs(3)).await;
+    let addr = server::spawn(edge, Duration::from_secs(60)).await;
     let mut config = QdrantServerConfig::new(format!("http://{addr}"));
     config.timeout = Duration::from_millis(300);
     let client = QdrantServerStore::new(&config).unwrap();
@@ -242,7 +242,7 @@ async fn a_server_slower_than_the_deadline_is_a_timeout() {
         Err(RetrievalError::Timeout(_)) => {}
         other => panic!("expected a timeout, got {other:?}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(20));
 }
 
 /// Chunks of two languages and some of none: `vie` ones lean on the first axis, `eng` ones on
