@@ -82,9 +82,20 @@ pub async fn fresh_window() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();
     let into = now.as_secs() % 60;
-    if into >= 45 {
+    if into >= 40 {
         tokio::time::sleep(std::time::Duration::from_secs(61 - into)).await;
     }
+}
+
+/// Waits until just after the next Unix second begins, so that the next request is admitted
+/// against a second's share of `rpm` that no earlier request used.
+pub async fn next_second() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let left = std::time::Duration::from_secs(1)
+        - std::time::Duration::from_nanos(now.subsec_nanos().into());
+    tokio::time::sleep(left + std::time::Duration::from_millis(20)).await;
 }
 
 /// Polls `check` every 100 ms until it holds; fails after 15 s.

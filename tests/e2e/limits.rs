@@ -37,8 +37,10 @@ async fn requests_per_minute_answer_429_with_headers() {
     assert_eq!(header(&res, "x-ratelimit-limit-requests"), "2");
     assert_eq!(header(&res, "x-ratelimit-remaining-requests"), "1");
     assert!(header(&res, "x-ratelimit-reset-requests").ends_with('s'));
+    next_second().await;
     let res = get(&s, "/api/tags", Some(secret)).await;
     assert_eq!(header(&res, "x-ratelimit-remaining-requests"), "0");
+    next_second().await;
     let res = get(&s, "/v1/models", Some(secret)).await;
     assert_eq!(res.status(), 429);
     let retry: u64 = header(&res, "retry-after").parse().unwrap();
@@ -46,6 +48,13 @@ async fn requests_per_minute_answer_429_with_headers() {
     assert_eq!(header(&res, "x-ratelimit-remaining-requests"), "0");
     let body: Value = res.json().await.unwrap();
     assert_error(&body, "requests", None, Some("rate_limit_exceeded"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("per minute: limit 2"),
+        "{body}"
+    );
     let res = get(&s, "/api/tags", Some(secret)).await;
     assert_eq!(res.status(), 429);
     let body: Value = res.json().await.unwrap();
@@ -56,6 +65,49 @@ async fn requests_per_minute_answer_429_with_headers() {
     assert_eq!(res.status(), 200);
     assert!(res.headers().get("x-ratelimit-limit-requests").is_none());
     assert_eq!(get(&s, "/v1/models", Some(ADMIN)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_minutes_requests_cannot_all_come_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = bare(dir.path());
+    // 60 a minute: one a second.
+    let key = create_key(&s, json!({"name": "steady", "rpm": 60})).await;
+    let secret = key["secret"].as_str().unwrap();
+    fresh_window().await;
+    next_second().await;
+    let answers =
+        futures::future::join_all((0..5).map(|_| get(&s, "/v1/models", Some(secret)))).await;
+    let refused: Vec<_> = answers.iter().filter(|r| r.status() == 429).collect();
+    let admitted = answers.iter().filter(|r| r.status() == 200).count();
+    assert_eq!(admitted + refused.len(), answers.len());
+    assert!(admitted >= 1 && !refused.is_empty(), "{admitted} admitted");
+    for res in &refused {
+        assert_eq!(header(res, "retry-after"), "1");
+        assert_eq!(header(res, "x-ratelimit-limit-requests"), "60");
+        let remaining: u64 = header(res, "x-ratelimit-remaining-requests")
+            .parse()
+            .unwrap();
+        assert_eq!(remaining, 60 - admitted as u64);
+    }
+    let body: Value = answers
+        .into_iter()
+        .find(|r| r.status() == 429)
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_error(&body, "requests", None, Some("rate_limit_exceeded"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("requests per second: limit 1"),
+        "{body}"
+    );
+    // The next second admits again.
+    next_second().await;
+    assert_eq!(get(&s, "/v1/models", Some(secret)).await.status(), 200);
 }
 
 #[tokio::test]
@@ -152,6 +204,8 @@ async fn two_servers_share_limits_through_redis() {
     .await;
     fresh_window().await;
     for _ in 0..3 {
+        // One a second: 3 a minute is a share of one a second.
+        next_second().await;
         assert_eq!(get(&a, "/v1/models", Some(secret)).await.status(), 200);
     }
     // Replica b learns a's three requests from Redis, then refuses the fourth.
@@ -191,9 +245,10 @@ async fn without_redis_limits_are_local_and_requests_are_served() {
     let key = create_key(&s, json!({"name": "local", "rpm": 2})).await;
     let secret = key["secret"].as_str().unwrap();
     fresh_window().await;
-    assert_eq!(get(&s, "/v1/models", Some(secret)).await.status(), 200);
-    assert_eq!(get(&s, "/v1/models", Some(secret)).await.status(), 200);
-    assert_eq!(get(&s, "/v1/models", Some(secret)).await.status(), 429);
+    for expected in [200, 200, 429] {
+        next_second().await;
+        assert_eq!(get(&s, "/v1/models", Some(secret)).await.status(), expected);
+    }
     eventually("the metric says Redis is down", || async {
         let text = get(&s, "/metrics", None).await.text().await.unwrap();
         text.contains("nfai_ratelimit_redis_up 0")

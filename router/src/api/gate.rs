@@ -8,7 +8,8 @@
 //! - A key limited to some models gets 404 for any other, as if it did not exist, and the model
 //!   lists (`/v1/models`, `/api/tags`, `/api/ps`) show it only those ([`lists_model`]).
 //! - A key with `rpm`/`tpm` is admitted against its minute window (the prompt estimate plus the
-//!   completion maximum reserved), answered 429 with `Retry-After` over a limit, and its
+//!   completion maximum reserved) and, for requests, the second's share of `rpm`; it is
+//!   answered 429 with `Retry-After` over a limit, and its
 //!   reservation is settled with the real usage when the answer's body ends. Every answer to a
 //!   limited key carries OpenAI's `x-ratelimit-*` headers.
 //!
@@ -207,13 +208,22 @@ pub async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Re
     let (ticket, quota) = match state.limiter().admit(&key.id, limits, &model_name, tokens) {
         Ok(x) => x,
         Err(refusal) => {
-            let e = ApiError::rate_limited(
+            let message = if refusal.per_second {
+                format!(
+                    "Rate limit reached for key {} on requests per second: limit {} (its {} \
+                     requests a minute are spread over the minute). Try again in {} s.",
+                    key.id,
+                    refusal.limit,
+                    limits.rpm.unwrap_or_default(),
+                    refusal.retry_secs
+                )
+            } else {
                 format!(
                     "Rate limit reached for key {} on {} per minute: limit {}. Try again in {} s.",
-                    key.id, refusal.what, refusal.limit, refusal.quota.reset_secs
-                ),
-                refusal.quota.reset_secs,
-            );
+                    key.id, refusal.what, refusal.limit, refusal.retry_secs
+                )
+            };
+            let e = ApiError::rate_limited(message, refusal.retry_secs);
             let mut res = answer(e);
             quota_headers(res.headers_mut(), &refusal.quota);
             return res;

@@ -1,7 +1,8 @@
 //! The plain state of per-key rate limits: one fixed one-minute window per key (aligned on Unix
 //! minutes, so every replica agrees on the window), this replica's counts, the other replicas'
-//! counts from the last sync, and the deltas not yet synced. No clocks, no I/O: the caller
-//! passes the time.
+//! counts from the last sync, and the deltas not yet synced; and each key's requests in the
+//! current second, held to the second's share of `rpm` ([`second_share`]) so that a minute's
+//! requests cannot all arrive at once. No clocks, no I/O: the caller passes the time.
 
 use std::collections::HashMap;
 
@@ -30,8 +31,20 @@ pub struct Quota {
 pub struct Refusal {
     /// `"requests"` or `"tokens"`.
     pub what: &'static str,
+    /// The limit reached: per minute, or per second where `per_second`.
     pub limit: u64,
+    /// Whether the second's share of `rpm` was reached rather than the minute's limit.
+    pub per_second: bool,
+    /// Seconds until a retry can be admitted.
+    pub retry_secs: u64,
     pub quota: Quota,
+}
+
+/// The requests a key with `rpm` may start within one second: the minute's limit spread
+/// evenly, and at least one (60 rpm: 1 a second; 600 rpm: 10 a second). OpenAI enforces its
+/// per-minute limits over such shorter periods too.
+pub fn second_share(rpm: u64) -> u64 {
+    rpm.div_ceil(WINDOW_SECS).max(1)
 }
 
 /// One key's current window.
@@ -44,6 +57,10 @@ pub struct KeyWindow {
     pub others_tokens: i64,
     pub pending_requests: u64,
     pub pending_tokens: i64,
+    /// The Unix second of `second_requests`.
+    pub second: u64,
+    /// This replica's requests admitted in `second`.
+    pub second_requests: u64,
 }
 
 impl KeyWindow {
@@ -53,6 +70,15 @@ impl KeyWindow {
                 window,
                 ..Self::default()
             };
+        }
+    }
+
+    /// This replica's requests admitted in the Unix second `now`.
+    fn in_second(&self, now: u64) -> u64 {
+        if self.second == now {
+            self.second_requests
+        } else {
+            0
         }
     }
 
@@ -102,22 +128,38 @@ impl Windows {
     ) -> Result<Quota, Refusal> {
         let w = self.entry(key, now);
         let (r, t) = w.used();
-        if let Some(l) = limits.rpm
-            && r + 1 > l
-        {
-            return Err(Refusal {
-                what: "requests",
-                limit: l,
-                quota: w.quota(limits, now),
-            });
+        if let Some(l) = limits.rpm {
+            let quota = w.quota(limits, now);
+            if r + 1 > l {
+                return Err(Refusal {
+                    what: "requests",
+                    limit: l,
+                    per_second: false,
+                    retry_secs: quota.reset_secs,
+                    quota,
+                });
+            }
+            let share = second_share(l);
+            if w.in_second(now) >= share {
+                return Err(Refusal {
+                    what: "requests",
+                    limit: share,
+                    per_second: true,
+                    retry_secs: 1,
+                    quota,
+                });
+            }
         }
         if let Some(l) = limits.tpm
             && t.saturating_add(tokens) > l
         {
+            let quota = w.quota(limits, now);
             return Err(Refusal {
                 what: "tokens",
                 limit: l,
-                quota: w.quota(limits, now),
+                per_second: false,
+                retry_secs: quota.reset_secs,
+                quota,
             });
         }
         let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
@@ -125,6 +167,8 @@ impl Windows {
         w.own_tokens = w.own_tokens.saturating_add(tokens);
         w.pending_requests += 1;
         w.pending_tokens = w.pending_tokens.saturating_add(tokens);
+        w.second_requests = w.in_second(now) + 1;
+        w.second = now;
         Ok(w.quota(limits, now))
     }
 
@@ -214,14 +258,54 @@ mod tests {
             (1, 70, 60)
         );
         let r = w.admit("k", L, 80, 121).unwrap_err();
-        assert_eq!((r.what, r.limit), ("tokens", 100));
+        assert_eq!((r.what, r.limit, r.per_second), ("tokens", 100, false));
         w.settle("k", window_of(120), -20);
         w.admit("k", L, 80, 130).unwrap();
         let r = w.admit("k", L, 0, 150).unwrap_err();
-        assert_eq!((r.what, r.quota.reset_secs), ("requests", 30));
+        assert_eq!(
+            (r.what, r.quota.reset_secs, r.retry_secs),
+            ("requests", 30, 30)
+        );
         // The next minute starts afresh.
         assert!(w.admit("k", L, 0, 180).is_ok());
         assert!(w.admit("other", L, 0, 180).is_ok());
+    }
+
+    #[test]
+    fn a_minutes_requests_are_spread_over_its_seconds() {
+        assert_eq!(
+            [1, 59, 60, 61, 600, 601].map(second_share),
+            [1, 1, 1, 2, 10, 11]
+        );
+        let limits = Limits {
+            rpm: Some(120),
+            tpm: None,
+        };
+        let mut w = Windows::default();
+        assert!(w.admit("k", limits, 0, 300).is_ok());
+        assert!(w.admit("k", limits, 0, 300).is_ok());
+        let r = w.admit("k", limits, 0, 300).unwrap_err();
+        assert_eq!(
+            (r.what, r.limit, r.per_second, r.retry_secs),
+            ("requests", 2, true, 1)
+        );
+        // Refused requests count against neither limit.
+        assert_eq!(r.quota.remaining_requests, 118);
+        assert_eq!(w.used("k", 300), (2, 0));
+        // The next second has its own share, also across a minute's end.
+        assert!(w.admit("k", limits, 0, 301).is_ok());
+        assert!(w.admit("k", limits, 0, 301).is_ok());
+        assert!(w.admit("k", limits, 0, 301).is_err());
+        assert!(w.admit("k", limits, 0, 359).is_ok());
+        assert!(w.admit("k", limits, 0, 359).is_ok());
+        assert!(w.admit("k", limits, 0, 359).unwrap_err().per_second);
+        assert!(w.admit("k", limits, 0, 360).is_ok());
+        assert_eq!(w.used("k", 360), (1, 0));
+        // Keys have their own shares, and a key without `rpm` has none.
+        assert!(w.admit("other", limits, 0, 360).is_ok());
+        for _ in 0..10 {
+            assert!(w.admit("free", Limits::default(), 0, 360).is_ok());
+        }
     }
 
     #[test]
