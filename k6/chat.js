@@ -1,7 +1,7 @@
 // Warm chat: streamed chat completions on a loaded model. Target (the seed's): p95 time to first
 // token under 500 ms, read from nfai's histogram before and after the run.
 //   k6 run -e BASE_URL=http://127.0.0.1:8080 [-e VUS=8 -e DURATION=60s] k6/chat.js
-import { check } from 'k6';
+import { check, sleep } from 'k6';
 import { CHAT_MODEL, SMOKE, TEXTS, TTFT, account, pick, post, reportTtft, scrapeBuckets } from './lib/nfai.js';
 
 export const ROUTE = '/v1/chat/completions';
@@ -23,6 +23,9 @@ export function chat() {
   const res = post(ROUTE, { ...chatBody(true), stream_options: { include_usage: true } }, 'chat');
   if (account(res, [200], 'chat')) {
     check(res, { 'chat: the stream ends with [DONE]': (r) => r.body.includes('data: [DONE]') });
+  } else if (res.status === 429) {
+    // As the SDKs do: wait as long as Retry-After asks before the next request.
+    sleep(Number(res.headers['Retry-After']) || 1);
   }
 }
 

@@ -8,6 +8,8 @@
 #   scripts/loadtest.sh --flood            # one key floods (k6/flood.js): the other key's p99
 #                                          # against its unloaded baseline, alternated twice
 #                                          # (FLOOD_ROUTE=chat: chat answers, not embeddings)
+#   scripts/loadtest.sh --spike            # the overload check alone: chat capacity, one
+#                                          # client, then twice the capacity for 60 s
 #
 # Without --url it starts `nfai serve` on a free loopback port with a temporary data dir
 # (binary: NFAI_BIN, else $CARGO_TARGET_DIR/release/nfai for measurements and debug/nfai for
@@ -26,12 +28,17 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) mode=smoke ;;
     --flood) mode=flood ;;
+    --spike) mode=spike ;;
     --record) record=1 ;;
     --url) url="${2:?--url needs a value}"; shift ;;
     *) echo "loadtest: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
+if [ "$mode" = spike ] && [ "$record" = 1 ]; then
+  echo "loadtest: --record writes the whole table; run it without --spike" >&2
+  exit 2
+fi
 
 venv=.venv-deploy
 req=deploy/tools/requirements.txt
@@ -142,12 +149,19 @@ PY
   exit "$status"
 fi
 
+# The chat model's engine counters (shed requests, queue wait) as the server reports them.
+engine_metrics() {
+  curl -fsS "$url/metrics" | grep -E '^nfai_engine_(shed_total|queue_wait_seconds_(bucket|count|sum))\{[^}]*smollm2' > "$1" || true
+}
+
 status=0
 run k6/chat.js chat -e VUS="${CHAT_VUS:-8}" || status=1
-run k6/nongen.js nongen -e VUS="${NONGEN_VUS:-50}" || status=1
-run k6/embeddings.js embeddings -e VUS="${EMBED_VUS:-16}" || status=1
-if [ "$search" = 1 ]; then run k6/vector_search.js vector_search -e VUS="${SEARCH_VUS:-16}" || status=1; fi
-run k6/crm_mixed.js crm_mixed -e VUS=100 || status=1
+if [ "$mode" != spike ]; then
+  run k6/nongen.js nongen -e VUS="${NONGEN_VUS:-50}" || status=1
+  run k6/embeddings.js embeddings -e VUS="${EMBED_VUS:-16}" || status=1
+  if [ "$search" = 1 ]; then run k6/vector_search.js vector_search -e VUS="${SEARCH_VUS:-16}" || status=1; fi
+  run k6/crm_mixed.js crm_mixed -e VUS=100 || status=1
+fi
 # The spike's capacity is what the chat run sustained.
 capacity="$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["metrics"]; print(max(1, round(m["nfai_answers_2xx"]["rate"])))' "$out/chat.json")"
 # The spike's request from one client first: its p99, doubled, bounds the admitted requests'.
@@ -159,6 +173,7 @@ if [ -n "$pid" ]; then
   (while kill -0 "$pid" 2>/dev/null; do echo "$(date +%s) $(ps -o rss= -p "$pid" | tr -d ' ')"; sleep 1; done) > "$out/rss.txt" &
   sampler=$!
 fi
+[ "$mode" = spike ] && engine_metrics "$out/engine-before.txt"
 run k6/spike.js spike -e CAPACITY_RPS="$capacity" -e ADMITTED_P99_MAX_MS="$admitted" || status=1
 if [ -n "$sampler" ]; then
   kill "$sampler" 2>/dev/null || true
@@ -176,6 +191,30 @@ sys.exit(0 if peak <= 1.1 * steady else 1)
 PY
 fi
 
+if [ "$mode" = spike ]; then
+  # The engine's side of the spike: requests shed by waiting time, and the wait of those
+  # admitted (the chat model's counters during the spike run alone).
+  engine_metrics "$out/engine-after.txt"
+  python3 - "$out/engine-before.txt" "$out/engine-after.txt" <<'PY' || true
+import re, sys
+def read(path):
+    out = {}
+    for line in open(path):
+        m = re.match(r'(\w+)\{(.*)\} (\S+)', line)
+        if m:
+            le = re.search(r'le="([^"]+)"', m[2])
+            out[(m[1], le[1] if le else "")] = float(m[3])
+    return out
+before, after = read(sys.argv[1]), read(sys.argv[2])
+d = {k: v - before.get(k, 0.0) for k, v in after.items()}
+shed = d.get(("nfai_engine_shed_total", ""), 0)
+buckets = sorted((float(le.replace("+Inf", "inf")), c) for (name, le), c in d.items() if name.endswith("_bucket"))
+total = buckets[-1][1] if buckets else 0
+q = lambda p: next((le for le, c in buckets if c >= p * total), float("nan"))
+print(f"loadtest: engine during the spike: {shed:.0f} shed by waiting time; queue wait of "
+      f"{total:.0f} admitted: p50 <= {q(0.5)} s, p99 <= {q(0.99)} s (bucket bounds)", file=sys.stderr)
+PY
+fi
 python3 k6/summarize.py "$out" > "$out/table.md"
 cat "$out/table.md"
 if [ "$record" = 1 ]; then

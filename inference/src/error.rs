@@ -6,12 +6,13 @@ pub enum SubmitError {
     /// The admission queue is full; try again shortly.
     #[error("the model's queue is full ({capacity} requests waiting)")]
     QueueFull { capacity: usize },
-    /// Requests are waiting, and the last one admitted had waited longer than the engine's
-    /// bound: a new one would wait too long; try again shortly.
+    /// Every batch slot is taken and a new request would wait longer than the engine's bound
+    /// for one (the requests ahead of it, at the recent time a sequence spends in the batch);
+    /// try again shortly.
     #[error(
-        "the model is busy: requests wait {waited_ms} ms for a slot, over its bound of {bound_ms} ms"
+        "the model is busy: a new request would wait about {expected_ms} ms for a slot, over its bound of {bound_ms} ms"
     )]
-    Busy { waited_ms: u64, bound_ms: u64 },
+    Busy { expected_ms: u64, bound_ms: u64 },
     /// The engine thread is gone.
     #[error("the model's engine has stopped")]
     Stopped,

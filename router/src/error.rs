@@ -466,7 +466,7 @@ mod tests {
             BackendError::Cache(CacheError::Stopped),
             BackendError::Submit(SubmitError::QueueFull { capacity: 1 }),
             BackendError::Submit(SubmitError::Busy {
-                waited_ms: 900,
+                expected_ms: 900,
                 bound_ms: 300,
             }),
             BackendError::Submit(SubmitError::Invalid("x".into())),
@@ -535,7 +535,7 @@ mod tests {
             Some(1)
         );
         let e = ApiError::from(BackendError::Submit(SubmitError::Busy {
-            waited_ms: 900,
+            expected_ms: 900,
             bound_ms: 300,
         }));
         assert_eq!((e.status.as_u16(), e.retry_after_secs), (429, Some(1)));

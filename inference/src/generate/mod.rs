@@ -5,15 +5,17 @@
 //! and their KV caches. Each request gets its own bounded event channel, sized so the thread
 //! never waits on a slow client: one step emits at most one event per sequence.
 
+mod admission;
 mod prefix;
 mod scheduler;
 mod sequence;
 mod waiting;
 
+pub use admission::ServiceTime;
 pub use prefix::MIN_PREFIX_TOKENS;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
 use nfai_models::{CausalLm, TextTokenizer};
@@ -98,10 +100,11 @@ pub struct GenerationConfig {
     /// Bytes of KV cache kept from finished sequences for prompts that share their prefix; 0
     /// turns the prefix cache off.
     pub prefix_cache_bytes: usize,
-    /// Admission by waiting time: while requests are queued and the last one admitted had
-    /// waited longer than this for a slot, new ones get `Busy` at once instead of joining the
-    /// queue. The queue then holds about this much waiting, so admitted requests keep their
-    /// latency under overload. `None` admits up to `queue_capacity` whatever the wait.
+    /// Admission by waiting time: when every slot is taken and a new request would wait longer
+    /// than this for one (the requests ahead of it, at the recent time a sequence spends in
+    /// the batch), it gets `Busy` at once instead of joining the queue. The queue then holds
+    /// about this much waiting, so admitted requests keep their latency under overload.
+    /// `None` admits up to `queue_capacity` whatever the wait.
     pub max_queue_wait: Option<std::time::Duration>,
 }
 
@@ -141,8 +144,8 @@ pub struct EngineStats {
     pub batch_size: AtomicHistogram,
     /// Seconds each admitted request waited in the queue for a batch slot.
     pub queue_wait: AtomicHistogram,
-    /// Microseconds the last admitted request waited for its slot.
-    pub last_wait_us: AtomicU64,
+    /// The recent time a sequence spends in the batch, for admission by waiting time.
+    pub service_time: ServiceTime,
     /// Requests refused with `Busy` (see [`GenerationConfig::max_queue_wait`]).
     pub shed: AtomicUsize,
     /// Running sequences paused to give a slot to a tenant that had none running.
@@ -166,7 +169,7 @@ impl Default for EngineStats {
             alive: AtomicBool::new(false),
             batch_size: AtomicHistogram::new(histogram::BATCH_SIZES),
             queue_wait: AtomicHistogram::new(histogram::LATENCY_SECONDS),
-            last_wait_us: AtomicU64::new(0),
+            service_time: ServiceTime::default(),
             shed: AtomicUsize::new(0),
             preempted: AtomicUsize::new(0),
             prefix_hits: AtomicUsize::new(0),
@@ -185,6 +188,7 @@ pub struct GenerationEngine {
     tokenizer: Arc<TextTokenizer>,
     model: Arc<dyn CausalLm>,
     queue_capacity: usize,
+    max_batch: usize,
     max_queue_wait: Option<std::time::Duration>,
     /// The model's grammar compiler, built on first use and shared by every clone.
     grammars: Arc<
@@ -215,6 +219,7 @@ impl GenerationEngine {
         stats.alive.store(true, Ordering::SeqCst);
         let tokenizer = Arc::new(tokenizer);
         let queue_capacity = config.queue_capacity;
+        let max_batch = config.max_batch;
         let max_queue_wait = config.max_queue_wait;
         let thread =
             scheduler::Scheduler::new(model.clone(), tokenizer.clone(), config, rx, stats.clone());
@@ -227,6 +232,7 @@ impl GenerationEngine {
             tokenizer,
             model,
             queue_capacity,
+            max_batch,
             max_queue_wait,
             grammars: Arc::default(),
         })
@@ -260,12 +266,17 @@ impl GenerationEngine {
             return Err(SubmitError::Stopped);
         }
         if let Some(bound) = self.max_queue_wait {
-            let waited = self.stats.last_wait_us.load(Ordering::SeqCst);
+            let expected = admission::expected_wait_us(
+                self.stats.waiting.load(Ordering::SeqCst),
+                self.stats.active.load(Ordering::SeqCst),
+                self.max_batch,
+                self.stats.service_time.micros(),
+            );
             let bound_us = u64::try_from(bound.as_micros()).unwrap_or(u64::MAX);
-            if self.stats.waiting.load(Ordering::SeqCst) > 0 && waited > bound_us {
+            if expected > bound_us {
                 self.stats.shed.fetch_add(1, Ordering::Relaxed);
                 return Err(SubmitError::Busy {
-                    waited_ms: waited / 1000,
+                    expected_ms: expected / 1000,
                     bound_ms: bound_us / 1000,
                 });
             }

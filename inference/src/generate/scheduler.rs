@@ -163,12 +163,6 @@ impl Scheduler {
         }
         let waited = a.queued_at.elapsed();
         self.stats.queue_wait.observe(waited.as_secs_f64());
-        // Before `waiting` drops, so that a submit that sees the shorter queue also sees this
-        // wait.
-        self.stats.last_wait_us.store(
-            u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
-            Ordering::SeqCst,
-        );
         self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
         let (cache, cached) = self.reuse(&a.request.prompt_ids);
         self.active
@@ -329,6 +323,9 @@ impl Scheduler {
         }
         for i in done.into_iter().rev() {
             let seq = self.active.swap_remove(i);
+            self.stats
+                .service_time
+                .observe(u64::try_from(seq.admitted_at.elapsed().as_micros()).unwrap_or(u64::MAX));
             self.keep_prefix(seq);
         }
     }

@@ -33,6 +33,8 @@ pub(super) struct Sequence {
     events: mpsc::Sender<GenerateEvent>,
     /// Who the request is accounted to.
     pub tenant: crate::Tenant,
+    /// When it entered the batch; its time there feeds the engine's service-time estimate.
+    pub admitted_at: std::time::Instant,
 }
 
 /// Whether a sequence continues after a sampled token.
@@ -66,6 +68,7 @@ impl Sequence {
             decoder: IncrementalDecoder::new(),
             stops: StopMatcher::new(request.stop),
             events,
+            admitted_at: std::time::Instant::now(),
         }
     }
 

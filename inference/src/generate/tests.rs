@@ -350,54 +350,51 @@ async fn a_long_prompt_never_stalls_running_decodes_for_more_than_one_chunk() {
     }
 }
 
-/// With `max_queue_wait`, a request that finds others waiting while the last one admitted
-/// waited longer than the bound is refused at once with `Busy`; once the queue is empty,
-/// requests are admitted again.
+/// With `max_queue_wait`, a request that would wait longer than the bound for a slot (the
+/// requests ahead of it, at the time a sequence has been taking) is refused at once with
+/// `Busy`, while one that would wait less joins the queue; with a slot free, requests are
+/// admitted whatever the recent service time.
 #[tokio::test]
-async fn a_long_wait_sheds_new_requests_until_the_queue_empties() {
+async fn a_request_that_would_wait_too_long_is_shed() {
+    // 20 steps of at least 40 ms: a sequence takes about 800 ms in the batch.
     let model = Arc::new(Counting::new(Duration::from_millis(40), None));
     let cfg = GenerationConfig {
         max_batch: 1,
         queue_capacity: 8,
         prefill_chunk: 512,
         prefix_cache_bytes: 0,
-        max_queue_wait: Some(Duration::from_millis(10)),
+        max_queue_wait: Some(Duration::from_millis(1000)),
     };
     let e = GenerationEngine::start("toy", model, tokenizer(), cfg).unwrap();
-    // One slot, three requests of three steps each: the second waits for the first (about
-    // 120 ms, far over the 10 ms bound) and the third for both.
-    let a = e.submit(req(vec![1], 3)).unwrap();
-    let b = e.submit(req(vec![2], 3)).unwrap();
-    let c = e.submit(req(vec![3], 3)).unwrap();
-    let (_, _, end) = collect(a).await;
+    let (_, _, end) = collect(e.submit(req(vec![1], 20)).unwrap()).await;
     assert!(matches!(end, GenerateEvent::Finished { .. }), "{end:?}");
-    // `b` is admitted once `a` is done; `c` still waits behind it.
-    while e.stats().waiting.load(Ordering::SeqCst) != 1 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    match e.submit(req(vec![4], 3)) {
+    let service = e.stats().service_time.micros();
+    assert!(service >= 800_000, "{service}");
+    // The slot is busy: the next request waits about half a sequence, under the bound...
+    let running = e.submit(req(vec![1], 20)).unwrap();
+    let queued = e.submit(req(vec![1], 20)).unwrap();
+    // ...and one behind it about one and a half, over it (service time under 2 s, that is
+    // steps under 100 ms, keeps the first under the bound).
+    match e.submit(req(vec![1], 20)) {
         Err(SubmitError::Busy {
-            waited_ms,
+            expected_ms,
             bound_ms,
         }) => {
-            assert!(
-                waited_ms > bound_ms && bound_ms == 10,
-                "{waited_ms} {bound_ms}"
-            );
+            assert_eq!(bound_ms, 1000);
+            assert!(expected_ms >= 1200, "{expected_ms}");
         }
         other => panic!("expected Busy, got {:?}", other.map(|_| ())),
     }
     assert_eq!(e.stats().shed.load(Ordering::Relaxed), 1);
-    for rx in [b, c] {
+    for rx in [running, queued] {
         let (_, _, end) = collect(rx).await;
         assert!(matches!(end, GenerateEvent::Finished { .. }), "{end:?}");
     }
-    // Nothing waits now: a new request is admitted whatever the last wait was.
+    // A free slot admits at once.
     while e.stats().active.load(Ordering::SeqCst) != 0 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let d = e.submit(req(vec![5], 2)).unwrap();
-    let (_, _, end) = collect(d).await;
+    let (_, _, end) = collect(e.submit(req(vec![1], 2)).unwrap()).await;
     assert!(matches!(end, GenerateEvent::Finished { .. }), "{end:?}");
 }
 

@@ -101,7 +101,7 @@ fn render_engines(state: &AppState, out: &mut Exposition) {
         (
             "nfai_engine_shed_total",
             "counter",
-            "Requests refused with 429 because the queue's wait was over engine.max_queue_wait_ms.",
+            "Requests refused with 429 because they would have waited longer than engine.max_queue_wait_ms for a slot.",
             |s| s.shed.load(Ordering::Relaxed),
         ),
         (

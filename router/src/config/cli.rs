@@ -157,9 +157,9 @@ pub struct ServeArgs {
     /// Requests that may wait per model before new ones get 429 [default: 64].
     #[arg(long, env = "NFAI_QUEUE_CAPACITY")]
     pub queue_capacity: Option<usize>,
-    /// Admission by waiting time, in milliseconds: while requests wait for a model and the
-    /// last one admitted waited longer than this, new ones get 429 at once; 0 turns it off
-    /// [default: 0].
+    /// Admission by waiting time, in milliseconds: a chat request that would wait longer than
+    /// this for a batch slot (the requests ahead of it, at the recent time a sequence spends
+    /// in the batch) gets 429 at once; 0 turns it off [default: 0].
     #[arg(long, env = "NFAI_MAX_QUEUE_WAIT_MS")]
     pub max_queue_wait_ms: Option<u64>,
     /// Compute threads every native model shares [default: the CPU cores available].

@@ -29,8 +29,7 @@ use crate::catalog::Catalog;
 pub struct EngineSettings {
     /// Requests waiting per model before 429.
     pub queue_capacity: usize,
-    /// While requests wait and the last one admitted waited longer than this (ms), new ones
-    /// get 429; 0: off.
+    /// A new request that would wait longer than this (ms) for a batch slot gets 429; 0: off.
     pub max_queue_wait_ms: u64,
     /// Prompt tokens per scheduler step.
     pub prefill_chunk: usize,
