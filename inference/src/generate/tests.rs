@@ -368,6 +368,10 @@ async fn a_request_that_would_wait_too_long_is_shed() {
     let e = GenerationEngine::start("toy", model, tokenizer(), cfg).unwrap();
     let (_, _, end) = collect(e.submit(req(vec![1], 20)).unwrap()).await;
     assert!(matches!(end, GenerateEvent::Finished { .. }), "{end:?}");
+    // The scheduler records the sequence's time once it has sent its last event.
+    while e.stats().active.load(Ordering::SeqCst) != 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let service = e.stats().service_time.micros();
     assert!(service >= 800_000, "{service}");
     // The slot is busy: the next request waits about half a sequence, under the bound...
