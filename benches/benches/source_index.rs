@@ -84,17 +84,21 @@ fn main() {
         .tokenizer()
         .encode(InputKind::Passage.prefix().trim_end())
         .len() as u64;
-    let (mut files, mut text_tokens) = (0u64, 0u64);
-    for entry in std::fs::read_dir(dir.path().join("data/files")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        files += 1;
-        text_tokens += e5.tokenizer().encode(&text).len() as u64;
-    }
+    // The database holds nfai's own records too, the files' bytes as parts in
+    // `nfai_blob_parts`.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let blobs = rt.block_on(nfai_tests::demo::sql(
+        &db,
+        "SELECT convert_from(string_agg(p.data, ''::bytea ORDER BY p.seq), 'UTF8') AS text \
+         FROM nfai_blobs b JOIN nfai_blob_parts p ON p.upload = b.upload GROUP BY b.id",
+    ));
+    drop(rt);
+    let texts: Vec<String> = blobs.iter().map(|r| r.get("text")).collect();
+    let files = texts.len() as u64;
+    let text_tokens: u64 = texts
+        .iter()
+        .map(|t| e5.tokenizer().encode(t).len() as u64)
+        .sum();
     let embedded = text_tokens + files * (prefix + 2);
     println!(
         "CPU: {}, {threads} threads, ingest concurrency {}",
