@@ -151,7 +151,7 @@ fi
 
 # The chat model's engine counters (shed requests, queue wait) as the server reports them.
 engine_metrics() {
-  curl -fsS "$url/metrics" | grep -E '^nfai_engine_(shed_total|queue_wait_seconds_(bucket|count|sum))\{[^}]*smollm2' > "$1" || true
+  curl -fsS "$url/metrics" | grep -E "^nfai_engine_(shed_total|queue_wait_seconds_(bucket|count|sum))\\{[^}]*model=\"${CHAT_MODEL:-smollm2-135m-instruct}\"" > "$1" || true
 }
 
 status=0
