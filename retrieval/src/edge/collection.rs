@@ -362,7 +362,14 @@ impl EdgeCollection {
     }
 
     /// Deletes the points matching a Qdrant filter; returns how many there were.
+    ///
+    /// When nothing matches (a file ingested for the first time) it returns without the write
+    /// gate, so it does not wait behind a flush: counting takes no gate, and a point written
+    /// after the count is as if written after the delete.
     pub fn delete_matching(&self, filter: Filter) -> Result<usize> {
+        if self.count_matching(Some(filter.clone()))? == 0 {
+            return Ok(0);
+        }
         let _write = lock(&self.write_gate);
         let count = self.count_matching(Some(filter.clone()))?;
         if count > 0 {

@@ -18,7 +18,7 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::RetrievalService;
 use super::embed::TextKind;
@@ -70,6 +70,32 @@ impl Tokenize for Offsets {
     }
 }
 
+/// One of the `ingest_concurrency` places for a run: held while the run reads, embeds and
+/// writes (the work that takes the CPU and memory), and given back before it waits for the
+/// flush that makes its chunks durable, so that waiting on the disk does not keep the next
+/// file from the CPU.
+struct Slot {
+    permits: Arc<Semaphore>,
+    held: Option<OwnedSemaphorePermit>,
+}
+
+impl Slot {
+    /// Takes a place unless this run holds one; `false` if the workers are stopping.
+    async fn hold(&mut self) -> bool {
+        if self.held.is_none() {
+            match Arc::clone(&self.permits).acquire_owned().await {
+                Ok(permit) => self.held = Some(permit),
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    fn give_back(&mut self) {
+        self.held = None;
+    }
+}
+
 pub(super) fn spawn_workers(service: &RetrievalService, mut rx: mpsc::Receiver<JobKey>) {
     let permits = Arc::new(Semaphore::new(service.0.options.ingest_concurrency.max(1)));
     let weak = Arc::downgrade(&service.0);
@@ -82,15 +108,18 @@ pub(super) fn spawn_workers(service: &RetrievalService, mut rx: mpsc::Receiver<J
                 return;
             };
             let service = RetrievalService(inner);
+            let mut slot = Slot {
+                permits: Arc::clone(&permits),
+                held: Some(permit),
+            };
             tokio::spawn(async move {
-                service.run_job(&key).await;
+                service.run_job(&key, &mut slot).await;
                 service
                     .0
                     .active
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .remove(&key);
-                drop(permit);
             });
         }
     });
@@ -140,8 +169,9 @@ impl RetrievalService {
 
     /// Runs a job until its outcome is recorded for the current revision, holding its claim
     /// (shared records: another replica may be running it) while it runs.
-    async fn run_job(&self, key: &JobKey) {
-        self.run_claimed(key).await;
+    async fn run_job(&self, key: &JobKey, slot: &mut Slot) {
+        self.run_claimed(key, slot).await;
+        slot.give_back();
         let (store_id, file_id) = key;
         if let Err(e) = self
             .0
@@ -153,8 +183,11 @@ impl RetrievalService {
         }
     }
 
-    async fn run_claimed(&self, (store_id, file_id): &JobKey) {
+    async fn run_claimed(&self, (store_id, file_id): &JobKey, slot: &mut Slot) {
         loop {
+            if !slot.hold().await {
+                return;
+            }
             let record = match self.0.records.get_store_file(store_id, file_id).await {
                 Ok(Some(r)) if r.status == FileStatus::InProgress => r,
                 Ok(_) => return,
@@ -180,7 +213,7 @@ impl RetrievalService {
             self.0
                 .runs
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let outcome = match self.ingest(&record).await {
+            let outcome = match self.ingest(&record, slot).await {
                 Ok(outcome) => outcome,
                 Err(e) => failed("server_error", e.to_string()),
             };
@@ -257,8 +290,8 @@ impl RetrievalService {
             .is_some_and(|r| r.revision == started.revision && r.status == FileStatus::InProgress))
     }
 
-    /// One run: extract, chunk, embed, upsert.
-    async fn ingest(&self, job: &StoreFileRecord) -> Result<Outcome> {
+    /// One run: extract, chunk, embed, upsert, then (with `slot` given back) flush.
+    async fn ingest(&self, job: &StoreFileRecord, slot: &mut Slot) -> Result<Outcome> {
         let store_id = &job.store_id;
         let Some(file) = self.0.records.get_file(&job.file_id).await? else {
             return Ok(failed(
@@ -358,6 +391,7 @@ impl RetrievalService {
             self.0.caches.bump(store_id);
         }
         let ticket = self.0.flushes.written();
+        slot.give_back();
         let vectors = &self.0.store;
         self.0
             .flushes
