@@ -167,6 +167,20 @@ impl RetrievalService {
         }
     }
 
+    /// Queues a store file's ingestion unless it is queued or running already, waiting for
+    /// room in the queue.
+    pub(crate) async fn queue(&self, file: &StoreFileRecord) {
+        let key = (file.store_id.clone(), file.file_id.clone());
+        let Ok(place) = self.0.jobs.reserve().await else {
+            tracing::error!("the ingestion queue is closed");
+            return;
+        };
+        let mut active = self.0.active.lock().unwrap_or_else(PoisonError::into_inner);
+        if active.insert(key.clone()) {
+            place.send(key);
+        }
+    }
+
     /// Runs a job until its outcome is recorded for the current revision, holding its claim
     /// (shared records: another replica may be running it) while it runs.
     async fn run_job(&self, key: &JobKey, slot: &mut Slot) {

@@ -35,7 +35,29 @@ fn missing(what: &'static str, id: &str) -> RetrievalError {
 
 impl RetrievalService {
     /// Attaches a file to a store (replacing an earlier attachment) and queues its ingestion.
+    /// A full queue leaves the file to the sweeper, which queues it when there is room.
     pub async fn add_file(
+        &self,
+        store_id: &str,
+        req: AddFile,
+        batch_id: Option<String>,
+    ) -> Result<StoreFileRecord> {
+        let record = self.attach(store_id, req, batch_id).await?;
+        self.submit(&record);
+        Ok(record)
+    }
+
+    /// [`add_file`](Self::add_file) for a writer that can attach files faster than they are
+    /// ingested (a source's sync): waits for room in the ingestion queue, so that the writer
+    /// goes at the pace of ingestion and no file waits for the sweeper.
+    pub async fn add_file_waiting(&self, store_id: &str, req: AddFile) -> Result<StoreFileRecord> {
+        let record = self.attach(store_id, req, None).await?;
+        self.queue(&record).await;
+        Ok(record)
+    }
+
+    /// Records a file as attached and `in_progress` with a new revision.
+    async fn attach(
         &self,
         store_id: &str,
         req: AddFile,
@@ -73,7 +95,6 @@ impl RetrievalService {
             self.0.records.put_store_file(record.clone()).await?;
             record
         };
-        self.submit(&record);
         Ok(record)
     }
 

@@ -1,11 +1,13 @@
 //! One sync pass of a source: pages of rows after the checkpoint (minus the lag), each row
 //! upserted as the store file `<source>:<row id>` (skipped when its text and attributes are
-//! unchanged) or removed when deleted, the checkpoint saved after every page; then, without a
-//! `deleted_at` column, a key-set diff removes the files whose rows are gone.
+//! unchanged) or removed when deleted, several rows of a page at once and at the pace of
+//! ingestion (a row waits for room in its queue), the checkpoint saved after every page; then,
+//! without a `deleted_at` column, a key-set diff removes the files whose rows are gone.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{Map, Value};
 
 use super::checkpoint::{Checkpoint, CheckpointDir};
@@ -129,6 +131,10 @@ pub async fn read_rows(
         .collect()
 }
 
+/// Rows of a page written at once: their database round trips overlap, so that writing rows
+/// keeps up with embedding them.
+const ROW_WRITERS: usize = 8;
+
 /// 1900-01-01: the start of a first sync.
 const BEGINNING_US: i64 = -2_208_988_800_000_000;
 
@@ -171,35 +177,26 @@ pub async fn sync_once(
             break;
         }
         let full = rows.len() as i64 == limit;
-        for row in &rows {
-            let row = plan.read(row).map_err(SyncError::Failed)?;
-            progress.read(1);
-            let fid = file_id(&source.name, &row.id);
-            if row.deleted {
-                if remove(service, store_id, &fid).await? {
-                    progress.deleted(1);
-                }
-            } else {
-                let mut attributes = row.attributes.clone();
-                attributes.insert("source".into(), Value::String(source.name.clone()));
-                let changed = upsert(
-                    service,
-                    store_id,
-                    &fid,
-                    &filename(&source.name, &row.id),
-                    &row.text,
-                    attributes,
-                )
-                .await?;
-                if changed {
-                    progress.upserted(1);
-                } else {
-                    progress.unchanged(1);
-                }
-            }
+        let rows = rows
+            .iter()
+            .map(|row| plan.read(row))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(SyncError::Failed)?;
+        progress.read(rows.len() as u64);
+        // The page's rows are distinct files: several are written at once, and the
+        // checkpoint moves past the page only once every one of them is.
+        let writes: Vec<_> = rows
+            .iter()
+            .map(|row| write_row(source, service, store_id, row, progress))
+            .collect();
+        futures::stream::iter(writes)
+            .buffer_unordered(ROW_WRITERS)
+            .try_collect::<()>()
+            .await?;
+        if let Some(row) = rows.last() {
             ts_us = micros(row.updated_at);
             last_id = Some((row.id_int.unwrap_or(0), row.id.clone()));
-            rows_total += 1;
+            rows_total += rows.len() as u64;
         }
         let checkpoint = Checkpoint {
             updated_at_us: ts_us,
@@ -214,6 +211,40 @@ pub async fn sync_once(
     }
     if source.deleted_at_column.is_none() {
         diff_deletes(source, pool, service, store_id, &plan, progress).await?;
+    }
+    Ok(())
+}
+
+/// Upserts or removes one row's store file.
+async fn write_row(
+    source: &SourceConfig,
+    service: &RetrievalService,
+    store_id: &str,
+    row: &SourceRow,
+    progress: &Progress,
+) -> Result<(), SyncError> {
+    let fid = file_id(&source.name, &row.id);
+    if row.deleted {
+        if remove(service, store_id, &fid).await? {
+            progress.deleted(1);
+        }
+        return Ok(());
+    }
+    let mut attributes = row.attributes.clone();
+    attributes.insert("source".into(), Value::String(source.name.clone()));
+    let changed = upsert(
+        service,
+        store_id,
+        &fid,
+        &filename(&source.name, &row.id),
+        &row.text,
+        attributes,
+    )
+    .await?;
+    if changed {
+        progress.upserted(1);
+    } else {
+        progress.unchanged(1);
     }
     Ok(())
 }
@@ -294,14 +325,13 @@ async fn upsert(
         })
         .await?;
     service
-        .add_file(
+        .add_file_waiting(
             store_id,
             AddFile {
                 file_id: file_id.to_owned(),
                 attributes,
                 chunking_strategy: None,
             },
-            None,
         )
         .await?;
     Ok(true)
