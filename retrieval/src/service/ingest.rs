@@ -6,6 +6,9 @@
 //! how a restart resumes them. A run extracts and chunks the file off the async workers,
 //! embeds the chunks in batches, upserts them, and records `completed` or `failed` with
 //! `last_error` (an unreadable, empty or unsupported file fails alone; other files go on).
+//! A run holds one of `ingest_concurrency` places and its file's size from the
+//! `ingest_max_bytes` budget while it reads, embeds and writes, and gives both back before it
+//! waits for the flush that makes its chunks durable.
 //! With shared records (replicas on one database) a run first claims its job for a lease, so
 //! one replica runs it; the others' sweepers skip it until the lease ends.
 //! The outcome is recorded only if the record's revision is the one the run started from;
@@ -70,21 +73,61 @@ impl Tokenize for Offsets {
     }
 }
 
-/// One of the `ingest_concurrency` places for a run: held while the run reads, embeds and
-/// writes (the work that takes the CPU and memory), and given back before it waits for the
-/// flush that makes its chunks durable, so that waiting on the disk does not keep the next
-/// file from the CPU.
+/// What runs may hold at once: `ingest_concurrency` places, and `ingest_max_bytes` of file
+/// bytes in KiB (a run holds its file's size, or the whole budget for a larger file).
+#[derive(Clone)]
+struct Limits {
+    places: Arc<Semaphore>,
+    kib: Arc<Semaphore>,
+    budget_kib: u32,
+}
+
+impl Limits {
+    fn new(concurrency: usize, max_bytes: u64) -> Self {
+        let budget_kib = u32::try_from(max_bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, MAX_BUDGET_KIB);
+        Self {
+            places: Arc::new(Semaphore::new(concurrency.max(1))),
+            kib: Arc::new(Semaphore::new(budget_kib as usize)),
+            budget_kib,
+        }
+    }
+}
+
+/// The largest byte budget, in KiB (1 TiB; more than any file `[files] max_bytes` allows).
+const MAX_BUDGET_KIB: u32 = 1 << 30;
+
+/// A run's share of the [`Limits`]: held while the run reads, embeds and writes (the work that
+/// takes the CPU and memory), and given back before it waits for the flush that makes its
+/// chunks durable, so that waiting on the disk does not keep the next file from the CPU.
 struct Slot {
-    permits: Arc<Semaphore>,
-    held: Option<OwnedSemaphorePermit>,
+    limits: Limits,
+    place: Option<OwnedSemaphorePermit>,
+    bytes: Option<OwnedSemaphorePermit>,
 }
 
 impl Slot {
     /// Takes a place unless this run holds one; `false` if the workers are stopping.
     async fn hold(&mut self) -> bool {
-        if self.held.is_none() {
-            match Arc::clone(&self.permits).acquire_owned().await {
-                Ok(permit) => self.held = Some(permit),
+        if self.place.is_none() {
+            match Arc::clone(&self.limits.places).acquire_owned().await {
+                Ok(permit) => self.place = Some(permit),
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Takes a file's size from the byte budget (the whole budget for a larger file), after
+    /// the place: a run waits here while larger files fill the budget.
+    async fn hold_bytes(&mut self, size: u64) -> bool {
+        if self.bytes.is_none() {
+            let kib = u32::try_from(size.div_ceil(1024))
+                .unwrap_or(u32::MAX)
+                .clamp(1, self.limits.budget_kib);
+            match Arc::clone(&self.limits.kib).acquire_many_owned(kib).await {
+                Ok(permit) => self.bytes = Some(permit),
                 Err(_) => return false,
             }
         }
@@ -92,16 +135,18 @@ impl Slot {
     }
 
     fn give_back(&mut self) {
-        self.held = None;
+        self.bytes = None;
+        self.place = None;
     }
 }
 
 pub(super) fn spawn_workers(service: &RetrievalService, mut rx: mpsc::Receiver<JobKey>) {
-    let permits = Arc::new(Semaphore::new(service.0.options.ingest_concurrency.max(1)));
+    let options = &service.0.options;
+    let limits = Limits::new(options.ingest_concurrency, options.ingest_max_bytes);
     let weak = Arc::downgrade(&service.0);
     tokio::spawn(async move {
         while let Some(key) = rx.recv().await {
-            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            let Ok(place) = Arc::clone(&limits.places).acquire_owned().await else {
                 return;
             };
             let Some(inner) = weak.upgrade() else {
@@ -109,8 +154,9 @@ pub(super) fn spawn_workers(service: &RetrievalService, mut rx: mpsc::Receiver<J
             };
             let service = RetrievalService(inner);
             let mut slot = Slot {
-                permits: Arc::clone(&permits),
-                held: Some(permit),
+                limits: limits.clone(),
+                place: Some(place),
+                bytes: None,
             };
             tokio::spawn(async move {
                 service.run_job(&key, &mut slot).await;
@@ -313,6 +359,9 @@ impl RetrievalService {
                 format!("the file `{}` was deleted", job.file_id),
             ));
         };
+        if !slot.hold_bytes(file.bytes).await {
+            return Ok(Outcome::Superseded);
+        }
         let store = self.store_record(store_id).await?;
         let strategy = match ChunkingStrategy::from_json(&job.chunking_strategy) {
             Ok(s) => s,
@@ -436,5 +485,58 @@ impl RetrievalService {
                 other => return other,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(limits: &Limits) -> Slot {
+        Slot {
+            limits: limits.clone(),
+            place: None,
+            bytes: None,
+        }
+    }
+
+    /// Whether `wait` is still waiting after a moment.
+    async fn waits<F: Future>(wait: F) -> bool {
+        tokio::time::timeout(Duration::from_millis(50), wait)
+            .await
+            .is_err()
+    }
+
+    #[tokio::test]
+    async fn places_bound_the_runs() {
+        let limits = Limits::new(2, 1 << 20);
+        let (mut a, mut b, mut c) = (slot(&limits), slot(&limits), slot(&limits));
+        assert!(a.hold().await && b.hold().await);
+        assert!(waits(c.hold()).await, "a third run waits for a place");
+        a.give_back();
+        assert!(c.hold().await);
+        assert!(b.hold().await, "a run that holds a place keeps it");
+    }
+
+    #[tokio::test]
+    async fn a_file_over_the_byte_budget_runs_alone_and_small_ones_share_it() {
+        let limits = Limits::new(64, 1 << 20);
+        let mut large = slot(&limits);
+        assert!(large.hold().await && large.hold_bytes(5 << 20).await);
+        let mut small = slot(&limits);
+        assert!(small.hold().await);
+        assert!(
+            waits(small.hold_bytes(1)).await,
+            "the large file holds it all"
+        );
+        large.give_back();
+        assert!(small.hold_bytes(1).await);
+        // 1 KiB of the 1,024 is taken; a 1,023 KiB file fits beside it, then nothing more.
+        let mut half = slot(&limits);
+        assert!(half.hold_bytes(1023 << 10).await);
+        let mut more = slot(&limits);
+        assert!(waits(more.hold_bytes(1)).await, "the budget is spent");
+        small.give_back();
+        assert!(more.hold_bytes(1).await);
     }
 }

@@ -54,6 +54,8 @@ pub struct ServiceOptions {
     pub max_file_bytes: u64,
     /// Files ingested at once.
     pub ingest_concurrency: usize,
+    /// File bytes ingested at once (a larger file is ingested alone).
+    pub ingest_max_bytes: u64,
     /// Files waiting for ingestion in memory; the rest wait in the records.
     pub ingest_queue: usize,
     /// Chunks per embedding call.
@@ -71,6 +73,7 @@ impl Default for ServiceOptions {
             default_model: DEFAULT_MODEL.into(),
             max_file_bytes: 512 * 1024 * 1024,
             ingest_concurrency: 2,
+            ingest_max_bytes: 256 * 1024 * 1024,
             ingest_queue: 64,
             embed_batch: 16,
             query_cache_bytes: 16 * 1024 * 1024,

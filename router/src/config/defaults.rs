@@ -44,8 +44,12 @@ pub const LOG_FORMAT: &str = "text";
 pub const RESPONSES_MAX_STORED: usize = 10_000;
 /// `retrieval.ingest_concurrency`: files ingested at once. Their embedding requests meet in
 /// the embedding engine's queue and run as one batch, so short files (a source's rows) are
-/// embedded many to a forward pass instead of one each.
-pub const INGEST_CONCURRENCY: usize = 16;
+/// embedded many to a forward pass instead of one each; the byte budget below bounds what
+/// large files hold.
+pub const INGEST_CONCURRENCY: usize = 64;
+/// `retrieval.ingest_max_bytes`: file bytes ingested at once, 256 MiB. A file holds a few
+/// times its size while it is ingested (its bytes, text, token offsets and chunks).
+pub const INGEST_MAX_BYTES: u64 = 256 * 1024 * 1024;
 /// `files.max_bytes`: 512 MiB, OpenAI's limit per file.
 pub const FILES_MAX_BYTES: u64 = 512 * 1024 * 1024;
 

@@ -369,6 +369,7 @@ mod tests {
              [auth]\nallow_unauthenticated = true\n\
              [logging]\nformat = \"json\"\nlog_bodies = false\n\
              [retrieval]\nqdrant_url = \"http://qdrant:6334\"\ningest_concurrency = 4\n\
+             ingest_max_bytes = 8388608\n\
              [[retrieval.sources]]\nname = \"tickets\"\nvector_store = \"crm\"\n\
              sql = \"SELECT id, subject, updated_at FROM tickets\"\ntext_columns = [\"subject\"]\n\
              [files]\nmax_bytes = 1048576\n\
@@ -384,7 +385,7 @@ mod tests {
         );
         assert_eq!(r.log_format, reserved::LogFormat::Json);
         assert_eq!((r.files_max_bytes, r.retrieval_sources), (1_048_576, 1));
-        assert_eq!(r.ingest_concurrency, 4);
+        assert_eq!((r.ingest_concurrency, r.ingest_max_bytes), (4, 8 << 20));
         assert_eq!(
             (r.responses_max_stored, r.responses_retention_secs),
             (50, Some(3600))
@@ -416,6 +417,7 @@ mod tests {
             "[retrieval]\nqdrant = \"x\"\n",
             "[retrieval]\ningest_concurrency = 0\n",
             "[retrieval]\ningest_concurrency = 257\n",
+            "[retrieval]\ningest_max_bytes = 1048575\n",
         ] {
             let (_d, args) = args_with(bad);
             assert!(Config::from_serve_args(&args).is_err(), "{bad}");

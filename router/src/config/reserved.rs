@@ -140,8 +140,10 @@ pub struct RetrievalFile {
     pub qdrant_url: Option<String>,
     /// File holding Qdrant's API key; `NFAI_QDRANT_API_KEY_FILE`.
     pub qdrant_api_key_file: Option<PathBuf>,
-    /// Files ingested (extracted, chunked, embedded, stored) at once [default: 16].
+    /// Files ingested (extracted, chunked, embedded, stored) at once [default: 64].
     pub ingest_concurrency: Option<usize>,
+    /// File bytes ingested at once; a larger file is ingested alone [default: 268435456].
+    pub ingest_max_bytes: Option<u64>,
     /// `[[retrieval.sources]]`: PostgreSQL queries whose rows are synced into vector stores.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -198,6 +200,8 @@ pub struct ReservedConfig {
     pub files_max_bytes: u64,
     /// `[retrieval] ingest_concurrency`: at least 1.
     pub ingest_concurrency: usize,
+    /// `[retrieval] ingest_max_bytes`: at least 1 MiB.
+    pub ingest_max_bytes: u64,
     /// `[responses] max_stored`: at least 1.
     pub responses_max_stored: usize,
     /// `[responses] retention_secs`: at least 1 when set.
@@ -336,6 +340,14 @@ impl ReservedConfig {
             (1..=256).contains(&ingest_concurrency),
             "retrieval.ingest_concurrency must be between 1 and 256"
         );
+        let ingest_max_bytes = f
+            .retrieval
+            .ingest_max_bytes
+            .unwrap_or(defaults::INGEST_MAX_BYTES);
+        ensure!(
+            ingest_max_bytes >= 1024 * 1024,
+            "retrieval.ingest_max_bytes must be at least 1048576 (1 MiB)"
+        );
         let responses_max_stored = args
             .responses_max_stored
             .or(f.responses.max_stored)
@@ -376,6 +388,7 @@ impl ReservedConfig {
             sources: f.retrieval.sources,
             files_max_bytes,
             ingest_concurrency,
+            ingest_max_bytes,
             responses_max_stored,
             responses_retention_secs,
         };

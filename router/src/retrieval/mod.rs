@@ -90,6 +90,7 @@ pub fn start(
     let options = ServiceOptions {
         max_file_bytes: config.files_max_bytes,
         ingest_concurrency: config.ingest_concurrency,
+        ingest_max_bytes: config.ingest_max_bytes,
         ..ServiceOptions::default()
     };
     Ok(RetrievalService::start(
