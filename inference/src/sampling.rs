@@ -3,7 +3,7 @@
 //! Works on one row of logits at a time. Temperature 0 is greedy (argmax) and ignores the other
 //! knobs except the penalties, which change which token is the largest.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -21,6 +21,9 @@ pub struct SamplingParams {
     pub seed: Option<u64>,
     /// Multiplicative penalty (> 0; 1 = off) on tokens already in the prompt or the output.
     pub repetition_penalty: f32,
+    /// How many of the latest tokens (prompt, then output) the repetition penalty looks at;
+    /// `None`: all of them.
+    pub repeat_last_n: Option<usize>,
     /// Subtracted once from every token already generated (-2..=2).
     pub presence_penalty: f32,
     /// Subtracted per occurrence of a token already generated (-2..=2).
@@ -35,6 +38,7 @@ impl Default for SamplingParams {
             top_k: 0,
             seed: None,
             repetition_penalty: 1.0,
+            repeat_last_n: None,
             presence_penalty: 0.0,
             frequency_penalty: 0.0,
         }
@@ -57,8 +61,8 @@ pub struct Sampler {
     rng: StdRng,
     /// Occurrences of each generated token.
     generated: HashMap<u32, u32>,
-    /// Tokens of the prompt (for the repetition penalty).
-    prompt: Vec<u32>,
+    /// The tokens the repetition penalty looks at (see [`Recent`]).
+    recent: Recent,
     scratch: Vec<(f32, u32)>,
 }
 
@@ -68,18 +72,18 @@ impl Sampler {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
         };
-        let mut prompt = if params.repetition_penalty != 1.0 {
-            prompt.to_vec()
-        } else {
-            Vec::new()
-        };
-        prompt.sort_unstable();
-        prompt.dedup();
+        let mut recent = Recent::new(match params.repetition_penalty != 1.0 {
+            true => params.repeat_last_n,
+            false => Some(0),
+        });
+        for &t in prompt {
+            recent.push(t);
+        }
         Self {
             params,
             rng,
             generated: HashMap::new(),
-            prompt,
+            recent,
             scratch: Vec::new(),
         }
     }
@@ -87,6 +91,7 @@ impl Sampler {
     /// Records a token chosen for this sequence (the penalties look at it from now on).
     pub fn accept(&mut self, token: u32) {
         *self.generated.entry(token).or_insert(0) += 1;
+        self.recent.push(token);
     }
 
     /// Picks the next token from `logits` (changed in place by the penalties).
@@ -131,12 +136,7 @@ impl Sampler {
     fn apply_penalties(&self, logits: &mut [f32]) {
         let p = &self.params;
         if p.repetition_penalty != 1.0 {
-            let seen = self
-                .prompt
-                .iter()
-                .copied()
-                .chain(self.generated.keys().copied());
-            for id in seen {
+            for &id in self.recent.counts.keys() {
                 if let Some(l) = logits.get_mut(id as usize) {
                     *l = if *l > 0.0 {
                         *l / p.repetition_penalty
@@ -153,6 +153,47 @@ impl Sampler {
                 }
             }
         }
+    }
+}
+
+/// The distinct tokens among the latest `limit` of a sequence (all of them without a limit).
+#[derive(Debug)]
+struct Recent {
+    limit: Option<usize>,
+    /// The window's tokens in order; kept only when there is a limit.
+    order: VecDeque<u32>,
+    /// Occurrences of each token in the window.
+    counts: HashMap<u32, u32>,
+}
+
+impl Recent {
+    fn new(limit: Option<usize>) -> Self {
+        Self {
+            limit,
+            order: VecDeque::new(),
+            counts: HashMap::new(),
+        }
+    }
+
+    fn push(&mut self, token: u32) {
+        let Some(limit) = self.limit else {
+            *self.counts.entry(token).or_insert(0) += 1;
+            return;
+        };
+        if limit == 0 {
+            return;
+        }
+        if self.order.len() == limit
+            && let Some(old) = self.order.pop_front()
+            && let Some(n) = self.counts.get_mut(&old)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.counts.remove(&old);
+            }
+        }
+        self.order.push_back(token);
+        *self.counts.entry(token).or_insert(0) += 1;
     }
 }
 
@@ -280,5 +321,33 @@ mod tests {
             &[0],
         );
         assert_eq!(r.sample(&mut [1.0, 0.6]), 1);
+    }
+
+    #[test]
+    fn repetition_penalty_looks_at_the_latest_tokens_only() {
+        let windowed = |last_n| {
+            Sampler::new(
+                SamplingParams {
+                    repetition_penalty: 2.0,
+                    repeat_last_n: last_n,
+                    ..SamplingParams::greedy()
+                },
+                &[0, 1],
+            )
+        };
+        // Token 0 left a window of one when token 1 came after it; a window of two holds both.
+        assert_eq!(windowed(Some(1)).sample(&mut [1.0, 0.9, 0.6]), 0);
+        assert_eq!(windowed(Some(2)).sample(&mut [1.0, 0.9, 0.6]), 2);
+        assert_eq!(windowed(Some(0)).sample(&mut [1.0, 0.9, 0.6]), 0);
+        assert_eq!(windowed(None).sample(&mut [1.0, 0.9, 0.6]), 2);
+        // Generated tokens enter the window and push the prompt's out.
+        let mut s = windowed(Some(2));
+        s.accept(2);
+        s.accept(2);
+        assert_eq!(s.sample(&mut [1.0, 0.9, 0.6]), 0);
+        // A token repeated inside the window is divided once, not once per occurrence.
+        let mut s = windowed(Some(4));
+        s.accept(0);
+        assert_eq!(s.sample(&mut [1.0, 0.0, 0.4]), 0);
     }
 }

@@ -55,6 +55,9 @@ pub struct SamplingDefaults {
     pub top_p: Option<f32>,
     pub top_k: Option<usize>,
     pub repetition_penalty: Option<f32>,
+    /// How many of the latest tokens the repetition penalty looks at; all of them when unset.
+    pub repeat_last_n: Option<usize>,
+    /// The completion limit when a request sets none (the context's room caps it either way).
     pub max_tokens: Option<usize>,
 }
 

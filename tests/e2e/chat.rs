@@ -243,3 +243,44 @@ async fn a_bad_request_timeout_header_is_a_400_naming_it() {
         }
     }
 }
+
+/// The default model's catalog entry samples against loops: greedily, the README's reply draft
+/// ends by itself with the default repetition penalty, and without it (`repetition_penalty: 1`)
+/// the same request repeats contact-field placeholders until its cap.
+#[tokio::test]
+async fn the_default_repetition_penalty_lets_a_greedy_draft_end() {
+    let s = server();
+    let req = |extra: Value| {
+        let mut r = json!({
+            "model": "default",
+            "messages": [
+                {"role": "system", "content": "You are a CRM assistant."},
+                {"role": "user", "content": "Draft a short, polite reply to a customer asking when their order #4521 will be delivered."}
+            ],
+            "temperature": 0,
+        });
+        r.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        r
+    };
+    let (status, body) = post(s, "/v1/chat/completions", req(json!({}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["finish_reason"], "stop", "{body}");
+    assert!(
+        body["usage"]["completion_tokens"].as_u64().unwrap() < 160,
+        "{body}"
+    );
+    let (status, off) = post(
+        s,
+        "/v1/chat/completions",
+        req(json!({"repetition_penalty": 1, "max_tokens": 160})),
+    )
+    .await;
+    assert_eq!(status, 200, "{off}");
+    assert_eq!(off["choices"][0]["finish_reason"], "length", "{off}");
+    // A window of -1 is the whole sequence; below it the field is named.
+    let (status, err) = post(s, "/v1/chat/completions", req(json!({"repeat_last_n": -2}))).await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["param"], "repeat_last_n", "{err}");
+}

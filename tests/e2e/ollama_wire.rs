@@ -200,7 +200,8 @@ async fn the_ollama_client_reads_documented_answers_and_maps_options() {
     let (status, body) = post_json(&s, "/v1/chat/completions", json!({
         "model": "fixture", "messages": [{"role": "user", "content": "why is the sky blue?"}],
         "temperature": 0.5, "top_p": 0.25, "top_k": 40, "seed": 7, "max_tokens": 20, "stop": ["\n"],
-        "presence_penalty": 0.5, "frequency_penalty": 0.25, "repetition_penalty": 1.5
+        "presence_penalty": 0.5, "frequency_penalty": 0.25, "repetition_penalty": 1.5,
+        "repeat_last_n": -1
     })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["choices"][0]["message"]["content"], "The sky is blue");
@@ -223,7 +224,8 @@ async fn the_ollama_client_reads_documented_answers_and_maps_options() {
         sent["options"],
         json!({
             "temperature": 0.5, "top_p": 0.25, "top_k": 40, "seed": 7, "num_predict": 20, "stop": ["\n"],
-            "repeat_penalty": 1.5, "presence_penalty": 0.5, "frequency_penalty": 0.25, "num_ctx": 2048
+            "repeat_penalty": 1.5, "repeat_last_n": -1, "presence_penalty": 0.5,
+            "frequency_penalty": 0.25, "num_ctx": 2048
         })
     );
     assert!(sent.get("keep_alive").is_none());

@@ -19,6 +19,8 @@ pub struct SamplingInput {
     pub presence_penalty: Option<f32>,
     pub frequency_penalty: Option<f32>,
     pub repetition_penalty: Option<f32>,
+    /// The repetition penalty's window: -1 for the whole sequence, 0 to turn it off.
+    pub repeat_last_n: Option<i64>,
     pub stop: Vec<String>,
     /// Choices asked for (`n`).
     pub n: Option<i64>,
@@ -96,12 +98,24 @@ pub fn sampling(f: &SamplingInput) -> Result<(SamplingRequest, Vec<String>), Fie
         Some(k) => Some(usize::try_from(k).unwrap_or(usize::MAX)),
         None => None,
     };
+    let repeat_last_n = match f.repeat_last_n {
+        Some(-1) => Some(usize::MAX),
+        Some(n) if n < -1 => {
+            return Err(FieldError::invalid(
+                "repeat_last_n",
+                format!("'repeat_last_n' must be -1 (the whole sequence) or >= 0, got {n}."),
+            ));
+        }
+        Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        None => None,
+    };
     let params = SamplingRequest {
         temperature: opt_range("temperature", f.temperature, 0.0, 2.0)?,
         top_p: f.top_p,
         top_k,
         seed: f.seed.map(|s| s as u64),
         repetition_penalty: opt_range("repetition_penalty", f.repetition_penalty, 0.01, 10.0)?,
+        repeat_last_n,
         presence_penalty: opt_range("presence_penalty", f.presence_penalty, -2.0, 2.0)?,
         frequency_penalty: opt_range("frequency_penalty", f.frequency_penalty, -2.0, 2.0)?,
     };
@@ -340,6 +354,27 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(sampling(&f).unwrap().0.resolve(&d).temperature, 0.0);
+    }
+
+    #[test]
+    fn repeat_window_spellings() {
+        let d = crate::catalog::SamplingDefaults {
+            repetition_penalty: Some(1.1),
+            repeat_last_n: Some(64),
+            ..Default::default()
+        };
+        let window = |n: Option<i64>| {
+            let f = SamplingInput {
+                repeat_last_n: n,
+                ..Default::default()
+            };
+            sampling(&f).map(|(p, _)| p.resolve(&d).repeat_last_n)
+        };
+        assert_eq!(window(None).unwrap(), Some(64));
+        assert_eq!(window(Some(0)).unwrap(), Some(0));
+        assert_eq!(window(Some(16)).unwrap(), Some(16));
+        assert_eq!(window(Some(-1)).unwrap(), None, "-1 is the whole sequence");
+        assert_eq!(window(Some(-2)).unwrap_err().param, "repeat_last_n");
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub struct SamplingRequest {
     pub top_k: Option<usize>,
     pub seed: Option<u64>,
     pub repetition_penalty: Option<f32>,
+    /// The repetition penalty's window; `usize::MAX`: the whole sequence.
+    pub repeat_last_n: Option<usize>,
     pub presence_penalty: Option<f32>,
     pub frequency_penalty: Option<f32>,
 }
@@ -34,6 +36,10 @@ impl SamplingRequest {
                 .repetition_penalty
                 .or(d.repetition_penalty)
                 .unwrap_or(1.0),
+            repeat_last_n: self
+                .repeat_last_n
+                .or(d.repeat_last_n)
+                .filter(|&n| n != usize::MAX),
             presence_penalty: self.presence_penalty.unwrap_or(0.0),
             frequency_penalty: self.frequency_penalty.unwrap_or(0.0),
         }

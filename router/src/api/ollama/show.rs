@@ -89,6 +89,7 @@ fn parameters(e: &ModelEntry) -> String {
         "repeat_penalty",
         s.repetition_penalty.map(|x| x.to_string()),
     );
+    put("repeat_last_n", s.repeat_last_n.map(|x| x.to_string()));
     put("num_predict", s.max_tokens.map(|x| x.to_string()));
     put("num_ctx", e.context_length.map(|x| x.to_string()));
     lines.join("\n")

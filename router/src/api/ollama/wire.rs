@@ -21,6 +21,7 @@ pub struct Options {
     pub num_predict: Option<i64>,
     pub stop: Option<Vec<String>>,
     pub repeat_penalty: Option<f32>,
+    pub repeat_last_n: Option<i64>,
     pub presence_penalty: Option<f32>,
     pub frequency_penalty: Option<f32>,
     pub num_ctx: Option<i64>,
@@ -41,6 +42,7 @@ impl Options {
             presence_penalty: self.presence_penalty,
             frequency_penalty: self.frequency_penalty,
             repetition_penalty: self.repeat_penalty,
+            repeat_last_n: self.repeat_last_n,
             stop: self.stop.clone().unwrap_or_default(),
             ..Default::default()
         };

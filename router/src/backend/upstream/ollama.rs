@@ -37,6 +37,8 @@ pub struct Options<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repeat_penalty: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub repeat_last_n: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub presence_penalty: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frequency_penalty: Option<f32>,
@@ -57,6 +59,7 @@ impl<'a> Options<'a> {
             seed: s.seed,
             num_predict: o.max_tokens,
             repeat_penalty: s.repetition_penalty,
+            repeat_last_n: s.repeat_last_n.map(|n| i64::try_from(n).unwrap_or(-1)),
             presence_penalty: s.presence_penalty,
             frequency_penalty: s.frequency_penalty,
             num_ctx,

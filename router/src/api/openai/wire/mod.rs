@@ -2,7 +2,7 @@
 //!
 //! Requests keep every field the SDKs may send, so that a field we do not support is refused by
 //! name instead of being silently ignored. Extension fields (`top_k`, `repetition_penalty`,
-//! `ignore_eos`) are accepted too. The conversions into `crate::validate`'s inputs are here.
+//! `repeat_last_n`, `ignore_eos`) are accepted too. The conversions into `crate::validate`'s inputs are here.
 
 pub mod chat;
 pub mod completions;
@@ -80,6 +80,7 @@ pub struct SamplingFields {
     pub presence_penalty: Option<f32>,
     pub frequency_penalty: Option<f32>,
     pub repetition_penalty: Option<f32>,
+    pub repeat_last_n: Option<i64>,
     pub stop: Option<StopSpec>,
     pub n: Option<i64>,
     pub logit_bias: Option<serde_json::Map<String, serde_json::Value>>,
@@ -99,6 +100,7 @@ impl SamplingFields {
             presence_penalty: self.presence_penalty,
             frequency_penalty: self.frequency_penalty,
             repetition_penalty: self.repetition_penalty,
+            repeat_last_n: self.repeat_last_n,
             stop: match &self.stop {
                 None => Vec::new(),
                 Some(StopSpec::One(s)) => vec![s.clone()],
