@@ -7,7 +7,9 @@ use nfai_inference::GenerationEngine;
 use nfai_inference::constrain::{Constraint, OutputFormat, TOOL_CALL_PREFIX};
 use nfai_models::tool_prompt::{tool_result_message, with_tool_prompt};
 use nfai_models::{ChatMessage, ChatTemplate};
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::validate::FieldError;
 use crate::validate::structured::OutputSpec;
@@ -68,29 +70,63 @@ pub fn compile(engine: &GenerationEngine, spec: &OutputSpec) -> Result<Constrain
     })
 }
 
-/// `calls` (`(name, arguments)`) written as text, one [`TOOL_CALL_PREFIX`] each.
-pub fn calls_text<'a>(calls: impl IntoIterator<Item = (&'a str, &'a Value)>) -> String {
+/// One tool call: the function's name and its arguments as the JSON text they were written in,
+/// so that a number keeps its digits (a [`Value`] would turn an integer beyond 64 bits into a
+/// rounded float).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub name: String,
+    /// JSON text.
+    pub arguments: String,
+}
+
+impl Call {
+    /// `arguments` must be JSON text.
+    pub fn new(name: impl Into<String>, arguments: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            arguments: arguments.into(),
+        }
+    }
+
+    /// The arguments as a value (for protocols that send them as an object).
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.arguments).unwrap_or(Value::Null)
+    }
+}
+
+/// `calls` written as text, one [`TOOL_CALL_PREFIX`] each.
+pub fn calls_text<'a>(calls: impl IntoIterator<Item = &'a Call>) -> String {
     calls
         .into_iter()
-        .map(|(name, arguments)| {
-            let call = json!({ "name": name, "arguments": arguments });
-            format!("{TOOL_CALL_PREFIX}{call}")
+        .map(|c| {
+            let name = Value::from(c.name.as_str());
+            format!(
+                "{TOOL_CALL_PREFIX}{{\"name\":{name},\"arguments\":{}}}",
+                c.arguments
+            )
         })
         .collect()
 }
 
+/// A call object as written: its arguments are kept as text.
+#[derive(Deserialize)]
+struct CallText<'a> {
+    name: String,
+    #[serde(borrow)]
+    arguments: &'a RawValue,
+}
+
 /// One call object `{"name": …, "arguments": …}` at the start of `text` (after any
 /// whitespace), and the bytes it took.
-fn read_call(text: &str) -> Option<((String, Value), usize)> {
-    let mut de = serde_json::Deserializer::from_str(text).into_iter::<Value>();
-    let v = de.next()?.ok()?;
-    let name = v.get("name")?.as_str()?.to_string();
-    let arguments = v.get("arguments")?.clone();
-    Some(((name, arguments), de.byte_offset()))
+fn read_call(text: &str) -> Option<(Call, usize)> {
+    let mut de = serde_json::Deserializer::from_str(text).into_iter::<CallText>();
+    let c = de.next()?.ok()?;
+    Some((Call::new(c.name, c.arguments.get()), de.byte_offset()))
 }
 
 /// The calls of `text` when it is nothing but calls, each after [`TOOL_CALL_PREFIX`].
-pub fn read_calls(text: &str) -> Option<Vec<(String, Value)>> {
+pub fn read_calls(text: &str) -> Option<Vec<Call>> {
     let mut rest = text.strip_prefix(TOOL_CALL_PREFIX)?;
     let mut calls = Vec::new();
     loop {
@@ -110,13 +146,18 @@ mod tests {
 
     #[test]
     fn calls_round_trip_through_text() {
-        let a = json!({ "id": 7, "note": "<tool_call> inside a string" });
-        let b = json!({});
-        let text = calls_text([("get_order", &a), ("list", &b)]);
-        assert_eq!(
-            read_calls(&text).unwrap(),
-            vec![("get_order".to_string(), a), ("list".to_string(), b)]
-        );
+        let calls = [
+            Call::new(
+                "get_order",
+                r#"{"id":7,"note":"<tool_call> inside a string"}"#,
+            ),
+            Call::new("list", "{}"),
+            // An integer beyond 64 bits keeps its digits.
+            Call::new("big", r#"{"order_id": 37896812804689686123456789}"#),
+        ];
+        let text = calls_text(&calls);
+        assert_eq!(read_calls(&text).unwrap(), calls);
+        assert_eq!(calls[0].value()["id"], 7);
         assert!(read_calls("Hello").is_none());
         assert!(read_calls(&format!("{text} and text")).is_none());
         assert!(read_calls("<tool_call>{\"name\":\"f\"}").is_none());

@@ -40,13 +40,13 @@ pub fn parse(mode: ToolMode, text: &str) -> Option<Vec<ToolCallOut>> {
     Some(
         calls
             .into_iter()
-            .map(|(name, arguments)| ToolCallOut {
+            .map(|call| ToolCallOut {
                 index: None,
                 id: crate::api::openai::wire::new_call_id(),
                 kind: "function",
                 function: FunctionCallOut {
-                    name,
-                    arguments: arguments.to_string(),
+                    name: call.name,
+                    arguments: call.arguments,
                 },
             })
             .collect(),
@@ -146,6 +146,13 @@ mod tests {
         assert!(parse(ToolMode::Auto, r#"{"name":"g","arguments":{}}"#).is_none());
         assert!(parse(ToolMode::Required, r#"{"name":"g","argu"#).is_none());
         assert!(parse(ToolMode::Auto, "Hello").is_none());
+        // The arguments are passed on as written: an integer beyond 64 bits keeps its digits.
+        let big = r#"{"name":"f","arguments":{"order_id":37896812804689686123456789}}"#;
+        let c = parse(ToolMode::Required, big).unwrap();
+        assert_eq!(
+            c[0].function.arguments,
+            r#"{"order_id":37896812804689686123456789}"#
+        );
     }
 
     #[tokio::test]

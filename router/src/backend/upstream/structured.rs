@@ -16,9 +16,10 @@ use std::collections::VecDeque;
 
 use nfai_inference::constrain::{OutputFormat, TOOL_CALL_PREFIX};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use crate::backend::structured::{calls_text, read_calls};
+use crate::backend::structured::{Call, calls_text, read_calls};
 use crate::validate::{ChatMessage, ChatRequest};
 
 /// The protocol a conversation is written for.
@@ -41,16 +42,16 @@ pub struct WireMessage<'a> {
 }
 
 /// Text before the calls, and the calls, of an assistant turn that ends in calls.
-fn split_calls(text: &str) -> Option<(&str, Vec<(String, Value)>)> {
+fn split_calls(text: &str) -> Option<(&str, Vec<Call>)> {
     let at = text.find(TOOL_CALL_PREFIX)?;
     Some((&text[..at], read_calls(&text[at..])?))
 }
 
-/// OpenAI sends arguments as a JSON string.
-fn arguments_string(arguments: Value) -> String {
-    match arguments {
+/// OpenAI sends arguments as a JSON string: the call's text, or the string it holds.
+fn arguments_string(call: Call) -> String {
+    match call.value() {
         Value::String(s) => s,
-        other => other.to_string(),
+        _ => call.arguments,
     }
 }
 
@@ -69,15 +70,16 @@ pub fn messages(messages: &[ChatMessage], dialect: Dialect) -> Vec<WireMessage<'
                 let tool_calls = calls
                     .into_iter()
                     .enumerate()
-                    .map(|(j, (name, arguments))| match dialect {
+                    .map(|(j, call)| match dialect {
                         Dialect::OpenAi => {
                             let id = format!("call_{i}_{j}");
                             open.push_back(id.clone());
+                            let name = call.name.clone();
                             json!({ "id": id, "type": "function",
-                                "function": { "name": name, "arguments": arguments_string(arguments) } })
+                                "function": { "name": name, "arguments": arguments_string(call) } })
                         }
                         Dialect::Ollama => {
-                            json!({ "function": { "name": name, "arguments": arguments } })
+                            json!({ "function": { "name": call.name, "arguments": call.value() } })
                         }
                     })
                     .collect();
@@ -177,26 +179,30 @@ impl<'a> OllamaFields<'a> {
     }
 }
 
-/// Arguments as sent: a JSON string (OpenAI) or an object (Ollama, some servers).
-fn arguments_value(arguments: &Value) -> Value {
+/// Arguments as sent, as JSON text: a JSON string (OpenAI) holding the text, or an object
+/// (Ollama, some servers). A string that is not JSON is kept as a JSON string.
+fn arguments_text(arguments: &Value) -> String {
     match arguments {
-        Value::String(s) => serde_json::from_str(s).unwrap_or_else(|_| arguments.clone()),
-        Value::Null => json!({}),
-        other => other.clone(),
+        Value::String(s) if serde_json::from_str::<&RawValue>(s).is_ok() => s.trim().to_owned(),
+        Value::Null => "{}".to_owned(),
+        other => other.to_string(),
     }
 }
 
 /// The text of `tool_calls` (`[{"function": {"name", "arguments"}}, …]`, OpenAI's or
 /// Ollama's); `None` when there are none.
 fn wire_calls(calls: &[Value]) -> Option<String> {
-    let calls: Vec<(&str, Value)> = calls
+    let calls: Vec<Call> = calls
         .iter()
         .filter_map(|c| {
             let f = c.get("function")?;
-            Some((f.get("name")?.as_str()?, arguments_value(&f["arguments"])))
+            Some(Call::new(
+                f.get("name")?.as_str()?,
+                arguments_text(&f["arguments"]),
+            ))
         })
         .collect();
-    (!calls.is_empty()).then(|| calls_text(calls.iter().map(|(n, a)| (*n, a))))
+    (!calls.is_empty()).then(|| calls_text(&calls))
 }
 
 /// The text of an OpenAI answer's `message.tool_calls`.
@@ -281,8 +287,10 @@ mod tests {
 
     #[test]
     fn earlier_calls_become_tool_calls_answered_in_order() {
-        let a = json!({ "id": 1 });
-        let call = calls_text([("get_order", &a), ("get_order", &json!({ "id": 2 }))]);
+        let call = calls_text(&[
+            Call::new("get_order", r#"{"id":1}"#),
+            Call::new("get_order", r#"{"id":2}"#),
+        ]);
         let msgs = vec![
             ChatMessage::new("user", "Where are orders 1 and 2?"),
             ChatMessage::new("assistant", call),
@@ -306,7 +314,7 @@ mod tests {
         assert_eq!(out[1]["content"], "");
         assert_eq!(
             out[1]["tool_calls"][0],
-            json!({ "function": { "name": "get_order", "arguments": a } })
+            json!({ "function": { "name": "get_order", "arguments": { "id": 1 } } })
         );
         assert!(out[2].get("tool_call_id").is_none());
     }
@@ -351,12 +359,18 @@ mod tests {
         let t = openai_calls(&[json!({ "id": "x", "type": "function",
             "function": { "name": "f", "arguments": "{\"a\":1}" } })])
         .unwrap();
-        assert_eq!(
-            read_calls(&t).unwrap(),
-            vec![("f".into(), json!({ "a": 1 }))]
-        );
+        assert_eq!(read_calls(&t).unwrap(), vec![Call::new("f", r#"{"a":1}"#)]);
         let t = ollama_calls(&[json!({ "function": { "name": "f", "arguments": { "a": 1 } } })]);
-        assert_eq!(read_calls(&t.unwrap()).unwrap()[0].1, json!({ "a": 1 }));
+        assert_eq!(
+            read_calls(&t.unwrap()).unwrap()[0].value(),
+            json!({ "a": 1 })
+        );
+        // OpenAI's string keeps its digits; one that is not JSON stays a string.
+        let big = r#"{"id": 37896812804689686123456789}"#;
+        let t = openai_calls(&[json!({ "function": { "name": "f", "arguments": big } })]);
+        assert_eq!(read_calls(&t.unwrap()).unwrap()[0].arguments, big);
+        let t = openai_calls(&[json!({ "function": { "name": "f", "arguments": "not json" } })]);
+        assert_eq!(read_calls(&t.unwrap()).unwrap()[0].value(), "not json");
         assert!(openai_calls(&[]).is_none());
 
         let mut d = CallDeltas::default();
@@ -367,7 +381,7 @@ mod tests {
         let calls = read_calls(&d.take().unwrap()).unwrap();
         assert_eq!(
             calls,
-            vec![("f".into(), json!({ "a": 1 })), ("g".into(), json!({}))]
+            vec![Call::new("f", r#"{"a":1}"#), Call::new("g", "{}")]
         );
         assert!(d.take().is_none());
     }
