@@ -89,6 +89,16 @@ impl Call {
         }
     }
 
+    /// A call whose arguments came as OpenAI sends them, a string: the JSON text it holds, or
+    /// the string itself (as a JSON string) when it is not JSON.
+    pub fn from_string(name: impl Into<String>, arguments: &str) -> Self {
+        let text = match serde_json::from_str::<&RawValue>(arguments) {
+            Ok(_) => arguments.trim().to_owned(),
+            Err(_) => Value::from(arguments).to_string(),
+        };
+        Self::new(name, text)
+    }
+
     /// The arguments as a value (for protocols that send them as an object).
     pub fn value(&self) -> Value {
         serde_json::from_str(&self.arguments).unwrap_or(Value::Null)
@@ -158,6 +168,11 @@ mod tests {
         let text = calls_text(&calls);
         assert_eq!(read_calls(&text).unwrap(), calls);
         assert_eq!(calls[0].value()["id"], 7);
+        assert_eq!(
+            Call::from_string("f", " {\"a\": 1} ").arguments,
+            "{\"a\": 1}"
+        );
+        assert_eq!(Call::from_string("f", "not json").value(), "not json");
         assert!(read_calls("Hello").is_none());
         assert!(read_calls(&format!("{text} and text")).is_none());
         assert!(read_calls("<tool_call>{\"name\":\"f\"}").is_none());

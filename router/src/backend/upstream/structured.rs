@@ -16,7 +16,6 @@ use std::collections::VecDeque;
 
 use nfai_inference::constrain::{OutputFormat, TOOL_CALL_PREFIX};
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::backend::structured::{Call, calls_text, read_calls};
@@ -179,13 +178,13 @@ impl<'a> OllamaFields<'a> {
     }
 }
 
-/// Arguments as sent, as JSON text: a JSON string (OpenAI) holding the text, or an object
-/// (Ollama, some servers). A string that is not JSON is kept as a JSON string.
-fn arguments_text(arguments: &Value) -> String {
+/// A call with its arguments as sent: a JSON string (OpenAI) or an object (Ollama, some
+/// servers).
+fn wire_call(name: &str, arguments: &Value) -> Call {
     match arguments {
-        Value::String(s) if serde_json::from_str::<&RawValue>(s).is_ok() => s.trim().to_owned(),
-        Value::Null => "{}".to_owned(),
-        other => other.to_string(),
+        Value::String(s) => Call::from_string(name, s),
+        Value::Null => Call::new(name, "{}"),
+        other => Call::new(name, other.to_string()),
     }
 }
 
@@ -196,10 +195,7 @@ fn wire_calls(calls: &[Value]) -> Option<String> {
         .iter()
         .filter_map(|c| {
             let f = c.get("function")?;
-            Some(Call::new(
-                f.get("name")?.as_str()?,
-                arguments_text(&f["arguments"]),
-            ))
+            Some(wire_call(f.get("name")?.as_str()?, &f["arguments"]))
         })
         .collect();
     (!calls.is_empty()).then(|| calls_text(&calls))

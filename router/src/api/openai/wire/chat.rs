@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{SamplingFields, StreamOptions, Usage};
+use crate::backend::structured::{Call, calls_text};
 use crate::validate::{ContentInput, MessageInput, PartInput};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -68,16 +69,13 @@ pub struct FunctionCallIn {
 
 impl From<ChatMessageIn> for MessageInput {
     fn from(m: ChatMessageIn) -> Self {
-        let calls: String = m
+        let calls = m
             .tool_calls
             .unwrap_or_default()
             .iter()
-            .map(|c| {
-                let args = serde_json::from_str(&c.function.arguments)
-                    .unwrap_or(serde_json::Value::String(c.function.arguments.clone()));
-                nfai_models::tool_prompt::tool_call_text(&c.function.name, &args)
-            })
-            .collect();
+            .map(|c| Call::from_string(c.function.name.as_str(), &c.function.arguments))
+            .collect::<Vec<_>>();
+        let calls = calls_text(&calls);
         let content = match m.content {
             None if !calls.is_empty() => ContentInput::Text(calls),
             None => ContentInput::Text(String::new()),
@@ -190,4 +188,33 @@ pub struct Delta<'a> {
     pub content: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCallOut>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_assistant_turn_keeps_its_calls_as_written() {
+        let m: ChatMessageIn = serde_json::from_value(serde_json::json!({
+            "role": "assistant",
+            "content": null,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {
+                    "name": "get_order_status",
+                    "arguments": "{\"order_id\": 37896812804689686123456789}"}},
+                {"id": "call_2", "type": "function", "function": {
+                    "name": "note", "arguments": "not json"}}
+            ]
+        }))
+        .unwrap();
+        let ContentInput::Text(text) = MessageInput::from(m).content else {
+            panic!("calls are text");
+        };
+        assert_eq!(
+            text,
+            "<tool_call>{\"name\":\"get_order_status\",\"arguments\":{\"order_id\": 37896812804689686123456789}}\
+             <tool_call>{\"name\":\"note\",\"arguments\":\"not json\"}"
+        );
+    }
 }
