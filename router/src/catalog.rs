@@ -61,6 +61,20 @@ pub struct SamplingDefaults {
     pub max_tokens: Option<usize>,
 }
 
+impl SamplingDefaults {
+    /// The defaults for a grammar-constrained answer (a response format or a tool call): no
+    /// repetition penalty unless the request sets one. Such an answer copies values out of the
+    /// prompt (order ids, names, phone numbers), which a penalty on recent tokens pushes the
+    /// model away from.
+    pub fn structured(&self) -> Self {
+        Self {
+            repetition_penalty: None,
+            repeat_last_n: None,
+            ..self.clone()
+        }
+    }
+}
+
 /// Where a model's files come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]

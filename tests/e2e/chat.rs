@@ -246,10 +246,12 @@ async fn a_bad_request_timeout_header_is_a_400_naming_it() {
 
 /// The default model's catalog entry samples against loops: greedily, the README's reply draft
 /// ends by itself with the default repetition penalty, and without it (`repetition_penalty: 1`)
-/// the same request repeats contact-field placeholders until its cap.
+/// the same request repeats contact-field placeholders until its cap. A server of its own, so
+/// that no other test's sequence shares its batch.
 #[tokio::test]
 async fn the_default_repetition_penalty_lets_a_greedy_draft_end() {
-    let s = server();
+    let own = start_with(config_args("repetition", ""));
+    let s = &own;
     let req = |extra: Value| {
         let mut r = json!({
             "model": "default",

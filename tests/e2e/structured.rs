@@ -421,3 +421,49 @@ async fn schemas_and_tools_the_engine_cannot_use_are_400s() {
         "{resp}"
     );
 }
+
+/// A structured answer copies values out of the prompt: the catalog's repetition penalty, meant
+/// for free text, does not apply to it (greedy, the default model copies these exactly). A
+/// server of its own: decoded in a batch beside other tests' requests, a near tie of this
+/// small model can go the other way.
+#[tokio::test]
+async fn structured_answers_copy_values_from_the_prompt() {
+    let own = crate::common::start_with(crate::common::config_args("structured-copy", ""));
+    let server = || &own;
+    let mut body = tool_request(json!("required"), false);
+    body["messages"] = json!([{ "role": "user", "content": "Check order #10077 please" }]);
+    body["temperature"] = json!(0);
+    let (status, resp) = post(server(), "/v1/chat/completions", body.clone()).await;
+    assert_eq!(status, 200, "{resp}");
+    let call = &resp["choices"][0]["message"]["tool_calls"][0]["function"];
+    assert_eq!(call["arguments"], r#"{"order_id":10077}"#, "{resp}");
+    // The same request with the penalty set by the request invents digits instead.
+    body["repetition_penalty"] = json!(1.1);
+    body["repeat_last_n"] = json!(64);
+    let (status, resp) = post(server(), "/v1/chat/completions", body).await;
+    assert_eq!(status, 200, "{resp}");
+    assert!(!resp.to_string().contains("10077"), "{resp}");
+
+    let lead = json!({
+        "model": MODEL,
+        "temperature": 0,
+        "messages": [{ "role": "user", "content":
+            "Extract the lead: Hi, I'm Nguyen Van An from Minh Phat Logistics, call me at 0912 345 678." }],
+        "response_format": { "type": "json_schema", "json_schema": { "name": "lead", "schema": {
+            "type": "object",
+            "properties": {
+                "name": { "type": "string" },
+                "company": { "type": "string" },
+                "phone": { "type": "string" }
+            },
+            "required": ["name", "company", "phone"],
+            "additionalProperties": false
+        } } }
+    });
+    let (status, resp) = post(server(), "/v1/chat/completions", lead).await;
+    assert_eq!(status, 200, "{resp}");
+    let v: Value =
+        serde_json::from_str(resp["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(v["name"], "Nguyen Van An", "{v}");
+    assert_eq!(v["phone"], "0912 345 678", "{v}");
+}

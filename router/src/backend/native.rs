@@ -10,6 +10,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use nfai_inference::GenerateRequest;
+use nfai_inference::constrain::Constraint;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::error::BackendError;
@@ -46,11 +47,13 @@ where
         .map_err(|e| BackendError::Internal(format!("request preparation failed: {e}")))?
 }
 
+/// The engine's request; `constraint`: the grammar of a structured answer, if any.
 fn start(
     model: &ChatModel,
     prompt_ids: Vec<u32>,
     opts: &GenerationOptions,
     prompt_param: &str,
+    constraint: Option<Constraint>,
 ) -> Result<GenerateRequest, BackendError> {
     let max_new_tokens = validate::max_new_tokens(
         opts.max_tokens,
@@ -63,10 +66,13 @@ fn start(
     Ok(GenerateRequest {
         prompt_ids,
         max_new_tokens,
-        sampling: opts.sampling.resolve(&model.entry.sampling),
+        sampling: match constraint {
+            None => opts.sampling.resolve(&model.entry.sampling),
+            Some(_) => opts.sampling.resolve(&model.entry.sampling.structured()),
+        },
         stop: opts.stop.clone(),
         ignore_eos: opts.ignore_eos,
-        constraint: None,
+        constraint,
         tenant: crate::context::tenant(),
     })
 }
@@ -119,8 +125,7 @@ impl NativeBackend {
             })
             .await?
         };
-        let mut gen_req = start(&model, prompt_ids, &req.options, "messages")?;
-        gen_req.constraint = constraint;
+        let gen_req = start(&model, prompt_ids, &req.options, "messages", constraint)?;
         submit(&model, gen_req, String::new())
     }
 
@@ -162,7 +167,7 @@ impl NativeBackend {
         // Validate every prompt before queueing any, so a bad one wastes no compute.
         let mut planned = Vec::with_capacity(prepared.len());
         for (ids, echo_text, param) in prepared {
-            planned.push((start(&model, ids, &req.options, &param)?, echo_text));
+            planned.push((start(&model, ids, &req.options, &param, None)?, echo_text));
         }
         planned
             .into_iter()
