@@ -63,12 +63,6 @@ pub fn with_tool_prompt(
     messages
 }
 
-/// A tool call written as text, for an assistant turn in the conversation.
-pub fn tool_call_text(name: &str, arguments: &Value) -> String {
-    let call = serde_json::json!({ "name": name, "arguments": arguments });
-    format!("{TOOL_CALL_TAG}{call}")
-}
-
 /// A tool's result as a user message, for templates without a `tool` role.
 pub fn tool_result_message(content: &str) -> ChatMessage {
     ChatMessage::new("user", format!("Tool result: {content}"))
@@ -124,13 +118,7 @@ mod tests {
     }
 
     #[test]
-    fn calls_and_results_are_written_as_text() {
-        let t = tool_call_text("get_order", &json!({ "id": 7 }));
-        let call: Value = serde_json::from_str(t.strip_prefix(TOOL_CALL_TAG).unwrap()).unwrap();
-        assert_eq!(
-            call,
-            json!({ "name": "get_order", "arguments": { "id": 7 } })
-        );
+    fn results_are_written_as_text() {
         let r = tool_result_message("shipped");
         assert_eq!(
             (r.role.as_str(), r.content.as_str()),

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::backend::structured::{Call, calls_text};
 use crate::validate::{
     self, ContentInput, FieldError, GenerationOptions, KeepAlive, MessageInput, SamplingInput,
 };
@@ -73,15 +74,18 @@ pub struct Message {
 
 impl From<Message> for MessageInput {
     fn from(m: Message) -> Self {
+        let calls: Vec<Call> = m
+            .tool_calls
+            .unwrap_or_default()
+            .iter()
+            .map(|call| {
+                let f = &call["function"];
+                let name = f["name"].as_str().unwrap_or_default();
+                Call::new(name, f["arguments"].to_string())
+            })
+            .collect();
         let mut content = m.content;
-        for call in m.tool_calls.unwrap_or_default() {
-            let f = &call["function"];
-            let name = f["name"].as_str().unwrap_or_default();
-            content.push_str(&nfai_models::tool_prompt::tool_call_text(
-                name,
-                &f["arguments"],
-            ));
-        }
+        content.push_str(&calls_text(&calls));
         MessageInput {
             role: m.role,
             content: ContentInput::Text(content),
@@ -281,4 +285,26 @@ pub struct ModelList<T> {
 #[derive(Debug, Serialize)]
 pub struct Version {
     pub version: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_assistant_turn_writes_its_calls_as_text() {
+        let m: Message = serde_json::from_value(serde_json::json!({
+            "role": "assistant",
+            "tool_calls": [{"function": {"name": "get_order", "arguments": {"id": 7}}}]
+        }))
+        .unwrap();
+        let ContentInput::Text(text) = MessageInput::from(m).content else {
+            panic!("calls are text");
+        };
+        let call: Value = serde_json::from_str(text.strip_prefix("<tool_call>").unwrap()).unwrap();
+        assert_eq!(
+            call,
+            serde_json::json!({ "name": "get_order", "arguments": { "id": 7 } })
+        );
+    }
 }

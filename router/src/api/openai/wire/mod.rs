@@ -2,7 +2,8 @@
 //!
 //! Requests keep every field the SDKs may send, so that a field we do not support is refused by
 //! name instead of being silently ignored. Extension fields (`top_k`, `repetition_penalty`,
-//! `repeat_last_n`, `ignore_eos`) are accepted too. The conversions into `crate::validate`'s inputs are here.
+//! `repeat_last_n`, `ignore_eos`) are accepted too. The conversions into `crate::validate`'s
+//! inputs are here.
 
 pub mod chat;
 pub mod completions;
