@@ -2,19 +2,19 @@
 //!
 //! JSON is generated compactly (no free whitespace between tokens: `whitespace_flexible` off),
 //! which keeps a small model from spending its tokens on runs of spaces and makes every object
-//! end. Object schemas that name their properties are closed to other keys first
-//! ([`super::closed`]). A tool call is one JSON object `{"name": <one of the tool names>, "arguments": <that
-//! tool's parameters schema>}`; when the model may answer in text instead (`tool_choice`
-//! `auto`), the output is either text that does not start with `<`, or [`TOOL_CALL_PREFIX`]
-//! followed by such an object. With parallel calls allowed (`parallel_tool_calls: true`), more
-//! calls may follow, each after a line break and
+//! end. Schemas are narrowed first ([`super::narrow`]): objects that name their properties are
+//! closed to other keys, and integers are bounded. A tool call is one JSON object
+//! `{"name": <one of the tool names>, "arguments": <that tool's parameters schema>}`; when the
+//! model may answer in text instead (`tool_choice` `auto`), the output is either text that does
+//! not start with `<`, or [`TOOL_CALL_PREFIX`] followed by such an object. With parallel calls
+//! allowed (`parallel_tool_calls: true`), more calls may follow, each after a line break and
 //! [`TOOL_CALL_PREFIX`]; under `required` the first call's marker is optional. A compact JSON
 //! call has no raw line break, so the calls split unambiguously.
 
 use llguidance::api::TopLevelGrammar;
 use serde_json::{Value, json};
 
-use super::closed::closed;
+use super::narrow::narrowed;
 
 /// What marks a tool call in an output that may also be text.
 pub const TOOL_CALL_PREFIX: &str = "<tool_call>";
@@ -53,10 +53,10 @@ fn options() -> Value {
     json!({ "whitespace_flexible": false, "item_separator": ",", "key_separator": ":" })
 }
 
-/// `schema`, [`closed`], with llguidance's options added (an object schema) or wrapped (`true`,
+/// `schema`, [`narrowed`], with llguidance's options added (an object schema) or wrapped (`true`,
 /// `{}`).
 fn with_options(schema: &Value) -> Value {
-    match closed(schema) {
+    match narrowed(schema) {
         Value::Object(mut map) => {
             map.insert("x-guidance".into(), options());
             Value::Object(map)

@@ -17,8 +17,8 @@
 //!   sequence finishes without another forward pass; a parallel tool answer also ends at its
 //!   first repeated call ([`repeat`]).
 
-mod closed;
 mod grammar;
+mod narrow;
 mod repeat;
 mod vocab;
 

@@ -277,6 +277,31 @@ fn one_call_grammars_refuse_a_second_call() {
 }
 
 #[test]
+fn an_integer_without_bounds_ends_within_the_safe_range() {
+    let (_dir, e) = engine();
+    let format = OutputFormat::JsonSchema(json!({
+        "type": "object",
+        "properties": { "order_id": { "type": "integer" } },
+        "required": ["order_id"]
+    }));
+    let max = r#"{"order_id":9007199254740991}"#;
+    let min = r#"{"order_id":-9007199254740991}"#;
+    for (text, ok) in [
+        (r#"{"order_id":4521}"#, true),
+        (max, true),
+        (min, true),
+        (r#"{"order_id":9007199254740992}"#, false),
+        (r#"{"order_id":45214521452145214521}"#, false),
+    ] {
+        assert_eq!(
+            accepts(&mut e.constrain(&format).unwrap(), text),
+            ok,
+            "{text}"
+        );
+    }
+}
+
+#[test]
 fn schemas_the_engine_cannot_compile_are_refused() {
     let (_dir, e) = engine();
     for bad in [
