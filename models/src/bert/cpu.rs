@@ -65,8 +65,9 @@ pub(super) struct CpuEncoder {
 }
 
 impl CpuEncoder {
-    /// Copies the weights of a CPU encoder out of its tensors; `bf16` rounds the linear
-    /// layers' weights to bf16 where [`super::bf16_gemm`] holds.
+    /// Copies the weights of a CPU encoder out of its tensors; `use_bf16` holds the linear
+    /// layers' weights in reduced precision where [`DenseLinear::new`] allows it (bf16 where
+    /// [`super::bf16_gemm`] holds).
     pub(super) fn new(enc: &Encoder, use_bf16: bool) -> Result<Self> {
         let layers = enc
             .layers
@@ -166,12 +167,12 @@ impl CpuEncoder {
         v
     }
 
-    /// Whether the linear layers hold bf16 weights.
-    pub(super) fn bf16(&self) -> bool {
+    /// Whether the linear layers hold reduced-precision weights (bf16 or 8 bits).
+    pub(super) fn reduced(&self) -> bool {
         self.layers.iter().any(|l| {
             [&l.qkv, &l.attn_out, &l.intermediate, &l.output]
                 .iter()
-                .any(|lin| lin.is_bf16())
+                .any(|lin| lin.is_reduced())
         })
     }
 
@@ -201,7 +202,8 @@ fn flat(t: &Tensor) -> Result<Vec<f32>> {
     Ok(t.flatten_all()?.to_vec1()?)
 }
 
-/// The CPU form of `l`, in bf16 when `use_bf16` is set and [`DenseLinear::new`] allows it.
+/// The CPU form of `l`, in reduced precision when `use_bf16` is set and [`DenseLinear::new`]
+/// allows it.
 fn dense(l: &Linear, use_bf16: bool) -> Result<DenseLinear> {
     let (k, n) = l.weight_t.dims2()?;
     Ok(DenseLinear::new(

