@@ -11,13 +11,18 @@ Per model, alternating the two engines:
      the other, each with a prompt of about 20 tokens that starts differently (so that neither
      prompt cache helps) and exactly 32 new tokens (temperature 0, ignore_eos); p50 of the
      end-to-end times. A chat model is asked through /v1/chat/completions, a base model (Gemma 3
-     270M has no chat template) through /v1/completions.
+     270M has no chat template) through /v1/completions;
+  4. aggregate decode of 8 clients at once over HTTP: llama-server with 8 slots (`-np 8`) and
+     `nfai serve` with the model's `max_concurrent` at 8, each round 8 requests sent together
+     (prompts as in 3, exactly 128 new tokens each), rounds alternated; generated tokens of a
+     round ÷ its wall time, averaged over `-r` rounds.
 
     python3 benches/scripts/llm_side_by_side.py --llama-bin DIR --nfai-bench BIN --nfai BIN \
         --model gemma=PATH --model smollm2=PATH [-t 2] [-r 3] [-n 20]
 """
 
 import argparse
+import concurrent.futures
 import json
 import os
 import re
@@ -118,10 +123,10 @@ def wait_ready(url, proc, what, timeout=180):
     raise SystemExit(f"{what} not ready after {timeout} s")
 
 
-def request_body(model_id, chat, i):
+def request_body(model_id, chat, i, new_tokens=32):
     """The i-th request: a ~20-token prompt whose first words differ between requests."""
     text = f"Ticket {1000 + i}: the customer asks when invoice {4521 + i} will be paid."
-    body = {"model": model_id, "max_tokens": 32, "temperature": 0, "ignore_eos": True}
+    body = {"model": model_id, "max_tokens": new_tokens, "temperature": 0, "ignore_eos": True}
     if chat:
         body["messages"] = [{"role": "system", "content": "Reply briefly."},
                             {"role": "user", "content": text}]
@@ -130,50 +135,115 @@ def request_body(model_id, chat, i):
     return body
 
 
+def start_llama_server(a, name, gguf, slots):
+    """llama-server on a free port with `slots` parallel slots of 1,024 tokens or more each."""
+    port = free_port()
+    log_file = open(os.path.join(a.tmp, f"llama-server-{name}-np{slots}.log"), "w")
+    cmd = [os.path.join(a.llama_bin, "llama-server"), "-m", gguf, "-t", str(a.threads),
+           "-c", str(max(4096, 1024 * slots)), "-np", str(slots), "--port", str(port),
+           "--host", "127.0.0.1"]
+    log("$ " + " ".join(cmd))
+    server = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url + "/health", server, "llama-server")
+    except BaseException:
+        stop(server)
+        raise
+    return server, url
+
+
+def stop(proc):
+    proc.terminate()
+    proc.wait()
+
+
+def endpoints(name, llama_url, nfai_url):
+    path = "/v1/chat/completions" if MODELS[name][1] else "/v1/completions"
+    return {"llama.cpp": llama_url + path, "nfai": nfai_url + path}
+
+
+def ask(who, url, body, new_tokens):
+    """One request; its time and usage, checked to hold exactly `new_tokens` new tokens."""
+    if who == "llama.cpp":
+        body["cache_prompt"] = False
+    t, data = post(url, body)
+    usage = data.get("usage", {})
+    if usage.get("completion_tokens") != new_tokens:
+        raise SystemExit(f"{who} answered {usage} instead of {new_tokens} new tokens")
+    return t, usage
+
+
 def http_latency(a, name, gguf, nfai_url):
     """p50 seconds and prompt tokens of llama-server and nfai, requests alternated."""
     model_id, chat = MODELS[name]
-    port = free_port()
-    log_file = open(os.path.join(a.tmp, f"llama-server-{name}.log"), "w")
-    cmd = [os.path.join(a.llama_bin, "llama-server"), "-m", gguf, "-t", str(a.threads),
-           "-c", "4096", "-np", "1", "--port", str(port), "--host", "127.0.0.1"]
-    log("$ " + " ".join(cmd))
-    server = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)
+    server, llama_url = start_llama_server(a, name, gguf, 1)
     try:
-        llama_url = f"http://127.0.0.1:{port}"
-        wait_ready(llama_url + "/health", server, "llama-server")
-        path = "/v1/chat/completions" if chat else "/v1/completions"
-        ends = {"llama.cpp": llama_url + path, "nfai": nfai_url + path}
+        ends = endpoints(name, llama_url, nfai_url)
         times = {k: [] for k in ends}
         prompt_tokens = {}
         for i in range(-a.warmup, a.requests):
             for who, url in ends.items():
                 body = request_body(model_id, chat, i + a.warmup + 1)
-                if who == "llama.cpp":
-                    body["cache_prompt"] = False
-                t, data = post(url, body)
-                usage = data.get("usage", {})
-                if usage.get("completion_tokens") != 32:
-                    raise SystemExit(f"{who} answered {usage} instead of 32 new tokens")
+                t, usage = ask(who, url, body, 32)
                 prompt_tokens[who] = usage.get("prompt_tokens")
                 if i >= 0:
                     times[who].append(t)
         return {k: statistics.median(v) for k, v in times.items()}, prompt_tokens
     finally:
-        server.terminate()
-        server.wait()
-        log_file.close()
+        stop(server)
 
 
-def start_nfai(a):
+def http_aggregate(a, name, gguf, nfai_url, clients=8, new_tokens=128):
+    """Generated tokens per second of `clients` requests sent together, llama-server with as
+    many slots against nfai, rounds alternated (one warm-up round each first)."""
+    model_id, chat = MODELS[name]
+    server, llama_url = start_llama_server(a, name, gguf, clients)
+    try:
+        ends = endpoints(name, llama_url, nfai_url)
+        rates = {k: [] for k in ends}
+        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+            for r in range(-1, a.reps):
+                for who, url in ends.items():
+                    bodies = [request_body(model_id, chat, 100 * (r + 2) + c, new_tokens)
+                              for c in range(clients)]
+                    start = time.perf_counter()
+                    done = list(pool.map(lambda b: ask(who, url, b, new_tokens), bodies))
+                    wall = time.perf_counter() - start
+                    if r >= 0:
+                        rates[who].append(len(done) * new_tokens / wall)
+        return {k: statistics.mean(v) for k, v in rates.items()}
+    finally:
+        stop(server)
+
+
+def slots_config(a, slots):
+    """A config file whose `[[models]]` are the catalog's entries of the models compared, with
+    `max_concurrent = slots`."""
+    with open(a.catalog) as f:
+        catalog = f.read()
+    ids = {MODELS[n][0] for n, _ in a.models}
+    blocks = [b for b in catalog.split("[[models]]\n")[1:]
+              if re.search(r'^id = "([^"]+)"', b, re.M).group(1) in ids]
+    text = "".join("[[models]]\n" + re.sub(r"^max_concurrent = \d+", f"max_concurrent = {slots}",
+                                           b, flags=re.M) for b in blocks)
+    path = os.path.join(a.tmp, f"nfai-{slots}-slots.toml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def start_nfai(a, config=None):
     port = free_port()
     data_dir = os.path.join(a.tmp, "nfai-data")
     os.makedirs(data_dir, exist_ok=True)
     serve = ",".join(MODELS[n][0] for n, _ in a.models)
     cmd = [a.nfai, "serve", "--port", str(port), "--threads", str(a.threads), "--serve", serve,
            "--no-fetch", "--data-dir", data_dir, "--keep-alive=-1"]
+    if config:
+        cmd += ["--config", config]
     log("$ " + " ".join(cmd))
-    log_file = open(os.path.join(a.tmp, "nfai-serve.log"), "w")
+    log_file = open(os.path.join(a.tmp, f"nfai-serve-{port}.log"), "w")
     proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     wait_ready(url + "/ready", proc, "nfai serve")
@@ -206,6 +276,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--llama-isa", default=os.environ.get("LLAMA_CPP_ISA", "native"))
     ap.add_argument("--profile", default=os.environ.get("PROFILE", "dev"))
+    ap.add_argument("--catalog", default=os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "router", "catalog.toml"),
+        help="the model catalog whose entries the 8-slot nfai config copies")
     a = ap.parse_args()
     a.models = [tuple(m.split("=", 1)) for m in a.model]
     for name, path in a.models:
@@ -240,15 +313,24 @@ def main():
             rows.append((name, f"HTTP {kind} p50 ms, 32 new", p50["llama.cpp"] * 1000,
                          p50["nfai"] * 1000, False))
     finally:
-        nfai_proc.terminate()
-        nfai_proc.wait()
+        stop(nfai_proc)
+
+    nfai_proc, nfai_url = start_nfai(a, slots_config(a, 8))
+    try:
+        for name, gguf in a.models:
+            agg = http_aggregate(a, name, gguf, nfai_url)
+            rows.append((name, "HTTP 8 clients at once (8 slots), 128 new each, aggregate",
+                         agg["llama.cpp"], agg["nfai"], True))
+    finally:
+        stop(nfai_proc)
 
     cpu, flags = cpu_model()
     print(f"CPU: {cpu}, {os.cpu_count()} logical CPUs; flags: {flags}")
     print(f"llama.cpp build: {a.llama_isa}; nfai kernels: "
           f"{os.environ.get('NFAI_KERNELS', 'fastest available')}; nfai profile: {a.profile}; "
           f"{a.threads} threads; llama-bench/nfai bench reps: {a.reps}; HTTP: p50 of "
-          f"{a.requests} requests each, alternated")
+          f"{a.requests} requests each, alternated; HTTP aggregate: mean of {a.reps} rounds each, "
+          f"alternated")
     for name, p in prompts.items():
         print(f"HTTP prompt tokens ({name}): llama.cpp {p.get('llama.cpp')}, nfai {p.get('nfai')}")
     print()
