@@ -2,8 +2,9 @@
 # nfai's native engines beside their peers, in one run on the same files, CPU and threads:
 #   1. the language models (Gemma 3 270M Q4_K_M and SmolLM2-135M-Instruct Q4_1) beside llama.cpp
 #      (built from the PyPI sdist by scripts/llama-cpp-build.sh): llama-bench pp128/tg128,
-#      llama-batched-bench at batch 1/4/8 and warm HTTP requests to llama-server, against nfai's
-#      bench example (benches/examples/bench.rs) and `nfai serve`, alternating; one table with
+#      llama-batched-bench at batch 1/4/8, warm HTTP requests to llama-server one at a time and
+#      8 at once (its 8 slots against nfai's max_concurrent 8), against nfai's bench example
+#      (benches/examples/bench.rs) and `nfai serve`, alternating; one table with
 #      ratios, the CPU model and the instruction sets (benches/scripts/llm_side_by_side.py);
 #   2. all-MiniLM-L6-v2 beside sentence-transformers on PyTorch in a throwaway venv (.venv-st,
 #      git-ignored).
