@@ -424,6 +424,38 @@ mod tests {
         (blocks, dense)
     }
 
+    /// One output of a tile test, computed in f64: the product of the quantised operands
+    /// (`want`), of the unquantised ones (`exact`), the sum of the products' magnitudes, and
+    /// how far quantisation may move the exact product.
+    #[derive(Clone, Copy)]
+    struct Sums {
+        want: f64,
+        exact: f64,
+        magnitude: f64,
+        rounding: f64,
+    }
+
+    impl Sums {
+        /// `got` equals the quantised product to `tol` (relative to the magnitude), and the
+        /// exact one within the rounding bound.
+        fn check(&self, at: &str, got: f64, tol: f64) {
+            let Self {
+                want,
+                exact,
+                magnitude,
+                rounding,
+            } = *self;
+            assert!(
+                (got - want).abs() <= tol * (1.0 + magnitude),
+                "{at}: {got} vs {want}"
+            );
+            assert!(
+                (got - exact).abs() <= rounding + tol * (1.0 + magnitude),
+                "{at}: {got} vs {exact}"
+            );
+        }
+    }
+
     #[test]
     fn q4_gemm_matches_the_quantised_product() {
         if !super::super::f32_avx2::available() {
@@ -475,16 +507,14 @@ mod tests {
                         // Rounding to 8 bits moves an activation by at most half its step.
                         rounding += wi.abs() * f64::from(a.scale[blk]) / 2.0;
                     }
-                    let got = f64::from(out[r * n + j]);
                     let at = format!("{m}×{k}×{n} ({r}, {j})");
-                    assert!(
-                        (got - want).abs() <= 1e-5 * (1.0 + magnitude),
-                        "{at}: {got} vs {want}"
-                    );
-                    assert!(
-                        (got - exact).abs() <= rounding + 1e-5 * (1.0 + magnitude),
-                        "{at}: {got} vs {exact}"
-                    );
+                    let sums = Sums {
+                        want,
+                        exact,
+                        magnitude,
+                        rounding,
+                    };
+                    sums.check(&at, f64::from(out[r * n + j]), 1e-5);
                 }
             }
         }
@@ -539,16 +569,14 @@ mod tests {
                     let exact: f64 = (0..k)
                         .map(|i| f64::from(x[r * k + i]) * f64::from(dense[i * n + j]))
                         .sum();
-                    let got = f64::from(out[r * n + j]);
                     let at = format!("{m}×{k}×{n} ({r}, {j})");
-                    assert!(
-                        (got - want).abs() <= 1e-4 * (1.0 + magnitude),
-                        "{at}: {got} vs {want}"
-                    );
-                    assert!(
-                        (got - exact).abs() <= rounding + 1e-4 * (1.0 + magnitude),
-                        "{at}: {got} vs {exact}"
-                    );
+                    let sums = Sums {
+                        want,
+                        exact,
+                        magnitude,
+                        rounding,
+                    };
+                    sums.check(&at, f64::from(out[r * n + j]), 1e-4);
                 }
             }
         }
