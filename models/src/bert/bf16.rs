@@ -21,23 +21,15 @@ const NR: usize = 4;
 const KC: usize = 128;
 
 /// Whether the encoder's GEMMs run in BF16: the AVX-512 kernels are in use (see
-/// [`kernels`]), the CPU has AVX-512 BF16, and [`reduced_allowed`] holds.
+/// [`kernels`]), the CPU has AVX-512 BF16, and [`super::reduced_allowed`] holds.
 pub(super) fn enabled() -> bool {
     static ENABLED: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
         kernels() == Kernels::Avx512
             && std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512bf16")
-            && reduced_allowed()
+            && super::reduced_allowed()
     });
     *ENABLED
-}
-
-/// Whether f32 encoder weights may be held in reduced precision (bf16 here, 8 bits on AVX-512
-/// CPUs without BF16; see `super::linear`): `NFAI_EMBED_BF16` is not `0`.
-pub(super) fn reduced_allowed() -> bool {
-    static ALLOWED: std::sync::LazyLock<bool> =
-        std::sync::LazyLock::new(|| std::env::var("NFAI_EMBED_BF16").ok().as_deref() != Some("0"));
-    *ALLOWED
 }
 
 /// A `[k, n]` weight matrix in bf16: strip `s` holds columns `16s..16s + 16` as

@@ -44,14 +44,14 @@ pub(crate) struct DenseLinear {
 
 impl DenseLinear {
     /// The layer of the row-major `[k, n]` matrix `w` (`Wᵀ`) and `n` biases. When `reduced`
-    /// is set and [`bf16::reduced_allowed`] holds: in bf16 where [`bf16::enabled`] holds and
+    /// is set and [`super::reduced_allowed`] holds: in bf16 where [`bf16::enabled`] holds and
     /// `n` is a multiple of 16, else in 8 bits where [`q4_avx2::PackedQ::from_f32_q8`] takes
     /// it. Otherwise in f32 strips where [`f32_avx2::enabled`] holds and `n` is a multiple of 8.
     pub(crate) fn new(w: Vec<f32>, k: usize, n: usize, bias: Vec<f32>, reduced: bool) -> Self {
         debug_assert_eq!((w.len(), bias.len()), (k * n, n));
         #[cfg(target_arch = "x86_64")]
         let q8 = || {
-            (reduced && bf16::reduced_allowed())
+            (reduced && super::reduced_allowed())
                 .then(|| q4_avx2::PackedQ::from_f32_q8(&w, k, n))
                 .flatten()
         };

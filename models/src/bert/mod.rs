@@ -49,6 +49,16 @@ pub(crate) fn bf16_gemm() -> bool {
     false
 }
 
+/// Whether f32 encoder weights may be held in reduced precision: bf16 on CPUs with AVX-512
+/// BF16 (`bf16.rs`), else 8 bits under nfai's AVX-512 kernels (`linear.rs`). `NFAI_EMBED_BF16=0`
+/// keeps them in f32.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn reduced_allowed() -> bool {
+    static ALLOWED: std::sync::LazyLock<bool> =
+        std::sync::LazyLock::new(|| std::env::var("NFAI_EMBED_BF16").ok().as_deref() != Some("0"));
+    *ALLOWED
+}
+
 /// Whether encoders multiply 4-bit weights with 8-bit activations in register tiles on this
 /// CPU (AVX2 and FMA; see `q4_avx2.rs`): multilingual-e5's layers do, for passes of many
 /// tokens.
@@ -77,7 +87,7 @@ pub fn cpu_gemm() -> &'static str {
         return "bf16-avx512";
     }
     #[cfg(target_arch = "x86_64")]
-    if q4_avx512::enabled() && bf16::reduced_allowed() {
+    if q4_avx512::enabled() && reduced_allowed() {
         return "int8-avx512-vnni-tiles";
     }
     #[cfg(target_arch = "x86_64")]
