@@ -58,28 +58,14 @@ impl PackedQ {
             return None;
         }
         let nb = k / QK;
-        let mut data = vec![0u8; n / STRIP * nb * PACKED_BLOCK];
-        for (s, strip) in data.chunks_exact_mut(nb * PACKED_BLOCK).enumerate() {
-            for (b, dst) in strip.chunks_exact_mut(PACKED_BLOCK).enumerate() {
-                let (values, scales) = dst.split_at_mut(QK * STRIP);
-                for j in 0..STRIP {
-                    let src = &blocks[((s * STRIP + j) * nb + b) * Q4_0_BYTES..][..Q4_0_BYTES];
-                    let d = half::f16::from_bits(u16::from_le_bytes([src[0], src[1]])).to_f32();
-                    scales[4 * j..4 * j + 4].copy_from_slice(&d.to_ne_bytes());
-                    for i in 0..QK {
-                        let byte = src[2 + i % (QK / 2)];
-                        let q = if i < QK / 2 { byte & 0x0f } else { byte >> 4 };
-                        values[i / 4 * 32 + j * 4 + i % 4] = q;
-                    }
-                }
+        Some(Self::pack(n, k, 8, |col, b, values| {
+            let src = &blocks[(col * nb + b) * Q4_0_BYTES..][..Q4_0_BYTES];
+            for (i, v) in values.iter_mut().enumerate() {
+                let byte = src[2 + i % (QK / 2)];
+                *v = if i < QK / 2 { byte & 0x0f } else { byte >> 4 };
             }
-        }
-        Some(Self {
-            data,
-            k,
-            n,
-            zero: 8,
-        })
+            half::f16::from_bits(u16::from_le_bytes([src[0], src[1]])).to_f32()
+        }))
     }
 
     /// Quantises the row-major `[k, n]` f32 matrix `w` per block of 32 inputs of a column to 8
@@ -95,31 +81,43 @@ impl PackedQ {
         {
             return None;
         }
+        Some(Self::pack(n, k, 128, |col, b, values| {
+            let w = |i: usize| w[(b * QK + i) * n + col];
+            let d = (0..QK).map(|i| w(i).abs()).fold(0f32, f32::max) / 127.0;
+            let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+            for (i, v) in values.iter_mut().enumerate() {
+                // |round(w / d)| ≤ 127, so the stored byte is 1..=255.
+                let q = (w(i) * inv).round().clamp(-127.0, 127.0) as i32;
+                *v = (q + 128) as u8;
+            }
+            d
+        }))
+    }
+
+    /// `n` columns of `k` inputs laid out in strips: `block(col, b, values)` writes the 32
+    /// stored bytes (signed value + `zero`) of column `col`'s block `b` and returns its scale.
+    fn pack(
+        n: usize,
+        k: usize,
+        zero: u8,
+        block: impl Fn(usize, usize, &mut [u8; QK]) -> f32,
+    ) -> Self {
         let nb = k / QK;
         let mut data = vec![0u8; n / STRIP * nb * PACKED_BLOCK];
+        let mut values = [0u8; QK];
         for (s, strip) in data.chunks_exact_mut(nb * PACKED_BLOCK).enumerate() {
             for (b, dst) in strip.chunks_exact_mut(PACKED_BLOCK).enumerate() {
-                let (values, scales) = dst.split_at_mut(QK * STRIP);
+                let (packed, scales) = dst.split_at_mut(QK * STRIP);
                 for j in 0..STRIP {
-                    let col = |i: usize| w[(b * QK + i) * n + s * STRIP + j];
-                    let amax = (0..QK).map(|i| col(i).abs()).fold(0f32, f32::max);
-                    let d = amax / 127.0;
-                    let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+                    let d = block(s * STRIP + j, b, &mut values);
                     scales[4 * j..4 * j + 4].copy_from_slice(&d.to_ne_bytes());
-                    for i in 0..QK {
-                        // |round(w / d)| ≤ 127, so the stored byte is 1..=255.
-                        let q = (col(i) * inv).round().clamp(-127.0, 127.0) as i32;
-                        values[i / 4 * 32 + j * 4 + i % 4] = (q + 128) as u8;
+                    for (i, &v) in values.iter().enumerate() {
+                        packed[i / 4 * 32 + j * 4 + i % 4] = v;
                     }
                 }
             }
         }
-        Some(Self {
-            data,
-            k,
-            n,
-            zero: 128,
-        })
+        Self { data, k, n, zero }
     }
 
     /// What the stored bytes add to the signed values (see [`QuantRows::new`]).
